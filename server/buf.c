@@ -1,0 +1,99 @@
+/* buf.c: growable, capped byte buffer. */
+#include "buf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+void buf_init(buf_t *b, size_t max) {
+  b->data = NULL;
+  b->len = 0;
+  b->cap = 0;
+  b->max = max;
+}
+
+void buf_free(buf_t *b) {
+  free(b->data);
+  b->data = NULL;
+  b->len = 0;
+  b->cap = 0;
+}
+
+int buf_reserve(buf_t *b, size_t n) {
+  if (b->cap - b->len >= n)
+    return 0;
+  if (n > b->max || b->len > b->max - n)
+    return -1;
+  size_t need = b->len + n;
+  size_t cap = b->cap ? b->cap : 256;
+  while (cap < need)
+    cap = cap > b->max / 2 ? b->max : cap * 2;
+  if (cap < need)
+    cap = need;
+  char *p = realloc(b->data, cap);
+  if (p == NULL)
+    return -1;
+  b->data = p;
+  b->cap = cap;
+  return 0;
+}
+
+int buf_append(buf_t *b, const void *p, size_t n) {
+  if (n == 0)
+    return 0;
+  if (buf_reserve(b, n) != 0)
+    return -1;
+  memcpy(b->data + b->len, p, n);
+  b->len += n;
+  return 0;
+}
+
+int buf_vprintf(buf_t *b, const char *fmt, va_list ap) {
+  va_list ap2;
+  va_copy(ap2, ap);
+  char small[256];
+  int n = vsnprintf(small, sizeof small, fmt, ap2);
+  va_end(ap2);
+  if (n < 0)
+    return -1;
+  if ((size_t)n < sizeof small)
+    return buf_append(b, small, (size_t)n);
+  if (buf_reserve(b, (size_t)n + 1) != 0)
+    return -1;
+  vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+  b->len += (size_t)n;
+  return 0;
+}
+
+int buf_printf(buf_t *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int r = buf_vprintf(b, fmt, ap);
+  va_end(ap);
+  return r;
+}
+
+size_t fmt_u64(char *out, unsigned long long v) {
+  char tmp[20];
+  size_t n = 0;
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  for (size_t i = 0; i < n; i++)
+    out[i] = tmp[n - 1 - i];
+  return n;
+}
+
+int buf_append_u64(buf_t *b, unsigned long long v) {
+  char tmp[20];
+  return buf_append(b, tmp, fmt_u64(tmp, v));
+}
+
+void buf_consume(buf_t *b, size_t n) {
+  if (n >= b->len) {
+    b->len = 0;
+    return;
+  }
+  memmove(b->data, b->data + n, b->len - n);
+  b->len -= n;
+}

@@ -1,0 +1,40 @@
+/* buf.h: a growable byte buffer with a hard cap, used for request storage and
+ * response output. Every append can fail (cap reached or out of memory). */
+#ifndef LOOPD_BUF_H
+#define LOOPD_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+typedef struct buf {
+  char *data;
+  size_t len;
+  size_t cap;
+  size_t max; /* hard cap on cap; appends beyond it fail */
+} buf_t;
+
+/* Caller-owned storage; allocates nothing until the first append. */
+void buf_init(buf_t *b, size_t max);
+/* Frees the storage; the buffer stays usable (empty). */
+void buf_free(buf_t *b);
+/* Makes room for n more bytes. Returns 0, or -1 when over max or out of memory. */
+int buf_reserve(buf_t *b, size_t n);
+int buf_append(buf_t *b, const void *p, size_t n);
+int buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int buf_vprintf(buf_t *b, const char *fmt, va_list ap);
+/* Appends the decimal form of v. */
+int buf_append_u64(buf_t *b, unsigned long long v);
+/* Drops the first n bytes. */
+void buf_consume(buf_t *b, size_t n);
+
+static inline int buf_append_str(buf_t *b, const char *s) {
+  return buf_append(b, s, strlen(s));
+}
+
+static inline void buf_reset(buf_t *b) { b->len = 0; }
+
+/* Writes the decimal form of v into out (at least 20 bytes); returns its length. */
+size_t fmt_u64(char *out, unsigned long long v);
+
+#endif

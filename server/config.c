@@ -1,0 +1,399 @@
+/* config.c: the key table and everything that reads it. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define OFF(field) offsetof(config_t, field)
+#define KIB 1024LL
+#define MIB (1024LL * 1024)
+#define GIB (1024LL * 1024 * 1024)
+#define HOUR_MS 3600000LL
+
+static const char *const mode_names[] = {"event", "threads", NULL};
+static const char *const format_names[] = {"text", "json", NULL};
+
+static const config_key_t keys[] = {
+    {"server.listen", CFG_ADDR, "127.0.0.1:8080", 0, CONFIG_STR_MAX - 1, OFF(server.listen), NULL,
+     "address to listen on: HOST:PORT, [V6]:PORT; port 0 picks a free port"},
+    {"server.mode", CFG_ENUM, "event", 0, 0, OFF(server.mode), mode_names,
+     "event (libuv loops) or threads (one thread per connection)"},
+    {"server.loops", CFG_INT_AUTO, "1", 1, 64, OFF(server.loops), NULL,
+     "event loops, each on its own thread and SO_REUSEPORT listener; auto = usable cores"},
+    {"server.backlog", CFG_INT, "511", 1, 65535, OFF(server.backlog), NULL, "listen backlog"},
+    {"server.max_connections", CFG_INT, "10000", 1, 1000000, OFF(server.max_connections), NULL,
+     "open connections beyond this get 503 and are closed at once"},
+    {"server.shutdown_timeout_ms", CFG_INT, "10000", 0, HOUR_MS, OFF(server.shutdown_timeout_ms),
+     NULL, "drain deadline after SIGTERM/SIGINT"},
+    {"limits.max_request_line_bytes", CFG_SIZE, "8192", 64, MIB, OFF(limits.max_request_line_bytes),
+     NULL, "longer request line: 414"},
+    {"limits.max_header_bytes", CFG_SIZE, "16384", 256, 16 * MIB, OFF(limits.max_header_bytes), NULL,
+     "larger header section: 431"},
+    {"limits.max_body_bytes", CFG_SIZE, "1048576", 0, 64 * GIB, OFF(limits.max_body_bytes), NULL,
+     "larger body, declared or received: 413"},
+    {"limits.header_timeout_ms", CFG_INT, "10000", 1, HOUR_MS, OFF(limits.header_timeout_ms), NULL,
+     "headers not complete this long after the first byte: 408, close"},
+    {"limits.body_timeout_ms", CFG_INT, "10000", 1, HOUR_MS, OFF(limits.body_timeout_ms), NULL,
+     "no body bytes for this long: 408, close; also the send timeout"},
+    {"limits.idle_timeout_ms", CFG_INT, "5000", 1, HOUR_MS, OFF(limits.idle_timeout_ms), NULL,
+     "idle keep-alive connections are closed after this"},
+    {"limits.max_requests_per_connection", CFG_INT, "0", 0, 1000000000,
+     OFF(limits.max_requests_per_connection), NULL,
+     "0 = unlimited; else the last response says Connection: close"},
+    {"work.threads", CFG_INT, "4", 1, 1024, OFF(work.threads), NULL,
+     "thread-pool size for /slow (UV_THREADPOOL_SIZE)"},
+    {"work.queue_limit", CFG_INT, "256", 1, 1000000, OFF(work.queue_limit), NULL,
+     "queued + running jobs; beyond: 503 with Retry-After"},
+    {"work.max_ms", CFG_INT, "10000", 0, HOUR_MS, OFF(work.max_ms), NULL,
+     "largest ms any route accepts; beyond: 400"},
+    {"monitor.heartbeat_ms", CFG_INT, "100", 1, 60000, OFF(monitor.heartbeat_ms), NULL,
+     "heartbeat interval"},
+    {"monitor.sample_ms", CFG_INT, "10", 1, 10000, OFF(monitor.sample_ms), NULL,
+     "lag sampling resolution"},
+    {"monitor.stall_ms", CFG_INT, "100", 1, HOUR_MS, OFF(monitor.stall_ms), NULL,
+     "a loop turn longer than this is a stall, logged with its culprit"},
+    {"monitor.unhealthy_lag_ms", CFG_INT, "500", 1, HOUR_MS, OFF(monitor.unhealthy_lag_ms), NULL,
+     "/healthz turns 503 above this lag"},
+    {"monitor.shed_lag_ms", CFG_INT, "0", 0, HOUR_MS, OFF(monitor.shed_lag_ms), NULL,
+     "0 = off; else non-monitor routes answer 503 + Retry-After while lag is above it"},
+    {"routes.block", CFG_BOOL, "on", 0, 1, OFF(routes.block), NULL,
+     "/block and /cpu exist (they exist to show the mistake)"},
+    {"log.access", CFG_STRING, "off", 1, CONFIG_PATH_MAX - 1, OFF(log.access), NULL,
+     "off, stdout, stderr or a file path; written off the loop"},
+    {"log.format", CFG_ENUM, "text", 0, 0, OFF(log.format), format_names,
+     "text (combined-log style) or json"},
+    {"threads.stack_kb", CFG_INT, "0", 0, 1048576, OFF(threads.stack_kb), NULL,
+     "thread-mode stack size in KiB (0 = system default, else at least 16)"},
+};
+
+const config_key_t *config_keys(size_t *n) {
+  *n = sizeof keys / sizeof keys[0];
+  return keys;
+}
+
+const config_key_t *config_key_find(const char *name) {
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+    if (strcmp(keys[i].name, name) == 0)
+      return &keys[i];
+  return NULL;
+}
+
+void config_defaults(config_t *c) {
+  char err[256];
+  memset(c, 0, sizeof *c);
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+    if (config_set(c, keys[i].name, keys[i].def, err, sizeof err) != 0)
+      abort(); /* a bad default is a programming error */
+}
+
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t errlen, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+/* Parses a decimal integer with an optional binary size suffix; whole string. */
+static int parse_int(const char *s, int64_t *out, int allow_suffix) {
+  if (!isdigit((unsigned char)s[0]) && !(s[0] == '-' && isdigit((unsigned char)s[1])))
+    return -1;
+  errno = 0;
+  char *end;
+  long long v = strtoll(s, &end, 10);
+  if (errno != 0)
+    return -1;
+  long long mul = 1;
+  if (allow_suffix && *end != '\0' && end[1] == '\0') {
+    switch (*end) {
+    case 'k': case 'K': mul = KIB; end++; break;
+    case 'm': case 'M': mul = MIB; end++; break;
+    case 'g': case 'G': mul = GIB; end++; break;
+    default: break;
+    }
+  }
+  if (*end != '\0')
+    return -1;
+  if (v > INT64_MAX / mul || v < INT64_MIN / mul)
+    return -1;
+  *out = v * mul;
+  return 0;
+}
+
+int config_split_listen(const char *addr, char *host, size_t hostlen, int *port) {
+  const char *colon;
+  const char *h = addr;
+  size_t hl;
+  if (addr[0] == '[') {
+    const char *close = strchr(addr, ']');
+    if (close == NULL || close[1] != ':')
+      return -1;
+    h = addr + 1;
+    hl = (size_t)(close - h);
+    colon = close + 1;
+  } else {
+    colon = strrchr(addr, ':');
+    if (colon == NULL || memchr(addr, ':', (size_t)(colon - addr)) != NULL)
+      return -1;
+    hl = (size_t)(colon - addr);
+  }
+  if (hl == 0 || hl >= hostlen)
+    return -1;
+  memcpy(host, h, hl);
+  host[hl] = '\0';
+  int64_t p;
+  if (parse_int(colon + 1, &p, 0) != 0 || p < 0 || p > 65535)
+    return -1;
+  *port = (int)p;
+  unsigned char tmp[16];
+  if (strcmp(host, "localhost") == 0)
+    return 0;
+  if (addr[0] == '[')
+    return inet_pton(AF_INET6, host, tmp) == 1 ? 0 : -1;
+  return inet_pton(AF_INET, host, tmp) == 1 ? 0 : -1;
+}
+
+static int set_checked(const config_key_t *k, void *field, const char *value, char *err,
+                       size_t errlen) {
+  int64_t v;
+  switch (k->type) {
+  case CFG_INT:
+  case CFG_SIZE:
+  case CFG_INT_AUTO:
+    if (k->type == CFG_INT_AUTO && strcmp(value, "auto") == 0) {
+      *(int64_t *)field = 0;
+      return 0;
+    }
+    if (parse_int(value, &v, k->type == CFG_SIZE) != 0 || v < k->min || v > k->max) {
+      errf(err, errlen, "%s = \"%s\": expected %s from %lld to %lld%s", k->name, value,
+           k->type == CFG_SIZE ? "a size in bytes" : "an integer", (long long)k->min,
+           (long long)k->max,
+           k->type == CFG_SIZE ? " (suffix k, m or g allowed)"
+           : k->type == CFG_INT_AUTO ? ", or auto" : "");
+      return -1;
+    }
+    if (k->offset == OFF(threads.stack_kb) && v != 0 && v < 16) {
+      errf(err, errlen, "%s = \"%s\": expected 0 (system default) or at least 16", k->name, value);
+      return -1;
+    }
+    *(int64_t *)field = v;
+    return 0;
+  case CFG_BOOL:
+    if (!strcmp(value, "on") || !strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "1")) {
+      *(int64_t *)field = 1;
+      return 0;
+    }
+    if (!strcmp(value, "off") || !strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "0")) {
+      *(int64_t *)field = 0;
+      return 0;
+    }
+    errf(err, errlen, "%s = \"%s\": expected on or off", k->name, value);
+    return -1;
+  case CFG_ENUM:
+    for (int64_t i = 0; k->names[i] != NULL; i++) {
+      if (strcmp(value, k->names[i]) == 0) {
+        *(int64_t *)field = i;
+        return 0;
+      }
+    }
+    {
+      char list[128] = "";
+      for (size_t i = 0; k->names[i] != NULL; i++) {
+        if (i)
+          strncat(list, " or ", sizeof list - strlen(list) - 1);
+        strncat(list, k->names[i], sizeof list - strlen(list) - 1);
+      }
+      errf(err, errlen, "%s = \"%s\": expected %s", k->name, value, list);
+    }
+    return -1;
+  case CFG_STRING: {
+    size_t n = strlen(value);
+    int ok = n >= (size_t)k->min && n <= (size_t)k->max;
+    for (size_t i = 0; ok && i < n; i++)
+      if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
+        ok = 0;
+    if (!ok) {
+      errf(err, errlen, "%s = \"%s\": expected printable text of %lld to %lld bytes", k->name,
+           value, (long long)k->min, (long long)k->max);
+      return -1;
+    }
+    memcpy(field, value, n + 1);
+    return 0;
+  }
+  case CFG_ADDR: {
+    char host[CONFIG_STR_MAX];
+    int port;
+    if (strlen(value) > (size_t)k->max ||
+        config_split_listen(value, host, sizeof host, &port) != 0) {
+      errf(err, errlen,
+           "%s = \"%s\": expected HOST:PORT with an IP address (127.0.0.1:8080, [::1]:8080, "
+           "0.0.0.0:0) or localhost:PORT",
+           k->name, value);
+      return -1;
+    }
+    memcpy(field, value, strlen(value) + 1);
+    return 0;
+  }
+  }
+  return -1;
+}
+
+int config_set(config_t *c, const char *key, const char *value, char *err, size_t errlen) {
+  const config_key_t *k = config_key_find(key);
+  if (k == NULL) {
+    errf(err, errlen, "unknown key \"%s\" (loopd --help lists them)", key);
+    return -1;
+  }
+  return set_checked(k, (char *)c + k->offset, value, err, errlen);
+}
+
+struct file_ctx {
+  config_t *c;
+  char err[512];
+  int failed;
+};
+
+static int ini_cb(void *user, const char *section, const char *name, const char *value) {
+  struct file_ctx *fc = user;
+  char key[128];
+  if (fc->failed)
+    return 1; /* report only the first error; inih returns its line */
+  if (snprintf(key, sizeof key, "%s.%s", section, name) >= (int)sizeof key ||
+      config_set(fc->c, key, value, fc->err, sizeof fc->err) != 0) {
+    if (section[0] == '\0')
+      snprintf(fc->err, sizeof fc->err, "key \"%s\" outside a [section]", name);
+    fc->failed = 1;
+    return 0;
+  }
+  return 1;
+}
+
+int config_load_file(config_t *c, const char *path, char *err, size_t errlen) {
+  struct file_ctx fc = {.c = c, .failed = 0};
+  fc.err[0] = '\0';
+  int line = ini_parse(path, ini_cb, &fc);
+  if (line == -1) {
+    errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    return -1;
+  }
+  if (line == -2) {
+    errf(err, errlen, "%s: out of memory", path);
+    return -1;
+  }
+  if (line > 0) {
+    if (fc.failed)
+      errf(err, errlen, "%s:%d: %s", path, line, fc.err);
+    else
+      errf(err, errlen, "%s:%d: syntax error (expected [section] or key = value)", path, line);
+    return -1;
+  }
+  return 0;
+}
+
+/* "server.max_connections" -> "LOOPD_SERVER_MAX_CONNECTIONS" */
+static void env_name(const char *key, char *out, size_t outlen) {
+  size_t n = (size_t)snprintf(out, outlen, "LOOPD_%s", key);
+  for (size_t i = 6; i < n && i < outlen; i++)
+    out[i] = out[i] == '.' ? '_' : (char)toupper((unsigned char)out[i]);
+}
+
+int config_load_env(config_t *c, char *const *env, char *err, size_t errlen) {
+  for (; env != NULL && *env != NULL; env++) {
+    const char *e = *env;
+    if (strncmp(e, "LOOPD_", 6) != 0)
+      continue;
+    const char *eq = strchr(e, '=');
+    if (eq == NULL)
+      continue;
+    const config_key_t *match = NULL;
+    char name[128];
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+      env_name(keys[i].name, name, sizeof name);
+      if (strlen(name) == (size_t)(eq - e) && strncmp(name, e, (size_t)(eq - e)) == 0) {
+        match = &keys[i];
+        break;
+      }
+    }
+    if (match == NULL) {
+      /* Only names under a known section are ours; LOOPD_BIN and friends are not. */
+      static const char *const sections[] = {"SERVER_", "LIMITS_", "WORK_", "MONITOR_",
+                                             "ROUTES_", "LOG_", "THREADS_"};
+      for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
+        if (strncmp(e + 6, sections[i], strlen(sections[i])) == 0) {
+          errf(err, errlen, "%.*s: unknown setting (loopd --help lists the keys)",
+               (int)(eq - e), e);
+          return -1;
+        }
+      }
+      continue;
+    }
+    char msg[512];
+    if (set_checked(match, (char *)c + match->offset, eq + 1, msg, sizeof msg) != 0) {
+      errf(err, errlen, "%.*s: %s", (int)(eq - e), e, msg);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+void config_format_value(const config_t *c, const config_key_t *k, char *out, size_t outlen) {
+  const void *field = (const char *)c + k->offset;
+  int64_t v = *(const int64_t *)field;
+  switch (k->type) {
+  case CFG_INT_AUTO:
+    if (v == 0) {
+      snprintf(out, outlen, "auto");
+      break;
+    }
+    /* fall through */
+  case CFG_INT:
+  case CFG_SIZE:
+    snprintf(out, outlen, "%lld", (long long)v);
+    break;
+  case CFG_BOOL:
+    snprintf(out, outlen, "%s", v ? "on" : "off");
+    break;
+  case CFG_ENUM:
+    snprintf(out, outlen, "%s", k->names[v]);
+    break;
+  case CFG_STRING:
+  case CFG_ADDR:
+    snprintf(out, outlen, "%s", (const char *)field);
+    break;
+  }
+}
+
+void config_print(const config_t *c, FILE *f) {
+  char section[32] = "";
+  char value[CONFIG_PATH_MAX];
+  fprintf(f, "# loopd effective configuration (loopd --print-config)\n");
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    const config_key_t *k = &keys[i];
+    const char *dot = strchr(k->name, '.');
+    size_t sl = (size_t)(dot - k->name);
+    if (strlen(section) != sl || strncmp(section, k->name, sl) != 0) {
+      snprintf(section, sizeof section, "%.*s", (int)sl, k->name);
+      fprintf(f, "%s[%s]\n", i ? "\n" : "", section);
+    }
+    config_format_value(c, k, value, sizeof value);
+    fprintf(f, "%s = %s\n", dot + 1, value);
+  }
+}
+
+int config_loops(const config_t *c) {
+  if (c->server.loops > 0)
+    return (int)c->server.loops;
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+    return CPU_COUNT(&set) > 64 ? 64 : CPU_COUNT(&set);
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+}

@@ -1,0 +1,51 @@
+/* conn.h: one event-mode connection: a uv_tcp_t, a timer (timeouts, delays,
+ * lingering close), one uv_write_t, and the session that speaks HTTP on it.
+ * Input is parsed straight out of the loop's read buffer; only bytes that
+ * must wait (a paused pipeline) are copied into the connection. Idle
+ * connections hold no buffers. */
+#ifndef LOOPD_CONN_H
+#define LOOPD_CONN_H
+
+#include <uv.h>
+
+#include "loop.h"
+#include "session.h"
+
+typedef struct job job_t;
+
+typedef struct conn {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  uv_write_t wreq;
+  session_t session;
+  evloop_t *loop;
+  struct conn *prev, *next;
+  struct conn *yield_next;
+  job_t *job;
+  buf_t inbuf; /* input waiting for the session */
+  buf_t wbuf;  /* bytes handed to uv_write */
+  buf_t wnext; /* bytes produced while that write is in flight */
+  uint64_t timer_due;
+  uint64_t plan_due;
+  uint64_t write_ms; /* last write progress */
+  uint8_t wait;
+  uint8_t open_handles;
+  bool writing;
+  bool closing;
+  bool lingering;
+  bool read_eof;
+  bool reading;
+  bool refused;
+  bool in_yield;
+} conn_t;
+
+/* The listener has a connection for this loop. */
+void conn_accept(evloop_t *l);
+/* Shutdown began: close the connection if it is idle. */
+void conn_drain(conn_t *c);
+/* Close now, whatever it was doing. */
+void conn_abort(conn_t *c);
+/* One loop turn passed: run the continuations that yielded. */
+void conn_run_yields(evloop_t *l);
+
+#endif

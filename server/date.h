@@ -1,0 +1,23 @@
+/* date.h: the HTTP Date header value, formatted at most once per second.
+ * One cache per loop (or per thread): no locking. */
+#ifndef LOOPD_DATE_H
+#define LOOPD_DATE_H
+
+#include <time.h>
+
+#define DATE_LEN 29 /* "Sun, 06 Nov 1994 08:49:37 GMT" */
+
+typedef struct date_cache {
+  time_t sec;
+  char text[DATE_LEN + 1];
+} date_cache_t;
+
+void date_cache_init(date_cache_t *dc);
+/* The IMF-fixdate for now; reformatted only when the second changes. */
+const char *date_cache_get(date_cache_t *dc);
+/* Same, for a given time (tests). */
+const char *date_cache_at(date_cache_t *dc, time_t now);
+/* Formats t as an IMF-fixdate into out (DATE_LEN + 1 bytes). */
+void date_format(time_t t, char *out);
+
+#endif

@@ -1,0 +1,633 @@
+/* http.c: llhttp glue with loopd's own strictness and limits. */
+#include "http.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <strings.h>
+
+#include "util.h"
+
+#define POOL_KEEP 64          /* idle stores kept per pool */
+#define STORE_KEEP_BYTES 8192 /* stores that grew past this are freed, not pooled */
+#define MAX_EXTENSION_BYTES 4096
+
+enum { CB_NONE, CB_FIELD, CB_VALUE };
+enum { PENDING_NONE, PENDING_HEAD, PENDING_DONE };
+enum { HK_OTHER, HK_HOST, HK_TE, HK_EXPECT };
+
+static http_parser_t *from(llhttp_t *p) { return p->data; }
+
+static int fail(http_parser_t *hp, int status, const char *reason) {
+  hp->error_status = status;
+  hp->error_reason = reason;
+  return HPE_USER;
+}
+
+/* ---- storage ---- */
+
+void http_store_pool_init(http_store_pool_t *pool) {
+  pool->free = NULL;
+  pool->nfree = 0;
+}
+
+static void store_free(http_store_t *s) {
+  buf_free(&s->bytes);
+  free(s->hdr);
+  free(s);
+}
+
+void http_store_pool_free(http_store_pool_t *pool) {
+  while (pool->free != NULL) {
+    http_store_t *s = pool->free;
+    pool->free = s->next;
+    store_free(s);
+  }
+  pool->nfree = 0;
+}
+
+static http_store_t *store_get(http_parser_t *hp) {
+  http_store_t *s;
+  if (hp->pool != NULL && hp->pool->free != NULL) {
+    s = hp->pool->free;
+    hp->pool->free = s->next;
+    hp->pool->nfree--;
+  } else {
+    s = calloc(1, sizeof *s);
+    if (s == NULL)
+      return NULL;
+  }
+  const config_t *c = hp->cfg;
+  /* Room for the request line, the header section and one NUL per string. */
+  buf_init(&s->bytes, 0);
+  s->bytes.max = (size_t)(c->limits.max_request_line_bytes + 2 * c->limits.max_header_bytes + 64);
+  s->bytes.len = 0;
+  s->nhdr = 0;
+  s->next = NULL;
+  return s;
+}
+
+static void store_put(http_parser_t *hp, http_store_t *s) {
+  if (hp->pool != NULL && hp->pool->nfree < POOL_KEEP && s->bytes.cap <= STORE_KEEP_BYTES) {
+    s->next = hp->pool->free;
+    hp->pool->free = s;
+    hp->pool->nfree++;
+  } else {
+    store_free(s);
+  }
+}
+
+static int store_add(http_parser_t *hp, const char *at, size_t len) {
+  if (buf_append(&hp->store->bytes, at, len) != 0)
+    return fail(hp, 431, "request header fields too large");
+  return 0;
+}
+
+static int store_nul(http_parser_t *hp) { return store_add(hp, "", 1); }
+
+/* ---- request accessors ---- */
+
+const char *http_req_header(const http_req_t *r, const char *name, size_t *len) {
+  const http_store_t *s = r->store;
+  size_t n = strlen(name);
+  for (uint32_t i = 0; i < s->nhdr; i++) {
+    const http_hdr_t *h = &s->hdr[i];
+    if (h->name_len == n && strncasecmp(s->bytes.data + h->name, name, n) == 0) {
+      if (len != NULL)
+        *len = h->value_len;
+      return s->bytes.data + h->value;
+    }
+  }
+  return NULL;
+}
+
+void http_req_header_at(const http_req_t *r, uint32_t i, const char **name, size_t *nlen,
+                        const char **value, size_t *vlen) {
+  const http_hdr_t *h = &r->store->hdr[i];
+  *name = r->store->bytes.data + h->name;
+  *nlen = h->name_len;
+  *value = r->store->bytes.data + h->value;
+  *vlen = h->value_len;
+}
+
+/* ---- validation helpers ---- */
+
+bool http_host_valid(const char *v, size_t n) {
+  size_t i = 0;
+  if (n > 0 && v[0] == '[') {
+    for (i = 1; i < n && v[i] != ']'; i++) {
+      char c = v[i];
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
+            c == ':' || c == '.'))
+        return false;
+    }
+    if (i == n || i == 1)
+      return false;
+    i++;
+  } else {
+    /* reg-name or IPv4: unreserved / pct-encoded / sub-delims */
+    for (; i < n && v[i] != ':'; i++) {
+      unsigned char c = (unsigned char)v[i];
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+            strchr("-._~%!$&'()*+,;=", c) != NULL) || c == '\0')
+        return false;
+    }
+  }
+  if (i == n)
+    return true;
+  if (v[i] != ':')
+    return false;
+  for (i++; i < n; i++)
+    if (v[i] < '0' || v[i] > '9')
+      return false;
+  return true;
+}
+
+static bool token_eq(const char *s, size_t n, const char *lit) {
+  return strlen(lit) == n && strncasecmp(s, lit, n) == 0;
+}
+
+/* Transfer-Encoding: a comma list; only "chunked", once, is understood. */
+static int check_te(http_parser_t *hp, const char *v, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+      i++;
+    size_t start = i;
+    while (i < n && v[i] != ',' && v[i] != ' ' && v[i] != '\t' && v[i] != ';')
+      i++;
+    if (i == start)
+      break;
+    if (token_eq(v + start, i - start, "chunked")) {
+      if (hp->te_chunked)
+        return fail(hp, 400, "chunked transfer coding applied twice");
+      hp->te_chunked = true;
+    } else {
+      hp->te_other = true;
+    }
+    while (i < n && v[i] != ',')
+      i++; /* transfer parameters */
+  }
+  return 0;
+}
+
+int http_status_for_llhttp(const http_parser_t *hp, llhttp_errno_t err, const char **reason) {
+  switch (err) {
+  case HPE_USER:
+    *reason = hp->error_reason;
+    return hp->error_status;
+  case HPE_INVALID_METHOD:
+    *reason = "unknown or malformed method";
+    return 400;
+  case HPE_INVALID_URL:
+    *reason = "malformed request target";
+    return 400;
+  case HPE_INVALID_VERSION:
+    if (hp->version_digit >= '2' && hp->version_digit <= '9') {
+      *reason = "only HTTP/1.0 and HTTP/1.1 are supported";
+      return 505;
+    }
+    *reason = "malformed HTTP version";
+    return 400;
+  case HPE_PAUSED_H2_UPGRADE:
+    *reason = "HTTP/2 is not supported";
+    return 505;
+  case HPE_INVALID_HEADER_TOKEN:
+    *reason = "invalid character in a header";
+    return 400;
+  case HPE_INVALID_CONTENT_LENGTH:
+    *reason = "invalid Content-Length";
+    return 400;
+  case HPE_UNEXPECTED_CONTENT_LENGTH:
+    *reason = "Content-Length repeated or sent with Transfer-Encoding";
+    return 400;
+  case HPE_INVALID_TRANSFER_ENCODING:
+    if (hp->te_chunked) {
+      *reason = "invalid Transfer-Encoding";
+      return 400;
+    }
+    *reason = "only the chunked transfer coding is supported";
+    return 501;
+  case HPE_INVALID_CHUNK_SIZE:
+    *reason = "invalid chunk size";
+    return 400;
+  default:
+    *reason = "malformed request";
+    return 400;
+  }
+}
+
+/* ---- llhttp callbacks ---- */
+
+static int on_message_begin(llhttp_t *p) {
+  http_parser_t *hp = from(p);
+  if (hp->store == NULL && (hp->store = store_get(hp)) == NULL)
+    return fail(hp, 503, "out of memory");
+  hp->store->bytes.len = 0;
+  hp->store->nhdr = 0;
+  hp->line_bytes = 0;
+  hp->line_done = false;
+  hp->body_bytes = 0;
+  hp->extra_bytes = 0;
+  hp->last_cb = CB_NONE;
+  hp->host_count = 0;
+  hp->version_digit = 0;
+  hp->in_trailers = false;
+  hp->te_chunked = false;
+  hp->te_other = false;
+  hp->expect_other = false;
+  memset(&hp->req, 0, sizeof hp->req);
+  return 0;
+}
+
+static int on_method(llhttp_t *p, const char *at, size_t len) {
+  (void)at;
+  from(p)->line_bytes += len;
+  return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len) {
+  http_parser_t *hp = from(p);
+  hp->line_bytes += len;
+  /* method SP target SP HTTP/x.y: line_bytes + 10 once the version arrives */
+  if (hp->line_bytes + 10 > (uint64_t)hp->cfg->limits.max_request_line_bytes)
+    return fail(hp, 414, "request line too long");
+  return store_add(hp, at, len);
+}
+
+static int on_url_complete(llhttp_t *p) {
+  http_parser_t *hp = from(p);
+  hp->req.target_len = hp->store->bytes.len;
+  return store_nul(hp);
+}
+
+static int on_version(llhttp_t *p, const char *at, size_t len) {
+  http_parser_t *hp = from(p);
+  if (hp->version_digit == 0 && len > 0)
+    hp->version_digit = (uint8_t)at[0];
+  hp->line_bytes += len;
+  return 0;
+}
+
+static int on_version_complete(llhttp_t *p) {
+  http_parser_t *hp = from(p);
+  if (p->http_major != 1 || p->http_minor > 1)
+    return fail(hp, 505, "only HTTP/1.0 and HTTP/1.1 are supported");
+  hp->line_done = true;
+  return 0;
+}
+
+static int count_extra(http_parser_t *hp, size_t len) {
+  hp->extra_bytes += len;
+  if (hp->extra_bytes > (uint64_t)hp->cfg->limits.max_header_bytes)
+    return fail(hp, 431, "trailer section too large");
+  return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len) {
+  http_parser_t *hp = from(p);
+  if (hp->last_cb != CB_FIELD) {
+    hp->last_cb = CB_FIELD;
+    hp->field_bytes = false;
+    hp->value_started = false;
+    if (!hp->in_trailers) {
+      http_store_t *s = hp->store;
+      if (s->nhdr == s->hdr_cap) {
+        uint32_t cap = s->hdr_cap ? s->hdr_cap * 2 : 16;
+        uint32_t most = (uint32_t)(hp->cfg->limits.max_header_bytes / 3 + 1);
+        if (s->hdr_cap >= most)
+          return fail(hp, 431, "too many header fields");
+        http_hdr_t *h = realloc(s->hdr, cap * sizeof *h);
+        if (h == NULL)
+          return fail(hp, 503, "out of memory");
+        s->hdr = h;
+        s->hdr_cap = cap;
+      }
+      s->hdr[s->nhdr].name = (uint32_t)s->bytes.len;
+      s->hdr[s->nhdr].name_len = 0;
+      s->hdr[s->nhdr].value = 0;
+      s->hdr[s->nhdr].value_len = 0;
+      s->nhdr++;
+    }
+  }
+  if (len > 0)
+    hp->field_bytes = true;
+  if (hp->in_trailers)
+    return count_extra(hp, len);
+  return store_add(hp, at, len);
+}
+
+static int on_header_field_complete(llhttp_t *p) {
+  http_parser_t *hp = from(p);
+  if (!hp->field_bytes)
+    return fail(hp, 400, "empty header name");
+  hp->value_end = NULL;
+  if (hp->in_trailers) {
+    hp->cur_kind = HK_OTHER;
+    return 0;
+  }
+  http_store_t *s = hp->store;
+  http_hdr_t *h = &s->hdr[s->nhdr - 1];
+  h->name_len = (uint32_t)(s->bytes.len - h->name);
+  const char *name = s->bytes.data + h->name;
+  if (token_eq(name, h->name_len, "host"))
+    hp->cur_kind = HK_HOST;
+  else if (token_eq(name, h->name_len, "transfer-encoding"))
+    hp->cur_kind = HK_TE;
+  else if (token_eq(name, h->name_len, "expect"))
+    hp->cur_kind = HK_EXPECT;
+  else
+    hp->cur_kind = HK_OTHER;
+  return store_nul(hp);
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len) {
+  http_parser_t *hp = from(p);
+  /* llhttp hands an obs-fold continuation over as a second span of the same
+   * value. A second span is legitimate only when the first one stopped at the
+   * end of the previous read and this one starts the next. */
+  if (hp->value_started && !(hp->value_end == NULL && at == hp->exec_start))
+    return fail(hp, 400, "obsolete header line folding");
+  hp->value_started = true;
+  hp->value_end = (at + len == hp->exec_end) ? NULL : at + len;
+  hp->last_cb = CB_VALUE;
+  if (hp->in_trailers)
+    return count_extra(hp, len);
+  http_store_t *s = hp->store;
+  http_hdr_t *h = &s->hdr[s->nhdr - 1];
+  if (h->value == 0)
+    h->value = (uint32_t)s->bytes.len;
+  return store_add(hp, at, len);
+}
+
+static int on_header_value_complete(llhttp_t *p) {
+  http_parser_t *hp = from(p);
+  hp->last_cb = CB_VALUE;
+  if (hp->in_trailers)
+    return 0;
+  http_store_t *s = hp->store;
+  http_hdr_t *h = &s->hdr[s->nhdr - 1];
+  if (h->value == 0) /* empty value: no span was seen */
+    h->value = (uint32_t)s->bytes.len;
+  h->value_len = (uint32_t)(s->bytes.len - h->value);
+  const char *v = s->bytes.data + h->value;
+  switch (hp->cur_kind) {
+  case HK_HOST:
+    if (++hp->host_count > 1)
+      return fail(hp, 400, "repeated Host header");
+    if (!http_host_valid(v, h->value_len))
+      return fail(hp, 400, "invalid Host header");
+    break;
+  case HK_TE:
+    if (check_te(hp, v, h->value_len) != 0)
+      return HPE_USER;
+    break;
+  case HK_EXPECT:
+    if (token_eq(v, h->value_len, "100-continue"))
+      hp->req.expect_continue = true;
+    else
+      hp->expect_other = true;
+    break;
+  default:
+    break;
+  }
+  return store_nul(hp);
+}
+
+static int on_headers_complete(llhttp_t *p) {
+  http_parser_t *hp = from(p);
+  hp->pending = PENDING_HEAD;
+  hp->in_trailers = true; /* any later field is a trailer */
+  return HPE_PAUSED;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len) {
+  http_parser_t *hp = from(p);
+  hp->body_bytes += len;
+  if (hp->body_bytes > (uint64_t)hp->cfg->limits.max_body_bytes)
+    return fail(hp, 413, "request body too large");
+  hp->ev->on_body(hp->owner, at, len);
+  return 0;
+}
+
+static int on_chunk_extension(llhttp_t *p, const char *at, size_t len) {
+  http_parser_t *hp = from(p);
+  (void)at;
+  hp->extra_bytes += len;
+  if (hp->extra_bytes > MAX_EXTENSION_BYTES)
+    return fail(hp, 400, "chunk extensions too long");
+  return 0;
+}
+
+static int on_message_complete(llhttp_t *p) {
+  from(p)->pending = PENDING_DONE;
+  return HPE_PAUSED;
+}
+
+static llhttp_settings_t settings;
+
+static void settings_init(void) {
+  llhttp_settings_init(&settings);
+  settings.on_message_begin = on_message_begin;
+  settings.on_method = on_method;
+  settings.on_url = on_url;
+  settings.on_url_complete = on_url_complete;
+  settings.on_version = on_version;
+  settings.on_version_complete = on_version_complete;
+  settings.on_header_field = on_header_field;
+  settings.on_header_field_complete = on_header_field_complete;
+  settings.on_header_value = on_header_value;
+  settings.on_header_value_complete = on_header_value_complete;
+  settings.on_headers_complete = on_headers_complete;
+  settings.on_body = on_body;
+  settings.on_chunk_extension_name = on_chunk_extension;
+  settings.on_chunk_extension_value = on_chunk_extension;
+  settings.on_message_complete = on_message_complete;
+}
+
+void http_parser_init(http_parser_t *hp, const config_t *cfg, http_store_pool_t *pool,
+                      const http_events_t *ev, void *owner) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, settings_init);
+  memset(hp, 0, sizeof *hp);
+  llhttp_init(&hp->p, HTTP_REQUEST, &settings);
+  hp->p.data = hp;
+  hp->cfg = cfg;
+  hp->pool = pool;
+  hp->ev = ev;
+  hp->owner = owner;
+  hp->in_head = true;
+}
+
+/* ---- the head, once complete ---- */
+
+/* Splits the target into path and query; origin-form or absolute-form only. */
+static int split_target(http_parser_t *hp) {
+  http_req_t *r = &hp->req;
+  const char *t = hp->store->bytes.data;
+  size_t n = r->target_len;
+  r->target = t;
+  const char *path = t;
+  if (n > 0 && t[0] != '/') {
+    size_t skip;
+    if (n > 7 && strncasecmp(t, "http://", 7) == 0)
+      skip = 7;
+    else if (n > 8 && strncasecmp(t, "https://", 8) == 0)
+      skip = 8;
+    else
+      return fail(hp, 400, "request target must be a path or an absolute URI");
+    path = memchr(t + skip, '/', n - skip);
+    if (path == NULL) {
+      const char *q = memchr(t + skip, '?', n - skip);
+      r->path = "/";
+      r->path_len = 1;
+      r->query = q ? q + 1 : "";
+      r->query_len = q ? (size_t)(t + n - q - 1) : 0;
+      return 0;
+    }
+  } else if (n == 0) {
+    return fail(hp, 400, "empty request target");
+  }
+  size_t rest = n - (size_t)(path - t);
+  const char *q = memchr(path, '?', rest);
+  const char *hash = memchr(path, '#', rest);
+  if (hash != NULL)
+    return fail(hp, 400, "fragment in request target");
+  r->path = path;
+  r->path_len = q ? (size_t)(q - path) : rest;
+  r->query = q ? q + 1 : "";
+  r->query_len = q ? rest - r->path_len - 1 : 0;
+  return 0;
+}
+
+static int finish_head(http_parser_t *hp) {
+  llhttp_t *p = &hp->p;
+  http_req_t *r = &hp->req;
+  r->method_id = p->method;
+  r->method = llhttp_method_name((llhttp_method_t)p->method);
+  r->major = p->http_major;
+  r->minor = p->http_minor;
+  r->store = hp->store;
+  r->chunked = (p->flags & F_CHUNKED) != 0;
+  r->content_length = (p->flags & F_CONTENT_LENGTH) ? (int64_t)p->content_length : -1;
+  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > (uint64_t)INT64_MAX)
+    r->content_length = INT64_MAX;
+  r->has_body = r->chunked || r->content_length > 0;
+  r->keep_alive = llhttp_should_keep_alive(p) != 0;
+  if (split_target(hp) != 0)
+    return -1;
+  if (hp->host_count == 0 && r->minor == 1)
+    return fail(hp, 400, "missing Host header"), -1;
+  if ((p->flags & F_TRANSFER_ENCODING) && r->minor == 0)
+    return fail(hp, 400, "Transfer-Encoding in an HTTP/1.0 request"), -1;
+  if (hp->te_other)
+    return fail(hp, 501, "only the chunked transfer coding is supported"), -1;
+  if (r->content_length > hp->cfg->limits.max_body_bytes)
+    return fail(hp, 413, "request body too large"), -1;
+  if (hp->expect_other)
+    return fail(hp, 417, "only Expect: 100-continue is supported"), -1;
+  if (r->minor == 0)
+    r->expect_continue = false; /* 1.0 clients cannot expect it (RFC 9110 10.1.1) */
+  if (!r->has_body)
+    r->expect_continue = false;
+  return 0;
+}
+
+/* Bytes the head may use: the request line (once known) plus the header section. */
+static uint64_t head_limit(const http_parser_t *hp) {
+  const config_t *c = hp->cfg;
+  uint64_t line = hp->line_done ? hp->line_bytes + 9 /* spaces, "HTTP/", CRLF */
+                                 : (uint64_t)c->limits.max_request_line_bytes + 2;
+  return line + (uint64_t)c->limits.max_header_bytes + 2;
+}
+
+static int head_overflow(http_parser_t *hp) {
+  if (!hp->line_done)
+    return fail(hp, 414, "request line too long");
+  return fail(hp, 431, "request header fields too large");
+}
+
+size_t http_parser_feed(http_parser_t *hp, const char *data, size_t len, http_result_t *result) {
+  const char *p = data;
+  const char *end = data + len;
+  *result = HTTP_OK;
+  /* After headers complete, llhttp needs one more call (even with no bytes)
+   * to finish a message without a body: "kick" asks for it. */
+  while (p < end || hp->kick) {
+    hp->kick = false;
+    size_t n = (size_t)(end - p);
+    if (hp->in_head) {
+      uint64_t limit = head_limit(hp);
+      uint64_t room = limit > hp->head_used ? limit - hp->head_used : 0;
+      if (n > room + 1)
+        n = (size_t)room + 1; /* one byte past the limit proves the overflow */
+    }
+    hp->exec_start = p;
+    hp->exec_end = p + n;
+    llhttp_errno_t err = llhttp_execute(&hp->p, p, n);
+    size_t used = err == HPE_OK ? n : (size_t)(llhttp_get_error_pos(&hp->p) - p);
+    if (hp->in_head)
+      hp->head_used += used;
+    p += used;
+    if (err == HPE_PAUSED_UPGRADE) {
+      /* loopd speaks no other protocol: carry on with HTTP/1.1 */
+      llhttp_resume_after_upgrade(&hp->p);
+      err = hp->pending ? HPE_PAUSED : HPE_OK;
+    }
+    if (err == HPE_OK) {
+      if (hp->in_head && hp->head_used > head_limit(hp)) {
+        head_overflow(hp);
+        goto error;
+      }
+      continue;
+    }
+    if (err != HPE_PAUSED)
+      goto llhttp_error;
+    llhttp_resume(&hp->p);
+    int ev = hp->pending;
+    hp->pending = PENDING_NONE;
+    int r = HTTP_EV_OK;
+    if (ev == PENDING_HEAD) {
+      hp->in_head = false;
+      if (hp->head_used > head_limit(hp)) {
+        head_overflow(hp);
+        goto error;
+      }
+      if (finish_head(hp) != 0)
+        goto error;
+      hp->kick = true;
+      r = hp->ev->on_head(hp->owner, &hp->req);
+    } else if (ev == PENDING_DONE) {
+      hp->in_head = true;
+      hp->head_used = 0;
+      hp->line_bytes = 0;
+      r = hp->ev->on_done(hp->owner);
+    }
+    if (r == HTTP_EV_PAUSE) {
+      *result = HTTP_PAUSED;
+      return (size_t)(p - data);
+    }
+  }
+  return len;
+
+llhttp_error:
+  hp->error_status = http_status_for_llhttp(hp, llhttp_get_errno(&hp->p), &hp->error_reason);
+error:
+  *result = HTTP_ERROR;
+  return (size_t)(p - data);
+}
+
+bool http_parser_idle(const http_parser_t *hp) { return hp->in_head && hp->head_used == 0; }
+
+void http_parser_release(http_parser_t *hp) {
+  if (hp->store != NULL && http_parser_idle(hp)) {
+    store_put(hp, hp->store);
+    hp->store = NULL;
+  }
+}
+
+void http_parser_free(http_parser_t *hp) {
+  if (hp->store != NULL) {
+    store_put(hp, hp->store);
+    hp->store = NULL;
+  }
+}

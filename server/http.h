@@ -1,0 +1,127 @@
+/* http.h: the protocol's parse glue, shared by both modes. Wraps llhttp (strict
+ * mode, no lenient flags) and adds what it lacks: limits on the request line,
+ * header section, body and chunk extensions; header folding and empty names;
+ * versions, request-target forms, Host, Transfer-Encoding and Expect rules.
+ * Every rejection carries the status SPEC section 5 names. No I/O here. */
+#ifndef LOOPD_HTTP_H
+#define LOOPD_HTTP_H
+
+#include <llhttp.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "config.h"
+
+typedef struct http_hdr {
+  uint32_t name, name_len, value, value_len; /* offsets into the store's bytes */
+} http_hdr_t;
+
+/* Storage for one request's target and headers. Pooled per loop (or per
+ * thread) so idle connections hold none and busy ones allocate nothing. */
+typedef struct http_store {
+  buf_t bytes;
+  http_hdr_t *hdr;
+  uint32_t nhdr, hdr_cap;
+  struct http_store *next;
+} http_store_t;
+
+typedef struct http_store_pool {
+  http_store_t *free;
+  unsigned nfree;
+} http_store_pool_t;
+
+void http_store_pool_init(http_store_pool_t *pool);
+void http_store_pool_free(http_store_pool_t *pool);
+
+/* A parsed request head, as handlers see it. Valid from the head event until
+ * the response is complete. */
+typedef struct http_req {
+  const char *method;
+  int method_id; /* llhttp_method_t */
+  const char *target;
+  size_t target_len;
+  const char *path;
+  size_t path_len;
+  const char *query; /* without '?'; "" when absent */
+  size_t query_len;
+  int major, minor;
+  int64_t content_length; /* -1: none */
+  bool chunked;
+  bool has_body;
+  bool expect_continue;
+  bool keep_alive; /* what the client asked for */
+  const http_store_t *store;
+} http_req_t;
+
+/* Case-insensitive lookup of the first header with this name; NULL if none. */
+const char *http_req_header(const http_req_t *r, const char *name, size_t *len);
+/* The i-th header in arrival order. */
+void http_req_header_at(const http_req_t *r, uint32_t i, const char **name, size_t *nlen,
+                        const char **value, size_t *vlen);
+static inline uint32_t http_req_nheaders(const http_req_t *r) { return r->store->nhdr; }
+
+/* What the owner (a session) hears. on_head and on_done run outside llhttp
+ * callbacks; returning HTTP_EV_PAUSE stops the feed at that point. */
+enum { HTTP_EV_OK = 0, HTTP_EV_PAUSE = 1 };
+typedef struct http_events {
+  int (*on_head)(void *owner, const http_req_t *req);
+  void (*on_body)(void *owner, const char *data, size_t len);
+  int (*on_done)(void *owner);
+} http_events_t;
+
+typedef enum http_result {
+  HTTP_OK,     /* everything consumed */
+  HTTP_PAUSED, /* the owner paused; feed the rest when it is ready */
+  HTTP_ERROR   /* error_status and error_reason say why; the connection must close */
+} http_result_t;
+
+typedef struct http_parser {
+  llhttp_t p;
+  const config_t *cfg;
+  http_store_pool_t *pool;
+  http_store_t *store;
+  const http_events_t *ev;
+  void *owner;
+  http_req_t req;
+  uint64_t head_used;  /* bytes of the current head (request line + headers) */
+  uint64_t line_bytes; /* method + target + version bytes */
+  uint64_t body_bytes;
+  uint64_t extra_bytes; /* chunk extensions and trailers */
+  const char *exec_start; /* the bytes given to the current llhttp_execute */
+  const char *exec_end;
+  const char *value_end; /* where the last header value span ended */
+  int error_status;
+  const char *error_reason;
+  uint8_t pending;     /* event held until llhttp returns (PENDING_*) */
+  uint8_t last_cb;     /* CB_FIELD or CB_VALUE */
+  uint8_t cur_kind;    /* header being parsed (HK_*) */
+  uint8_t host_count;
+  uint8_t version_digit;
+  bool in_head;        /* between messages or before headers complete */
+  bool line_done;      /* the request line is complete */
+  bool kick;           /* llhttp must run once more, even without bytes */
+  bool in_trailers;
+  bool field_bytes;    /* the current header name has at least one byte */
+  bool value_started;
+  bool te_chunked;
+  bool te_other;
+  bool expect_other;
+} http_parser_t;
+
+void http_parser_init(http_parser_t *hp, const config_t *cfg, http_store_pool_t *pool,
+                      const http_events_t *ev, void *owner);
+/* Feeds bytes; returns how many were consumed and sets *result. */
+size_t http_parser_feed(http_parser_t *hp, const char *data, size_t len, http_result_t *result);
+/* True between messages with no byte of the next one seen. */
+bool http_parser_idle(const http_parser_t *hp);
+/* Gives the request storage back to the pool; only when idle. */
+void http_parser_release(http_parser_t *hp);
+/* Frees everything (connection closing). */
+void http_parser_free(http_parser_t *hp);
+
+/* Exposed for unit tests. */
+bool http_host_valid(const char *v, size_t n);
+int http_status_for_llhttp(const http_parser_t *hp, llhttp_errno_t err, const char **reason);
+
+#endif

@@ -1,0 +1,51 @@
+/* loop.h: one event loop and everything it owns: its thread, its
+ * SO_REUSEPORT listener, its connections, its shared read and write buffers,
+ * its Date cache and request-storage pool. Nothing here is shared between
+ * loops except the process-wide counters. */
+#ifndef LOOPD_LOOP_H
+#define LOOPD_LOOP_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "session.h"
+#include "stats.h"
+#include "work.h"
+
+#define LOOP_READ_BUF (64 * 1024)
+
+struct conn;
+
+typedef struct evloop {
+  uv_loop_t uv;
+  uv_tcp_t listener;
+  uv_async_t wake;        /* the main thread asks for a drain */
+  uv_idle_t idle;         /* runs yielded continuations, one turn at a time */
+  uv_timer_t drain_timer; /* shutdown deadline */
+  session_env_t env;
+  buf_t out;              /* responses produced in one callback, flushed at its end */
+  struct conn *conns;     /* every open connection */
+  struct conn *yield_head;
+  struct conn **yield_tail;
+  size_t nconns;
+  size_t nlingering_refused;
+  const config_t *cfg;
+  proc_stats_t *stats;
+  work_pool_t *work;
+  int index;
+  int listen_fd;
+  bool draining;
+  bool closed;
+  uv_sem_t *ready; /* posted once listening (or failed: see start_error) */
+  int start_error;
+  uv_async_t *done; /* sent once the loop has closed */
+  uv_thread_t thread;
+  char rbuf[LOOP_READ_BUF]; /* every read lands here first */
+} evloop_t;
+
+/* Runs the loop on the calling thread until it has drained. */
+void evloop_main(void *arg);
+/* From any thread: start a drain (stop accepting, finish, close). */
+void evloop_request_drain(evloop_t *l);
+
+#endif

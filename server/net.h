@@ -1,0 +1,25 @@
+/* net.h: listening sockets, shared by both modes. */
+#ifndef LOOPD_NET_H
+#define LOOPD_NET_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "config.h"
+
+/* Resolves server.listen into a socket address; 0 or -1 with a message. */
+int net_listen_addr(const config_t *cfg, struct sockaddr_storage *ss, char *err, size_t errlen);
+/* socket, SO_REUSEADDR (and SO_REUSEPORT), bind, listen. The fd, or -errno. */
+int net_listen_socket(const struct sockaddr_storage *ss, int backlog, int reuseport);
+/* The port a bound socket has, or -1. */
+int net_bound_port(int fd);
+/* Sets the port of an address. */
+void net_set_port(struct sockaddr_storage *ss, int port);
+/* "http://127.0.0.1:8080" or "http://[::1]:8080" */
+void net_url(const struct sockaddr_storage *ss, int port, char *out, size_t outlen);
+/* Formats a peer address as "127.0.0.1:40312" or "[::1]:40312". */
+void net_peer_name(const struct sockaddr_storage *ss, char *out, size_t outlen);
+/* Raises the open-files soft limit to the hard limit; returns the new soft limit. */
+long net_raise_nofile(void);
+
+#endif

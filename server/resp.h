@@ -1,0 +1,34 @@
+/* resp.h: writing HTTP/1.1 responses into a buffer: status line, the headers
+ * every response carries (Server, Date, framing, Connection), chunk framing. */
+#ifndef LOOPD_RESP_H
+#define LOOPD_RESP_H
+
+#include <stdint.h>
+
+#include "buf.h"
+
+#define RESP_CHUNKED (-1) /* Transfer-Encoding: chunked */
+#define RESP_NO_BODY (-2) /* 204/304: neither length nor body */
+#define RESP_UNTIL_CLOSE (-3) /* HTTP/1.0 stream: the body ends when the connection does */
+
+enum { RESP_CONN_DEFAULT, RESP_CONN_KEEP_ALIVE, RESP_CONN_CLOSE };
+
+typedef struct resp_head {
+  int status;
+  const char *content_type; /* NULL: no Content-Type */
+  int64_t content_length;   /* >= 0 or one of RESP_* above */
+  int connection;           /* RESP_CONN_* */
+  const char *extra;        /* more header lines, each ending in CRLF, or NULL */
+} resp_head_t;
+
+/* The reason phrase for a status ("Not Found"); "Unknown" for others. */
+const char *resp_reason(int status);
+/* Appends the status line and headers, up to and including the blank line. */
+int resp_write_head(buf_t *out, const resp_head_t *h, const char *date);
+/* Appends one chunk (nothing for n == 0) or the last chunk. */
+int resp_write_chunk(buf_t *out, const void *data, size_t n);
+int resp_write_last_chunk(buf_t *out);
+/* "HTTP/1.1 100 Continue\r\n\r\n" */
+int resp_write_continue(buf_t *out);
+
+#endif

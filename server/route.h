@@ -1,0 +1,112 @@
+/* route.h: the route table and the interface every handler implements.
+ * Handlers know no mode and need no uv.h: a handler answers at once (reply*),
+ * or hands the mode a plan (wait, run a blocking job, yield to the loop) with
+ * a continuation. Event mode carries plans out with uv_timer, uv_queue_work
+ * and an idle handle; thread mode carries them out inline. */
+#ifndef LOOPD_ROUTE_H
+#define LOOPD_ROUTE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "config.h"
+#include "http.h"
+
+typedef struct route_ctx route_ctx_t;
+typedef void (*route_fn)(route_ctx_t *rc);
+
+typedef enum plan_kind {
+  PLAN_NONE,
+  PLAN_DELAY, /* wait delay_ms (the loop stays free), then run then() */
+  PLAN_JOB,   /* run job() off the loop, then run then() on it */
+  PLAN_YIELD  /* let other work run (one loop turn), then run then() */
+} plan_kind_t;
+
+typedef struct plan {
+  plan_kind_t kind;
+  uint64_t delay_ms;
+  route_fn job; /* runs on another thread in event mode: may touch only rc->state */
+  route_fn then;
+} plan_t;
+
+/* What handlers may read about the server they run in. One per loop (event
+ * mode) or per connection thread; the monitor issue adds its views here. */
+typedef struct route_env {
+  const config_t *cfg;
+  buf_t scratch; /* for building bodies; reset by whoever uses it */
+  bool draining; /* shutting down: streams end, responses close */
+  int mode;      /* MODE_EVENT or MODE_THREADS */
+} route_env_t;
+
+/* Per-request state a handler may keep between its steps. */
+#define ROUTE_STATE_BYTES 96
+typedef union route_state {
+  unsigned char bytes[ROUTE_STATE_BYTES];
+  uint64_t align_;
+  double align_d_;
+} route_state_t;
+/* Each handler file asserts its state fits: ROUTE_STATE_FITS(struct my_state). */
+#define ROUTE_STATE(rc, type) ((type *)(void *)(rc)->state.bytes)
+#define ROUTE_STATE_FITS(type) _Static_assert(sizeof(type) <= ROUTE_STATE_BYTES, #type " too large")
+
+struct route_ctx {
+  const http_req_t *req;
+  route_env_t *env;
+  const char *peer; /* "127.0.0.1:40312" */
+  plan_t plan;
+  /* ROUTE_BODY handlers set these to receive the request body. */
+  void (*on_body)(route_ctx_t *rc, const char *data, size_t len);
+  void (*on_end)(route_ctx_t *rc);
+  route_state_t state;
+};
+
+enum {
+  ROUTE_PREFIX = 1u << 0,   /* also matches path + "/..." */
+  ROUTE_BODY = 1u << 1,     /* handler runs when the head arrives and reads the body */
+  ROUTE_MONITOR = 1u << 2,  /* never shed */
+  ROUTE_BLOCKING = 1u << 3  /* exists only with routes.block = on */
+};
+
+#define METHOD(m) (UINT64_C(1) << (m))
+
+typedef struct route {
+  const char *path;
+  unsigned flags;
+  uint64_t methods;  /* METHOD(HTTP_GET) | ...; GET implies HEAD; 0 = any */
+  const char *allow; /* the Allow header for 405 */
+  route_fn handle;
+} route_t;
+
+/* The table, in match order. */
+const route_t *route_table(size_t *n);
+/* The route for a path and method; NULL with *status 404 or 405 (and *allow). */
+const route_t *route_match(const config_t *cfg, const char *path, size_t len, int method,
+                           int *status, const char **allow);
+/* Index of a route in the table (for per-route counters), or -1. */
+int route_index(const route_t *r);
+
+/* ---- answering (implemented by the session) ---- */
+#define REPLY_CHUNKED (-1)
+
+/* A complete response. */
+void reply(route_ctx_t *rc, int status, const char *ctype, const void *body, size_t len);
+/* Same, with extra header lines (each ending in CRLF). */
+void reply_with(route_ctx_t *rc, int status, const char *ctype, const char *extra,
+                const void *body, size_t len);
+/* A text/plain "reason\n" response. */
+void reply_error(route_ctx_t *rc, int status, const char *reason);
+/* A streamed response: head, body pieces, end. length may be REPLY_CHUNKED. */
+void reply_head(route_ctx_t *rc, int status, const char *ctype, int64_t length, const char *extra);
+void reply_body(route_ctx_t *rc, const void *data, size_t len);
+void reply_end(route_ctx_t *rc);
+
+void plan_delay(route_ctx_t *rc, uint64_t ms, route_fn then);
+void plan_job(route_ctx_t *rc, route_fn job, route_fn then);
+void plan_yield(route_ctx_t *rc, route_fn then);
+
+/* ---- handlers (routes_*.c) ---- */
+void route_root(route_ctx_t *rc);
+void route_echo(route_ctx_t *rc);
+
+#endif

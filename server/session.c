@@ -1,0 +1,430 @@
+/* session.c: request lifecycle, routing, replies, timeouts and access log. */
+#include "session.h"
+
+#include <stdio.h>
+
+#include "resp.h"
+#include "util.h"
+
+#define SCRATCH_MAX (16u << 20)
+
+static int ev_head(void *owner, const http_req_t *req);
+static void ev_body(void *owner, const char *data, size_t len);
+static int ev_done(void *owner);
+static const http_events_t events = {ev_head, ev_body, ev_done};
+
+void session_env_init(session_env_t *env, const config_t *cfg, int mode, access_log_t *al) {
+  env->route.cfg = cfg;
+  buf_init(&env->route.scratch, SCRATCH_MAX);
+  env->route.draining = false;
+  env->route.mode = mode;
+  date_cache_init(&env->date);
+  http_store_pool_init(&env->pool);
+  env->access_log = al;
+}
+
+void session_env_free(session_env_t *env) {
+  buf_free(&env->route.scratch);
+  http_store_pool_free(&env->pool);
+}
+
+void session_init(session_t *s, session_env_t *env, const char *peer, uint64_t now_ms) {
+  memset(s, 0, sizeof *s);
+  s->env = env;
+  http_parser_init(&s->hp, env->route.cfg, &env->pool, &events, s);
+  s->rc.env = &env->route;
+  s->rc.peer = s->peer;
+  s->phase = PHASE_IDLE;
+  s->phase_ms = now_ms;
+  s->now_ms = now_ms;
+  snprintf(s->peer, sizeof s->peer, "%s", peer);
+}
+
+void session_free(session_t *s) { http_parser_free(&s->hp); }
+
+void session_trim(session_t *s) {
+  if (!s->req_active)
+    http_parser_release(&s->hp);
+}
+
+static session_t *session_of(route_ctx_t *rc) { return container_of(rc, session_t, rc); }
+
+static const config_t *cfg_of(const session_t *s) { return s->env->route.cfg; }
+
+/* ---- access log ---- */
+
+static void log_request(session_t *s, int status) {
+  access_log_t *al = s->env->access_log;
+  if (al == NULL)
+    return;
+  access_entry_t e = {.remote = s->peer, .method = "-", .target = "-", .target_len = 1,
+                      .http_major = 1, .http_minor = 1, .status = status,
+                      .bytes = s->resp_bytes, .referer = "", .user_agent = ""};
+  if (s->req_active) {
+    const http_req_t *r = s->rc.req;
+    e.method = r->method;
+    e.target = r->target;
+    e.target_len = r->target_len;
+    e.http_major = r->major;
+    e.http_minor = r->minor;
+    const char *v = http_req_header(r, "referer", &e.referer_len);
+    if (v != NULL)
+      e.referer = v;
+    v = http_req_header(r, "user-agent", &e.user_agent_len);
+    if (v != NULL)
+      e.user_agent = v;
+    e.duration_us = (clock_ns() - s->start_ns) / 1000;
+  }
+  access_log_write(al, &e);
+}
+
+/* ---- writing ---- */
+
+static void write_head(session_t *s, int status, const char *ctype, int64_t length,
+                       const char *extra) {
+  const http_req_t *r = s->rc.req;
+  bool keep = s->keep_alive && !s->env->route.draining;
+  if (length == REPLY_CHUNKED && r->minor == 0) {
+    /* HTTP/1.0 has no chunked coding: the body ends with the connection. */
+    length = RESP_UNTIL_CLOSE;
+    s->resp_until_close = true;
+    keep = false;
+  }
+  if (status == 204 || status == 304)
+    length = RESP_NO_BODY;
+  s->keep_alive = keep;
+  resp_head_t h = {.status = status, .content_type = ctype, .content_length = length,
+                   .connection = !keep ? RESP_CONN_CLOSE
+                                 : r->minor == 0 ? RESP_CONN_KEEP_ALIVE : RESP_CONN_DEFAULT,
+                   .extra = extra};
+  if (resp_write_head(s->out, &h, date_cache_get(&s->env->date)) != 0)
+    s->broken = true;
+  s->resp_started = true;
+  s->resp_status = (int16_t)status;
+  s->resp_chunked = length == RESP_CHUNKED;
+  if (length == RESP_NO_BODY)
+    s->head_only = true;
+}
+
+static void send_continue(session_t *s) {
+  if (resp_write_continue(s->out) != 0)
+    s->broken = true;
+  s->continue_sent = true;
+}
+
+/* True while the client waits for 100 Continue before sending its body. */
+static bool awaiting_continue(const session_t *s) {
+  const http_req_t *r = s->rc.req;
+  return !s->req_done && r->has_body && r->expect_continue && !s->continue_sent;
+}
+
+void reply_head(route_ctx_t *rc, int status, const char *ctype, int64_t length, const char *extra) {
+  session_t *s = session_of(rc);
+  if (s->resp_started) {
+    s->broken = true; /* a handler answered twice */
+    return;
+  }
+  if (awaiting_continue(s)) {
+    if (rc->on_body != NULL)
+      send_continue(s); /* the handler reads the body: ask for it first */
+    else
+      s->keep_alive = false; /* answering without the body: close after */
+  }
+  write_head(s, status, ctype, length, extra);
+}
+
+void reply_body(route_ctx_t *rc, const void *data, size_t len) {
+  session_t *s = session_of(rc);
+  if (!s->resp_started || s->resp_done) {
+    s->broken = true;
+    return;
+  }
+  if (s->head_only || len == 0)
+    return;
+  int r = s->resp_chunked ? resp_write_chunk(s->out, data, len) : buf_append(s->out, data, len);
+  if (r != 0)
+    s->broken = true;
+  s->resp_bytes += len;
+}
+
+void reply_end(route_ctx_t *rc) {
+  session_t *s = session_of(rc);
+  if (!s->resp_started || s->resp_done) {
+    s->broken = true;
+    return;
+  }
+  if (s->resp_chunked && !s->head_only && resp_write_last_chunk(s->out) != 0)
+    s->broken = true;
+  s->resp_done = true;
+}
+
+void reply_with(route_ctx_t *rc, int status, const char *ctype, const char *extra,
+                const void *body, size_t len) {
+  reply_head(rc, status, ctype, (int64_t)len, extra);
+  reply_body(rc, body, len);
+  reply_end(rc);
+}
+
+void reply(route_ctx_t *rc, int status, const char *ctype, const void *body, size_t len) {
+  reply_with(rc, status, ctype, NULL, body, len);
+}
+
+void reply_error(route_ctx_t *rc, int status, const char *reason) {
+  char body[512];
+  int n = snprintf(body, sizeof body, "%s\n", reason);
+  if (n < 0 || n >= (int)sizeof body)
+    n = (int)sizeof body - 1;
+  reply(rc, status, "text/plain", body, (size_t)n);
+}
+
+void plan_delay(route_ctx_t *rc, uint64_t ms, route_fn then) {
+  rc->plan = (plan_t){.kind = PLAN_DELAY, .delay_ms = ms, .then = then};
+}
+
+void plan_job(route_ctx_t *rc, route_fn job, route_fn then) {
+  rc->plan = (plan_t){.kind = PLAN_JOB, .job = job, .then = then};
+}
+
+void plan_yield(route_ctx_t *rc, route_fn then) {
+  rc->plan = (plan_t){.kind = PLAN_YIELD, .then = then};
+}
+
+/* A protocol error or timeout: answer (if nothing was answered yet) and close. */
+static void fail(session_t *s, int status, const char *reason) {
+  s->phase = PHASE_CLOSED;
+  s->keep_alive = false;
+  if (s->resp_started)
+    return; /* mid-response: the only honest signal left is the close */
+  char body[256];
+  int n = snprintf(body, sizeof body, "%s\n", reason);
+  resp_head_t h = {.status = status, .content_type = "text/plain", .content_length = n,
+                   .connection = RESP_CONN_CLOSE};
+  if (resp_write_head(s->out, &h, date_cache_get(&s->env->date)) != 0 ||
+      buf_append(s->out, body, (size_t)n) != 0)
+    s->broken = true;
+  s->resp_bytes = (uint64_t)n;
+  log_request(s, status);
+  s->req_active = false;
+}
+
+/* ---- the request lifecycle ---- */
+
+/* The response is complete and so is the request: log, then keep going or close. */
+static session_next_t finish(session_t *s) {
+  log_request(s, s->resp_status);
+  s->req_active = false;
+  s->route = NULL;
+  if (!s->keep_alive || s->resp_until_close) {
+    s->phase = PHASE_CLOSED;
+    return SESSION_CLOSE;
+  }
+  s->phase = PHASE_IDLE;
+  s->phase_ms = s->now_ms;
+  if (s->out->len >= SESSION_OUT_HIGH)
+    return SESSION_FLUSH;
+  return SESSION_READ;
+}
+
+/* After any handler step: what the mode must do next. */
+static session_next_t settle(session_t *s) {
+  if (s->broken)
+    return SESSION_CLOSE;
+  if (s->rc.plan.kind != PLAN_NONE) {
+    s->phase = PHASE_BUSY;
+    return SESSION_PLAN;
+  }
+  if (!s->req_done) {
+    if (s->resp_done && !s->keep_alive) { /* answered without the body */
+      s->req_done = true;
+      return finish(s);
+    }
+    if (awaiting_continue(s))
+      send_continue(s);
+    s->phase = s->rc.req->has_body ? PHASE_BODY : PHASE_BUSY;
+    s->phase_ms = s->now_ms;
+    return SESSION_READ;
+  }
+  if (!s->resp_done) {
+    if (s->resp_started) {
+      s->broken = true; /* a handler stopped mid-response */
+      return SESSION_CLOSE;
+    }
+    reply_error(&s->rc, 500, "the handler gave no answer");
+  }
+  return finish(s);
+}
+
+static int pause_unless_read(session_t *s, session_next_t next) {
+  s->next = (uint8_t)next;
+  return next == SESSION_READ ? HTTP_EV_OK : HTTP_EV_PAUSE;
+}
+
+static int ev_head(void *owner, const http_req_t *req) {
+  session_t *s = owner;
+  const config_t *c = cfg_of(s);
+  s->requests++;
+  s->req_active = true;
+  s->req_done = false;
+  s->resp_started = false;
+  s->resp_done = false;
+  s->resp_chunked = false;
+  s->resp_until_close = false;
+  s->continue_sent = false;
+  s->head_only = req->method_id == HTTP_HEAD;
+  s->resp_bytes = 0;
+  s->resp_status = 0;
+  s->start_ns = clock_ns();
+  s->keep_alive = req->keep_alive && (c->limits.max_requests_per_connection == 0 ||
+                                      s->requests < (uint64_t)c->limits.max_requests_per_connection);
+  s->rc.req = req;
+  s->rc.plan.kind = PLAN_NONE;
+  s->rc.on_body = NULL;
+  s->rc.on_end = NULL;
+  int status = 0;
+  const char *allow = NULL;
+  s->route = route_match(c, req->path, req->path_len, req->method_id, &status, &allow);
+  if (s->route == NULL) {
+    s->resp_status = (int16_t)status;
+    s->miss_allow = allow;
+  } else if (s->route->flags & ROUTE_BODY) {
+    s->route->handle(&s->rc);
+  }
+  return pause_unless_read(s, settle(s));
+}
+
+static void ev_body(void *owner, const char *data, size_t len) {
+  session_t *s = owner;
+  if (s->rc.on_body != NULL)
+    s->rc.on_body(&s->rc, data, len);
+}
+
+static void answer_miss(session_t *s) {
+  int status = s->resp_status;
+  if (status == 405) {
+    const char *allow = s->miss_allow;
+    char extra[128];
+    snprintf(extra, sizeof extra, "Allow: %s\r\n", allow);
+    char body[160];
+    int n = snprintf(body, sizeof body, "method %s not allowed here; allowed: %s\n",
+                     s->rc.req->method, allow);
+    reply_with(&s->rc, 405, "text/plain", extra, body, (size_t)n);
+  } else {
+    reply_error(&s->rc, 404, "not found");
+  }
+}
+
+static int ev_done(void *owner) {
+  session_t *s = owner;
+  s->req_done = true;
+  s->phase = PHASE_BUSY;
+  if (s->resp_done) {
+    /* answered at the head; the body has been read and dropped */
+  } else if (s->route == NULL) {
+    answer_miss(s);
+  } else if (s->route->flags & ROUTE_BODY) {
+    if (s->rc.on_end != NULL)
+      s->rc.on_end(&s->rc);
+  } else {
+    s->route->handle(&s->rc);
+  }
+  return pause_unless_read(s, settle(s));
+}
+
+/* ---- what the mode calls ---- */
+
+size_t session_feed(session_t *s, buf_t *out, const char *data, size_t len, uint64_t now_ms,
+                    session_next_t *next) {
+  s->out = out;
+  s->now_ms = now_ms;
+  if (s->phase == PHASE_CLOSED) {
+    *next = SESSION_CLOSE;
+    return len;
+  }
+  if (s->phase == PHASE_BODY && len > 0)
+    s->phase_ms = now_ms;
+  s->next = SESSION_READ;
+  http_result_t r;
+  size_t used = http_parser_feed(&s->hp, data, len, &r);
+  if (r == HTTP_ERROR) {
+    fail(s, s->hp.error_status, s->hp.error_reason);
+    *next = SESSION_CLOSE;
+    return used;
+  }
+  *next = r == HTTP_PAUSED ? (session_next_t)s->next : SESSION_READ;
+  if (s->phase == PHASE_IDLE && !http_parser_idle(&s->hp)) {
+    s->phase = PHASE_HEAD; /* the next request has begun */
+    s->phase_ms = now_ms;
+  }
+  if (*next == SESSION_READ)
+    session_trim(s);
+  return used;
+}
+
+/* A plan that ran at the head is over: let the parser go on with the message
+ * (a request without a body completes with no further bytes). */
+static session_next_t resume_parser(session_t *s, session_next_t next) {
+  if (next != SESSION_READ || !s->req_active || s->req_done)
+    return next;
+  session_feed(s, s->out, "", 0, s->now_ms, &next);
+  return next;
+}
+
+session_next_t session_continue(session_t *s, buf_t *out, uint64_t now_ms) {
+  s->out = out;
+  s->now_ms = now_ms;
+  plan_t p = s->rc.plan;
+  s->rc.plan.kind = PLAN_NONE;
+  if (p.then != NULL)
+    p.then(&s->rc);
+  return resume_parser(s, settle(s));
+}
+
+session_next_t session_refuse(session_t *s, buf_t *out, uint64_t now_ms, int status,
+                              const char *reason, const char *extra) {
+  s->out = out;
+  s->now_ms = now_ms;
+  s->rc.plan.kind = PLAN_NONE;
+  if (s->resp_started) {
+    s->broken = true;
+    return SESSION_CLOSE;
+  }
+  char body[256];
+  int n = snprintf(body, sizeof body, "%s\n", reason);
+  reply_with(&s->rc, status, "text/plain", extra, body, (size_t)n);
+  return resume_parser(s, settle(s));
+}
+
+uint64_t session_deadline(const session_t *s) {
+  const config_t *c = cfg_of(s);
+  switch (s->phase) {
+  case PHASE_IDLE:
+    return s->phase_ms + (uint64_t)c->limits.idle_timeout_ms;
+  case PHASE_HEAD:
+    return s->phase_ms + (uint64_t)c->limits.header_timeout_ms;
+  case PHASE_BODY:
+    return s->phase_ms + (uint64_t)c->limits.body_timeout_ms;
+  default:
+    return UINT64_MAX;
+  }
+}
+
+session_next_t session_timeout(session_t *s, buf_t *out, uint64_t now_ms) {
+  s->out = out;
+  s->now_ms = now_ms;
+  if (now_ms < session_deadline(s))
+    return SESSION_READ;
+  switch (s->phase) {
+  case PHASE_IDLE:
+    s->phase = PHASE_CLOSED;
+    break;
+  case PHASE_HEAD:
+    fail(s, 408, "request headers not received in time");
+    break;
+  case PHASE_BODY:
+    fail(s, 408, "request body not received in time");
+    break;
+  default:
+    return SESSION_READ;
+  }
+  return SESSION_CLOSE;
+}

@@ -1,0 +1,96 @@
+/* session.h: one connection's HTTP/1.1 life, without I/O. A mode (event loop,
+ * thread, fuzzer) feeds it bytes and carries out the plans it hands back; the
+ * session parses, routes, enforces limits and timeouts, writes responses in
+ * request order into the mode's output buffer, and logs them. */
+#ifndef LOOPD_SESSION_H
+#define LOOPD_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "date.h"
+#include "http.h"
+#include "log.h"
+#include "route.h"
+
+/* Shared by every session of one loop (or one thread). */
+typedef struct session_env {
+  route_env_t route;
+  date_cache_t date;
+  http_store_pool_t pool;
+  access_log_t *access_log;
+} session_env_t;
+
+void session_env_init(session_env_t *env, const config_t *cfg, int mode, access_log_t *al);
+void session_env_free(session_env_t *env);
+
+typedef enum session_next {
+  SESSION_READ,  /* wants more input */
+  SESSION_PLAN,  /* carry out session_plan(), then call session_continue() */
+  SESSION_FLUSH, /* the output is large: flush it, then feed the rest */
+  SESSION_CLOSE  /* flush the output (unless session_broken), then close */
+} session_next_t;
+
+enum { PHASE_IDLE, PHASE_HEAD, PHASE_BODY, PHASE_BUSY, PHASE_CLOSED };
+
+/* Output beyond this after a response makes the session ask for a flush. */
+#define SESSION_OUT_HIGH (64 * 1024)
+
+typedef struct session {
+  http_parser_t hp;
+  route_ctx_t rc;
+  session_env_t *env;
+  buf_t *out;
+  const route_t *route;
+  const char *miss_allow; /* no route: the Allow list for a 405 */
+  uint64_t now_ms;
+  uint64_t phase_ms;
+  uint64_t start_ns;
+  uint64_t resp_bytes;
+  uint32_t requests;
+  int16_t resp_status;
+  uint8_t phase;
+  uint8_t next;
+  bool req_active;
+  bool req_done;
+  bool resp_started;
+  bool resp_done;
+  bool resp_chunked;
+  bool resp_until_close;
+  bool head_only;
+  bool keep_alive;
+  bool continue_sent;
+  bool broken;
+  char peer[56];
+} session_t;
+
+/* peer: the client's address as text, e.g. "127.0.0.1:40312". */
+void session_init(session_t *s, session_env_t *env, const char *peer, uint64_t now_ms);
+/* Releases what the session holds. Its plan must be finished or abandoned. */
+void session_free(session_t *s);
+
+/* Feeds input; responses go to out. Returns how many bytes were consumed: the
+ * rest must be fed again once the returned step is done. */
+size_t session_feed(session_t *s, buf_t *out, const char *data, size_t len, uint64_t now_ms,
+                    session_next_t *next);
+/* The plan is carried out: run its continuation. */
+session_next_t session_continue(session_t *s, buf_t *out, uint64_t now_ms);
+/* The mode cannot carry the plan out (e.g. work queue full): answer status instead. */
+session_next_t session_refuse(session_t *s, buf_t *out, uint64_t now_ms, int status,
+                              const char *reason, const char *extra);
+/* Checks the phase's timeout; may write 408. SESSION_CLOSE when it expired. */
+session_next_t session_timeout(session_t *s, buf_t *out, uint64_t now_ms);
+/* When the current phase times out (mode clock, ms); UINT64_MAX = never. */
+uint64_t session_deadline(const session_t *s);
+
+static inline const plan_t *session_plan(const session_t *s) { return &s->rc.plan; }
+/* Between requests with nothing buffered: safe to close (shutdown). */
+static inline bool session_idle(const session_t *s) {
+  return s->phase == PHASE_IDLE && http_parser_idle(&s->hp);
+}
+/* Output could not be written (out of memory): drop it and close. */
+static inline bool session_broken(const session_t *s) { return s->broken; }
+/* Gives the request storage back to the pool when nothing is in flight. */
+void session_trim(session_t *s);
+
+#endif

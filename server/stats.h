@@ -1,0 +1,31 @@
+/* stats.h: process-wide counters shared by every loop (or thread). Atomic,
+ * relaxed: they are read for reports, never used to synchronise. */
+#ifndef LOOPD_STATS_H
+#define LOOPD_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+typedef struct proc_stats {
+  _Atomic int64_t conn_active;
+  _Atomic uint64_t conn_accepted;
+  _Atomic uint64_t conn_refused;
+} proc_stats_t;
+
+/* Takes a connection slot unless max are in use; 0 or -1. */
+static inline int stats_conn_take(proc_stats_t *st, int64_t max) {
+  int64_t n = atomic_fetch_add_explicit(&st->conn_active, 1, memory_order_relaxed);
+  if (n >= max) {
+    atomic_fetch_sub_explicit(&st->conn_active, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->conn_refused, 1, memory_order_relaxed);
+    return -1;
+  }
+  atomic_fetch_add_explicit(&st->conn_accepted, 1, memory_order_relaxed);
+  return 0;
+}
+
+static inline void stats_conn_give(proc_stats_t *st) {
+  atomic_fetch_sub_explicit(&st->conn_active, 1, memory_order_relaxed);
+}
+
+#endif

@@ -1,0 +1,26 @@
+/* util.h: small helpers every module may use: container_of, array sizes, clocks. */
+#ifndef LOOPD_UTIL_H
+#define LOOPD_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define container_of(ptr, type, member) \
+  ((type *)((char *)(ptr) - offsetof(type, member)))
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* Monotonic clock in nanoseconds (vDSO, no syscall). */
+static inline uint64_t clock_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t clock_ms(void) { return clock_ns() / 1000000u; }
+
+#endif

@@ -1,0 +1,95 @@
+/* work.c: uv_queue_work with a bound, cancellation and counters. */
+#include "work.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+struct job {
+  uv_work_t req;
+  route_ctx_t rc; /* only rc.state is used: the job never touches its connection */
+  route_fn fn;
+  job_done_cb done;
+  void *owner;
+  work_pool_t *wp;
+};
+
+int work_pool_init(work_pool_t *wp, int threads, int64_t limit) {
+  memset(wp, 0, sizeof *wp);
+  wp->threads = threads;
+  wp->limit = limit;
+  char want[16];
+  snprintf(want, sizeof want, "%d", threads);
+  /* libuv reads this once, when the pool first starts: it must be set before
+   * any uv_queue_work (or getaddrinfo, or fs call) in the process. */
+  if (setenv("UV_THREADPOOL_SIZE", want, 1) != 0)
+    return -1;
+  const char *got = getenv("UV_THREADPOOL_SIZE");
+  return got != NULL && strcmp(got, want) == 0 ? 0 : -1;
+}
+
+static void work_cb(uv_work_t *req) {
+  job_t *j = container_of(req, job_t, req);
+  atomic_fetch_add_explicit(&j->wp->running, 1, memory_order_relaxed);
+  j->fn(&j->rc);
+  atomic_fetch_sub_explicit(&j->wp->running, 1, memory_order_relaxed);
+}
+
+static void after_work_cb(uv_work_t *req, int status) {
+  job_t *j = container_of(req, job_t, req);
+  work_pool_t *wp = j->wp;
+  atomic_fetch_sub_explicit(&wp->inflight, 1, memory_order_relaxed);
+  if (status == UV_ECANCELED)
+    atomic_fetch_add_explicit(&wp->cancelled, 1, memory_order_relaxed);
+  else
+    atomic_fetch_add_explicit(&wp->completed, 1, memory_order_relaxed);
+  if (j->owner != NULL)
+    j->done(j->owner, &j->rc.state, status);
+  free(j);
+}
+
+job_t *work_submit(work_pool_t *wp, uv_loop_t *loop, route_fn fn, const route_state_t *state,
+                   job_done_cb done, void *owner) {
+  int64_t n = atomic_fetch_add_explicit(&wp->inflight, 1, memory_order_relaxed);
+  if (n >= wp->limit) {
+    atomic_fetch_sub_explicit(&wp->inflight, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&wp->rejected, 1, memory_order_relaxed);
+    return NULL;
+  }
+  job_t *j = malloc(sizeof *j);
+  if (j == NULL)
+    goto fail;
+  memset(&j->rc, 0, sizeof j->rc);
+  j->rc.state = *state;
+  j->fn = fn;
+  j->done = done;
+  j->owner = owner;
+  j->wp = wp;
+  if (uv_queue_work(loop, &j->req, work_cb, after_work_cb) != 0) {
+    free(j);
+    goto fail;
+  }
+  return j;
+fail:
+  atomic_fetch_sub_explicit(&wp->inflight, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&wp->rejected, 1, memory_order_relaxed);
+  return NULL;
+}
+
+void work_cancel(job_t *j) {
+  j->owner = NULL;
+  /* Fails with UV_EBUSY once the job runs: it completes and is dropped. */
+  uv_cancel((uv_req_t *)&j->req);
+}
+
+void work_counts(work_pool_t *wp, work_counts_t *out) {
+  out->threads = wp->threads;
+  out->running = atomic_load_explicit(&wp->running, memory_order_relaxed);
+  int64_t inflight = atomic_load_explicit(&wp->inflight, memory_order_relaxed);
+  out->queued = inflight > out->running ? inflight - out->running : 0;
+  out->completed = atomic_load_explicit(&wp->completed, memory_order_relaxed);
+  out->rejected = atomic_load_explicit(&wp->rejected, memory_order_relaxed);
+  out->cancelled = atomic_load_explicit(&wp->cancelled, memory_order_relaxed);
+}

@@ -1,0 +1,47 @@
+/* work.h: blocking jobs on libuv's thread pool (event mode). A bounded queue
+ * (work.queue_limit jobs queued or running, process-wide), cancellation of
+ * jobs that have not started, and the counters /lag and /metrics report. */
+#ifndef LOOPD_WORK_H
+#define LOOPD_WORK_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "route.h"
+
+typedef struct work_pool {
+  int64_t limit;
+  int threads;
+  _Atomic int64_t inflight; /* queued + running */
+  _Atomic int64_t running;
+  _Atomic uint64_t completed;
+  _Atomic uint64_t rejected;
+  _Atomic uint64_t cancelled;
+} work_pool_t;
+
+/* Sets the pool size (UV_THREADPOOL_SIZE) before anything uses the pool.
+ * Returns 0, or -1 when the environment already fixes another size. */
+int work_pool_init(work_pool_t *wp, int threads, int64_t limit);
+
+typedef struct job job_t;
+/* state: the job's result (the state the job function left); status is 0, or
+ * UV_ECANCELED when the job never ran. Never called after work_cancel. */
+typedef void (*job_done_cb)(void *owner, const route_state_t *state, int status);
+
+/* Queues fn to run on a pool thread with a copy of state. NULL when the queue
+ * is full (counted as rejected) or on error. */
+job_t *work_submit(work_pool_t *wp, uv_loop_t *loop, route_fn fn, const route_state_t *state,
+                   job_done_cb done, void *owner);
+/* The owner is gone: cancel if not started; a running job finishes unheard. */
+void work_cancel(job_t *j);
+
+/* Snapshot for reports. */
+typedef struct work_counts {
+  int threads;
+  int64_t running, queued;
+  uint64_t completed, rejected, cancelled;
+} work_counts_t;
+void work_counts(work_pool_t *wp, work_counts_t *out);
+
+#endif
