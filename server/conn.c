@@ -441,7 +441,8 @@ static void conn_after(conn_t *c) {
     conn_close(c);
     return;
   } else {
-    set_reading(c, c->inbuf.len < INBUF_MAX);
+    /* Backpressure: no new input while output waits, or while input piles up. */
+    set_reading(c, !c->writing && c->inbuf.len < INBUF_MAX);
   }
   arm(c);
 }

@@ -171,23 +171,30 @@ static int check_te(http_parser_t *hp, const char *v, size_t n) {
 }
 
 int http_status_for_llhttp(const http_parser_t *hp, llhttp_errno_t err, const char **reason) {
-  switch (err) {
-  case HPE_USER:
+  /* Our callbacks set the status; llhttp reports errors from its *_complete
+   * callbacks as HPE_CB_* rather than HPE_USER, so look at ours first. */
+  if (hp->error_status != 0) {
     *reason = hp->error_reason;
     return hp->error_status;
+  }
+  switch (err) {
   case HPE_INVALID_METHOD:
     *reason = "unknown or malformed method";
     return 400;
   case HPE_INVALID_URL:
     *reason = "malformed request target";
     return 400;
-  case HPE_INVALID_VERSION:
-    if (hp->version_digit >= '2' && hp->version_digit <= '9') {
+  case HPE_INVALID_VERSION: {
+    /* "HTTP/d.d" read and the digits refused: llhttp stops at the CR after them */
+    const char *pos = llhttp_get_error_pos(&hp->p);
+    if (hp->version_digit != 0 && pos != NULL && pos >= hp->exec_start && pos < hp->exec_end &&
+        *pos == '\r') {
       *reason = "only HTTP/1.0 and HTTP/1.1 are supported";
       return 505;
     }
     *reason = "malformed HTTP version";
     return 400;
+  }
   case HPE_PAUSED_H2_UPGRADE:
     *reason = "HTTP/2 is not supported";
     return 505;
@@ -226,6 +233,7 @@ static int on_message_begin(llhttp_t *p) {
   hp->store->nhdr = 0;
   hp->line_bytes = 0;
   hp->line_done = false;
+  hp->need_cr = false;
   hp->body_bytes = 0;
   hp->extra_bytes = 0;
   hp->last_cb = CB_NONE;
@@ -245,8 +253,19 @@ static int on_method(llhttp_t *p, const char *at, size_t len) {
   return 0;
 }
 
+/* The byte k places before at, looking back into the previous read if needed. */
+static char byte_before(const http_parser_t *hp, const char *at, size_t k) {
+  if (at - (ptrdiff_t)k >= hp->exec_start)
+    return at[-(ptrdiff_t)k];
+  size_t back = k - (size_t)(at - hp->exec_start); /* 1 or 2 into the previous read */
+  return back == 1 ? hp->last_byte : hp->last_byte2;
+}
+
 static int on_url(llhttp_t *p, const char *at, size_t len) {
   http_parser_t *hp = from(p);
+  /* llhttp takes several spaces between method and target; the grammar has one. */
+  if (hp->store->bytes.len == 0 && byte_before(hp, at, 2) == ' ')
+    return fail(hp, 400, "malformed request line");
   hp->line_bytes += len;
   /* method SP target SP HTTP/x.y: line_bytes + 10 once the version arrives */
   if (hp->line_bytes + 10 > (uint64_t)hp->cfg->limits.max_request_line_bytes)
@@ -262,14 +281,21 @@ static int on_url_complete(llhttp_t *p) {
 
 static int on_version(llhttp_t *p, const char *at, size_t len) {
   http_parser_t *hp = from(p);
-  if (hp->version_digit == 0 && len > 0)
+  if (hp->version_digit == 0 && len > 0 && at[0] >= '0' && at[0] <= '9')
     hp->version_digit = (uint8_t)at[0];
   hp->line_bytes += len;
+  hp->version_end = at + len == hp->exec_end ? NULL : at + len;
   return 0;
 }
 
 static int on_version_complete(llhttp_t *p) {
   http_parser_t *hp = from(p);
+  /* llhttp accepts a bare LF after the request line; RFC 9112 only allows it
+   * as a leniency, and lenient parsers disagreeing is how smuggling starts. */
+  if (hp->version_end == NULL)
+    hp->need_cr = true; /* the next byte comes with the next read */
+  else if (*hp->version_end != '\r')
+    return fail(hp, 400, "request line must end with CRLF");
   if (p->http_major != 1 || p->http_minor > 1)
     return fail(hp, 505, "only HTTP/1.0 and HTTP/1.1 are supported");
   hp->line_done = true;
@@ -409,6 +435,14 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
   return 0;
 }
 
+/* A chunk announces its size: refuse it before its bytes arrive. */
+static int on_chunk_header(llhttp_t *p) {
+  http_parser_t *hp = from(p);
+  if (p->content_length > (uint64_t)hp->cfg->limits.max_body_bytes - hp->body_bytes)
+    return fail(hp, 413, "request body too large");
+  return 0;
+}
+
 static int on_chunk_extension(llhttp_t *p, const char *at, size_t len) {
   http_parser_t *hp = from(p);
   (void)at;
@@ -439,6 +473,7 @@ static void settings_init(void) {
   settings.on_header_value_complete = on_header_value_complete;
   settings.on_headers_complete = on_headers_complete;
   settings.on_body = on_body;
+  settings.on_chunk_header = on_chunk_header;
   settings.on_chunk_extension_name = on_chunk_extension;
   settings.on_chunk_extension_value = on_chunk_extension;
   settings.on_message_complete = on_message_complete;
@@ -502,6 +537,12 @@ static int split_target(http_parser_t *hp) {
 static int finish_head(http_parser_t *hp) {
   llhttp_t *p = &hp->p;
   http_req_t *r = &hp->req;
+  if (!hp->line_done) {
+    /* llhttp reads "GET /" alone as HTTP/0.9, and skips the version callback for "HTTP/0.9" */
+    if (hp->version_digit != 0)
+      return fail(hp, 505, "only HTTP/1.0 and HTTP/1.1 are supported"), -1;
+    return fail(hp, 400, "request line has no HTTP version"), -1;
+  }
   r->method_id = p->method;
   r->method = llhttp_method_name((llhttp_method_t)p->method);
   r->major = p->http_major;
@@ -530,6 +571,18 @@ static int finish_head(http_parser_t *hp) {
   if (!r->has_body)
     r->expect_continue = false;
   return 0;
+}
+
+/* At a pause for the end of the head (or of a chunked message's trailers),
+ * the bytes just consumed must be CRLF: llhttp also takes a bare LF there. */
+static bool ends_with_crlf(const http_parser_t *hp, const char *pos) {
+  if (hp->pending == PENDING_DONE && !(hp->p.flags & F_CHUNKED))
+    return true; /* ends with its body, or with its head (checked at the head) */
+  if (pos <= hp->exec_start)
+    return true; /* nothing consumed here: checked when it was */
+  char lf = pos[-1];
+  char cr = pos - 1 > hp->exec_start ? pos[-2] : hp->last_byte;
+  return lf == '\n' && cr == '\r';
 }
 
 /* Bytes the head may use: the request line (once known) plus the header section. */
@@ -561,10 +614,26 @@ size_t http_parser_feed(http_parser_t *hp, const char *data, size_t len, http_re
       if (n > room + 1)
         n = (size_t)room + 1; /* one byte past the limit proves the overflow */
     }
+    if (hp->need_cr && n > 0) {
+      hp->need_cr = false;
+      if (*p != '\r') {
+        fail(hp, 400, "request line must end with CRLF");
+        goto error;
+      }
+    }
     hp->exec_start = p;
     hp->exec_end = p + n;
     llhttp_errno_t err = llhttp_execute(&hp->p, p, n);
     size_t used = err == HPE_OK ? n : (size_t)(llhttp_get_error_pos(&hp->p) - p);
+    if ((err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) && hp->pending != PENDING_NONE &&
+        !ends_with_crlf(hp, p + used)) {
+      fail(hp, 400, "header section must end with CRLF");
+      goto error;
+    }
+    if (used > 0) {
+      hp->last_byte2 = used > 1 ? p[used - 2] : hp->last_byte;
+      hp->last_byte = p[used - 1];
+    }
     if (hp->in_head)
       hp->head_used += used;
     p += used;

@@ -91,6 +91,7 @@ typedef struct http_parser {
   const char *exec_start; /* the bytes given to the current llhttp_execute */
   const char *exec_end;
   const char *value_end; /* where the last header value span ended */
+  const char *version_end; /* where the version span ended (NULL: at a read's end) */
   int error_status;
   const char *error_reason;
   uint8_t pending;     /* event held until llhttp returns (PENDING_*) */
@@ -98,9 +99,12 @@ typedef struct http_parser {
   uint8_t cur_kind;    /* header being parsed (HK_*) */
   uint8_t host_count;
   uint8_t version_digit;
+  char last_byte;  /* the last two bytes consumed by earlier llhttp_execute calls */
+  char last_byte2;
   bool in_head;        /* between messages or before headers complete */
   bool line_done;      /* the request line is complete */
   bool kick;           /* llhttp must run once more, even without bytes */
+  bool need_cr;        /* the next byte must be the CR ending the request line */
   bool in_trailers;
   bool field_bytes;    /* the current header name has at least one byte */
   bool value_started;

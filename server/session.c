@@ -74,6 +74,13 @@ static void log_request(session_t *s, int status) {
     if (v != NULL)
       e.user_agent = v;
     e.duration_us = (clock_ns() - s->start_ns) / 1000;
+  } else if (s->hp.store != NULL && s->hp.line_done) {
+    /* rejected before its head was complete: log what was read */
+    e.method = llhttp_method_name((llhttp_method_t)s->hp.p.method);
+    e.target = s->hp.store->bytes.data;
+    e.target_len = s->hp.req.target_len;
+    e.http_major = s->hp.p.http_major;
+    e.http_minor = s->hp.p.http_minor;
   }
   access_log_write(al, &e);
 }
@@ -213,6 +220,8 @@ static void fail(session_t *s, int status, const char *reason) {
 static session_next_t finish(session_t *s) {
   log_request(s, s->resp_status);
   s->req_active = false;
+  s->resp_started = false;
+  s->resp_done = false;
   s->route = NULL;
   if (!s->keep_alive || s->resp_until_close) {
     s->phase = PHASE_CLOSED;

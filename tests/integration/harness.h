@@ -1,0 +1,78 @@
+/* harness.h: what integration tests share: start the real loopd on port 0
+ * (the port is read from its start line), talk to it over raw sockets with
+ * timeouts, read responses exactly, and stop it by PID. The mode comes from
+ * LOOPD_TEST_MODE (event or threads), the binary from LOOPD_BIN. */
+#ifndef LOOPD_TEST_HARNESS_H
+#define LOOPD_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct srv {
+  pid_t pid;
+  int port;
+  int err_fd;       /* loopd's stderr, read by srv_log_wait */
+  char log[65536];  /* stderr collected so far */
+  size_t log_len;
+} srv_t;
+
+/* The mode under test: "event" (default) or "threads". */
+const char *test_mode(void);
+
+/* Starts loopd with --listen 127.0.0.1:0 --mode MODE and the extra args
+ * (NULL-terminated). Returns 0 once it printed its start line. */
+int srv_start(srv_t *s, const char *const *args);
+/* Same, with a variadic list of extra args ending in NULL. */
+int srv_startv(srv_t *s, ...);
+/* Sends sig and waits up to timeout_ms. Returns the exit status (128+N when
+ * killed by signal N), or -1 (then it was SIGKILLed). */
+int srv_stop(srv_t *s, int sig, int timeout_ms);
+/* Waits until loopd's stderr contains needle. */
+bool srv_log_wait(srv_t *s, const char *needle, int timeout_ms);
+/* Peak resident memory of the server process, in KiB (VmHWM), or current (VmRSS). */
+long srv_rss_kb(const srv_t *s, bool peak);
+
+/* Runs loopd to completion with args; returns its exit status; stderr and
+ * stdout go to the buffers (NUL-terminated, truncated). */
+int run_loopd(const char *const *args, char *out, size_t outlen, char *err, size_t errlen,
+              const char *const *env);
+
+/* Raw TCP to 127.0.0.1:port; -1 on failure. */
+int raw_connect(int port);
+int raw_send(int fd, const void *p, size_t n);
+int raw_sends(int fd, const char *s);
+/* Closes a raw socket (and forgets bytes read ahead on it). */
+void raw_close(int fd);
+/* Reads whatever arrives within timeout_ms (until EOF or the first quiet gap). */
+ssize_t raw_recv_some(int fd, char *buf, size_t len, int timeout_ms);
+/* Reads exactly n bytes within timeout_ms; 0 or -1. */
+int raw_recv_exact(int fd, char *buf, size_t n, int timeout_ms);
+/* True if the peer closed (EOF or reset) within timeout_ms; unread data is skipped. */
+bool raw_wait_closed(int fd, int timeout_ms);
+
+typedef struct resp {
+  int status;
+  char head[16384]; /* the status line and headers, NUL-terminated */
+  char *body;       /* malloc'd, NUL-terminated */
+  size_t body_len;
+  bool chunked;
+  int64_t content_length; /* -1: none */
+} resp_t;
+
+/* Reads one response. head_request: a HEAD response has no body. Returns 0,
+ * or -1 on timeout, malformed data or a close before the end. */
+int resp_read(int fd, resp_t *r, int timeout_ms, bool head_request);
+/* The value of a header (first match, case-insensitive), copied into a static
+ * buffer; NULL when absent. */
+const char *resp_header(const resp_t *r, const char *name);
+void resp_free(resp_t *r);
+
+/* One request on a new connection: sends raw, reads one response. */
+int raw_exchange(int port, const char *request, resp_t *r, int timeout_ms);
+
+/* Milliseconds on a monotonic clock. */
+double now_ms(void);
+
+#endif
