@@ -27,8 +27,8 @@ int buf_reserve(buf_t *b, size_t n) {
   size_t cap = b->cap ? b->cap : 256;
   while (cap < need)
     cap = cap > b->max / 2 ? b->max : cap * 2;
-  if (cap < need)
-    cap = need;
+  if (cap > b->max)
+    cap = b->max; /* need <= max, checked above */
   char *p = realloc(b->data, cap);
   if (p == NULL)
     return -1;

@@ -1,0 +1,225 @@
+/* test_config.c: the command line and config contract (SPEC sections 1-2):
+ * bad input exits 2 with one line naming the key, --print-config loads back,
+ * precedence is command line > environment > file > defaults. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static char out[65536], err[65536];
+
+static int run(const char *const *args, const char *const *env) {
+  return run_loopd(args, out, sizeof out, err, sizeof err, env);
+}
+
+static void write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+/* Exactly one line on stderr, naming all of the needles. */
+static void assert_one_line_naming(const char *a, const char *b) {
+  char *nl = strchr(err, '\n');
+  if (nl == NULL || nl[1] != '\0')
+    fail_msg("want one line on stderr, got: %s", err);
+  if (strstr(err, a) == NULL || (b != NULL && strstr(err, b) == NULL))
+    fail_msg("stderr does not name \"%s\"/\"%s\": %s", a, b ? b : "", err);
+}
+
+static void test_bad_values_exit_2(void **state) {
+  (void)state;
+  static const struct {
+    const char *set, *key;
+  } bad[] = {
+      {"server.loops=0", "server.loops"},
+      {"server.loops=many", "server.loops"},
+      {"server.mode=fast", "server.mode"},
+      {"server.listen=nowhere", "server.listen"},
+      {"server.listen=127.0.0.1:70000", "server.listen"},
+      {"server.backlog=-1", "server.backlog"},
+      {"limits.max_body_bytes=lots", "limits.max_body_bytes"},
+      {"limits.max_header_bytes=1", "limits.max_header_bytes"},
+      {"limits.idle_timeout_ms=0", "limits.idle_timeout_ms"},
+      {"work.threads=0", "work.threads"},
+      {"work.queue_limit=99999999999", "work.queue_limit"},
+      {"monitor.sample_ms=abc", "monitor.sample_ms"},
+      {"routes.block=maybe", "routes.block"},
+      {"log.format=xml", "log.format"},
+      {"threads.stack_kb=8", "threads.stack_kb"},
+      {"nosuch.key=1", "nosuch.key"},
+      {"server.listen", "server.listen"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    const char *args[] = {"--set", bad[i].set, NULL};
+    int st = run(args, NULL);
+    if (st != 2)
+      fail_msg("--set %s: exit %d, want 2", bad[i].set, st);
+    assert_one_line_naming(bad[i].key, NULL);
+  }
+  const char *opt[] = {"--frobnicate", NULL};
+  assert_int_equal(run(opt, NULL), 2);
+  assert_one_line_naming("--frobnicate", NULL);
+  const char *loops[] = {"--loops", "x", NULL};
+  assert_int_equal(run(loops, NULL), 2);
+  assert_one_line_naming("server.loops", "x");
+  const char *missing[] = {"--config", "/nonexistent/loopd.ini", NULL};
+  assert_int_equal(run(missing, NULL), 2);
+  assert_one_line_naming("/nonexistent/loopd.ini", NULL);
+}
+
+static void test_file_errors_name_line(void **state) {
+  (void)state;
+  char path[] = "/tmp/loopd-test-cfgXXXXXX";
+  int fd = mkstemp(path);
+  close(fd);
+  write_file(path, "# comment\n[server]\nlisten = 127.0.0.1:0\n\n[limits]\nmax_body_bytes = huge\n");
+  const char *args[] = {"--config", path, "--check-config", NULL};
+  assert_int_equal(run(args, NULL), 2);
+  char where[128];
+  snprintf(where, sizeof where, "%s:6:", path);
+  assert_one_line_naming(where, "limits.max_body_bytes");
+  write_file(path, "[server]\nlistn = 1\n");
+  assert_int_equal(run(args, NULL), 2);
+  snprintf(where, sizeof where, "%s:2:", path);
+  assert_one_line_naming(where, "server.listn");
+  write_file(path, "[server\nlisten = 1\n");
+  assert_int_equal(run(args, NULL), 2);
+  snprintf(where, sizeof where, "%s:1:", path);
+  assert_one_line_naming(where, NULL);
+  write_file(path, "[server]\nloops = 2\n[limits]\nmax_body_bytes = 2m\n");
+  assert_int_equal(run(args, NULL), 0);
+  unlink(path);
+}
+
+static void test_env_errors(void **state) {
+  (void)state;
+  const char *env[] = {"LOOPD_WORK_THREADS=lots", NULL};
+  const char *args[] = {"--check-config", NULL};
+  assert_int_equal(run(args, env), 2);
+  assert_one_line_naming("LOOPD_WORK_THREADS", "lots");
+  const char *env2[] = {"LOOPD_SERVER_NOPE=1", NULL};
+  assert_int_equal(run(args, env2), 2);
+  assert_one_line_naming("LOOPD_SERVER_NOPE", NULL);
+  const char *env3[] = {"LOOPD_BIN=/whatever", NULL}; /* not ours: ignored */
+  assert_int_equal(run(args, env3), 0);
+}
+
+static const char *value_of(const char *printed, const char *section, const char *key) {
+  static char v[256];
+  char sec[64];
+  snprintf(sec, sizeof sec, "[%s]\n", section);
+  const char *p = strstr(printed, sec);
+  if (p == NULL)
+    return NULL;
+  char k[80];
+  snprintf(k, sizeof k, "\n%s = ", key);
+  p = strstr(p, k);
+  if (p == NULL)
+    return NULL;
+  p += strlen(k);
+  size_t n = strcspn(p, "\n");
+  snprintf(v, sizeof v, "%.*s", (int)n, p);
+  return v;
+}
+
+static void test_precedence_and_print_config(void **state) {
+  (void)state;
+  char path[] = "/tmp/loopd-test-cfgXXXXXX";
+  int fd = mkstemp(path);
+  close(fd);
+  write_file(path, "[server]\nloops = 3\nbacklog = 100\n[work]\nthreads = 7\n");
+  const char *env[] = {"LOOPD_SERVER_BACKLOG=200", "LOOPD_WORK_THREADS=8", NULL};
+  const char *args[] = {"--config", path, "--workers", "9", "--print-config", NULL};
+  assert_int_equal(run(args, env), 0);
+  assert_string_equal(value_of(out, "server", "loops"), "3");     /* file */
+  assert_string_equal(value_of(out, "server", "backlog"), "200"); /* env over file */
+  assert_string_equal(value_of(out, "work", "threads"), "9");     /* command line over env */
+  assert_string_equal(value_of(out, "limits", "max_body_bytes"), "1048576"); /* default */
+  /* the printed file loads back to the same configuration */
+  char first[65536];
+  snprintf(first, sizeof first, "%s", out);
+  write_file(path, first);
+  const char *again[] = {"--config", path, "--print-config", NULL};
+  assert_int_equal(run(again, NULL), 0);
+  assert_string_equal(out, first);
+  /* every key of the table is in it, and in the example config */
+  const char *keys[] = {"listen", "mode", "loops", "backlog", "max_connections",
+                        "shutdown_timeout_ms", "max_request_line_bytes", "max_header_bytes",
+                        "max_body_bytes", "header_timeout_ms", "body_timeout_ms",
+                        "idle_timeout_ms", "max_requests_per_connection", "threads",
+                        "queue_limit", "max_ms", "heartbeat_ms", "sample_ms", "stall_ms",
+                        "unhealthy_lag_ms", "shed_lag_ms", "block", "access", "format",
+                        "stack_kb"};
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    char k[64];
+    snprintf(k, sizeof k, "\n%s = ", keys[i]);
+    if (strstr(first, k) == NULL)
+      fail_msg("--print-config lacks %s", keys[i]);
+  }
+  unlink(path);
+}
+
+static void test_example_config_loads(void **state) {
+  (void)state;
+  const char *dir = getenv("LOOPD_SOURCE_DIR");
+  char path[1024];
+  snprintf(path, sizeof path, "%s/config/loopd.ini", dir ? dir : "..");
+  const char *args[] = {"--config", path, "--print-config", NULL};
+  assert_int_equal(run(args, NULL), 0);
+  char defaults[65536];
+  snprintf(defaults, sizeof defaults, "%s", out);
+  const char *plain[] = {"--print-config", NULL};
+  assert_int_equal(run(plain, NULL), 0);
+  /* the example documents the defaults */
+  assert_string_equal(defaults, out);
+}
+
+static void test_help_version(void **state) {
+  (void)state;
+  const char *help[] = {"--help", NULL};
+  assert_int_equal(run(help, NULL), 0);
+  assert_non_null(strstr(out, "Usage: loopd"));
+  assert_non_null(strstr(out, "limits.max_body_bytes"));
+  const char *version[] = {"--version", NULL};
+  assert_int_equal(run(version, NULL), 0);
+  assert_non_null(strstr(out, "loopd "));
+  assert_non_null(strstr(out, "libuv"));
+}
+
+/* A server that cannot bind exits non-zero with the address in its message. */
+static void test_bind_failure(void **state) {
+  (void)state;
+  srv_t s;
+  assert_int_equal(srv_start(&s, NULL), 0);
+  char listen[64];
+  snprintf(listen, sizeof listen, "127.0.0.1:%d", s.port);
+  const char *args[] = {"--listen", listen, NULL};
+  int st = run(args, NULL);
+  assert_int_equal(st, 1);
+  assert_non_null(strstr(err, listen));
+  assert_int_equal(srv_stop(&s, SIGTERM, 5000), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_bad_values_exit_2),
+      cmocka_unit_test(test_file_errors_name_line),
+      cmocka_unit_test(test_env_errors),
+      cmocka_unit_test(test_precedence_and_print_config),
+      cmocka_unit_test(test_example_config_loads),
+      cmocka_unit_test(test_help_version),
+      cmocka_unit_test(test_bind_failure),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,207 @@
+/* test_limits.c: timeouts and the connection limit hold: slow headers get
+ * 408, a stalled body gets 408, idle keep-alive connections are closed,
+ * connections beyond max_connections are refused at once, and
+ * max_requests_per_connection ends a connection with Connection: close. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define T 5000
+
+static void test_slow_headers(void **state) {
+  (void)state;
+  srv_t s;
+  assert_int_equal(srv_startv(&s, "--set", "limits.header_timeout_ms=400", NULL), 0);
+  int fd = raw_connect(s.port);
+  double t0 = now_ms();
+  raw_sends(fd, "GET / HTTP/1.1\r\nHost: x\r\n");
+  /* trickle a header byte now and then: the deadline counts from the first byte */
+  for (int i = 0; i < 3; i++) {
+    usleep(100 * 1000);
+    raw_sends(fd, "X");
+  }
+  resp_t r;
+  assert_int_equal(resp_read(fd, &r, T, false), 0);
+  double took = now_ms() - t0;
+  assert_int_equal(r.status, 408);
+  assert_string_equal(resp_header(&r, "connection"), "close");
+  assert_true(took >= 390);
+  assert_true(took < 2500);
+  assert_true(raw_wait_closed(fd, T));
+  resp_free(&r);
+  raw_close(fd);
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+}
+
+static void test_body_timeout(void **state) {
+  (void)state;
+  srv_t s;
+  assert_int_equal(srv_startv(&s, "--set", "limits.body_timeout_ms=400", NULL), 0);
+  int fd = raw_connect(s.port);
+  raw_sends(fd, "POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc");
+  /* body bytes keep the request alive... */
+  for (int i = 0; i < 4; i++) {
+    usleep(200 * 1000);
+    raw_sends(fd, "d");
+  }
+  double t0 = now_ms();
+  /* ...silence does not */
+  resp_t r;
+  assert_int_equal(resp_read(fd, &r, T, false), 0);
+  double took = now_ms() - t0;
+  assert_int_equal(r.status, 408);
+  assert_true(took >= 350);
+  assert_true(took < 2500);
+  resp_free(&r);
+  raw_close(fd);
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+}
+
+static void test_idle_close(void **state) {
+  (void)state;
+  srv_t s;
+  assert_int_equal(srv_startv(&s, "--set", "limits.idle_timeout_ms=300", NULL), 0);
+  int fd = raw_connect(s.port);
+  resp_t r;
+  raw_sends(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  assert_int_equal(resp_read(fd, &r, T, false), 0);
+  resp_free(&r);
+  double t0 = now_ms();
+  assert_true(raw_wait_closed(fd, T));
+  double took = now_ms() - t0;
+  assert_true(took >= 280);
+  assert_true(took < 2500);
+  raw_close(fd);
+  /* a connection that never sends anything is idle too */
+  fd = raw_connect(s.port);
+  t0 = now_ms();
+  assert_true(raw_wait_closed(fd, T));
+  assert_true(now_ms() - t0 < 2500);
+  raw_close(fd);
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+}
+
+static void test_connection_limit(void **state) {
+  (void)state;
+  srv_t s;
+  assert_int_equal(srv_startv(&s, "--set", "server.max_connections=5", NULL), 0);
+  int fds[5];
+  resp_t r;
+  for (int i = 0; i < 5; i++) {
+    fds[i] = raw_connect(s.port);
+    raw_sends(fds[i], "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(resp_read(fds[i], &r, T, false), 0);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+  }
+  /* the sixth is refused at once: a 503 then a close, never a wait */
+  for (int k = 0; k < 3; k++) {
+    int extra = raw_connect(s.port);
+    double t0 = now_ms();
+    raw_sends(extra, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(resp_read(extra, &r, T, false), 0);
+    assert_int_equal(r.status, 503);
+    assert_non_null(resp_header(&r, "retry-after"));
+    assert_true(raw_wait_closed(extra, T));
+    assert_true(now_ms() - t0 < 1000);
+    resp_free(&r);
+    raw_close(extra);
+  }
+  /* the five still work */
+  for (int i = 0; i < 5; i++) {
+    raw_sends(fds[i], "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(resp_read(fds[i], &r, T, false), 0);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+  }
+  /* a freed slot is taken again */
+  raw_close(fds[0]);
+  double end = now_ms() + T;
+  int served = 0;
+  while (!served && now_ms() < end) {
+    if (raw_exchange(s.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", &r, T) == 0) {
+      served = r.status == 200;
+      resp_free(&r);
+    }
+    if (!served)
+      usleep(20 * 1000); /* the close travels to the server asynchronously */
+  }
+  assert_true(served);
+  for (int i = 1; i < 5; i++)
+    raw_close(fds[i]);
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+}
+
+static void test_max_requests_per_connection(void **state) {
+  (void)state;
+  srv_t s;
+  assert_int_equal(srv_startv(&s, "--set", "limits.max_requests_per_connection=3", NULL), 0);
+  int fd = raw_connect(s.port);
+  raw_sends(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"
+                "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  resp_t r;
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(resp_read(fd, &r, T, false), 0);
+    assert_int_equal(r.status, 200);
+    const char *c = resp_header(&r, "connection");
+    if (i < 2)
+      assert_null(c);
+    else
+      assert_string_equal(c, "close");
+    resp_free(&r);
+  }
+  assert_true(raw_wait_closed(fd, T)); /* the fourth request is not answered */
+  raw_close(fd);
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+}
+
+/* Many connections that each hold a partial request: memory stays bounded by
+ * the limits, and every one of them gets its 408. */
+static void test_many_partial_requests(void **state) {
+  (void)state;
+  srv_t s;
+  assert_int_equal(srv_startv(&s, "--set", "limits.header_timeout_ms=1500", NULL), 0);
+  enum { N = 500 };
+  static int fds[N];
+  long before = srv_rss_kb(&s, false);
+  for (int i = 0; i < N; i++) {
+    fds[i] = raw_connect(s.port);
+    assert_true(fds[i] >= 0);
+    raw_sends(fds[i], "GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: x\r\nX-Partial: ");
+  }
+  usleep(200 * 1000);
+  long during = srv_rss_kb(&s, false);
+  /* a few KB each at most (request storage from the pool) */
+  assert_true(during - before < N * 8);
+  int got408 = 0;
+  for (int i = 0; i < N; i++) {
+    resp_t r;
+    if (resp_read(fds[i], &r, T, false) == 0 && r.status == 408)
+      got408++;
+    resp_free(&r);
+    raw_close(fds[i]);
+  }
+  assert_int_equal(got408, N);
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_slow_headers),
+      cmocka_unit_test(test_body_timeout),
+      cmocka_unit_test(test_idle_close),
+      cmocka_unit_test(test_connection_limit),
+      cmocka_unit_test(test_max_requests_per_connection),
+      cmocka_unit_test(test_many_partial_requests),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,279 @@
+/* test_session.c: the session (parse glue, routing, replies, plans, limits,
+ * timeouts) driven directly, without sockets, as both modes drive it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "session.h"
+
+typedef struct fixture {
+  config_t cfg;
+  session_env_t env;
+  session_t s;
+  buf_t out;
+} fixture_t;
+
+static int setup(void **state) {
+  fixture_t *f = calloc(1, sizeof *f);
+  char err[256];
+  config_defaults(&f->cfg);
+  config_set(&f->cfg, "limits.max_request_line_bytes", "100", err, sizeof err);
+  config_set(&f->cfg, "limits.max_header_bytes", "300", err, sizeof err);
+  config_set(&f->cfg, "limits.max_body_bytes", "50", err, sizeof err);
+  session_env_init(&f->env, &f->cfg, MODE_EVENT, NULL);
+  session_init(&f->s, &f->env, "10.0.0.1:1234", 1000);
+  buf_init(&f->out, 1 << 24);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture_t *f = *state;
+  session_free(&f->s);
+  session_env_free(&f->env);
+  buf_free(&f->out);
+  free(f);
+  return 0;
+}
+
+/* Feeds everything, carrying out plans at once (as the fuzzer does).
+ * Returns the last step; *plans counts the plans seen. */
+static session_next_t feed(fixture_t *f, const char *data, size_t len, int *plans) {
+  session_next_t next = SESSION_READ;
+  size_t used = 0;
+  for (int guard = 0; guard < 10000; guard++) {
+    used += session_feed(&f->s, &f->out, data + used, len - used, 1000, &next);
+    while (next == SESSION_PLAN) {
+      if (plans)
+        (*plans)++;
+      const plan_t *p = session_plan(&f->s);
+      if (p->kind == PLAN_JOB)
+        p->job(&f->s.rc);
+      next = session_continue(&f->s, &f->out, 1000);
+    }
+    if (next == SESSION_CLOSE || (next == SESSION_READ && used == len))
+      return next;
+  }
+  fail_msg("feed did not finish");
+  return next;
+}
+
+static session_next_t feeds(fixture_t *f, const char *s) { return feed(f, s, strlen(s), NULL); }
+
+/* Status codes of every response in out, in order. */
+static int statuses(const fixture_t *f, int *st, int max) {
+  int n = 0;
+  const char *p = f->out.data, *end = f->out.data + f->out.len;
+  while (p && p < end && n < max) {
+    p = memmem(p, (size_t)(end - p), "HTTP/1.1 ", 9);
+    if (p == NULL)
+      break;
+    int code = atoi(p + 9);
+    if (code != 100)
+      st[n++] = code;
+    p += 9;
+  }
+  return n;
+}
+
+static int only_status(const fixture_t *f) {
+  int st[4];
+  assert_int_equal(statuses(f, st, 4), 1);
+  return st[0];
+}
+
+static void test_pipeline_order(void **state) {
+  fixture_t *f = *state;
+  assert_int_equal(feeds(f, "GET /echo?status=201 HTTP/1.1\r\nHost: a\r\n\r\n"
+                            "GET /echo?status=202&delay_ms=5 HTTP/1.1\r\nHost: a\r\n\r\n"
+                            "GET /x HTTP/1.1\r\nHost: a\r\n\r\n"
+                            "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi"),
+                   SESSION_READ);
+  int st[8];
+  assert_int_equal(statuses(f, st, 8), 4);
+  assert_int_equal(st[0], 201);
+  assert_int_equal(st[1], 202);
+  assert_int_equal(st[2], 404);
+  assert_int_equal(st[3], 200);
+  assert_int_equal(f->s.requests, 4);
+  assert_memory_equal(f->out.data + f->out.len - 2, "hi", 2);
+}
+
+static void test_plan_pauses_parser(void **state) {
+  fixture_t *f = *state;
+  const char *two = "GET /echo?delay_ms=50 HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
+  session_next_t next;
+  size_t used = session_feed(&f->s, &f->out, two, strlen(two), 1000, &next);
+  assert_int_equal(next, SESSION_PLAN);
+  assert_int_equal(session_plan(&f->s)->kind, PLAN_DELAY);
+  assert_int_equal(session_plan(&f->s)->delay_ms, 50);
+  assert_true(used < strlen(two)); /* the second request waits, unparsed */
+  assert_int_equal(f->out.len, 0);
+  assert_int_equal(session_deadline(&f->s), UINT64_MAX); /* no read timeout while busy */
+  next = session_continue(&f->s, &f->out, 1050);
+  assert_int_equal(next, SESSION_READ);
+  assert_int_equal(only_status(f), 200);
+  next = SESSION_READ;
+  used += session_feed(&f->s, &f->out, two + used, strlen(two) - used, 1050, &next);
+  assert_int_equal(used, strlen(two));
+  int st[4];
+  assert_int_equal(statuses(f, st, 4), 2);
+}
+
+static void test_byte_by_byte(void **state) {
+  fixture_t *f = *state;
+  const char *req = "POST /echo?status=203 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+                    "X-Long-Header: some value with spaces\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n"
+                    "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+  for (size_t i = 0; i < strlen(req); i++) {
+    session_next_t next = feed(f, req + i, 1, NULL);
+    assert_int_not_equal(next, SESSION_CLOSE);
+  }
+  int st[4];
+  assert_int_equal(statuses(f, st, 4), 2);
+  assert_int_equal(st[0], 203);
+  /* fed a byte at a time, each body byte comes back as its own chunk */
+  assert_non_null(memmem(f->out.data, f->out.len, "1\r\na\r\n1\r\nb\r\n1\r\nc\r\n1\r\nd\r\n1\r\ne\r\n0\r\n\r\nHTTP/1.1 200", 47));
+}
+
+static void test_request_line_limit(void **state) {
+  fixture_t *f = *state;
+  char req[512];
+  /* "GET " + target + " HTTP/1.1" = 100 bytes: allowed */
+  char target[128];
+  memset(target, 'a', 87);
+  target[0] = '/';
+  target[87] = '\0';
+  snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: a\r\n\r\n", target);
+  feeds(f, req);
+  assert_int_equal(only_status(f), 404);
+  buf_reset(&f->out);
+  target[87] = 'a';
+  target[88] = '\0';
+  snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: a\r\n\r\n", target);
+  assert_int_equal(feeds(f, req), SESSION_CLOSE);
+  assert_int_equal(only_status(f), 414);
+}
+
+static void test_header_limit(void **state) {
+  fixture_t *f = *state;
+  /* the header section counts every header line with its CRLF */
+  char hdr[400];
+  size_t pad = 300 - strlen("Host: a\r\n") - strlen("X: \r\n");
+  memset(hdr, 'v', pad);
+  hdr[pad] = '\0';
+  char req[1024];
+  snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: a\r\nX: %s\r\n\r\n", hdr);
+  feeds(f, req);
+  assert_int_equal(only_status(f), 200);
+  buf_reset(&f->out);
+  snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: a\r\nX: %sv\r\n\r\n", hdr);
+  assert_int_equal(feeds(f, req), SESSION_CLOSE);
+  assert_int_equal(only_status(f), 431);
+}
+
+static void test_body_limit_chunked(void **state) {
+  fixture_t *f = *state;
+  /* 30 + 21 = 51 > 50 in two chunks, to a route that does not stream */
+  assert_int_equal(feeds(f, "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            "1e\r\n012345678901234567890123456789\r\n15\r\n"),
+                   SESSION_CLOSE);
+  assert_int_equal(only_status(f), 413);
+}
+
+static void test_timeouts(void **state) {
+  fixture_t *f = *state;
+  const config_t *c = &f->cfg;
+  /* idle from the start */
+  assert_int_equal(session_deadline(&f->s), 1000 + (uint64_t)c->limits.idle_timeout_ms);
+  session_next_t next;
+  session_feed(&f->s, &f->out, "GET / HT", 8, 2000, &next);
+  assert_int_equal(session_deadline(&f->s), 2000 + (uint64_t)c->limits.header_timeout_ms);
+  /* more header bytes do not move the header deadline */
+  session_feed(&f->s, &f->out, "TP/1.1\r\n", 8, 3000, &next);
+  assert_int_equal(session_deadline(&f->s), 2000 + (uint64_t)c->limits.header_timeout_ms);
+  assert_int_equal(session_timeout(&f->s, &f->out, 2500), SESSION_READ);
+  assert_int_equal(f->out.len, 0);
+  assert_int_equal(session_timeout(&f->s, &f->out, 2000 + (uint64_t)c->limits.header_timeout_ms),
+                   SESSION_CLOSE);
+  assert_int_equal(only_status(f), 408);
+  assert_non_null(memmem(f->out.data, f->out.len, "Connection: close", 17));
+}
+
+static void test_body_timeout_moves(void **state) {
+  fixture_t *f = *state;
+  const config_t *c = &f->cfg;
+  session_next_t next;
+  const char *h = "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nab";
+  session_feed(&f->s, &f->out, h, strlen(h), 5000, &next);
+  assert_int_equal(session_deadline(&f->s), 5000 + (uint64_t)c->limits.body_timeout_ms);
+  session_feed(&f->s, &f->out, "cd", 2, 7000, &next);
+  assert_int_equal(session_deadline(&f->s), 7000 + (uint64_t)c->limits.body_timeout_ms);
+}
+
+static void test_expect_continue_order(void **state) {
+  fixture_t *f = *state;
+  const char *h = "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+  session_next_t next;
+  session_feed(&f->s, &f->out, h, strlen(h), 1000, &next);
+  assert_int_equal(next, SESSION_READ);
+  const char cont[] = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n";
+  assert_memory_equal(f->out.data, cont, sizeof cont - 1);
+  /* a delayed echo asks for the body only once its delay is over */
+  session_feed(&f->s, &f->out, "ok", 2, 1000, &next);
+  buf_reset(&f->out);
+  h = "POST /echo?delay_ms=5 HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+  session_feed(&f->s, &f->out, h, strlen(h), 1000, &next);
+  assert_int_equal(next, SESSION_PLAN);
+  assert_int_equal(f->out.len, 0);
+  assert_int_equal(session_continue(&f->s, &f->out, 1005), SESSION_READ);
+  assert_memory_equal(f->out.data, cont, sizeof cont - 1);
+}
+
+static void test_http10_stream_until_close(void **state) {
+  fixture_t *f = *state;
+  /* a chunked echo to an HTTP/1.0 client: no chunked coding, body until close */
+  config_t *c = &f->cfg;
+  (void)c;
+  session_next_t next = feeds(f, "POST /echo HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc");
+  assert_int_equal(next, SESSION_CLOSE);
+  assert_non_null(memmem(f->out.data, f->out.len, "Content-Length: 3\r\n", 19));
+}
+
+static void test_head_has_no_body(void **state) {
+  fixture_t *f = *state;
+  feeds(f, "HEAD /echo HTTP/1.1\r\nHost: a\r\n\r\n");
+  assert_int_equal(only_status(f), 200);
+  const char *end = memmem(f->out.data, f->out.len, "\r\n\r\n", 4);
+  assert_ptr_equal(end + 4, f->out.data + f->out.len);
+}
+
+static void test_idle_and_trim(void **state) {
+  fixture_t *f = *state;
+  assert_true(session_idle(&f->s));
+  session_next_t next;
+  session_feed(&f->s, &f->out, "GE", 2, 1000, &next);
+  assert_false(session_idle(&f->s));
+  assert_non_null(f->s.hp.store);
+  session_feed(&f->s, &f->out, "T / HTTP/1.1\r\nHost: a\r\n\r\n", 25, 1000, &next);
+  assert_true(session_idle(&f->s));
+  assert_null(f->s.hp.store); /* the storage went back to the pool */
+  assert_int_equal(f->env.pool.nfree, 1);
+}
+
+int main(void) {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+  const struct CMUnitTest tests[] = {
+      T(test_pipeline_order),    T(test_plan_pauses_parser), T(test_byte_by_byte),
+      T(test_request_line_limit), T(test_header_limit),       T(test_body_limit_chunked),
+      T(test_timeouts),          T(test_body_timeout_moves), T(test_expect_continue_order),
+      T(test_http10_stream_until_close), T(test_head_has_no_body), T(test_idle_and_trim),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,365 @@
+/* test_units.c: unit tests of the pieces both modes share: config table and
+ * parsing, response writing, the Date cache, route matching, query parsing,
+ * the JSON writer and the access log format. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "config.h"
+#include "date.h"
+#include "json.h"
+#include "log.h"
+#include "query.h"
+#include "resp.h"
+#include "route.h"
+
+/* ---- config ---- */
+
+static void test_config_defaults_match_table(void **state) {
+  (void)state;
+  config_t c;
+  config_defaults(&c);
+  assert_string_equal(c.server.listen, "127.0.0.1:8080");
+  assert_int_equal(c.server.mode, MODE_EVENT);
+  assert_int_equal(c.server.loops, 1);
+  assert_int_equal(c.server.backlog, 511);
+  assert_int_equal(c.server.max_connections, 10000);
+  assert_int_equal(c.limits.max_request_line_bytes, 8192);
+  assert_int_equal(c.limits.max_header_bytes, 16384);
+  assert_int_equal(c.limits.max_body_bytes, 1048576);
+  assert_int_equal(c.limits.idle_timeout_ms, 5000);
+  assert_int_equal(c.work.threads, 4);
+  assert_int_equal(c.work.queue_limit, 256);
+  assert_int_equal(c.monitor.sample_ms, 10);
+  assert_int_equal(c.routes.block, 1);
+  assert_string_equal(c.log.access, "off");
+  assert_int_equal(c.log.format, LOG_FORMAT_TEXT);
+  size_t n;
+  const config_key_t *k = config_keys(&n);
+  assert_int_equal(n, 25); /* SPEC section 2 lists 25 keys */
+  for (size_t i = 0; i < n; i++) {
+    char v[CONFIG_PATH_MAX];
+    config_format_value(&c, &k[i], v, sizeof v);
+    assert_string_equal(v, k[i].def); /* printing a default gives the default back */
+  }
+}
+
+static void test_config_set_and_errors(void **state) {
+  (void)state;
+  config_t c;
+  char err[512];
+  config_defaults(&c);
+  assert_int_equal(config_set(&c, "limits.max_body_bytes", "2m", err, sizeof err), 0);
+  assert_int_equal(c.limits.max_body_bytes, 2 * 1024 * 1024);
+  assert_int_equal(config_set(&c, "limits.max_body_bytes", "4k", err, sizeof err), 0);
+  assert_int_equal(c.limits.max_body_bytes, 4096);
+  assert_int_equal(config_set(&c, "server.loops", "auto", err, sizeof err), 0);
+  assert_int_equal(c.server.loops, 0);
+  assert_true(config_loops(&c) >= 1);
+  assert_int_equal(config_set(&c, "routes.block", "off", err, sizeof err), 0);
+  assert_int_equal(c.routes.block, 0);
+  assert_int_equal(config_set(&c, "server.mode", "threads", err, sizeof err), 0);
+  assert_int_equal(c.server.mode, MODE_THREADS);
+  assert_int_equal(config_set(&c, "server.listen", "[::1]:0", err, sizeof err), 0);
+  assert_int_equal(config_set(&c, "server.listen", "localhost:80", err, sizeof err), 0);
+  /* errors name the key, the value and what is accepted */
+  assert_int_equal(config_set(&c, "server.loops", "65", err, sizeof err), -1);
+  assert_non_null(strstr(err, "server.loops"));
+  assert_non_null(strstr(err, "\"65\""));
+  assert_non_null(strstr(err, "1 to 64"));
+  assert_int_equal(config_set(&c, "server.mode", "x", err, sizeof err), -1);
+  assert_non_null(strstr(err, "event or threads"));
+  assert_int_equal(config_set(&c, "limits.max_body_bytes", "1x", err, sizeof err), -1);
+  assert_int_equal(config_set(&c, "limits.max_body_bytes", "99999999999999999999", err, sizeof err), -1);
+  assert_int_equal(config_set(&c, "limits.max_body_bytes", "", err, sizeof err), -1);
+  assert_int_equal(config_set(&c, "server.listen", "1.2.3.4", err, sizeof err), -1);
+  assert_int_equal(config_set(&c, "server.listen", "::1:80", err, sizeof err), -1);
+  assert_int_equal(config_set(&c, "server.listen", "example.com:80", err, sizeof err), -1);
+  assert_int_equal(config_set(&c, "log.access", "a\tb", err, sizeof err), -1);
+  assert_int_equal(config_set(&c, "threads.stack_kb", "15", err, sizeof err), -1);
+  assert_int_equal(config_set(&c, "threads.stack_kb", "0", err, sizeof err), 0);
+  assert_int_equal(config_set(&c, "nope", "1", err, sizeof err), -1);
+  assert_non_null(strstr(err, "unknown key"));
+}
+
+static void test_config_env(void **state) {
+  (void)state;
+  config_t c;
+  char err[512];
+  config_defaults(&c);
+  char e1[] = "PATH=/bin", e2[] = "LOOPD_LIMITS_IDLE_TIMEOUT_MS=1234", e3[] = "LOOPD_LOG_FORMAT=json",
+       e4[] = "LOOPD_BIN=ignored", e5[] = "LOOPD_WORK_NOPE=1";
+  char *env[] = {e1, e2, e3, e4, NULL};
+  assert_int_equal(config_load_env(&c, env, err, sizeof err), 0);
+  assert_int_equal(c.limits.idle_timeout_ms, 1234);
+  assert_int_equal(c.log.format, LOG_FORMAT_JSON);
+  char *bad[] = {e5, NULL};
+  assert_int_equal(config_load_env(&c, bad, err, sizeof err), -1);
+  assert_non_null(strstr(err, "LOOPD_WORK_NOPE"));
+}
+
+static void test_config_print_round_trip(void **state) {
+  (void)state;
+  config_t a, b;
+  char err[512];
+  config_defaults(&a);
+  config_set(&a, "server.listen", "[::1]:9", err, sizeof err);
+  config_set(&a, "server.loops", "auto", err, sizeof err);
+  config_set(&a, "log.access", "/tmp/x y.log", err, sizeof err);
+  config_set(&a, "monitor.shed_lag_ms", "250", err, sizeof err);
+  char path[] = "/tmp/loopd-unit-XXXXXX";
+  int fd = mkstemp(path);
+  FILE *f = fdopen(fd, "w");
+  config_print(&a, f);
+  fclose(f);
+  config_defaults(&b);
+  assert_int_equal(config_load_file(&b, path, err, sizeof err), 0);
+  unlink(path);
+  assert_memory_equal(&a, &b, sizeof a);
+}
+
+/* ---- response writing ---- */
+
+static void test_resp_head(void **state) {
+  (void)state;
+  buf_t b;
+  buf_init(&b, 1 << 16);
+  resp_head_t h = {.status = 200, .content_type = "text/plain", .content_length = 13,
+                   .connection = RESP_CONN_DEFAULT};
+  assert_int_equal(resp_write_head(&b, &h, "Sat, 21 Nov 2026 10:00:00 GMT"), 0);
+  buf_append(&b, "", 1);
+  assert_string_equal(b.data, "HTTP/1.1 200 OK\r\nServer: loopd\r\nDate: Sat, 21 Nov 2026 10:00:00 GMT\r\n"
+                              "Content-Type: text/plain\r\nContent-Length: 13\r\n\r\n");
+  buf_reset(&b);
+  resp_head_t h2 = {.status = 503, .content_type = NULL, .content_length = RESP_CHUNKED,
+                    .connection = RESP_CONN_CLOSE, .extra = "Retry-After: 1\r\n"};
+  assert_int_equal(resp_write_head(&b, &h2, "Sat, 21 Nov 2026 10:00:00 GMT"), 0);
+  buf_append(&b, "", 1);
+  assert_string_equal(b.data, "HTTP/1.1 503 Service Unavailable\r\nServer: loopd\r\nDate: Sat, 21 Nov "
+                              "2026 10:00:00 GMT\r\nTransfer-Encoding: chunked\r\nConnection: "
+                              "close\r\nRetry-After: 1\r\n\r\n");
+  buf_reset(&b);
+  resp_head_t h3 = {.status = 204, .content_length = RESP_NO_BODY, .connection = RESP_CONN_KEEP_ALIVE};
+  resp_write_head(&b, &h3, "Sat, 21 Nov 2026 10:00:00 GMT");
+  buf_append(&b, "", 1);
+  assert_null(strstr(b.data, "Content-Length"));
+  assert_non_null(strstr(b.data, "Connection: keep-alive\r\n"));
+  buf_free(&b);
+  assert_string_equal(resp_reason(431), "Request Header Fields Too Large");
+  assert_string_equal(resp_reason(599), "Unknown");
+}
+
+static void test_resp_chunks(void **state) {
+  (void)state;
+  buf_t b;
+  buf_init(&b, 1 << 20);
+  char big[300];
+  memset(big, 'z', sizeof big);
+  resp_write_chunk(&b, "hello", 5);
+  resp_write_chunk(&b, "", 0); /* an empty chunk would end the body: never written */
+  resp_write_chunk(&b, big, sizeof big);
+  resp_write_last_chunk(&b);
+  assert_int_equal(b.len, 3 + 5 + 2 + 5 + 300 + 2 + 5);
+  assert_memory_equal(b.data, "5\r\nhello\r\n12c\r\n", 15);
+  assert_memory_equal(b.data + b.len - 7, "\r\n0\r\n\r\n", 7);
+  buf_free(&b);
+  /* a capped buffer refuses rather than overflows */
+  buf_init(&b, 8);
+  assert_int_equal(resp_write_chunk(&b, "hello", 5), -1);
+  buf_free(&b);
+}
+
+/* ---- Date ---- */
+
+static void test_date(void **state) {
+  (void)state;
+  char out[DATE_LEN + 1];
+  date_format(784111777, out); /* RFC 9110's example */
+  assert_string_equal(out, "Sun, 06 Nov 1994 08:49:37 GMT");
+  date_format(0, out);
+  assert_string_equal(out, "Thu, 01 Jan 1970 00:00:00 GMT");
+  date_format(1795219200, out); /* 2026-11-21 */
+  assert_string_equal(out, "Sat, 21 Nov 2026 00:00:00 GMT");
+  date_cache_t dc;
+  date_cache_init(&dc);
+  const char *a = date_cache_at(&dc, 1000);
+  char copy[DATE_LEN + 1];
+  strcpy(copy, a);
+  /* the same second: the same text, not reformatted */
+  dc.text[0] = 'X';
+  assert_int_equal(date_cache_at(&dc, 1000)[0], 'X');
+  /* the next second: reformatted */
+  assert_string_equal(date_cache_at(&dc, 1001), "Thu, 01 Jan 1970 00:16:41 GMT");
+  assert_int_equal(strlen(date_cache_get(&dc)), DATE_LEN);
+}
+
+/* ---- routes ---- */
+
+static void test_route_match(void **state) {
+  (void)state;
+  config_t c;
+  config_defaults(&c);
+  int status;
+  const char *allow;
+  const route_t *r = route_match(&c, "/", 1, HTTP_GET, &status, &allow);
+  assert_non_null(r);
+  assert_ptr_equal(r->handle, route_root);
+  assert_non_null(route_match(&c, "/", 1, HTTP_HEAD, &status, &allow));
+  assert_null(route_match(&c, "/", 1, HTTP_POST, &status, &allow));
+  assert_int_equal(status, 405);
+  assert_string_equal(allow, "GET, HEAD");
+  r = route_match(&c, "/echo", 5, HTTP_PUT, &status, &allow);
+  assert_non_null(r);
+  assert_ptr_equal(r->handle, route_echo);
+  assert_non_null(route_match(&c, "/echo/a/b", 9, HTTP_DELETE, &status, &allow));
+  assert_null(route_match(&c, "/echoes", 7, HTTP_GET, &status, &allow));
+  assert_int_equal(status, 404);
+  assert_null(route_match(&c, "/nope", 5, HTTP_GET, &status, &allow));
+  assert_int_equal(status, 404);
+  assert_null(route_match(&c, "", 0, HTTP_GET, &status, &allow));
+  size_t n;
+  const route_t *t = route_table(&n);
+  for (size_t i = 0; i < n; i++)
+    assert_int_equal(route_index(&t[i]), (int)i);
+}
+
+/* ---- query ---- */
+
+static void test_query(void **state) {
+  (void)state;
+  const char *q = "a=1&ms=250&flag&empty=&cpu=1&ms=9";
+  size_t n = strlen(q);
+  const char *v;
+  size_t vl;
+  assert_true(query_get(q, n, "ms", &v, &vl));
+  assert_int_equal(vl, 3);
+  assert_memory_equal(v, "250", 3); /* first wins */
+  assert_true(query_get(q, n, "flag", &v, &vl));
+  assert_int_equal(vl, 0);
+  assert_false(query_get(q, n, "m", &v, &vl));
+  assert_false(query_get("", 0, "a", &v, &vl));
+  int64_t x;
+  char reason[128];
+  assert_int_equal(query_int(q, n, "ms", 100, 0, 1000, &x, reason, sizeof reason), 0);
+  assert_int_equal(x, 250);
+  assert_int_equal(query_int(q, n, "absent", 100, 0, 1000, &x, reason, sizeof reason), 0);
+  assert_int_equal(x, 100);
+  assert_int_equal(query_int(q, n, "ms", 100, 0, 200, &x, reason, sizeof reason), -1);
+  assert_string_equal(reason, "ms=250: expected an integer from 0 to 200");
+  assert_int_equal(query_int(q, n, "empty", 1, 0, 9, &x, reason, sizeof reason), -1);
+  assert_int_equal(query_int("ms=-5", 5, "ms", 1, 0, 9, &x, reason, sizeof reason), -1);
+  assert_int_equal(query_int("ms=99999999999999999999", 23, "ms", 1, 0, 9, &x, reason, sizeof reason), -1);
+  bool f;
+  assert_int_equal(query_flag(q, n, "cpu", false, &f, reason, sizeof reason), 0);
+  assert_true(f);
+  assert_int_equal(query_flag(q, n, "flag", false, &f, reason, sizeof reason), 0);
+  assert_true(f);
+  assert_int_equal(query_flag("cpu=2", 5, "cpu", false, &f, reason, sizeof reason), -1);
+}
+
+/* ---- JSON ---- */
+
+static void test_json(void **state) {
+  (void)state;
+  buf_t b;
+  buf_init(&b, 1 << 16);
+  jw_t w;
+  jw_init(&w, &b);
+  jw_obj(&w, NULL);
+  jw_str(&w, "s", "a\"b\\c\n\x01\xc3\xa9");
+  jw_int(&w, "i", -42);
+  jw_num(&w, "n", 1.5, 3);
+  jw_num(&w, "z", 0.0004, 3);
+  jw_num(&w, "w", 12.0, 3);
+  jw_arr(&w, "a");
+  jw_bool(&w, NULL, true);
+  jw_null(&w, NULL);
+  jw_obj(&w, NULL);
+  jw_obj_end(&w);
+  jw_arr_end(&w);
+  jw_obj_end(&w);
+  buf_append(&b, "", 1);
+  assert_int_equal(jw_error(&w), 0);
+  assert_string_equal(b.data, "{\"s\":\"a\\\"b\\\\c\\n\\u0001\\u00c3\\u00a9\",\"i\":-42,\"n\":1.5,"
+                              "\"z\":0,\"w\":12,\"a\":[true,null,{}]}");
+  buf_free(&b);
+}
+
+/* ---- access log format ---- */
+
+static void test_access_log_format(void **state) {
+  (void)state;
+  access_entry_t e = {.remote = "127.0.0.1:5000", .method = "GET", .target = "/a\"b",
+                      .target_len = 4, .http_major = 1, .http_minor = 1, .status = 200,
+                      .bytes = 13, .referer = "", .user_agent = "curl/8\n", .user_agent_len = 7,
+                      .duration_us = 1500};
+  char line[1024];
+  size_t n = access_log_format(LOG_FORMAT_TEXT, &e, 1795219200000LL, line, sizeof line);
+  line[n] = '\0';
+  assert_string_equal(line, "127.0.0.1:5000 - - [21/Nov/2026:00:00:00 +0000] \"GET /a\\x22b HTTP/1.1\" "
+                            "200 13 \"-\" \"curl/8\\x0a\" 0.002\n");
+  n = access_log_format(LOG_FORMAT_JSON, &e, 1795219200123LL, line, sizeof line);
+  line[n] = '\0';
+  assert_string_equal(line, "{\"time\":\"2026-11-21T00:00:00.123Z\",\"remote\":\"127.0.0.1:5000\","
+                            "\"method\":\"GET\",\"target\":\"/a\\u0022b\",\"version\":\"1.1\","
+                            "\"status\":200,\"bytes\":13,\"duration_ms\":1.500,\"referer\":\"\","
+                            "\"user_agent\":\"curl/8\\u000a\"}\n");
+  /* a huge field is cut, the line still ends with a newline */
+  char big[8000];
+  memset(big, 'x', sizeof big);
+  e.target = big;
+  e.target_len = sizeof big;
+  n = access_log_format(LOG_FORMAT_TEXT, &e, 0, line, sizeof line);
+  assert_true(n <= sizeof line);
+  assert_int_equal(line[n - 1], '\n');
+  assert_null(memchr(line, '\n', n - 1));
+}
+
+/* ---- buf ---- */
+
+static void test_buf(void **state) {
+  (void)state;
+  buf_t b;
+  buf_init(&b, 10);
+  assert_int_equal(buf_append(&b, "0123456789", 10), 0);
+  assert_int_equal(buf_append(&b, "x", 1), -1); /* the cap holds */
+  buf_consume(&b, 4);
+  assert_int_equal(b.len, 6);
+  assert_memory_equal(b.data, "456789", 6);
+  assert_int_equal(buf_append(&b, "ab", 2), 0);
+  buf_free(&b);
+  buf_init(&b, 1 << 20);
+  assert_int_equal(buf_printf(&b, "%0300d", 7), 0);
+  assert_int_equal(b.len, 300);
+  char d[20];
+  assert_int_equal(fmt_u64(d, 18446744073709551615ULL), 20);
+  assert_memory_equal(d, "18446744073709551615", 20);
+  assert_int_equal(fmt_u64(d, 0), 1);
+  buf_free(&b);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_config_defaults_match_table),
+      cmocka_unit_test(test_config_set_and_errors),
+      cmocka_unit_test(test_config_env),
+      cmocka_unit_test(test_config_print_round_trip),
+      cmocka_unit_test(test_resp_head),
+      cmocka_unit_test(test_resp_chunks),
+      cmocka_unit_test(test_date),
+      cmocka_unit_test(test_route_match),
+      cmocka_unit_test(test_query),
+      cmocka_unit_test(test_json),
+      cmocka_unit_test(test_access_log_format),
+      cmocka_unit_test(test_buf),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
