@@ -353,7 +353,7 @@ void config_format_value(const config_t *c, const config_key_t *k, char *out, si
       snprintf(out, outlen, "auto");
       break;
     }
-    /* fall through */
+    __attribute__((fallthrough));
   case CFG_INT:
   case CFG_SIZE:
     snprintf(out, outlen, "%lld", (long long)v);

@@ -48,17 +48,17 @@ void http_store_pool_free(http_store_pool_t *pool) {
 static http_store_t *store_get(http_parser_t *hp) {
   http_store_t *s;
   if (hp->pool != NULL && hp->pool->free != NULL) {
-    s = hp->pool->free;
+    s = hp->pool->free; /* keeps its buffers: that is the point of the pool */
     hp->pool->free = s->next;
     hp->pool->nfree--;
   } else {
     s = calloc(1, sizeof *s);
     if (s == NULL)
       return NULL;
+    buf_init(&s->bytes, 0);
   }
   const config_t *c = hp->cfg;
   /* Room for the request line, the header section and one NUL per string. */
-  buf_init(&s->bytes, 0);
   s->bytes.max = (size_t)(c->limits.max_request_line_bytes + 2 * c->limits.max_header_bytes + 64);
   s->bytes.len = 0;
   s->nhdr = 0;

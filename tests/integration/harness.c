@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -90,6 +91,7 @@ int srv_start(srv_t *s, const char *const *args) {
   if (pid < 0)
     return -1;
   if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* a crashed test leaves no server behind */
     dup2(pipefd[1], STDERR_FILENO);
     execv(argv[0], (char *const *)argv);
     _exit(127);
