@@ -108,5 +108,8 @@ void plan_yield(route_ctx_t *rc, route_fn then);
 /* ---- handlers (routes_*.c) ---- */
 void route_root(route_ctx_t *rc);
 void route_echo(route_ctx_t *rc);
+void route_slow(route_ctx_t *rc);
+void route_block(route_ctx_t *rc);
+void route_cpu(route_ctx_t *rc);
 
 #endif

@@ -9,6 +9,9 @@
 static const route_t table[] = {
     {"/", 0, GET_ONLY, "GET, HEAD", route_root},
     {"/echo", ROUTE_PREFIX | ROUTE_BODY, 0, NULL, route_echo},
+    {"/slow", 0, GET_ONLY, "GET, HEAD", route_slow},
+    {"/block", ROUTE_BLOCKING, GET_ONLY, "GET, HEAD", route_block},
+    {"/cpu", ROUTE_BLOCKING, GET_ONLY, "GET, HEAD", route_cpu},
 };
 
 const route_t *route_table(size_t *n) {

@@ -84,6 +84,12 @@ int server_event_run(const config_t *cfg, access_log_t *al) {
     log_msg("work.threads: could not set UV_THREADPOOL_SIZE");
     return 1;
   }
+  int running = work_pool_probe(&work);
+  int expect = work.threads < 64 ? work.threads : 64;
+  if (running != expect)
+    log_msg("warning: work.threads = %d but only %d pool jobs ran at once "
+            "(was UV_THREADPOOL_SIZE fixed before loopd set it?)",
+            work.threads, running);
   long nofile = net_raise_nofile();
   if (nofile > 0 && cfg->server.max_connections + 64 > nofile)
     log_msg("warning: server.max_connections = %lld but only %ld files may be open",

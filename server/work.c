@@ -30,6 +30,54 @@ int work_pool_init(work_pool_t *wp, int threads, int64_t limit) {
   return got != NULL && strcmp(got, want) == 0 ? 0 : -1;
 }
 
+typedef struct probe {
+  uv_work_t req[64];
+  uv_mutex_t mu;
+  uv_cond_t cv;
+  int want;
+  int started;
+  int seen; /* the most jobs seen running at once */
+} probe_t;
+
+static void probe_work(uv_work_t *req) {
+  probe_t *p = req->data;
+  uv_mutex_lock(&p->mu);
+  p->started++;
+  if (p->started > p->seen)
+    p->seen = p->started;
+  uv_cond_broadcast(&p->cv);
+  uint64_t deadline = uv_hrtime() + 2000000000u;
+  while (p->started < p->want && uv_hrtime() < deadline)
+    uv_cond_timedwait(&p->cv, &p->mu, 50000000u);
+  uv_mutex_unlock(&p->mu);
+}
+
+static void probe_after(uv_work_t *req, int status) {
+  (void)req;
+  (void)status;
+}
+
+int work_pool_probe(work_pool_t *wp) {
+  probe_t p;
+  uv_loop_t loop;
+  memset(&p, 0, sizeof p);
+  /* All jobs must be running at once to pass; 64 at most is proof enough. */
+  p.want = wp->threads < 64 ? wp->threads : 64;
+  if (uv_loop_init(&loop) != 0)
+    return -1;
+  uv_mutex_init(&p.mu);
+  uv_cond_init(&p.cv);
+  for (int i = 0; i < p.want; i++) {
+    p.req[i].data = &p;
+    uv_queue_work(&loop, &p.req[i], probe_work, probe_after);
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  uv_mutex_destroy(&p.mu);
+  uv_cond_destroy(&p.cv);
+  return p.seen;
+}
+
 static void work_cb(uv_work_t *req) {
   job_t *j = container_of(req, job_t, req);
   atomic_fetch_add_explicit(&j->wp->running, 1, memory_order_relaxed);

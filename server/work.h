@@ -24,6 +24,11 @@ typedef struct work_pool {
  * Returns 0, or -1 when the environment already fixes another size. */
 int work_pool_init(work_pool_t *wp, int threads, int64_t limit);
 
+/* Checks that the pool really has wp->threads threads (libuv reads the size
+ * once, and the environment may have fixed it first). Returns how many jobs
+ * could run at the same time, up to wp->threads. */
+int work_pool_probe(work_pool_t *wp);
+
 typedef struct job job_t;
 /* state: the job's result (the state the job function left); status is 0, or
  * UV_ECANCELED when the job never ran. Never called after work_cancel. */

@@ -1,0 +1,171 @@
+/* routes_work.c: the same blocking job three ways. /slow hands it to the
+ * thread pool (the right way), /block runs it on the loop (the classic
+ * mistake), /cpu does CPU work on the loop in slices, yielding in between. */
+#include <errno.h>
+#include <stdbool.h>
+#include <time.h>
+
+#include "json.h"
+#include "query.h"
+#include "route.h"
+#include "util.h"
+
+#define DEFAULT_MS 100
+
+typedef struct job_state {
+  int64_t ms;
+  int64_t slice_ms;
+  bool cpu;
+  uint64_t submit_ns; /* when the handler asked for the job */
+  uint64_t start_ns;  /* when a thread began it */
+  uint64_t end_ns;
+  uint64_t cpu_done_ns; /* /cpu: CPU time spent so far */
+  uint32_t slices;
+} job_state_t;
+ROUTE_STATE_FITS(job_state_t);
+
+static uint64_t thread_cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static volatile uint64_t burn_sink; /* keeps the busy loop from being optimised away */
+
+/* Burns this thread's CPU for ns nanoseconds of CPU time (not wall time), so
+ * the cost is real even when the thread is preempted. */
+static void burn_cpu(uint64_t ns) {
+  uint64_t x = 88172645463325252u;
+  uint64_t start = thread_cpu_ns();
+  do {
+    for (int i = 0; i < 4096; i++) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+    }
+    burn_sink = x;
+  } while (thread_cpu_ns() - start < ns);
+}
+
+static void sleep_ns(uint64_t ns) {
+  struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u)};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+/* The blocking job itself: sleep, or busy CPU. Touches only the state. */
+static void run_job(route_ctx_t *rc) {
+  job_state_t *st = ROUTE_STATE(rc, job_state_t);
+  st->start_ns = clock_ns();
+  if (st->cpu)
+    burn_cpu((uint64_t)st->ms * 1000000u);
+  else
+    sleep_ns((uint64_t)st->ms * 1000000u);
+  st->end_ns = clock_ns();
+}
+
+static double ms_between(uint64_t a, uint64_t b) { return b > a ? (double)(b - a) / 1e6 : 0.0; }
+
+static void reply_json_buf(route_ctx_t *rc, jw_t *w) {
+  buf_t *b = w->b;
+  if (jw_error(w) != 0 || buf_append(b, "\n", 1) != 0) {
+    reply_error(rc, 500, "response too large");
+    return;
+  }
+  reply(rc, 200, "application/json", b->data, b->len);
+}
+
+static jw_t json_begin(route_ctx_t *rc) {
+  buf_reset(&rc->env->scratch);
+  jw_t w;
+  jw_init(&w, &rc->env->scratch);
+  jw_obj(&w, NULL);
+  return w;
+}
+
+/* Reads ms (and cpu); answers 400 and returns -1 when they are bad. */
+static int read_params(route_ctx_t *rc, job_state_t *st, bool want_slice) {
+  const http_req_t *r = rc->req;
+  char reason[160];
+  int64_t max = rc->env->cfg->work.max_ms;
+  if (query_int(r->query, r->query_len, "ms", DEFAULT_MS, 0, max, &st->ms, reason, sizeof reason) != 0 ||
+      query_flag(r->query, r->query_len, "cpu", false, &st->cpu, reason, sizeof reason) != 0 ||
+      (want_slice && query_int(r->query, r->query_len, "slice_ms", 1, 0, max, &st->slice_ms, reason,
+                               sizeof reason) != 0)) {
+    reply_error(rc, 400, reason);
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- /slow: on the thread pool ---- */
+
+static void slow_done(route_ctx_t *rc) {
+  job_state_t *st = ROUTE_STATE(rc, job_state_t);
+  jw_t w = json_begin(rc);
+  jw_int(&w, "ms", st->ms);
+  jw_num(&w, "queued_ms", ms_between(st->submit_ns, st->start_ns), 3);
+  jw_num(&w, "ran_ms", ms_between(st->start_ns, st->end_ns), 3);
+  jw_obj_end(&w);
+  reply_json_buf(rc, &w);
+}
+
+void route_slow(route_ctx_t *rc) {
+  job_state_t *st = ROUTE_STATE(rc, job_state_t);
+  *st = (job_state_t){0};
+  if (read_params(rc, st, false) != 0)
+    return;
+  st->submit_ns = clock_ns();
+  plan_job(rc, run_job, slow_done);
+}
+
+/* ---- /block: the same job on the loop itself ---- */
+
+void route_block(route_ctx_t *rc) {
+  job_state_t *st = ROUTE_STATE(rc, job_state_t);
+  *st = (job_state_t){0};
+  if (read_params(rc, st, false) != 0)
+    return;
+  run_job(rc); /* every other connection on this loop waits: that is the lesson */
+  jw_t w = json_begin(rc);
+  jw_int(&w, "ms", st->ms);
+  jw_num(&w, "blocked_ms", ms_between(st->start_ns, st->end_ns), 3);
+  jw_obj_end(&w);
+  reply_json_buf(rc, &w);
+}
+
+/* ---- /cpu: CPU work on the loop, in slices, yielding between them ---- */
+
+static void cpu_step(route_ctx_t *rc) {
+  job_state_t *st = ROUTE_STATE(rc, job_state_t);
+  uint64_t total = (uint64_t)st->ms * 1000000u;
+  uint64_t left = total - st->cpu_done_ns;
+  uint64_t slice = st->slice_ms == 0 ? left : (uint64_t)st->slice_ms * 1000000u;
+  if (slice > left)
+    slice = left;
+  if (slice > 0) {
+    uint64_t before = thread_cpu_ns();
+    burn_cpu(slice);
+    st->cpu_done_ns += thread_cpu_ns() - before;
+    st->slices++;
+  }
+  if (st->cpu_done_ns < total) {
+    plan_yield(rc, cpu_step); /* like await asyncio.sleep(0): let the loop turn */
+    return;
+  }
+  jw_t w = json_begin(rc);
+  jw_int(&w, "ms", st->ms);
+  jw_int(&w, "slices", st->slices);
+  jw_num(&w, "elapsed_ms", ms_between(st->submit_ns, clock_ns()), 3);
+  jw_obj_end(&w);
+  reply_json_buf(rc, &w);
+}
+
+void route_cpu(route_ctx_t *rc) {
+  job_state_t *st = ROUTE_STATE(rc, job_state_t);
+  *st = (job_state_t){0};
+  if (read_params(rc, st, true) != 0)
+    return;
+  st->submit_ns = clock_ns();
+  cpu_step(rc);
+}
