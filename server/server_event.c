@@ -1,6 +1,7 @@
 /* server_event.c: event mode: N loops on N threads, each with its own
  * SO_REUSEPORT listener; the main thread only watches for signals. */
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include "conn.h"
 #include "loop.h"
 #include "net.h"
+#include "notify.h"
 #include "server.h"
 
 #define FORCED_EXIT_GRACE_MS 1000
@@ -49,6 +51,7 @@ static void on_signal(uv_signal_t *h, int signum) {
   }
   log_msg("%s: draining (deadline %lld ms)", signum == SIGINT ? "SIGINT" : "SIGTERM",
           (long long)s->cfg->server.shutdown_timeout_ms);
+  notify_send("STOPPING=1");
   for (int i = 0; i < s->nloops; i++)
     evloop_request_drain(&s->loops[i]);
   uv_timer_start(&s->deadline, on_deadline,
@@ -152,6 +155,9 @@ int server_event_run(const config_t *cfg, access_log_t *al) {
             cfg->work.threads == 1 ? "" : "s");
     uv_signal_start(&s.sigint, on_signal, SIGINT);
     uv_signal_start(&s.sigterm, on_signal, SIGTERM);
+    char ready[160];
+    snprintf(ready, sizeof ready, "READY=1\nSTATUS=listening on %s", url);
+    notify_send(ready);
   } else {
     for (int i = 0; i < started; i++)
       evloop_request_drain(&s.loops[i]);
