@@ -20,7 +20,7 @@ RUN meson setup /build --buildtype=release -Dtests=false \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libuv1 libinih1 \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin loopd
 COPY --from=build /build/loopd /usr/local/bin/loopd
 COPY config/loopd.ini /etc/loopd/loopd.ini

@@ -155,9 +155,9 @@ int server_event_run(const config_t *cfg, access_log_t *al) {
             cfg->work.threads == 1 ? "" : "s");
     uv_signal_start(&s.sigint, on_signal, SIGINT);
     uv_signal_start(&s.sigterm, on_signal, SIGTERM);
-    char ready[160];
-    snprintf(ready, sizeof ready, "READY=1\nSTATUS=listening on %s", url);
-    notify_send(ready);
+    char status[160];
+    snprintf(status, sizeof status, "READY=1\nSTATUS=listening on %s", url);
+    notify_send(status);
   } else {
     for (int i = 0; i < started; i++)
       evloop_request_drain(&s.loops[i]);
