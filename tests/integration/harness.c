@@ -71,7 +71,9 @@ bool srv_log_wait(srv_t *s, const char *needle, int timeout_ms) {
   }
 }
 
-int srv_start(srv_t *s, const char *const *args) {
+int srv_start(srv_t *s, const char *const *args) { return srv_start_env(s, args, NULL); }
+
+int srv_start_env(srv_t *s, const char *const *args, const char *const *env) {
   memset(s, 0, sizeof *s);
   s->err_fd = -1;
   const char *argv[64];
@@ -93,6 +95,8 @@ int srv_start(srv_t *s, const char *const *args) {
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL); /* a crashed test leaves no server behind */
     dup2(pipefd[1], STDERR_FILENO);
+    for (size_t i = 0; env != NULL && env[i] != NULL; i++)
+      putenv((char *)env[i]);
     execv(argv[0], (char *const *)argv);
     _exit(127);
   }

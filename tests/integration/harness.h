@@ -24,6 +24,8 @@ const char *test_mode(void);
 /* Starts loopd with --listen 127.0.0.1:0 --mode MODE and the extra args
  * (NULL-terminated). Returns 0 once it printed its start line. */
 int srv_start(srv_t *s, const char *const *args);
+/* Same, with extra environment entries ("NAME=value", NULL-terminated). */
+int srv_start_env(srv_t *s, const char *const *args, const char *const *env);
 /* Same, with a variadic list of extra args ending in NULL. */
 int srv_startv(srv_t *s, ...);
 /* Sends sig and waits up to timeout_ms. Returns the exit status (128+N when
