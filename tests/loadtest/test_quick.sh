@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# test_quick.sh: the loadtest harness in quick mode (a second or two per
+# point), so it cannot rot: every point measured, the CSV, the summary and the
+# plots written. Skipped (77) without wrk. Not a benchmark: numbers unchecked
+# beyond "requests were served".
+set -uo pipefail
+src=${LOOPD_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+command -v wrk >/dev/null || { echo "wrk not installed: skipped"; exit 77; }
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+"$src/loadtest/compare" --quick --duration 1 --conns 10,50 --modes event,threads \
+  --out "$out" || fail "compare exited $?"
+csv="$out/results.csv"
+rows=$(($(wc -l <"$csv") - 1))
+[ "$rows" = 16 ] || fail "expected 16 points (2 modes x 4 loads x 2), got $rows"
+awk -F, 'NR>1 && $5+0 <= 0 {bad=1; print "no requests:", $0} END{exit bad}' "$csv" || fail "empty point"
+awk -F, 'NR>1 && $2!="mixed" && $11+0 > 0 {bad=1; print "non-2xx:", $0} END{exit bad}' "$csv" || fail "errors"
+awk -F, 'NR>1 && ($16+0 <= 0 || $17+0 <= 0) {bad=1; print "no proc sample:", $0} END{exit bad}' "$csv" ||
+  fail "RSS/threads not sampled"
+for load in get echo pipeline mixed; do
+  grep -q "^## $load" "$out/summary.md" || fail "summary lacks $load"
+  for m in rps rss; do
+    head -c 8 "$out/$load-$m.png" | grep -q PNG || fail "$load-$m.png is not a PNG"
+  done
+done
+grep -q "event/threads" "$out/summary.md" || fail "no ratio table"
+
+"$src/loadtest/lag-demo" --quick --out "$out/lag" || fail "lag-demo exited $?"
+for f in summary.md timeline.png timeline.csv; do
+  [ -s "$out/lag/$f" ] || fail "lag-demo wrote no $f"
+done
+for phase in baseline block slow cpu; do
+  grep -q "| $phase |" "$out/lag/summary.md" || fail "lag-demo table lacks $phase"
+done
+echo "ok: $rows points, summary, plots, lag-demo"
