@@ -40,6 +40,7 @@ typedef struct tserver {
   int spare_fd; /* given up to accept-and-close when out of file descriptors */
   int sig_fd;   /* the read end of the signal pipe */
   uint64_t drain_due, exit_due;
+  uint64_t create_fail_log_ms;
   bool forced;
   bool attr_ok;
   size_t nrefused;
@@ -206,7 +207,11 @@ static void admit(tserver_t *t, int fd, const struct sockaddr_storage *ss) {
   }
   pthread_mutex_unlock(&sh->mu);
   if (r != 0) {
-    log_msg("cannot start a connection thread: %s", strerror(r));
+    uint64_t now = clock_ms();
+    if (now >= t->create_fail_log_ms + 1000) { /* once a second at most */
+      t->create_fail_log_ms = now;
+      log_msg("cannot start a connection thread (refusing with 503): %s", strerror(r));
+    }
     free(c);
     stats_conn_give(&sh->stats);
     refuse(t, fd);
@@ -242,8 +247,8 @@ static void accept_some(tserver_t *t) {
 
 /* ---- ended threads, drain, deadline ---- */
 
-/* Joins the threads that ended. True once none is left and we are draining. */
-static bool reap(tserver_t *t) {
+/* Joins the threads that ended. */
+static void reap(tserver_t *t) {
   tshared_t *sh = &t->sh;
   eventfd_t v;
   eventfd_read(sh->done_fd, &v);
@@ -257,10 +262,13 @@ static bool reap(tserver_t *t) {
     pthread_join(c->thread, NULL);
     free(c);
   }
-  pthread_mutex_lock(&sh->mu);
-  bool done = sh->live == NULL && sh->finished == NULL;
-  pthread_mutex_unlock(&sh->mu);
-  return done && atomic_load(&sh->draining);
+}
+
+static bool all_joined(tserver_t *t) {
+  pthread_mutex_lock(&t->sh.mu);
+  bool done = t->sh.live == NULL && t->sh.finished == NULL;
+  pthread_mutex_unlock(&t->sh.mu);
+  return done;
 }
 
 static void start_drain(tserver_t *t, int signum) {
@@ -337,7 +345,9 @@ static void serve(tserver_t *t) {
     if (r > 0 && p[2].revents != 0)
       accept_some(t);
     refused_service(t, p + 3, n - 3);
-    if (reap(t)) /* draining and every thread joined */
+    if (r > 0 && p[1].revents != 0)
+      reap(t);
+    if (atomic_load(&t->sh.draining) && all_joined(t))
       return;
     if (atomic_load(&t->sh.draining)) {
       uint64_t now = clock_ms();

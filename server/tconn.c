@@ -97,6 +97,8 @@ static int feed(tconn_t *c) {
 static int wait_input(tconn_t *c) {
   if (c->out.len > 0 && flush_out(c) != 0)
     return GONE;
+  if (c->env.route.scratch.cap > OUT_KEEP)
+    buf_free(&c->env.route.scratch); /* a big JSON body's room is not kept per thread */
   for (;;) {
     sync_drain(c);
     if (c->draining && session_idle(&c->session))

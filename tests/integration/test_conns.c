@@ -57,13 +57,27 @@ static void get_root(int fd) {
   resp_free(&r);
 }
 
+/* The server's thread count with no connection open, taken after one
+ * connection came and went: a sanitizer (TSan) starts a helper thread on the
+ * first pthread_create, which must not count as a connection's. */
+static long warm_base(const srv_t *s) {
+  int fd = raw_connect(s->port);
+  assert_true(fd >= 0);
+  get_root(fd);
+  long during = proc_threads(s->pid);
+  raw_close(fd);
+  long base = threads_mode() ? during - 1 : during;
+  assert_true(threads_become(s->pid, base, T));
+  return base;
+}
+
 /* max_connections caps connections, hence threads: beyond it a 503 and a
  * close, and no new thread, even while the refused clients linger. */
 static void test_cap_spawns_no_thread(void **state) {
   (void)state;
   srv_t s;
   assert_int_equal(srv_startv(&s, "--set", "server.max_connections=4", NULL), 0);
-  long base = proc_threads(s.pid);
+  long base = warm_base(&s);
   assert_true(base >= 1);
   int fds[4];
   for (int i = 0; i < 4; i++) {
@@ -115,7 +129,7 @@ static void test_idle_woken_at_shutdown(void **state) {
   (void)state;
   srv_t s;
   assert_int_equal(srv_start(&s, NULL), 0);
-  long base = proc_threads(s.pid);
+  long base = warm_base(&s);
   enum { N = 200 };
   static int idle[N];
   for (int i = 0; i < N; i++) {
@@ -201,6 +215,7 @@ static unsigned long conn_stack_kb(const char *stack_kb) {
   char set[64];
   snprintf(set, sizeof set, "threads.stack_kb=%s", stack_kb);
   assert_int_equal(srv_startv(&s, "--set", set, NULL), 0);
+  warm_base(&s);
   char before[64][16], after[64][16];
   int nb = list_tasks(s.pid, before, 64);
   int fd = raw_connect(s.port);
@@ -231,13 +246,19 @@ static void test_stack_size(void **state) {
   if (!threads_mode())
     skip(); /* event mode has no per-connection threads */
   /* The room is the stack less what is used above sp (thread descriptor,
-   * TLS, and the frames down to poll()): a few KiB, more under sanitizers. */
-  unsigned long small = conn_stack_kb("256");
-  if (small > 256 || small < 256 - 96)
-    fail_msg("threads.stack_kb=256: %lu KiB of stack room", small);
-  unsigned long big = conn_stack_kb("4096");
-  if (big > 4096 || big < 4096 - 96)
-    fail_msg("threads.stack_kb=4096: %lu KiB of stack room", big);
+   * static TLS, and the frames down to poll()): a few KiB. Under a sanitizer
+   * the thread's stack is partly the sanitizer's (TSan keeps its per-thread
+   * state in static TLS, ~130 KiB, and splits the mapping): only check that
+   * the room is within what was asked and not far below it. */
+  static const unsigned long asked[] = {256, 4096};
+  for (size_t i = 0; i < 2; i++) {
+    char kb[16];
+    snprintf(kb, sizeof kb, "%lu", asked[i]);
+    unsigned long room = conn_stack_kb(kb);
+    unsigned long floor = SANITIZED ? asked[i] / 4 : asked[i] - 64;
+    if (room > asked[i] || room < floor)
+      fail_msg("threads.stack_kb=%lu: %lu KiB of stack room", asked[i], room);
+  }
   /* 0: the system default (RLIMIT_STACK for glibc, 8 MiB usually): bigger than 256 */
   unsigned long def = conn_stack_kb("0");
   assert_true(def > 256);

@@ -184,8 +184,12 @@ static void test_many_partial_requests(void **state) {
    * pays for the model itself: each connection is a thread whose touched
    * stack pages (descriptor and TLS at the top, the frames so far: 8 KiB
    * here) and read buffer page are resident, about 15 KiB in all. */
-  long per_conn_kb = strcmp(test_mode(), "threads") == 0 ? 32 : 8;
-  assert_true(during - before < N * per_conn_kb);
+  bool threads = strcmp(test_mode(), "threads") == 0;
+  long per_conn_kb = threads ? 32 : 8;
+  /* ASan and TSan keep state of their own per thread (about 140 and 490 KiB
+   * here): under them only the normal build's thread-mode bound means anything. */
+  if (!(threads && SANITIZED))
+    assert_true(during - before < N * per_conn_kb);
   int got408 = 0;
   for (int i = 0; i < N; i++) {
     resp_t r;
