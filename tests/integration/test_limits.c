@@ -8,9 +8,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -86,6 +88,39 @@ static void test_idle_close(void **state) {
   t0 = now_ms();
   assert_true(raw_wait_closed(fd, T));
   assert_true(now_ms() - t0 < 2500);
+  raw_close(fd);
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+}
+
+/* A client that sends a large body but stops reading the echo: once no
+ * byte could be written for limits.body_timeout_ms, the server closes. */
+static void test_send_timeout(void **state) {
+  (void)state;
+  srv_t s;
+  assert_int_equal(srv_startv(&s, "--set", "limits.body_timeout_ms=400", "--set",
+                              "limits.max_body_bytes=1g", NULL), 0);
+  int fd = raw_connect(s.port);
+  int small = 64 * 1024;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  raw_sends(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n\r\n");
+  static char chunk[64 * 1024];
+  memset(chunk, 'e', sizeof chunk);
+  /* send until both directions are full: the server stopped reading */
+  double t0 = now_ms();
+  for (;;) {
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    if (poll(&p, 1, 300) == 0)
+      break;
+    assert_true(send(fd, chunk, sizeof chunk, MSG_DONTWAIT | MSG_NOSIGNAL) > 0);
+    assert_true(now_ms() - t0 < T);
+  }
+  /* The server gives up on us: its close (a reset, as our bytes are unread)
+   * shows as HUP or ERR, without our reading a byte. */
+  struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+  double t1 = now_ms();
+  assert_int_equal(poll(&p, 1, T), 1);
+  assert_true(p.revents & (POLLHUP | POLLERR | POLLRDHUP));
+  assert_true(now_ms() - t1 < 2500);
   raw_close(fd);
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }
@@ -207,6 +242,7 @@ int main(void) {
       cmocka_unit_test(test_slow_headers),
       cmocka_unit_test(test_body_timeout),
       cmocka_unit_test(test_idle_close),
+      cmocka_unit_test(test_send_timeout),
       cmocka_unit_test(test_connection_limit),
       cmocka_unit_test(test_max_requests_per_connection),
       cmocka_unit_test(test_many_partial_requests),
