@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +169,8 @@ static unsigned long task_sp(pid_t pid, const char *tid) {
   char path[300], line[512];
   snprintf(path, sizeof path, "/proc/%d/task/%.15s/syscall", (int)pid, tid);
   FILE *f = fopen(path, "r");
+  if (f == NULL && errno == EACCES)
+    skip(); /* reading another task's registers needs ptrace rights (yama) */
   if (f == NULL)
     return 0;
   unsigned long v[9] = {0};
