@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "net.h"
+#include "resp.h"
 #include "util.h"
 
 #define INBUF_MAX (64 * 1024)     /* stop reading once this much waits */
@@ -15,10 +16,6 @@
 #define LINGERING_REFUSED_MAX 1024
 
 enum { WAIT_NONE, WAIT_PLAN, WAIT_WRITE, WAIT_CLOSE };
-
-static const char refused_response[] =
-    "HTTP/1.1 503 Service Unavailable\r\nServer: loopd\r\nContent-Type: text/plain\r\n"
-    "Content-Length: 20\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many connections\n";
 
 static void conn_after(conn_t *c);
 static void conn_step(conn_t *c, session_next_t next);
@@ -481,7 +478,9 @@ void conn_accept(evloop_t *l) {
       conn_close(c);
       return;
     }
-    uv_buf_t b = uv_buf_init((char *)refused_response, sizeof refused_response - 1);
+    size_t rlen;
+    const char *refusal = resp_refused(&rlen);
+    uv_buf_t b = uv_buf_init((char *)refusal, (unsigned)rlen);
     uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     if (l->nlingering_refused >= LINGERING_REFUSED_MAX) {
       conn_close(c);

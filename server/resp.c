@@ -135,3 +135,12 @@ int resp_write_chunk(buf_t *out, const void *data, size_t n) {
 int resp_write_last_chunk(buf_t *out) { return LIT(out, "0\r\n\r\n"); }
 
 int resp_write_continue(buf_t *out) { return LIT(out, "HTTP/1.1 100 Continue\r\n\r\n"); }
+
+static const char refused[] =
+    "HTTP/1.1 503 Service Unavailable\r\nServer: loopd\r\nContent-Type: text/plain\r\n"
+    "Content-Length: 20\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many connections\n";
+
+const char *resp_refused(size_t *len) {
+  *len = sizeof refused - 1;
+  return refused;
+}

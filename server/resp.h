@@ -3,6 +3,7 @@
 #ifndef LOOPD_RESP_H
 #define LOOPD_RESP_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -28,6 +29,9 @@ int resp_write_head(buf_t *out, const resp_head_t *h, const char *date);
 /* Appends one chunk (nothing for n == 0) or the last chunk. */
 int resp_write_chunk(buf_t *out, const void *data, size_t n);
 int resp_write_last_chunk(buf_t *out);
+/* The whole 503 sent to a connection over server.max_connections (both modes):
+ * fixed bytes, no Date, so it needs no session. */
+const char *resp_refused(size_t *len);
 /* "HTTP/1.1 100 Continue\r\n\r\n" */
 int resp_write_continue(buf_t *out);
 

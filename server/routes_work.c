@@ -2,6 +2,7 @@
  * thread pool (the right way), /block runs it on the loop (the classic
  * mistake), /cpu does CPU work on the loop in slices, yielding in between. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <time.h>
 
@@ -30,7 +31,9 @@ static uint64_t thread_cpu_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static volatile uint64_t burn_sink; /* keeps the busy loop from being optimised away */
+/* Keeps the busy loop from being optimised away. Atomic: jobs burn CPU on
+ * several threads at once (pool threads, or connection threads in thread mode). */
+static _Atomic uint64_t burn_sink;
 
 /* Burns this thread's CPU for ns nanoseconds of CPU time (not wall time), so
  * the cost is real even when the thread is preempted. */
@@ -43,7 +46,7 @@ static void burn_cpu(uint64_t ns) {
       x ^= x >> 7;
       x ^= x << 17;
     }
-    burn_sink = x;
+    atomic_store_explicit(&burn_sink, x, memory_order_relaxed);
   } while (thread_cpu_ns() - start < ns);
 }
 

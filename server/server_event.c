@@ -148,13 +148,14 @@ int server_event_run(const config_t *cfg, access_log_t *al) {
   uv_timer_init(&s.main, &s.deadline);
   s.sigint.data = s.sigterm.data = s.deadline.data = &s;
   if (rc == 0) {
+    /* Handlers first: a signal right after the start line must drain, not kill. */
+    uv_signal_start(&s.sigint, on_signal, SIGINT);
+    uv_signal_start(&s.sigterm, on_signal, SIGTERM);
     char url[96];
     net_url(&addr, port, url, sizeof url);
     log_msg("listening on %s (event mode, %d loop%s, %lld worker%s)", url, s.nloops,
             s.nloops == 1 ? "" : "s", (long long)cfg->work.threads,
             cfg->work.threads == 1 ? "" : "s");
-    uv_signal_start(&s.sigint, on_signal, SIGINT);
-    uv_signal_start(&s.sigterm, on_signal, SIGTERM);
     char status[160];
     snprintf(status, sizeof status, "READY=1\nSTATUS=listening on %s", url);
     notify_send(status);

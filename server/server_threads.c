@@ -1,9 +1,426 @@
-/* server_threads.c: thread-per-connection mode (SPEC section 4). */
+/* server_threads.c: thread-per-connection mode (SPEC section 4), the model
+ * the event loop replaced. The main thread accepts and gives each connection
+ * its own thread (tconn.c); it also refuses connections beyond
+ * server.max_connections with the short 503 (no thread), watches for
+ * signals, joins ended threads, and runs the shutdown drain and deadline. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "net.h"
+#include "resp.h"
 #include "server.h"
+#include "tconn.h"
+#include "util.h"
+
+#define FORCED_EXIT_GRACE_MS 1000 /* as event mode: after the deadline, how long threads get */
+#define LINGER_MS 2000            /* a refused connection: how long we drain its bytes */
+#define REFUSED_MAX 1024          /* refused connections lingering at once; beyond: closed at once */
+#define ACCEPT_BATCH 64
+
+typedef struct refused {
+  int fd;
+  uint64_t due;
+} refused_t;
+
+typedef struct tserver {
+  tshared_t sh;
+  pthread_attr_t attr;
+  size_t stack_bytes;
+  int listen_fd;
+  int spare_fd; /* given up to accept-and-close when out of file descriptors */
+  int sig_fd;   /* the read end of the signal pipe */
+  uint64_t drain_due, exit_due;
+  uint64_t create_fail_log_ms;
+  bool forced;
+  bool attr_ok;
+  size_t nrefused;
+  refused_t refused[REFUSED_MAX];
+  struct pollfd pfd[3 + REFUSED_MAX];
+} tserver_t;
+
+/* ---- signals ---- */
+
+/* The handler only writes to a pipe the main thread polls. Any thread may
+ * run it (the access log's writer thread predates us); connection threads
+ * start with SIGINT and SIGTERM blocked, so their poll() is not interrupted. */
+static _Atomic int sig_pipe_w = -1;
+static _Atomic int sig_count;
+
+static void on_signal(int signum) {
+  int saved = errno;
+  if (atomic_fetch_add(&sig_count, 1) > 0) {
+    static const char msg_int[] = "loopd: second signal (SIGINT): exiting at once\n";
+    static const char msg_term[] = "loopd: second signal (SIGTERM): exiting at once\n";
+    ssize_t w = signum == SIGINT ? write(STDERR_FILENO, msg_int, sizeof msg_int - 1)
+                                 : write(STDERR_FILENO, msg_term, sizeof msg_term - 1);
+    (void)w;
+    _exit(128 + signum);
+  }
+  unsigned char b = (unsigned char)signum;
+  ssize_t w = write(atomic_load(&sig_pipe_w), &b, 1);
+  (void)w;
+  errno = saved;
+}
+
+static int signals_start(tserver_t *t) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0)
+    return -1;
+  t->sig_fd = p[0];
+  atomic_store(&sig_pipe_w, p[1]);
+  atomic_store(&sig_count, 0);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  return 0;
+}
+
+/* ---- setup ---- */
+
+static int attr_init(tserver_t *t, const config_t *cfg) {
+  pthread_attr_init(&t->attr);
+  t->attr_ok = true;
+  if (cfg->threads.stack_kb > 0) {
+    long page = sysconf(_SC_PAGESIZE);
+    size_t want = (size_t)cfg->threads.stack_kb * 1024;
+    want = (want + (size_t)page - 1) / (size_t)page * (size_t)page;
+    if (pthread_attr_setstacksize(&t->attr, want) != 0) {
+      log_msg("threads.stack_kb = %lld: below this system's minimum thread stack (%ld KiB)",
+              (long long)cfg->threads.stack_kb, sysconf(_SC_THREAD_STACK_MIN) / 1024);
+      return -1;
+    }
+  }
+  pthread_attr_getstacksize(&t->attr, &t->stack_bytes);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_attr_setsigmask_np(&t->attr, &set);
+  return 0;
+}
+
+static int shared_init(tshared_t *sh, const config_t *cfg, access_log_t *al) {
+  memset(sh, 0, sizeof *sh);
+  sh->cfg = cfg;
+  sh->al = al;
+  sh->wake_fd = eventfd(0, EFD_CLOEXEC);
+  sh->force_fd = eventfd(0, EFD_CLOEXEC);
+  sh->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  pthread_mutex_init(&sh->mu, NULL);
+  return sh->wake_fd >= 0 && sh->force_fd >= 0 && sh->done_fd >= 0 ? 0 : -1;
+}
+
+static void shared_free(tshared_t *sh) {
+  if (sh->wake_fd >= 0)
+    close(sh->wake_fd);
+  if (sh->force_fd >= 0)
+    close(sh->force_fd);
+  if (sh->done_fd >= 0)
+    close(sh->done_fd);
+  pthread_mutex_destroy(&sh->mu);
+}
+
+/* ---- refusing: a 503 and a close, never a thread ---- */
+
+static void refuse(tserver_t *t, int fd) {
+  size_t len;
+  const char *r = resp_refused(&len);
+  ssize_t w = send(fd, r, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+  /* Linger like event mode so the client's request bytes, unread, do not
+   * turn our close into a reset that destroys the 503. */
+  if (w != (ssize_t)len || t->nrefused >= REFUSED_MAX || shutdown(fd, SHUT_WR) != 0) {
+    close(fd);
+    return;
+  }
+  t->refused[t->nrefused++] = (refused_t){.fd = fd, .due = clock_ms() + LINGER_MS};
+}
+
+static void refused_close(tserver_t *t, size_t i) {
+  close(t->refused[i].fd);
+  t->refused[i] = t->refused[--t->nrefused];
+}
+
+/* Reads and drops what refused clients send; closes on EOF or when due. */
+static void refused_service(tserver_t *t, const struct pollfd *p, size_t np) {
+  /* p[k] is refused[k] as the poll set was built: walk backwards so the
+   * swap-removal does not disturb entries not yet seen */
+  uint64_t now = clock_ms();
+  for (size_t k = np; k-- > 0;) {
+    if (p[k].revents != 0) {
+      char sink[4096];
+      ssize_t n = recv(t->refused[k].fd, sink, sizeof sink, MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        refused_close(t, k);
+        continue;
+      }
+    }
+    if (now >= t->refused[k].due)
+      refused_close(t, k);
+  }
+}
+
+/* ---- accepting ---- */
+
+static void admit(tserver_t *t, int fd, const struct sockaddr_storage *ss) {
+  tshared_t *sh = &t->sh;
+  if (stats_conn_take(&sh->stats, sh->cfg->server.max_connections) != 0) {
+    refuse(t, fd);
+    return;
+  }
+  tconn_t *c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    stats_conn_give(&sh->stats);
+    refuse(t, fd);
+    return;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  c->sh = sh;
+  c->fd = fd;
+  net_peer_name(ss, c->peer, sizeof c->peer);
+  pthread_mutex_lock(&sh->mu);
+  c->next = sh->live;
+  if (sh->live != NULL)
+    sh->live->prev = c;
+  sh->live = c;
+  atomic_fetch_add_explicit(&sh->stats.threads_live, 1, memory_order_relaxed);
+  int r = pthread_create(&c->thread, &t->attr, tconn_main, c);
+  if (r != 0) {
+    sh->live = c->next;
+    if (c->next != NULL)
+      c->next->prev = NULL;
+    atomic_fetch_sub_explicit(&sh->stats.threads_live, 1, memory_order_relaxed);
+  }
+  pthread_mutex_unlock(&sh->mu);
+  if (r != 0) {
+    uint64_t now = clock_ms();
+    if (now >= t->create_fail_log_ms + 1000) { /* once a second at most */
+      t->create_fail_log_ms = now;
+      log_msg("cannot start a connection thread (refusing with 503): %s", strerror(r));
+    }
+    free(c);
+    stats_conn_give(&sh->stats);
+    refuse(t, fd);
+  }
+}
+
+static void accept_some(tserver_t *t) {
+  for (int i = 0; i < ACCEPT_BATCH && t->listen_fd >= 0; i++) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    memset(&ss, 0, sizeof ss);
+    int fd = accept4(t->listen_fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
+    if (fd >= 0) {
+      admit(t, fd, &ss);
+      continue;
+    }
+    if (errno == EINTR || errno == ECONNABORTED)
+      continue;
+    if ((errno == EMFILE || errno == ENFILE) && t->spare_fd >= 0) {
+      /* Out of descriptors: accept and close one, so the listener does not
+       * stay readable and spin us (libuv does the same). */
+      close(t->spare_fd);
+      fd = accept4(t->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+      if (fd >= 0)
+        close(fd);
+      t->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      log_msg("accept failed: %s", strerror(errno));
+    }
+    return;
+  }
+}
+
+/* ---- ended threads, drain, deadline ---- */
+
+/* Joins the threads that ended. */
+static void reap(tserver_t *t) {
+  tshared_t *sh = &t->sh;
+  eventfd_t v;
+  eventfd_read(sh->done_fd, &v);
+  pthread_mutex_lock(&sh->mu);
+  tconn_t *list = sh->finished;
+  sh->finished = NULL;
+  pthread_mutex_unlock(&sh->mu);
+  while (list != NULL) {
+    tconn_t *c = list;
+    list = c->next;
+    pthread_join(c->thread, NULL);
+    free(c);
+  }
+}
+
+static bool all_joined(tserver_t *t) {
+  pthread_mutex_lock(&t->sh.mu);
+  bool done = t->sh.live == NULL && t->sh.finished == NULL;
+  pthread_mutex_unlock(&t->sh.mu);
+  return done;
+}
+
+static void start_drain(tserver_t *t, int signum) {
+  const config_t *cfg = t->sh.cfg;
+  log_msg("%s: draining (deadline %lld ms)", signum == SIGINT ? "SIGINT" : "SIGTERM",
+          (long long)cfg->server.shutdown_timeout_ms);
+  close(t->listen_fd); /* stop accepting at once */
+  t->listen_fd = -1;
+  atomic_store(&t->sh.draining, true);
+  eventfd_write(t->sh.wake_fd, 1); /* idle threads wake, see the flag and close */
+  t->drain_due = clock_ms() + (uint64_t)cfg->server.shutdown_timeout_ms;
+}
+
+/* The deadline: shut down every socket still open so threads blocked on it
+ * return, and cut delays short; a thread inside a job gets a grace period. */
+static void force_close(tserver_t *t) {
+  tshared_t *sh = &t->sh;
+  size_t n = 0;
+  t->forced = true;
+  eventfd_write(sh->force_fd, 1);
+  pthread_mutex_lock(&sh->mu);
+  for (tconn_t *c = sh->live; c != NULL; c = c->next, n++)
+    shutdown(c->fd, SHUT_RDWR);
+  pthread_mutex_unlock(&sh->mu);
+  if (n > 0)
+    log_msg("shutdown deadline passed: closing %zu connection(s)", n);
+  t->exit_due = clock_ms() + FORCED_EXIT_GRACE_MS;
+}
+
+static void forced_exit(void) {
+  /* Threads still inside a job cannot be stopped; the access log is not
+   * freed under them (a line or two may be lost), the process just ends. */
+  log_msg("shutdown: threads still busy %d ms after the deadline; exiting now",
+          FORCED_EXIT_GRACE_MS);
+  _exit(0);
+}
+
+/* ---- the main thread's loop ---- */
+
+static int poll_timeout(const tserver_t *t) {
+  uint64_t due = UINT64_MAX;
+  for (size_t i = 0; i < t->nrefused; i++)
+    if (t->refused[i].due < due)
+      due = t->refused[i].due;
+  if (atomic_load(&t->sh.draining))
+    due = t->forced ? (t->exit_due < due ? t->exit_due : due)
+                    : (t->drain_due < due ? t->drain_due : due);
+  if (due == UINT64_MAX)
+    return -1;
+  uint64_t now = clock_ms();
+  return due <= now ? 0 : due - now > INT_MAX ? INT_MAX : (int)(due - now);
+}
+
+static void serve(tserver_t *t) {
+  struct pollfd *p = t->pfd;
+  for (;;) {
+    /* the monitor's heartbeat thread would tick independently of this loop */
+    nfds_t n = 0;
+    p[n++] = (struct pollfd){.fd = t->sig_fd, .events = POLLIN};
+    p[n++] = (struct pollfd){.fd = t->sh.done_fd, .events = POLLIN};
+    p[n++] = (struct pollfd){.fd = t->listen_fd, .events = POLLIN}; /* -1: ignored */
+    for (size_t i = 0; i < t->nrefused; i++)
+      p[n++] = (struct pollfd){.fd = t->refused[i].fd, .events = POLLIN};
+    int r = poll(p, n, poll_timeout(t));
+    if (r < 0 && errno != EINTR) {
+      log_msg("poll failed: %s", strerror(errno)); /* threads still run: no way back */
+      _exit(1);
+    }
+    if (r > 0 && p[0].revents != 0) {
+      unsigned char sig;
+      if (read(t->sig_fd, &sig, 1) == 1 && !atomic_load(&t->sh.draining))
+        start_drain(t, sig);
+    }
+    if (r > 0 && p[2].revents != 0)
+      accept_some(t);
+    refused_service(t, p + 3, n - 3);
+    if (r > 0 && p[1].revents != 0)
+      reap(t);
+    if (atomic_load(&t->sh.draining) && all_joined(t))
+      return;
+    if (atomic_load(&t->sh.draining)) {
+      uint64_t now = clock_ms();
+      if (!t->forced && now >= t->drain_due)
+        force_close(t);
+      else if (t->forced && now >= t->exit_due)
+        forced_exit();
+    }
+  }
+}
+
+static void log_start(const tserver_t *t, const struct sockaddr_storage *addr, int port) {
+  char url[96];
+  net_url(addr, port, url, sizeof url);
+  log_msg("listening on %s (threads mode, a thread per connection, up to %lld, %zu KiB stacks)",
+          url, (long long)t->sh.cfg->server.max_connections, t->stack_bytes / 1024);
+}
 
 int server_threads_run(const config_t *cfg, access_log_t *al) {
-  (void)cfg;
-  (void)al;
-  log_msg("server.mode = threads: not built yet");
-  return 2;
+  char err[512];
+  struct sockaddr_storage addr;
+  if (net_listen_addr(cfg, &addr, err, sizeof err) != 0) {
+    log_msg("%s", err);
+    return 2;
+  }
+  tserver_t *t = calloc(1, sizeof *t);
+  if (t == NULL) {
+    log_msg("out of memory");
+    return 1;
+  }
+  int rc = 1;
+  t->listen_fd = t->sig_fd = t->spare_fd = -1;
+  if (shared_init(&t->sh, cfg, al) != 0 || signals_start(t) != 0) {
+    log_msg("cannot create eventfds or the signal pipe: %s", strerror(errno));
+    goto out;
+  }
+  if (attr_init(t, cfg) != 0) {
+    rc = 2;
+    goto out;
+  }
+  long nofile = net_raise_nofile();
+  if (nofile > 0 && cfg->server.max_connections + 64 > nofile)
+    log_msg("warning: server.max_connections = %lld but only %ld files may be open",
+            (long long)cfg->server.max_connections, nofile);
+  t->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  t->listen_fd = net_listen_socket(&addr, (int)cfg->server.backlog, 0);
+  if (t->listen_fd < 0) {
+    log_msg("cannot listen on %s: %s", cfg->server.listen, strerror(-t->listen_fd));
+    t->listen_fd = -1;
+    goto out;
+  }
+  /* Seam for the monitor (issue 5): start the heartbeat thread here; it
+   * reports its own timer lag with mode "threads", and /metrics reads the
+   * live connection threads from t->sh.stats.threads_live. */
+  log_start(t, &addr, net_bound_port(t->listen_fd));
+  serve(t);
+  rc = 0;
+  log_msg("stopped");
+out:
+  if (t->listen_fd >= 0)
+    close(t->listen_fd);
+  for (size_t i = t->nrefused; i-- > 0;)
+    refused_close(t, i);
+  if (t->spare_fd >= 0)
+    close(t->spare_fd);
+  if (t->sig_fd >= 0) {
+    int w = atomic_exchange(&sig_pipe_w, -1);
+    close(t->sig_fd);
+    close(w);
+  }
+  if (t->attr_ok)
+    pthread_attr_destroy(&t->attr);
+  shared_free(&t->sh);
+  free(t);
+  return rc;
 }

@@ -10,6 +10,9 @@ typedef struct proc_stats {
   _Atomic int64_t conn_active;
   _Atomic uint64_t conn_accepted;
   _Atomic uint64_t conn_refused;
+  /* Thread mode: connection threads alive (created, not yet ended). The
+   * monitor's /metrics and /lag read it; event mode leaves it 0. */
+  _Atomic int64_t threads_live;
 } proc_stats_t;
 
 /* Takes a connection slot unless max are in use; 0 or -1. */

@@ -10,6 +10,19 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* 1 in ASan or TSan builds (the tests are built like the server), where
+ * memory per thread and stack use are the sanitizer's, not loopd's. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
 typedef struct srv {
   pid_t pid;
   int port;

@@ -8,9 +8,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -86,6 +88,41 @@ static void test_idle_close(void **state) {
   t0 = now_ms();
   assert_true(raw_wait_closed(fd, T));
   assert_true(now_ms() - t0 < 2500);
+  raw_close(fd);
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+}
+
+/* A client that sends a large body but stops reading the echo: once no
+ * byte could be written for limits.body_timeout_ms, the server closes. */
+static void test_send_timeout(void **state) {
+  (void)state;
+  srv_t s;
+  assert_int_equal(srv_startv(&s, "--set", "limits.body_timeout_ms=400", "--set",
+                              "limits.max_body_bytes=1g", NULL), 0);
+  int fd = raw_connect(s.port);
+  int small = 64 * 1024;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  raw_sends(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n\r\n");
+  static char chunk[64 * 1024];
+  memset(chunk, 'e', sizeof chunk);
+  /* send until both directions are full (the server stopped reading), or
+   * until the server has already given up on us */
+  double t0 = now_ms(), last = t0;
+  for (;;) {
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    if (poll(&p, 1, 300) == 0 || (p.revents & (POLLERR | POLLHUP)))
+      break;
+    if (send(fd, chunk, sizeof chunk, MSG_DONTWAIT | MSG_NOSIGNAL) <= 0)
+      break;
+    last = now_ms();
+    assert_true(last - t0 < T);
+  }
+  /* The server gives up: its close (a reset, as our bytes are unread) shows
+   * as HUP or ERR without our reading a byte, soon after our last progress. */
+  struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+  assert_int_equal(poll(&p, 1, T), 1);
+  assert_true(p.revents & (POLLHUP | POLLERR | POLLRDHUP));
+  assert_true(now_ms() - last < 2500);
   raw_close(fd);
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }
@@ -180,8 +217,16 @@ static void test_many_partial_requests(void **state) {
   }
   usleep(200 * 1000);
   long during = srv_rss_kb(&s, false);
-  /* a few KB each at most (request storage from the pool) */
-  assert_true(during - before < N * 8);
+  /* a few KB each at most (request storage from the pool). Thread mode also
+   * pays for the model itself: each connection is a thread whose touched
+   * stack pages (descriptor and TLS at the top, the frames so far: 8 KiB
+   * here) and read buffer page are resident, about 15 KiB in all. */
+  bool threads = strcmp(test_mode(), "threads") == 0;
+  long per_conn_kb = threads ? 32 : 8;
+  /* ASan and TSan keep state of their own per thread (about 140 and 490 KiB
+   * here): under them only the normal build's thread-mode bound means anything. */
+  if (!(threads && SANITIZED))
+    assert_true(during - before < N * per_conn_kb);
   int got408 = 0;
   for (int i = 0; i < N; i++) {
     resp_t r;
@@ -199,6 +244,7 @@ int main(void) {
       cmocka_unit_test(test_slow_headers),
       cmocka_unit_test(test_body_timeout),
       cmocka_unit_test(test_idle_close),
+      cmocka_unit_test(test_send_timeout),
       cmocka_unit_test(test_connection_limit),
       cmocka_unit_test(test_max_requests_per_connection),
       cmocka_unit_test(test_many_partial_requests),

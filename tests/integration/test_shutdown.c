@@ -92,6 +92,29 @@ static void test_deadline(void **state) {
   raw_close(fd);
 }
 
+/* A request stuck in a blocking job (a thread-pool job, or a job on the loop
+ * or on a connection's thread) cannot hold the process past the deadline
+ * plus a short grace. */
+static void test_deadline_stuck_job(void **state) {
+  (void)state;
+  srv_t s;
+  assert_int_equal(srv_startv(&s, "--set", "server.shutdown_timeout_ms=300", NULL), 0);
+  int slow = raw_connect(s.port);
+  raw_sends(slow, "GET /slow?ms=6000 HTTP/1.1\r\nHost: x\r\n\r\n");
+  usleep(100 * 1000);
+  int block = raw_connect(s.port);
+  raw_sends(block, "GET /block?ms=6000 HTTP/1.1\r\nHost: x\r\n\r\n");
+  usleep(100 * 1000);
+  double t0 = now_ms();
+  int st = srv_stop(&s, SIGTERM, 5000);
+  double took = now_ms() - t0;
+  assert_int_equal(st, 0);
+  assert_true(took < 2500); /* 300 ms deadline + 1000 ms grace, with margin */
+  assert_true(srv_log_wait(&s, "exiting now", 0));
+  raw_close(slow);
+  raw_close(block);
+}
+
 static void test_second_signal(void **state) {
   (void)state;
   srv_t s;
@@ -122,6 +145,7 @@ int main(void) {
       cmocka_unit_test(test_in_flight_answered),
       cmocka_unit_test(test_pipelined_rest_after_signal),
       cmocka_unit_test(test_deadline),
+      cmocka_unit_test(test_deadline_stuck_job),
       cmocka_unit_test(test_second_signal),
       cmocka_unit_test(test_sigint_idle),
   };

@@ -1,0 +1,233 @@
+/* tconn.c: a thread-mode connection. The steps mirror conn.c (event mode):
+ * feed the session, carry out its plan, flush, read; only the I/O differs:
+ * the thread blocks in poll() on its own socket (plus the shutdown eventfds)
+ * and each batch of output is written out before more input is read, which
+ * is the backpressure. */
+#include "tconn.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define READ_BUF (16 * 1024) /* one recv; small, as a thread's memory is the model's cost */
+#define OUT_MAX (32u << 20)  /* as event mode's per-loop output buffer */
+#define OUT_KEEP (16 * 1024) /* a larger output buffer is given back once written */
+#define LINGER_MS 2000       /* after our FIN, how long we drain the client's bytes */
+
+enum { GONE = -1 }; /* the connection is over: close without ceremony */
+
+static uint64_t now_ms(void) { return clock_ms(); }
+
+/* Copies the process-wide drain flag into this thread's env, so handlers
+ * and the session see it (route_env.draining) before each step. */
+static void sync_drain(tconn_t *c) {
+  if (!c->draining && atomic_load(&c->sh->draining)) {
+    c->draining = true;
+    c->env.route.draining = true;
+  }
+}
+
+/* Waits for events on fd, or for extra (if >= 0) to become readable, until
+ * due (ms; UINT64_MAX: no limit). 1: fd ready, 2: extra fired, 0: timed out. */
+static int wait_fd(int fd, short events, int extra, uint64_t due) {
+  for (;;) {
+    struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = extra, .events = POLLIN}};
+    int timeout = -1;
+    if (due != UINT64_MAX) {
+      uint64_t now = now_ms();
+      uint64_t left = due > now ? due - now : 0;
+      timeout = left > INT_MAX ? INT_MAX : (int)left;
+    }
+    int r = poll(p, extra >= 0 ? 2 : 1, timeout);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0)
+      return 1; /* let the read or write that follows report the error */
+    if (r == 0)
+      return 0;
+    return p[0].revents != 0 ? 1 : 2;
+  }
+}
+
+/* Writes all output. -1 when the peer is gone, or read nothing for
+ * limits.body_timeout_ms (the send timeout event mode uses). */
+static int flush_out(tconn_t *c) {
+  buf_t *o = &c->out;
+  size_t off = 0;
+  uint64_t progress = now_ms();
+  int rc = 0;
+  while (off < o->len) {
+    ssize_t n = send(c->fd, o->data + off, o->len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      off += (size_t)n;
+      progress = now_ms();
+      continue;
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+        wait_fd(c->fd, POLLOUT, -1, progress + (uint64_t)c->sh->cfg->limits.body_timeout_ms) == 1)
+      continue;
+    rc = -1; /* reset, shut down at the deadline, or the client stopped reading */
+    break;
+  }
+  o->len = 0;
+  if (o->cap > OUT_KEEP)
+    buf_free(o); /* idle connections hold no big buffers */
+  return rc;
+}
+
+static int feed(tconn_t *c) {
+  session_next_t next;
+  sync_drain(c);
+  size_t used = session_feed(&c->session, &c->out, c->rbuf + c->rpos, c->rlen, now_ms(), &next);
+  c->rpos += used;
+  c->rlen -= used;
+  return (int)next;
+}
+
+/* Flushes, then blocks until input, a timeout or the start of a drain. */
+static int wait_input(tconn_t *c) {
+  if (c->out.len > 0 && flush_out(c) != 0)
+    return GONE;
+  if (c->env.route.scratch.cap > OUT_KEEP)
+    buf_free(&c->env.route.scratch); /* a big JSON body's room is not kept per thread */
+  for (;;) {
+    sync_drain(c);
+    if (c->draining && session_idle(&c->session))
+      return GONE; /* idle at shutdown: nothing to answer */
+    /* Once draining, the wake fd stays readable: stop watching it. */
+    int r = wait_fd(c->fd, POLLIN, c->draining ? -1 : c->sh->wake_fd,
+                    session_deadline(&c->session));
+    if (r == 2)
+      continue;
+    if (r == 0) {
+      session_next_t next = session_timeout(&c->session, &c->out, now_ms());
+      if (next != SESSION_READ)
+        return (int)next;
+      continue;
+    }
+    ssize_t n = recv(c->fd, c->rbuf, READ_BUF, MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+      continue;
+    if (n <= 0) {
+      /* EOF or reset: the client sent all it will, and nothing waits for an answer */
+      c->read_eof = true;
+      return GONE;
+    }
+    c->rpos = 0;
+    c->rlen = (size_t)n;
+    return feed(c);
+  }
+}
+
+/* Carries a plan out on this thread, then runs its continuation. */
+static int run_plan(tconn_t *c) {
+  const plan_t *p = session_plan(&c->session);
+  switch (p->kind) {
+  case PLAN_JOB:
+    /* Inline, on the connection's own thread: there is no shared queue, so
+     * work.queue_limit does not apply and /slow reports queued_ms ~ 0. */
+    p->job(&c->session.rc);
+    break;
+  case PLAN_DELAY:
+    /* A sleep that the shutdown deadline cuts short. */
+    wait_fd(c->sh->force_fd, POLLIN, -1, now_ms() + p->delay_ms);
+    break;
+  case PLAN_YIELD: /* the kernel schedules threads: nothing to yield to */
+  case PLAN_NONE:
+    break;
+  }
+  sync_drain(c);
+  return (int)session_continue(&c->session, &c->out, now_ms());
+}
+
+/* After the last response: send FIN, then read and drop what the client
+ * still sends (bounded in time), so the response is not destroyed by a reset. */
+static void finish(tconn_t *c) {
+  if (session_broken(&c->session) || flush_out(c) != 0 || c->read_eof)
+    return;
+  if (shutdown(c->fd, SHUT_WR) != 0)
+    return;
+  uint64_t end = now_ms() + LINGER_MS;
+  while (wait_fd(c->fd, POLLIN, -1, end) == 1) {
+    ssize_t n = recv(c->fd, c->rbuf, READ_BUF, MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
+      return;
+  }
+}
+
+static void run(tconn_t *c) {
+  int next = SESSION_READ;
+  for (;;) {
+    switch (next) {
+    case SESSION_PLAN:
+      /* earlier pipelined answers go out before this one waits */
+      if (c->out.len > 0 && flush_out(c) != 0)
+        return;
+      next = run_plan(c);
+      continue;
+    case SESSION_FLUSH:
+      if (flush_out(c) != 0)
+        return;
+      break;
+    case SESSION_CLOSE:
+      finish(c);
+      return;
+    case GONE:
+      return;
+    default:
+      break;
+    }
+    next = c->rlen > 0 ? feed(c) : wait_input(c);
+  }
+}
+
+/* The thread ends: unlink, close (under mu, so the server never shuts down
+ * a reused fd), hand the thread to the server to join. */
+static void release(tconn_t *c) {
+  tshared_t *sh = c->sh;
+  pthread_mutex_lock(&sh->mu);
+  if (c->prev != NULL)
+    c->prev->next = c->next;
+  else
+    sh->live = c->next;
+  if (c->next != NULL)
+    c->next->prev = c->prev;
+  close(c->fd);
+  c->fd = -1;
+  c->next = sh->finished;
+  sh->finished = c;
+  stats_conn_give(&sh->stats);
+  atomic_fetch_sub_explicit(&sh->stats.threads_live, 1, memory_order_relaxed);
+  pthread_mutex_unlock(&sh->mu);
+  eventfd_write(sh->done_fd, 1);
+}
+
+void *tconn_main(void *arg) {
+  tconn_t *c = arg;
+  const tshared_t *sh = c->sh;
+  session_env_init(&c->env, sh->cfg, MODE_THREADS, sh->al);
+  buf_init(&c->out, OUT_MAX);
+  c->rbuf = malloc(READ_BUF);
+  if (c->rbuf != NULL) {
+    session_init(&c->session, &c->env, c->peer, now_ms());
+    run(c);
+    session_free(&c->session);
+  } else {
+    log_msg("out of memory starting a connection thread");
+  }
+  free(c->rbuf);
+  c->rbuf = NULL;
+  buf_free(&c->out);
+  session_env_free(&c->env);
+  release(c);
+  return NULL;
+}

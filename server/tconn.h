@@ -1,0 +1,52 @@
+/* tconn.h: one thread-mode connection: its own OS thread, blocking in poll()
+ * on its socket, driving the same session (session.c) the event loop drives,
+ * with plain reads and writes; plans run inline on the thread. */
+#ifndef LOOPD_TCONN_H
+#define LOOPD_TCONN_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "log.h"
+#include "session.h"
+#include "stats.h"
+
+typedef struct tconn tconn_t;
+
+/* What every connection thread shares with the thread server. Read-only
+ * after start except the atomics and what mu guards. */
+typedef struct tshared {
+  const config_t *cfg;
+  access_log_t *al;
+  proc_stats_t stats;
+  _Atomic bool draining; /* shutdown began: responses close, idle connections end */
+  int wake_fd;  /* eventfd, readable once draining: wakes threads idle in poll() */
+  int force_fd; /* eventfd, readable once the shutdown deadline passed: ends delays */
+  int done_fd;  /* eventfd a thread bumps when it ends: the server joins it */
+  pthread_mutex_t mu;
+  tconn_t *live;     /* guarded by mu: connections whose thread runs */
+  tconn_t *finished; /* guarded by mu: ended threads, to be joined */
+} tshared_t;
+
+struct tconn {
+  tshared_t *sh;
+  pthread_t thread;
+  int fd; /* closed by the thread, under sh->mu, once unlinked */
+  tconn_t *prev, *next;
+  char peer[64];
+  /* the thread's own */
+  session_env_t env; /* its Date cache, request-store pool and scratch */
+  session_t session;
+  buf_t out;
+  char *rbuf;
+  size_t rpos, rlen; /* input not yet consumed by the session */
+  bool draining;     /* this thread has seen sh->draining */
+  bool read_eof;
+};
+
+/* The thread's start routine. The connection must be linked into sh->live;
+ * when it ends it moves itself to sh->finished and bumps sh->done_fd. */
+void *tconn_main(void *arg);
+
+#endif
