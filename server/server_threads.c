@@ -10,6 +10,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "net.h"
+#include "notify.h"
 #include "resp.h"
 #include "server.h"
 #include "tconn.h"
@@ -275,6 +277,7 @@ static void start_drain(tserver_t *t, int signum) {
   const config_t *cfg = t->sh.cfg;
   log_msg("%s: draining (deadline %lld ms)", signum == SIGINT ? "SIGINT" : "SIGTERM",
           (long long)cfg->server.shutdown_timeout_ms);
+  notify_send("STOPPING=1");
   close(t->listen_fd); /* stop accepting at once */
   t->listen_fd = -1;
   atomic_store(&t->sh.draining, true);
@@ -364,6 +367,9 @@ static void log_start(const tserver_t *t, const struct sockaddr_storage *addr, i
   net_url(addr, port, url, sizeof url);
   log_msg("listening on %s (threads mode, a thread per connection, up to %lld, %zu KiB stacks)",
           url, (long long)t->sh.cfg->server.max_connections, t->stack_bytes / 1024);
+  char status[160];
+  snprintf(status, sizeof status, "READY=1\nSTATUS=listening on %s", url);
+  notify_send(status);
 }
 
 int server_threads_run(const config_t *cfg, access_log_t *al) {
