@@ -12,6 +12,10 @@ static const route_t table[] = {
     {"/slow", 0, GET_ONLY, "GET, HEAD", route_slow},
     {"/block", ROUTE_BLOCKING, GET_ONLY, "GET, HEAD", route_block},
     {"/cpu", ROUTE_BLOCKING, GET_ONLY, "GET, HEAD", route_cpu},
+    {"/heartbeat", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_heartbeat},
+    {"/lag", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_lag},
+    {"/metrics", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_metrics},
+    {"/healthz", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_healthz},
 };
 
 const route_t *route_table(size_t *n) {
