@@ -22,8 +22,17 @@ static void on_beat(uv_timer_t *t) {
   mon_beat(l->mon.src, clock_ns());
 }
 
+/* The loop is about to poll: the turn is over. A turn that ran long is a
+ * stall, logged here, where its end is known exactly (the watchdog saw it
+ * while it ran). One load per idle turn; a clock read per busy one. */
 static void on_turn_end(uv_prepare_t *p) {
   evloop_t *l = p->data;
+  uint64_t since = atomic_load_explicit(&l->mon.stall->since_ms, memory_order_relaxed);
+  if (since == 0)
+    return;
+  uint64_t now = clock_ms();
+  if (now >= since + (uint64_t)l->cfg->monitor.stall_ms)
+    mon_stall_ended(l->mon.src, since, now);
   stall_turn_end(l->mon.stall);
 }
 
@@ -39,7 +48,7 @@ int loopmon_start(evloop_t *l) {
   m->sample.data = m->beat.data = m->turn.data = l;
   uint64_t now = clock_ns();
   m->last_sample_ns = now;
-  mon_src_begin(m->src, now);
+  mon_src_begin(m->src, now, r == 0 ? uv_metrics_idle_time(&l->uv) : MON_NO_IDLE);
   if (r == 0)
     r = uv_timer_start(&m->sample, on_sample, (uint64_t)c->monitor.sample_ms,
                        (uint64_t)c->monitor.sample_ms);

@@ -14,7 +14,6 @@
 
 #define MS UINT64_C(1000000)
 #define NOTE_FIRST_MS 2000 /* a stall still running this long is reported before it ends */
-#define WATCH_POLL_MS 2    /* while a stall lasts: how often the watchdog looks for its end */
 #define WATCH_IDLE_MS 50   /* the longest the watchdog sleeps */
 
 static const uint64_t duration_le[] = {
@@ -150,17 +149,8 @@ void mon_conns_get(mon_hub_t *h, int64_t *active, uint64_t *accepted) {
 
 /* ---- feeding ---- */
 
-void mon_src_begin(mon_src_t *s, uint64_t now_ns) {
-  pthread_mutex_lock(&s->mu);
-  s->begin_ns = now_ns;
-  pthread_mutex_unlock(&s->mu);
-}
-
-void mon_sample(mon_src_t *s, uint64_t now_ns, uint64_t lag_ns, uint64_t idle_ns) {
-  atomic_store_explicit(&s->lag_now_ns, lag_ns, memory_order_relaxed);
-  prom_hist_observe(&s->lag_cum, &mon_lag_bounds, lag_ns, false);
-  pthread_mutex_lock(&s->mu);
-  hist_win_record(&s->lag, now_ns, lag_ns);
+/* Remembers (time, idle) for utilization; mu held. */
+static void note_idle(mon_src_t *s, uint64_t now_ns, uint64_t idle_ns) {
   if (idle_ns != MON_NO_IDLE) {
     uint64_t e = now_ns / MON_SLOT_NS + 1;
     size_t i = (size_t)(e % HIST_WIN_SLOTS);
@@ -173,6 +163,21 @@ void mon_sample(mon_src_t *s, uint64_t now_ns, uint64_t lag_ns, uint64_t idle_ns
     s->last_idle = idle_ns;
     s->have_idle = true;
   }
+}
+
+void mon_src_begin(mon_src_t *s, uint64_t now_ns, uint64_t idle_ns) {
+  pthread_mutex_lock(&s->mu);
+  s->begin_ns = now_ns;
+  note_idle(s, now_ns, idle_ns);
+  pthread_mutex_unlock(&s->mu);
+}
+
+void mon_sample(mon_src_t *s, uint64_t now_ns, uint64_t lag_ns, uint64_t idle_ns) {
+  atomic_store_explicit(&s->lag_now_ns, lag_ns, memory_order_relaxed);
+  prom_hist_observe(&s->lag_cum, &mon_lag_bounds, lag_ns, false);
+  pthread_mutex_lock(&s->mu);
+  hist_win_record(&s->lag, now_ns, lag_ns);
+  note_idle(s, now_ns, idle_ns);
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -325,6 +330,8 @@ bool mon_last_stall(mon_hub_t *h, mon_stall_t *out) {
       out->src = i;
       out->ms = (double)s->last.ms;
       out->ongoing = s->last.ongoing;
+      if (out->ongoing && now / MS > s->last.turn)
+        out->ms = (double)(now / MS - s->last.turn); /* so far */
       out->ago_s = s->last.ongoing || now < s->last.at_ns ? 0 : (double)(now - s->last.at_ns) / 1e9;
       memcpy(out->what, s->last.what, sizeof out->what);
     }
@@ -343,68 +350,94 @@ uint64_t mon_stalls_total(mon_hub_t *h) {
   return n;
 }
 
-/* ---- the watchdog ---- */
+/* ---- stalls: ended (the loop) and in progress (the watchdog) ---- */
 
-static void record_stall(mon_src_t *s, uint64_t ms, bool ongoing, bool is_new) {
-  pthread_mutex_lock(&s->mu);
-  if (is_new)
-    s->stalls++;
-  s->last.any = true;
-  s->last.ongoing = ongoing;
-  s->last.ms = ms;
-  s->last.at_ns = clock_ns();
-  memcpy(s->last.what, s->wd.what, sizeof s->last.what);
-  pthread_mutex_unlock(&s->mu);
-}
-
-static void log_stall(mon_src_t *s, uint64_t ms, bool ongoing) {
+static void log_stall(mon_src_t *s, uint64_t ms, bool ongoing, const char *what) {
   char where[32] = "";
   if (s->hub->nsrc > 1)
     snprintf(where, sizeof where, " (loop %d)", s->index);
-  const char *what = s->wd.have_what ? s->wd.what : NULL;
   if (ongoing)
     log_msg("loop stalled for %llu ms so far, still %s%s%s", (unsigned long long)ms,
-            what ? "in " : "running no request", what ? what : "", where);
-  else if (what != NULL)
+            *what ? "in " : "running no request", what, where);
+  else if (*what)
     log_msg("loop stalled %llu ms in %s%s", (unsigned long long)ms, what, where);
   else
     log_msg("loop stalled %llu ms (no request was running)%s", (unsigned long long)ms, where);
 }
 
+/* Records a stall of the turn that began at turn; counts it the first time. */
+static void record_stall(mon_src_t *s, uint64_t turn, uint64_t ms, bool ongoing,
+                         const char *what) {
+  mon_stall_rec_t *l = &s->last;
+  pthread_mutex_lock(&s->mu);
+  bool known = l->any && l->turn == turn;
+  if (!(known && !l->ongoing && ongoing)) { /* the watchdog never reopens an ended stall */
+    if (!known)
+      s->stalls++;
+    l->any = true;
+    l->turn = turn;
+    l->ongoing = ongoing;
+    l->ms = ms;
+    l->at_ns = clock_ns();
+    snprintf(l->what, sizeof l->what, "%s", what);
+  }
+  pthread_mutex_unlock(&s->mu);
+}
+
+void mon_stall_ended(mon_src_t *s, uint64_t since_ms, uint64_t now_ms) {
+  char what[STALL_WHAT_MAX];
+  uint64_t ms = now_ms > since_ms ? now_ms - since_ms : 0;
+  stall_read(&s->stall, since_ms, what, sizeof what);
+  record_stall(s, since_ms, ms, false, what);
+  log_stall(s, ms, false, what);
+}
+
+uint64_t mon_stall_ms(const mon_hub_t *h) { return h->stall_ms; }
+
 /* Looks at one source; returns how many ms it may sleep before looking again. */
 static uint64_t watch_src(mon_hub_t *h, mon_src_t *s, uint64_t now) {
-  uint64_t since = atomic_load_explicit(&s->stall.since_ms, memory_order_relaxed);
+  uint64_t since = atomic_load_explicit(&s->stall.since_ms, memory_order_acquire);
   __typeof__(s->wd) *w = &s->wd;
-  if (w->active) {
-    uint64_t ms = now > w->turn ? now - w->turn : 0;
-    if (since == w->turn) {
-      if (!w->have_what)
-        w->have_what = stall_read(&s->stall, w->turn, w->what, sizeof w->what) > 0;
-      record_stall(s, ms, true, false);
-      if (ms >= w->next_note_ms) {
-        log_stall(s, ms, true);
-        w->next_note_ms *= 2;
-      }
-      return WATCH_POLL_MS;
-    }
-    record_stall(s, ms, false, false);
-    log_stall(s, ms, false);
-    w->active = false;
-  }
   uint64_t half = h->stall_ms / 2 > 0 ? h->stall_ms / 2 : 1;
+  if (half > WATCH_IDLE_MS)
+    half = WATCH_IDLE_MS;
+  if (w->active && since != w->turn) {
+    w->active = false; /* it ended: its loop has logged it, unless its clock said it was short */
+    pthread_mutex_lock(&s->mu);
+    bool open = s->last.turn == w->turn && s->last.ongoing;
+    char what[STALL_WHAT_MAX];
+    snprintf(what, sizeof what, "%s", s->last.what);
+    pthread_mutex_unlock(&s->mu);
+    if (open) {
+      record_stall(s, w->turn, w->last_busy, false, what);
+      log_stall(s, w->last_busy, false, what);
+    }
+  }
   if (since == 0)
     return half;
   uint64_t busy = now > since ? now - since : 0;
-  if (busy < h->stall_ms)
-    return h->stall_ms - busy; /* look again just as it would become a stall */
-  w->active = true;
-  w->turn = since;
-  w->next_note_ms = NOTE_FIRST_MS;
-  w->have_what = stall_read(&s->stall, since, w->what, sizeof w->what) > 0;
-  if (!w->have_what)
-    w->what[0] = '\0';
-  record_stall(s, busy, true, true);
-  return WATCH_POLL_MS;
+  if (!w->active) {
+    if (busy < h->stall_ms)
+      return h->stall_ms - busy; /* look again just as it would become a stall */
+    /* A stall, still running: count it and name it now, while its culprit
+     * is the one on the stack. */
+    char what[STALL_WHAT_MAX];
+    stall_read(&s->stall, since, what, sizeof what);
+    record_stall(s, since, busy, true, what);
+    w->active = true;
+    w->turn = since;
+    w->last_busy = busy;
+    w->next_note_ms = NOTE_FIRST_MS;
+  }
+  w->last_busy = busy;
+  if (busy >= w->next_note_ms) {
+    char what[STALL_WHAT_MAX];
+    stall_read(&s->stall, since, what, sizeof what);
+    log_stall(s, busy, true, what);
+    w->next_note_ms *= 2;
+  }
+  uint64_t to_note = w->next_note_ms - busy;
+  return to_note < half ? to_note : half;
 }
 
 static void *watch_main(void *arg) {

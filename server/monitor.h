@@ -69,16 +69,25 @@ mon_http_t *mon_hub_http(mon_hub_t *h, int i);
 int mon_hub_nsrc(const mon_hub_t *h);
 
 /* The watchdog thread: notices turns longer than monitor.stall_ms while they
- * run, counts them and logs one line each when they end (and a "so far" line
- * at 2 s, 4 s, ... for a turn that does not end). 0 or a negative errno. */
+ * still run, counts them and captures their culprit, so /lag (served by
+ * another loop) shows a stall in progress, and logs "so far" lines at 2 s,
+ * 4 s, ... for a turn that does not end. The line for a stall that ends is
+ * logged by its loop (mon_stall_ended), which knows exactly when it ended.
+ * 0 or a negative errno. */
 int mon_watch_start(mon_hub_t *h);
 void mon_watch_stop(mon_hub_t *h);
 
 /* ---- feeding: called by the source's own thread ---- */
 
 stall_slot_t *mon_src_stall(mon_src_t *s);
-/* The source's timers start now: the first beat's gap is measured from here. */
-void mon_src_begin(mon_src_t *s, uint64_t now_ns);
+/* The source's timers start now (idle_ns: idle time so far, or MON_NO_IDLE):
+ * the first beat's gap and the first utilization figure count from here. */
+void mon_src_begin(mon_src_t *s, uint64_t now_ns, uint64_t idle_ns);
+/* The turn that began at since_ms (the stall slot's clock) ended at now_ms,
+ * longer than monitor.stall_ms: count it (unless the watchdog already did),
+ * record it with its culprit and log its one line. */
+void mon_stall_ended(mon_src_t *s, uint64_t since_ms, uint64_t now_ms);
+uint64_t mon_stall_ms(const mon_hub_t *h);
 /* A lag sample at now_ns; idle_ns: total time idle in the poll so far, or MON_NO_IDLE. */
 void mon_sample(mon_src_t *s, uint64_t now_ns, uint64_t lag_ns, uint64_t idle_ns);
 void mon_beat(mon_src_t *s, uint64_t now_ns);

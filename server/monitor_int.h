@@ -13,6 +13,7 @@
 
 typedef struct mon_stall_rec {
   bool any, ongoing;
+  uint64_t turn; /* since_ms of the stalled turn: which turn this is */
   uint64_t ms;
   uint64_t at_ns; /* when it ended (or was last seen running) */
   char what[STALL_WHAT_MAX];
@@ -44,9 +45,8 @@ struct mon_src {
   mon_stall_rec_t last;
   /* The watchdog's own bookkeeping: no one else touches it. */
   struct {
-    bool active, have_what;
-    uint64_t turn, next_note_ms;
-    char what[STALL_WHAT_MAX];
+    bool active;
+    uint64_t turn, next_note_ms, last_busy;
   } wd;
 };
 

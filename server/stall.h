@@ -31,9 +31,10 @@ static inline void stall_enter(stall_slot_t *s, uint64_t now_ms) {
     atomic_store_explicit(&s->since_ms, now_ms != 0 ? now_ms : 1, memory_order_relaxed);
 }
 
-/* The loop is about to wait for I/O: the turn is over. */
+/* The loop is about to wait for I/O: the turn is over. Release: whoever
+ * sees 0 also sees what the loop recorded about the turn before. */
 static inline void stall_turn_end(stall_slot_t *s) {
-  atomic_store_explicit(&s->since_ms, 0, memory_order_relaxed);
+  atomic_store_explicit(&s->since_ms, 0, memory_order_release);
 }
 
 /* How long the current turn has run at now_ms, or 0 while polling. */
