@@ -96,6 +96,8 @@ void hist_quantiles(const hist_t *const *hs, size_t nh, const double *q, uint64_
         continue;
       uint64_t mid = hist_bucket_low(i) + hist_bucket_width(i) / 2;
       out[j] = mid < s.min ? s.min : mid > s.max ? s.max : mid;
+      if (rank[j] == s.n)
+        out[j] = s.max; /* the top is known exactly */
       found[j] = true;
       done++;
     }
