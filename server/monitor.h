@@ -4,7 +4,13 @@
  * /metrics), utilization, heartbeats, the now-running record and the stalls
  * the watchdog thread found. Per loop: HTTP request counters. A mode feeds
  * it from its own timers (mon_sample, mon_beat, stall_*, mon_http_count);
- * routes read it through a mon_view_t with the snapshot functions below. */
+ * routes read it through a mon_view_t with the snapshot functions below.
+ *
+ * Event mode: one source and one counter block per loop (loop_monitor.c).
+ * Thread mode can use one source fed by a heartbeat thread (sleeping to an
+ * absolute deadline and passing how late it woke as the lag, MON_NO_IDLE
+ * for idle time), one counter block with shared = true for every
+ * connection thread, no stall slot, and the same mon_view_t for all. */
 #ifndef LOOPD_MONITOR_H
 #define LOOPD_MONITOR_H
 

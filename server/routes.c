@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "monitor.h"
+
 #define GET_ONLY METHOD(HTTP_GET)
 
 static const route_t table[] = {
@@ -17,6 +19,9 @@ static const route_t table[] = {
     {"/metrics", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_metrics},
     {"/healthz", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_healthz},
 };
+
+/* /metrics counts requests per row, with one more for "no route". */
+_Static_assert(sizeof table / sizeof table[0] < MON_ROUTES_MAX, "raise MON_ROUTES_MAX");
 
 const route_t *route_table(size_t *n) {
   *n = sizeof table / sizeof table[0];

@@ -76,7 +76,10 @@ static void reply_json(route_ctx_t *rc, jw_t *w) {
   reply_buf(rc, 200, "application/json", err);
 }
 
-/* ---- /heartbeat ---- */
+/* ---- /heartbeat ----
+ * The serving loop's own heartbeat ("loop" says which): a stream must come
+ * from the loop whose timer it shows, and with SO_REUSEPORT a client's
+ * connection stays on one loop. /lag and /metrics show every loop. */
 
 static void beat_step(route_ctx_t *rc) {
   stream_state_t *st = ROUTE_STATE(rc, stream_state_t);
