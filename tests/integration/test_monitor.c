@@ -625,6 +625,70 @@ static void test_shedding(void **state) {
 
 /* ---- several loops ---- */
 
+/* GET path on N new connections at once. SO_REUSEPORT spreads them over the
+ * loops: those on a free loop answer while another is blocked. */
+enum { SPREAD = 16 };
+typedef struct spread {
+  const char *path;
+  int want; /* every answer must have this status */
+  int fds[SPREAD];
+  bool done[SPREAD];
+} spread_t;
+
+static void spread_send(spread_t *sp, int port, const char *path, int want) {
+  memset(sp, 0, sizeof *sp);
+  sp->path = path;
+  sp->want = want;
+  for (int i = 0; i < SPREAD; i++) {
+    sp->fds[i] = raw_connect(port);
+    send_get(sp->fds[i], path);
+  }
+}
+
+/* Reads the answers that come before deadline; returns how many; the first
+ * one's body goes to body. */
+static int spread_prompt(spread_t *sp, double deadline, char *body, size_t blen) {
+  int prompt = 0;
+  resp_t r;
+  for (;;) {
+    int left = (int)(deadline - now_ms());
+    struct pollfd p[SPREAD];
+    int np = 0, idx[SPREAD];
+    for (int i = 0; i < SPREAD; i++)
+      if (!sp->done[i]) {
+        p[np] = (struct pollfd){.fd = sp->fds[i], .events = POLLIN};
+        idx[np++] = i;
+      }
+    if (left <= 0 || np == 0 || poll(p, (nfds_t)np, left) <= 0)
+      return prompt;
+    for (int k = 0; k < np; k++) {
+      if (!(p[k].revents & POLLIN))
+        continue;
+      assert_int_equal(resp_read(sp->fds[idx[k]], &r, T, false), 0);
+      if (r.status != sp->want)
+        fail_msg("%s during a block: %d %s", sp->path, r.status, r.body);
+      if (prompt++ == 0 && body != NULL)
+        snprintf(body, blen, "%s", r.body);
+      resp_free(&r);
+      sp->done[idx[k]] = true;
+    }
+  }
+}
+
+/* The rest, answered by the blocked loop right after the stall. */
+static void spread_finish(spread_t *sp) {
+  for (int i = 0; i < SPREAD; i++) {
+    if (!sp->done[i]) {
+      resp_t r;
+      assert_int_equal(resp_read(sp->fds[i], &r, T, false), 0);
+      if (r.status != sp->want)
+        fail_msg("%s right after a block: %d %s", sp->path, r.status, r.body);
+      resp_free(&r);
+    }
+    raw_close(sp->fds[i]);
+  }
+}
+
 static void test_two_loops(void **state) {
   (void)state;
   if (!event_mode())
@@ -637,58 +701,35 @@ static void test_two_loops(void **state) {
   assert_non_null(strstr(r.body, "},{\"loop\":1,"));
   assert_null(strstr(r.body, "\"loop\":2,"));
   resp_free(&r);
-  /* one loop blocked: checks served by the other see it at once */
+  /* one loop blocked for 2.3 s: the other one sees it while it lasts */
   int blocker = raw_connect(s.port);
+  char peer[64], culprit[128], body[8192];
+  local_name(blocker, peer, sizeof peer);
+  snprintf(culprit, sizeof culprit, "GET /block?ms=2300 from %s", peer);
   double t0 = now_ms();
-  send_get(blocker, "/block?ms=1500");
-  usleep(400 * 1000); /* past unhealthy_lag_ms */
-  enum { N = 16 };
-  int fds[N];
-  bool done[N] = {false};
-  for (int i = 0; i < N; i++) {
-    fds[i] = raw_connect(s.port);
-    send_get(fds[i], "/healthz");
-  }
-  /* SO_REUSEPORT spreads the checks over both loops: those on the free one
-   * answer while the other is still blocked, and say it is. */
-  int prompt = 0;
-  for (;;) {
-    int left = (int)(t0 + 1200 - now_ms());
-    struct pollfd p[N];
-    int np = 0, idx[N];
-    for (int i = 0; i < N; i++)
-      if (!done[i]) {
-        p[np] = (struct pollfd){.fd = fds[i], .events = POLLIN};
-        idx[np++] = i;
-      }
-    if (left <= 0 || np == 0 || poll(p, (nfds_t)np, left) <= 0)
-      break;
-    for (int k = 0; k < np; k++) {
-      if (!(p[k].revents & POLLIN))
-        continue;
-      assert_int_equal(resp_read(fds[idx[k]], &r, T, false), 0);
-      if (r.status != 503)
-        fail_msg("healthz during a block: %d %s", r.status, r.body);
-      resp_free(&r);
-      done[idx[k]] = true;
-      prompt++;
-    }
-  }
-  for (int i = 0; i < N; i++) {
-    if (!done[i]) {
-      assert_int_equal(resp_read(fds[i], &r, T, false), 0);
-      if (r.status != 503) /* answered late by the blocked loop, right after the stall */
-        fail_msg("late healthz after a block: %d %s", r.status, r.body);
-      resp_free(&r);
-    }
-    raw_close(fds[i]);
-  }
-  assert_true(prompt >= 1);
+  send_get(blocker, "/block?ms=2300");
+  usleep(400 * 1000); /* past unhealthy_lag_ms and stall_ms */
+  spread_t *health = malloc(sizeof *health), *lag = malloc(sizeof *lag);
+  spread_send(health, s.port, "/healthz", 503);
+  spread_send(lag, s.port, "/lag", 200);
+  assert_true(spread_prompt(health, t0 + 1500, NULL, 0) >= 1);
+  assert_true(spread_prompt(lag, t0 + 1800, body, sizeof body) >= 1);
+  assert_non_null(strstr(body, "\"ongoing\":true"));
+  assert_non_null(strstr(body, culprit));
+  assert_true(json_num(strstr(body, "\"last_stall\""), "ms") >= 400);
+  /* a stall that goes on is reported before it ends, then once more when it does */
+  char line[256];
+  snprintf(line, sizeof line, " ms so far, still in %s (loop ", culprit);
+  assert_true(srv_log_wait(&s, line, T));
+  spread_finish(health);
+  spread_finish(lag);
+  free(health);
+  free(lag);
   assert_int_equal(resp_read(blocker, &r, T, false), 0);
   resp_free(&r);
   raw_close(blocker);
-  assert_true(srv_log_wait(&s, "ms in GET /block?ms=1500 from 127.0.0.1:", T));
-  assert_true(srv_log_wait(&s, "(loop ", T));
+  snprintf(line, sizeof line, " ms in %s (loop ", culprit);
+  assert_true(srv_log_wait(&s, line, T));
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }
 
