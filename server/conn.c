@@ -24,6 +24,11 @@ static void conn_close(conn_t *c);
 
 static uint64_t now_ms(const conn_t *c) { return uv_now(&c->loop->uv); }
 
+/* Every callback that may run a handler starts here: the stall watchdog
+ * times the turn from its first such callback (one load, and a store once
+ * per turn; the loop's prepare handle ends the turn). */
+static inline void turn_begins(evloop_t *l) { stall_enter(l->mon.stall, uv_now(&l->uv)); }
+
 /* ---- closing ---- */
 
 static void on_close(uv_handle_t *h) {
@@ -161,6 +166,7 @@ static void conn_flush(conn_t *c) {
 
 static void on_write(uv_write_t *req, int status) {
   conn_t *c = container_of(req, conn_t, wreq);
+  turn_begins(c->loop);
   c->writing = false;
   if (c->closing)
     return;
@@ -199,6 +205,7 @@ static void plan_done(conn_t *c) {
 
 static void on_job_done(void *owner, const route_state_t *state, int status) {
   conn_t *c = owner;
+  turn_begins(c->loop);
   c->job = NULL;
   (void)status; /* a cancelled job never reaches an owner */
   c->session.rc.state = *state;
@@ -242,7 +249,10 @@ static void start_plan(conn_t *c) {
   }
 }
 
-static void on_idle(uv_idle_t *h) { conn_run_yields(h->data); }
+static void on_idle(uv_idle_t *h) {
+  turn_begins(h->data);
+  conn_run_yields(h->data);
+}
 
 void conn_run_yields(evloop_t *l) {
   conn_t *list = l->yield_head;
@@ -314,6 +324,7 @@ static void set_reading(conn_t *c, bool on);
 
 static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   conn_t *c = st->data;
+  turn_begins(c->loop);
   if (n == 0 || c->closing)
     return;
   if (n < 0) {
@@ -390,6 +401,7 @@ static void arm(conn_t *c) {
 
 static void on_timer(uv_timer_t *t) {
   conn_t *c = t->data;
+  turn_begins(c->loop);
   uint64_t now = now_ms(c);
   if (c->lingering) {
     if (now >= c->plan_due)

@@ -65,7 +65,9 @@ void evloop_main(void *arg) {
   l->wake.data = l;
   l->idle.data = l;
   l->drain_timer.data = l;
-  r = uv_tcp_open(&l->listener, l->listen_fd);
+  r = loopmon_start(l);
+  if (r == 0)
+    r = uv_tcp_open(&l->listener, l->listen_fd);
   if (r == 0)
     r = uv_listen((uv_stream_t *)&l->listener, (int)l->cfg->server.backlog, on_connection);
   l->start_error = r;
@@ -78,6 +80,7 @@ void evloop_main(void *arg) {
   uv_close((uv_handle_t *)&l->wake, NULL);
   uv_close((uv_handle_t *)&l->idle, NULL);
   uv_close((uv_handle_t *)&l->drain_timer, NULL);
+  loopmon_close(l);
   uv_run(&l->uv, UV_RUN_DEFAULT);
   r = uv_loop_close(&l->uv);
   if (r != 0)

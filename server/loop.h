@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "monitor.h"
 #include "session.h"
 #include "stats.h"
 #include "work.h"
@@ -16,6 +17,19 @@
 
 struct conn;
 
+/* The loop's side of the monitor (loop_monitor.c): a sampling timer for lag
+ * and utilization, a heartbeat timer, and a prepare handle that marks the
+ * end of each turn for the stall watchdog. */
+typedef struct loopmon {
+  uv_timer_t sample;
+  uv_timer_t beat;
+  uv_prepare_t turn;
+  mon_src_t *src;
+  stall_slot_t *stall; /* conn.c marks each callback here */
+  uint64_t sample_ns;
+  uint64_t last_sample_ns;
+} loopmon_t;
+
 typedef struct evloop {
   uv_loop_t uv;
   uv_tcp_t listener;
@@ -23,6 +37,8 @@ typedef struct evloop {
   uv_idle_t idle;         /* runs yielded continuations, one turn at a time */
   uv_timer_t drain_timer; /* shutdown deadline */
   session_env_t env;
+  loopmon_t mon;
+  mon_view_t view; /* what this loop's handlers read */
   buf_t out;              /* responses produced in one callback, flushed at its end */
   struct conn *conns;     /* every open connection */
   struct conn *yield_head;
@@ -42,6 +58,11 @@ typedef struct evloop {
   uv_thread_t thread;
   char rbuf[LOOP_READ_BUF]; /* every read lands here first */
 } evloop_t;
+
+/* Starts the monitor's handles on l (after uv_loop_init; l->mon.src set). */
+int loopmon_start(evloop_t *l);
+/* Closes them (before the loop's last run). */
+void loopmon_close(evloop_t *l);
 
 /* Runs the loop on the calling thread until it has drained. */
 void evloop_main(void *arg);

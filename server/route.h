@@ -30,13 +30,18 @@ typedef struct plan {
   route_fn then;
 } plan_t;
 
+struct mon_view;
+
 /* What handlers may read about the server they run in. One per loop (event
- * mode) or per connection thread; the monitor issue adds its views here. */
+ * mode) or per connection thread. */
 typedef struct route_env {
   const config_t *cfg;
   buf_t scratch; /* for building bodies; reset by whoever uses it */
   bool draining; /* shutting down: streams end, responses close */
   int mode;      /* MODE_EVENT or MODE_THREADS */
+  /* The monitor, read-only (monitor.h), or NULL where there is none (the
+   * fuzzer, unit tests): monitor routes then answer 503. */
+  const struct mon_view *mon;
 } route_env_t;
 
 /* Per-request state a handler may keep between its steps. */
@@ -111,5 +116,9 @@ void route_echo(route_ctx_t *rc);
 void route_slow(route_ctx_t *rc);
 void route_block(route_ctx_t *rc);
 void route_cpu(route_ctx_t *rc);
+void route_heartbeat(route_ctx_t *rc);
+void route_lag(route_ctx_t *rc);
+void route_metrics(route_ctx_t *rc);
+void route_healthz(route_ctx_t *rc);
 
 #endif

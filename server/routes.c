@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "monitor.h"
+
 #define GET_ONLY METHOD(HTTP_GET)
 
 static const route_t table[] = {
@@ -12,7 +14,14 @@ static const route_t table[] = {
     {"/slow", 0, GET_ONLY, "GET, HEAD", route_slow},
     {"/block", ROUTE_BLOCKING, GET_ONLY, "GET, HEAD", route_block},
     {"/cpu", ROUTE_BLOCKING, GET_ONLY, "GET, HEAD", route_cpu},
+    {"/heartbeat", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_heartbeat},
+    {"/lag", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_lag},
+    {"/metrics", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_metrics},
+    {"/healthz", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_healthz},
 };
+
+/* /metrics counts requests per row, with one more for "no route". */
+_Static_assert(sizeof table / sizeof table[0] < MON_ROUTES_MAX, "raise MON_ROUTES_MAX");
 
 const route_t *route_table(size_t *n) {
   *n = sizeof table / sizeof table[0];

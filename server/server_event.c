@@ -58,6 +58,14 @@ static void on_signal(uv_signal_t *h, int signum) {
                  (uint64_t)s->cfg->server.shutdown_timeout_ms + FORCED_EXIT_GRACE_MS, 0);
 }
 
+/* What /lag and /metrics show of the work pool. */
+static void report_work(void *arg, mon_work_t *out) {
+  work_counts_t w;
+  work_counts(arg, &w);
+  *out = (mon_work_t){.threads = w.threads, .running = w.running, .queued = w.queued,
+                      .completed = w.completed, .rejected = w.rejected, .cancelled = w.cancelled};
+}
+
 static void on_loop_done(uv_async_t *a) {
   evserver_t *s = a->data;
   int done = 0;
@@ -98,16 +106,21 @@ int server_event_run(const config_t *cfg, access_log_t *al) {
     log_msg("warning: server.max_connections = %lld but only %ld files may be open",
             (long long)cfg->server.max_connections, nofile);
   s.loops = calloc((size_t)s.nloops, sizeof *s.loops);
-  if (s.loops == NULL) {
+  mon_hub_t *mon = mon_hub_new(cfg, MODE_EVENT, s.nloops, s.nloops);
+  if (s.loops == NULL || mon == NULL) {
     log_msg("out of memory");
+    free(s.loops);
+    mon_hub_free(mon);
     return 1;
   }
+  mon_hub_set_work(mon, report_work, &work);
+  mon_hub_set_stats(mon, &stats);
   uv_loop_init(&s.main);
   uv_async_init(&s.main, &s.loop_done, on_loop_done);
   s.loop_done.data = &s;
   uv_sem_t ready;
   uv_sem_init(&ready, 0);
-  int port = 0, rc = 0, started = 0;
+  int port = 0, rc = 0, started = 0, r;
   for (int i = 0; i < s.nloops; i++) {
     evloop_t *l = &s.loops[i];
     int fd = net_listen_socket(&addr, (int)cfg->server.backlog, s.nloops > 1);
@@ -128,6 +141,11 @@ int server_event_run(const config_t *cfg, access_log_t *al) {
     l->ready = &ready;
     l->done = &s.loop_done;
     session_env_init(&l->env, cfg, MODE_EVENT, al);
+    l->mon.src = mon_hub_src(mon, i);
+    l->view = (mon_view_t){.hub = mon, .self = i};
+    l->env.route.mon = &l->view;
+    l->env.http = mon_hub_http(mon, i);
+    l->env.stall = mon_src_stall(l->mon.src);
     if (uv_thread_create(&l->thread, evloop_main, l) != 0) {
       close(fd);
       session_env_free(&l->env);
@@ -147,6 +165,8 @@ int server_event_run(const config_t *cfg, access_log_t *al) {
   uv_signal_init(&s.main, &s.sigterm);
   uv_timer_init(&s.main, &s.deadline);
   s.sigint.data = s.sigterm.data = s.deadline.data = &s;
+  if (rc == 0 && (r = mon_watch_start(mon)) != 0)
+    log_msg("warning: no stall watchdog: %s", strerror(-r));
   if (rc == 0) {
     /* Handlers first: a signal right after the start line must drain, not kill. */
     uv_signal_start(&s.sigint, on_signal, SIGINT);
@@ -170,6 +190,7 @@ int server_event_run(const config_t *cfg, access_log_t *al) {
     uv_thread_join(&s.loops[i].thread);
   uv_loop_close(&s.main);
   uv_sem_destroy(&ready);
+  mon_hub_free(mon); /* stops the watchdog; the loops are gone */
   free(s.loops);
   if (rc == 0)
     log_msg("stopped");

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 
+#include "monitor.h"
 #include "resp.h"
 #include "util.h"
 
@@ -21,6 +22,9 @@ void session_env_init(session_env_t *env, const config_t *cfg, int mode, access_
   date_cache_init(&env->date);
   http_store_pool_init(&env->pool);
   env->access_log = al;
+  env->route.mon = NULL;
+  env->http = NULL;
+  env->stall = NULL;
 }
 
 void session_env_free(session_env_t *env) {
@@ -83,6 +87,45 @@ static void log_request(session_t *s, int status) {
     e.http_minor = s->hp.p.http_minor;
   }
   access_log_write(al, &e);
+}
+
+/* ---- monitoring ---- */
+
+/* One answered request, for /metrics. */
+static void count_request(session_t *s, int status) {
+  mon_http_t *h = s->env->http;
+  if (h == NULL)
+    return;
+  int route = s->route != NULL && s->req_active ? route_index(s->route) : -1;
+  uint64_t d = s->req_active ? clock_ns() - s->start_ns : MON_NO_DURATION;
+  mon_http_count(h, route, status, d);
+}
+
+/* A handler of the current request is about to run: if it stalls the loop,
+ * the watchdog names this request. */
+static void running(session_t *s) {
+  if (s->env->stall != NULL) {
+    const http_req_t *r = s->rc.req;
+    stall_publish(s->env->stall, r->method, r->target, r->target_len, s->peer);
+  }
+}
+
+/* Load shedding: while this loop lags more than monitor.shed_lag_ms, routes
+ * other than the monitor's answer 503 at once instead of adding work. The
+ * latest lag sample is the signal: one atomic load per request. */
+static bool shed(session_t *s) {
+  const config_t *c = cfg_of(s);
+  const mon_view_t *v = s->env->route.mon;
+  if (c->monitor.shed_lag_ms == 0 || v == NULL || (s->route->flags & ROUTE_MONITOR))
+    return false;
+  double lag = mon_lag_now_ms(v->hub, v->self);
+  if (lag <= (double)c->monitor.shed_lag_ms)
+    return false;
+  char body[160];
+  int n = snprintf(body, sizeof body, "overloaded: loop lag %.0f ms is above %lld ms; retry later\n",
+                   lag, (long long)c->monitor.shed_lag_ms);
+  reply_with(&s->rc, 503, "text/plain", "Retry-After: 1\r\n", body, (size_t)n);
+  return true;
 }
 
 /* ---- writing ---- */
@@ -210,6 +253,7 @@ static void fail(session_t *s, int status, const char *reason) {
       buf_append(s->out, body, (size_t)n) != 0)
     s->broken = true;
   s->resp_bytes = (uint64_t)n;
+  count_request(s, status);
   log_request(s, status);
   s->req_active = false;
 }
@@ -218,6 +262,7 @@ static void fail(session_t *s, int status, const char *reason) {
 
 /* The response is complete and so is the request: log, then keep going or close. */
 static session_next_t finish(session_t *s) {
+  count_request(s, s->resp_status);
   log_request(s, s->resp_status);
   s->req_active = false;
   s->resp_started = false;
@@ -295,7 +340,10 @@ static int ev_head(void *owner, const http_req_t *req) {
   if (s->route == NULL) {
     s->resp_status = (int16_t)status;
     s->miss_allow = allow;
+  } else if (shed(s)) {
+    /* answered */
   } else if (s->route->flags & ROUTE_BODY) {
+    running(s);
     s->route->handle(&s->rc);
   }
   return pause_unless_read(s, settle(s));
@@ -334,6 +382,7 @@ static int ev_done(void *owner) {
     if (s->rc.on_end != NULL)
       s->rc.on_end(&s->rc);
   } else {
+    running(s);
     s->route->handle(&s->rc);
   }
   return pause_unless_read(s, settle(s));
@@ -383,8 +432,10 @@ session_next_t session_continue(session_t *s, buf_t *out, uint64_t now_ms) {
   s->now_ms = now_ms;
   plan_t p = s->rc.plan;
   s->rc.plan.kind = PLAN_NONE;
-  if (p.then != NULL)
+  if (p.then != NULL) {
+    running(s);
     p.then(&s->rc);
+  }
   return resume_parser(s, settle(s));
 }
 

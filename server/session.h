@@ -13,12 +13,17 @@
 #include "log.h"
 #include "route.h"
 
+struct mon_http;
+struct stall_slot;
+
 /* Shared by every session of one loop (or one thread). */
 typedef struct session_env {
   route_env_t route;
   date_cache_t date;
   http_store_pool_t pool;
   access_log_t *access_log;
+  struct mon_http *http;    /* request counters, or NULL; set by the mode */
+  struct stall_slot *stall; /* told which request runs, or NULL; set by the mode */
 } session_env_t;
 
 void session_env_init(session_env_t *env, const config_t *cfg, int mode, access_log_t *al);

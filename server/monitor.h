@@ -1,0 +1,165 @@
+/* monitor.h: what loopd knows about its own responsiveness, with no libuv in
+ * it. Per timer source (an event loop, or thread mode's heartbeat thread):
+ * lag samples (a rolling HDR window for percentiles, cumulative buckets for
+ * /metrics), utilization, heartbeats, the now-running record and the stalls
+ * the watchdog thread found. Per loop: HTTP request counters. A mode feeds
+ * it from its own timers (mon_sample, mon_beat, stall_*, mon_http_count);
+ * routes read it through a mon_view_t with the snapshot functions below.
+ *
+ * Event mode: one source and one counter block per loop (loop_monitor.c).
+ * Thread mode can use one source fed by a heartbeat thread (sleeping to an
+ * absolute deadline and passing how late it woke as the lag, MON_NO_IDLE
+ * for idle time), one counter block with shared = true for every
+ * connection thread, no stall slot, and the same mon_view_t for all. */
+#ifndef LOOPD_MONITOR_H
+#define LOOPD_MONITOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "config.h"
+#include "prom.h"
+#include "stall.h"
+#include "stats.h"
+
+#define MON_WINDOW_S 10     /* lag percentiles and utilization cover this much */
+#define MON_GAP_WINDOW_S 60 /* the heartbeat's max gap covers this much */
+#define MON_ROUTES_MAX 16   /* route table rows, plus one for requests with no route */
+#define MON_CODE_SLOTS 8    /* distinct statuses counted per route; more go to "other" */
+#define MON_NO_IDLE UINT64_MAX
+#define MON_NO_DURATION UINT64_MAX
+
+typedef struct mon_hub mon_hub_t;
+typedef struct mon_src mon_src_t;
+
+/* ---- request counters (one block per loop, written by that loop only) ---- */
+
+typedef struct mon_http_route {
+  _Atomic uint32_t code[MON_CODE_SLOTS]; /* 0 = free slot */
+  _Atomic uint64_t count[MON_CODE_SLOTS];
+  _Atomic uint64_t other;
+  prom_hist_t duration;
+} mon_http_route_t;
+
+typedef struct mon_http {
+  bool shared; /* several threads write it (thread mode): use atomic read-modify-write */
+  mon_http_route_t route[MON_ROUTES_MAX];
+} mon_http_t;
+
+extern const prom_bounds_t mon_duration_bounds;
+extern const prom_bounds_t mon_lag_bounds;
+
+/* One answered request. route: route_index(), or -1 for none (404, 405, bad
+ * request); duration_ns may be MON_NO_DURATION (not observed). */
+void mon_http_count(mon_http_t *h, int route, int status, uint64_t duration_ns);
+
+/* ---- the hub ---- */
+
+typedef struct mon_work {
+  int threads;
+  int64_t running, queued;
+  uint64_t completed, rejected, cancelled;
+} mon_work_t;
+typedef void (*mon_work_fn)(void *arg, mon_work_t *out);
+
+/* nsrc timer sources, nhttp counter blocks. mode: MODE_EVENT or MODE_THREADS. */
+mon_hub_t *mon_hub_new(const config_t *cfg, int mode, int nsrc, int nhttp);
+/* Stops the watchdog if running; tolerates NULL. */
+void mon_hub_free(mon_hub_t *h);
+/* Where /lag and /metrics get work-pool and connection counts (optional). */
+void mon_hub_set_work(mon_hub_t *h, mon_work_fn fn, void *arg);
+void mon_hub_set_stats(mon_hub_t *h, const proc_stats_t *st);
+mon_src_t *mon_hub_src(mon_hub_t *h, int i);
+mon_http_t *mon_hub_http(mon_hub_t *h, int i);
+int mon_hub_nsrc(const mon_hub_t *h);
+
+/* The watchdog thread: notices turns longer than monitor.stall_ms while they
+ * still run, counts them and captures their culprit, so /lag (served by
+ * another loop) shows a stall in progress, and logs "so far" lines at 2 s,
+ * 4 s, ... for a turn that does not end. The line for a stall that ends is
+ * logged by its loop (mon_stall_ended), which knows exactly when it ended.
+ * 0 or a negative errno. */
+int mon_watch_start(mon_hub_t *h);
+void mon_watch_stop(mon_hub_t *h);
+
+/* ---- feeding: called by the source's own thread ---- */
+
+stall_slot_t *mon_src_stall(mon_src_t *s);
+/* The source's timers start now (idle_ns: idle time so far, or MON_NO_IDLE):
+ * the first beat's gap and the first utilization figure count from here. */
+void mon_src_begin(mon_src_t *s, uint64_t now_ns, uint64_t idle_ns);
+/* The turn that began at since_ms (the stall slot's clock) ended at now_ms,
+ * longer than monitor.stall_ms: count it (unless the watchdog already did),
+ * record it with its culprit and log its one line. */
+void mon_stall_ended(mon_src_t *s, uint64_t since_ms, uint64_t now_ms);
+uint64_t mon_stall_ms(const mon_hub_t *h);
+/* A lag sample at now_ns; idle_ns: total time idle in the poll so far, or MON_NO_IDLE. */
+void mon_sample(mon_src_t *s, uint64_t now_ns, uint64_t lag_ns, uint64_t idle_ns);
+void mon_beat(mon_src_t *s, uint64_t now_ns);
+
+/* ---- reading: any thread ---- */
+
+/* What a handler holds: the hub, and which source is its own. */
+typedef struct mon_view {
+  mon_hub_t *hub;
+  int self;
+} mon_view_t;
+
+typedef struct mon_lag {
+  double now_ms, p50_ms, p90_ms, p99_ms, max_ms; /* over the window */
+  uint64_t samples;
+  double utilization; /* 0..1 over the window; NAN when unknown */
+  double busy_ms;     /* how long the current turn has run (0: waiting for I/O) */
+  uint64_t stalls;
+} mon_lag_t;
+void mon_lag_get(mon_hub_t *h, int src, mon_lag_t *out);
+/* The latest sample, lock-free (for shedding on every request). */
+double mon_lag_now_ms(mon_hub_t *h, int src);
+/* The worst over all sources of the latest sample and of the current turn's
+ * length (a loop stuck right now is lagging by that much). */
+double mon_health_lag_ms(mon_hub_t *h, int *worst_src);
+
+typedef struct mon_heartbeat {
+  double interval_ms;
+  uint64_t beats;
+  double last_beat_ms_ago; /* -1 before the first beat */
+  double max_gap_ms;       /* over MON_GAP_WINDOW_S, the gap still open included */
+  uint64_t late_beats;     /* gap > 1.5 x interval */
+} mon_heartbeat_t;
+void mon_heartbeat_get(mon_hub_t *h, int src, mon_heartbeat_t *out);
+
+typedef struct mon_beat_rec {
+  uint64_t n;
+  double t_s; /* since the hub started */
+  double gap_ms;
+  bool late;
+} mon_beat_rec_t;
+/* The remembered beats numbered above after (the newest 64 are kept), oldest
+ * first; returns how many. *due_in_ms: when the next beat is due. */
+size_t mon_beats_after(mon_hub_t *h, int src, uint64_t after, mon_beat_rec_t *out, size_t max,
+                       double *due_in_ms);
+
+typedef struct mon_stall {
+  int src;
+  double ms;
+  double ago_s; /* since it ended (0 while it lasts) */
+  bool ongoing;
+  char what[STALL_WHAT_MAX]; /* "" when no request was running */
+} mon_stall_t;
+/* The most recent stall of any source; false when there was none. */
+bool mon_last_stall(mon_hub_t *h, mon_stall_t *out);
+uint64_t mon_stalls_total(mon_hub_t *h);
+
+int mon_mode(const mon_hub_t *h);
+double mon_uptime_s(const mon_hub_t *h);
+double mon_window_s(const mon_hub_t *h);
+void mon_work_get(mon_hub_t *h, mon_work_t *out);
+void mon_conns_get(mon_hub_t *h, int64_t *active, uint64_t *accepted);
+
+/* The whole /metrics page (Prometheus text 0.0.4). route_names[i] labels
+ * route i (the caller knows the table; the monitor does not). 0, or -1 when
+ * out of room. */
+int mon_metrics_render(mon_hub_t *h, const char *const *route_names, int nroutes, buf_t *out);
+
+#endif

@@ -1,0 +1,69 @@
+/* monitor_int.h: the monitor's private structs, shared by monitor.c (feeding,
+ * snapshots, watchdog) and monitor_metrics.c (the /metrics page). */
+#ifndef LOOPD_MONITOR_INT_H
+#define LOOPD_MONITOR_INT_H
+
+#include <pthread.h>
+
+#include "hist.h"
+#include "monitor.h"
+
+#define MON_BEAT_RING 64
+#define MON_SLOT_NS UINT64_C(1000000000) /* window slots are one second */
+
+typedef struct mon_stall_rec {
+  bool any, ongoing;
+  uint64_t turn; /* since_ms of the stalled turn: which turn this is */
+  uint64_t ms;
+  uint64_t at_ns; /* when it ended (or was last seen running) */
+  char what[STALL_WHAT_MAX];
+} mon_stall_rec_t;
+
+struct mon_src {
+  /* Written by the source's thread on every callback: a cache line of its own. */
+  _Alignas(64) stall_slot_t stall;
+  _Alignas(64) _Atomic uint64_t lag_now_ns;
+  prom_hist_t lag_cum; /* single writer: the source's thread */
+  mon_hub_t *hub;
+  int index;
+  uint64_t begin_ns;
+  /* mu guards what follows: the source writes ~100 times a second, the
+   * watchdog on stalls, handlers per /lag; nobody holds it for long. */
+  pthread_mutex_t mu;
+  hist_win_t lag;
+  struct {
+    uint64_t epoch, t, idle;
+  } mark[HIST_WIN_SLOTS]; /* the first (time, idle) sample of each slot */
+  uint64_t last_t, last_idle;
+  bool have_idle;
+  uint64_t beats, late, last_beat_ns;
+  uint64_t gap_epoch[MON_GAP_WINDOW_S], gap_max[MON_GAP_WINDOW_S];
+  struct {
+    uint64_t n, t_ns, gap_ns;
+  } ring[MON_BEAT_RING];
+  uint64_t stalls;
+  mon_stall_rec_t last;
+  /* The watchdog's own bookkeeping: no one else touches it. */
+  struct {
+    bool active;
+    uint64_t turn, next_note_ms, last_busy;
+  } wd;
+};
+
+struct mon_hub {
+  int mode;
+  int nsrc, nhttp;
+  uint64_t start_ns;
+  uint64_t sample_ns, beat_ns, stall_ms;
+  mon_src_t *src;
+  mon_http_t *http;
+  mon_work_fn work_fn;
+  void *work_arg;
+  const proc_stats_t *stats;
+  pthread_t wd_thread;
+  pthread_mutex_t wd_mu;
+  pthread_cond_t wd_cv;
+  bool wd_running, wd_stop;
+};
+
+#endif

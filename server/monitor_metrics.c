@@ -1,0 +1,289 @@
+/* monitor_metrics.c: the /metrics page: loop lag, utilization, heartbeat and
+ * stalls per source, HTTP counters summed over loops, work and connection
+ * counts, and the standard process_* metrics read from /proc. */
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "monitor_int.h"
+
+/* ---- /proc ---- */
+
+typedef struct proc_info {
+  double rss_bytes, cpu_s, start_s, open_fds, max_fds;
+} proc_info_t;
+
+static double boot_time_s(void) {
+  FILE *f = fopen("/proc/stat", "r");
+  if (f == NULL)
+    return NAN;
+  char line[256];
+  double bt = NAN;
+  while (fgets(line, sizeof line, f) != NULL)
+    if (strncmp(line, "btime ", 6) == 0)
+      bt = strtod(line + 6, NULL);
+  fclose(f);
+  return bt;
+}
+
+/* Counting /proc/self/fd costs one readdir entry per open file: fine for a
+ * scrape every few seconds, even with thousands of connections. */
+static double count_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  if (d == NULL)
+    return NAN;
+  double n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.')
+      n++;
+  closedir(d);
+  return n - 1; /* the directory's own descriptor */
+}
+
+static void proc_read(proc_info_t *p) {
+  p->rss_bytes = p->cpu_s = p->start_s = NAN;
+  p->open_fds = count_fds();
+  struct rlimit rl;
+  p->max_fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (double)rl.rlim_cur : NAN;
+  FILE *f = fopen("/proc/self/stat", "r");
+  if (f == NULL)
+    return;
+  char buf[1024];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char *p0 = strrchr(buf, ')'); /* the command name may hold spaces and parens */
+  if (p0 == NULL)
+    return;
+  unsigned long ut = 0, st = 0;
+  unsigned long long start = 0;
+  long rss = 0;
+  /* after the name: state(3) ... utime(14) stime(15) ... starttime(22) vsize(23) rss(24) */
+  if (sscanf(p0 + 2,
+             "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d %*d %llu %*u %ld",
+             &ut, &st, &start, &rss) != 4)
+    return;
+  double tck = (double)sysconf(_SC_CLK_TCK);
+  p->cpu_s = (double)(ut + st) / tck;
+  p->start_s = boot_time_s() + (double)start / tck;
+  p->rss_bytes = (double)rss * (double)sysconf(_SC_PAGESIZE);
+}
+
+/* ---- families ---- */
+
+static int loop_label(char *out, size_t len, int i) {
+  return snprintf(out, len, "loop=\"%d\"", i);
+}
+
+static int render_loops(mon_hub_t *h, buf_t *b) {
+  int r = 0;
+  char lab[32];
+  r |= prom_family(b, "loopd_event_loop_lag_seconds", "histogram",
+                   "How late the loop's sampling timer fired beyond its interval.");
+  for (int i = 0; i < h->nsrc; i++) {
+    prom_hist_sum_t s;
+    memset(&s, 0, sizeof s);
+    prom_hist_add(&s, &h->src[i].lag_cum, &mon_lag_bounds);
+    loop_label(lab, sizeof lab, i);
+    r |= prom_histogram(b, "loopd_event_loop_lag_seconds", lab, &mon_lag_bounds, &s);
+  }
+  mon_lag_t lag[64];
+  int n = h->nsrc < 64 ? h->nsrc : 64;
+  for (int i = 0; i < n; i++)
+    mon_lag_get(h, i, &lag[i]);
+  r |= prom_family(b, "loopd_event_loop_lag_now_seconds", "gauge",
+                   "The latest lag sample.");
+  for (int i = 0; i < n; i++) {
+    loop_label(lab, sizeof lab, i);
+    r |= prom_sample(b, "loopd_event_loop_lag_now_seconds", lab, lag[i].now_ms / 1e3);
+  }
+  r |= prom_family(b, "loopd_event_loop_utilization", "gauge",
+                   "Share of wall time the loop spent outside the poll, over the last 10 s.");
+  for (int i = 0; i < n; i++) {
+    loop_label(lab, sizeof lab, i);
+    if (!isnan(lag[i].utilization))
+      r |= prom_sample(b, "loopd_event_loop_utilization", lab, lag[i].utilization);
+  }
+  r |= prom_family(b, "loopd_loop_stalls_total", "counter",
+                   "Loop turns longer than monitor.stall_ms.");
+  for (int i = 0; i < n; i++) {
+    loop_label(lab, sizeof lab, i);
+    r |= prom_sample_u64(b, "loopd_loop_stalls_total", lab, lag[i].stalls);
+  }
+  mon_heartbeat_t hb[64];
+  for (int i = 0; i < n; i++)
+    mon_heartbeat_get(h, i, &hb[i]);
+  r |= prom_family(b, "loopd_heartbeat_max_gap_seconds", "gauge",
+                   "Largest gap between heartbeats over the last 60 s.");
+  for (int i = 0; i < n; i++) {
+    loop_label(lab, sizeof lab, i);
+    r |= prom_sample(b, "loopd_heartbeat_max_gap_seconds", lab, hb[i].max_gap_ms / 1e3);
+  }
+  r |= prom_family(b, "loopd_heartbeat_beats_total", "counter", "Heartbeats so far.");
+  for (int i = 0; i < n; i++) {
+    loop_label(lab, sizeof lab, i);
+    r |= prom_sample_u64(b, "loopd_heartbeat_beats_total", lab, hb[i].beats);
+  }
+  r |= prom_family(b, "loopd_heartbeat_late_total", "counter",
+                   "Heartbeats that came more than 1.5 intervals after the previous one.");
+  for (int i = 0; i < n; i++) {
+    loop_label(lab, sizeof lab, i);
+    r |= prom_sample_u64(b, "loopd_heartbeat_late_total", lab, hb[i].late_beats);
+  }
+  return r;
+}
+
+typedef struct code_count {
+  uint32_t code; /* 0: "other" */
+  uint64_t n;
+} code_count_t;
+
+/* The route's (status, count) pairs summed over every counter block, by status. */
+static size_t route_codes(mon_hub_t *h, int route, code_count_t *out, size_t max) {
+  size_t n = 0;
+  for (int k = 0; k < h->nhttp; k++) {
+    const mon_http_route_t *r = &h->http[k].route[route];
+    for (int i = 0; i <= MON_CODE_SLOTS; i++) {
+      uint32_t code = 0;
+      uint64_t c;
+      if (i < MON_CODE_SLOTS) {
+        code = atomic_load_explicit(&r->code[i], memory_order_acquire);
+        if (code == 0)
+          continue;
+        c = atomic_load_explicit(&r->count[i], memory_order_relaxed);
+      } else {
+        c = atomic_load_explicit(&r->other, memory_order_relaxed);
+      }
+      if (c == 0)
+        continue;
+      size_t j = 0;
+      while (j < n && out[j].code != code)
+        j++;
+      if (j == n) {
+        if (n == max)
+          continue;
+        /* keep them sorted: 200 before 404, "other" (0) first */
+        while (j > 0 && out[j - 1].code > code) {
+          out[j] = out[j - 1];
+          j--;
+        }
+        out[j] = (code_count_t){code, 0};
+        n++;
+      }
+      out[j].n += c;
+    }
+  }
+  return n;
+}
+
+static int render_http(mon_hub_t *h, const char *const *names, int nroutes, buf_t *b) {
+  int r = 0;
+  code_count_t *codes = malloc(sizeof *codes * ((size_t)h->nhttp * (MON_CODE_SLOTS + 1) + 1));
+  buf_t lab;
+  buf_init(&lab, 4096);
+  if (codes == NULL)
+    return -1;
+  r |= prom_family(b, "loopd_http_requests_total", "counter", "HTTP responses by route and status.");
+  for (int route = 0; route < MON_ROUTES_MAX; route++) {
+    bool other = route >= nroutes;
+    if (other && route != MON_ROUTES_MAX - 1)
+      continue;
+    size_t n = route_codes(h, route, codes, (size_t)h->nhttp * (MON_CODE_SLOTS + 1) + 1);
+    for (size_t i = 0; i < n; i++) {
+      char code[16];
+      if (codes[i].code == 0)
+        snprintf(code, sizeof code, "other");
+      else
+        snprintf(code, sizeof code, "%u", codes[i].code);
+      buf_reset(&lab);
+      r |= prom_label(&lab, "route", other ? "other" : names[route]);
+      r |= buf_append(&lab, ",", 1);
+      r |= prom_label(&lab, "code", code);
+      r |= buf_append(&lab, "", 1) /* NUL */;
+      r |= prom_sample_u64(b, "loopd_http_requests_total", lab.data, codes[i].n);
+    }
+  }
+  r |= prom_family(b, "loopd_http_request_duration_seconds", "histogram",
+                   "Time from a request's head to the end of its response, by route.");
+  for (int route = 0; route < MON_ROUTES_MAX; route++) {
+    bool other = route >= nroutes;
+    if (other && route != MON_ROUTES_MAX - 1)
+      continue;
+    prom_hist_sum_t s;
+    memset(&s, 0, sizeof s);
+    for (int k = 0; k < h->nhttp; k++)
+      prom_hist_add(&s, &h->http[k].route[route].duration, &mon_duration_bounds);
+    if (prom_hist_total(&s, &mon_duration_bounds) == 0)
+      continue; /* only routes that answered something */
+    buf_reset(&lab);
+    r |= prom_label(&lab, "route", other ? "other" : names[route]);
+    r |= buf_append(&lab, "", 1);
+    r |= prom_histogram(b, "loopd_http_request_duration_seconds", lab.data, &mon_duration_bounds,
+                        &s);
+  }
+  buf_free(&lab);
+  free(codes);
+  return r;
+}
+
+static int render_counts(mon_hub_t *h, buf_t *b) {
+  int r = 0;
+  int64_t active;
+  uint64_t accepted;
+  mon_conns_get(h, &active, &accepted);
+  r |= prom_family(b, "loopd_connections_active", "gauge", "Open client connections.");
+  r |= prom_sample(b, "loopd_connections_active", NULL, (double)active);
+  r |= prom_family(b, "loopd_connections_accepted_total", "counter", "Connections accepted.");
+  r |= prom_sample_u64(b, "loopd_connections_accepted_total", NULL, accepted);
+  mon_work_t w;
+  mon_work_get(h, &w);
+  r |= prom_family(b, "loopd_work_threads", "gauge", "Thread-pool size for /slow.");
+  r |= prom_sample(b, "loopd_work_threads", NULL, w.threads);
+  r |= prom_family(b, "loopd_work_queued", "gauge", "Jobs waiting for a pool thread.");
+  r |= prom_sample(b, "loopd_work_queued", NULL, (double)w.queued);
+  r |= prom_family(b, "loopd_work_running", "gauge", "Jobs running on pool threads.");
+  r |= prom_sample(b, "loopd_work_running", NULL, (double)w.running);
+  r |= prom_family(b, "loopd_work_completed_total", "counter", "Jobs that ran to completion.");
+  r |= prom_sample_u64(b, "loopd_work_completed_total", NULL, w.completed);
+  r |= prom_family(b, "loopd_work_rejected_total", "counter",
+                   "Jobs refused because the queue was full (503).");
+  r |= prom_sample_u64(b, "loopd_work_rejected_total", NULL, w.rejected);
+  r |= prom_family(b, "loopd_work_cancelled_total", "counter",
+                   "Queued jobs cancelled because their client left.");
+  r |= prom_sample_u64(b, "loopd_work_cancelled_total", NULL, w.cancelled);
+  return r;
+}
+
+static int render_process(buf_t *b) {
+  proc_info_t p;
+  proc_read(&p);
+  int r = 0;
+  r |= prom_family(b, "process_cpu_seconds_total", "counter",
+                   "Total user and system CPU time spent in seconds.");
+  r |= prom_sample(b, "process_cpu_seconds_total", NULL, p.cpu_s);
+  r |= prom_family(b, "process_open_fds", "gauge", "Number of open file descriptors.");
+  r |= prom_sample(b, "process_open_fds", NULL, p.open_fds);
+  r |= prom_family(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+  r |= prom_sample(b, "process_max_fds", NULL, p.max_fds);
+  r |= prom_family(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+  r |= prom_sample(b, "process_resident_memory_bytes", NULL, p.rss_bytes);
+  r |= prom_family(b, "process_start_time_seconds", "gauge",
+                   "Start time of the process since unix epoch in seconds.");
+  r |= prom_sample(b, "process_start_time_seconds", NULL, p.start_s);
+  return r;
+}
+
+int mon_metrics_render(mon_hub_t *h, const char *const *route_names, int nroutes, buf_t *out) {
+  if (nroutes > MON_ROUTES_MAX - 1)
+    nroutes = MON_ROUTES_MAX - 1;
+  int r = render_loops(h, out);
+  r |= render_http(h, route_names, nroutes, out);
+  r |= render_counts(h, out);
+  r |= render_process(out);
+  return r != 0 ? -1 : 0;
+}

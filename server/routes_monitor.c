@@ -1,0 +1,394 @@
+/* routes_monitor.c: /heartbeat, /lag, /metrics and /healthz: the monitor's
+ * snapshots as JSON, text, live streams and Prometheus text. They read the
+ * monitor through rc->env->mon only, so either mode can serve them; where
+ * there is no monitor (the fuzzer) they answer 503. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "json.h"
+#include "monitor.h"
+#include "query.h"
+#include "route.h"
+
+#define EXTRA "Cache-Control: no-store\r\n"
+#define STREAM_CTYPE "text/plain; charset=utf-8"
+#define LAG_STREAM_MS 1000
+
+typedef struct stream_state {
+  uint64_t last_beat; /* /heartbeat: the last beat written */
+  int64_t left;       /* lines still to write */
+} stream_state_t;
+ROUTE_STATE_FITS(stream_state_t);
+
+static const mon_view_t *view_or_503(route_ctx_t *rc) {
+  const mon_view_t *v = rc->env->mon;
+  if (v == NULL)
+    reply_error(rc, 503, "monitoring is not available here");
+  return v;
+}
+
+/* Reads stream=1 and count=N; answers 400 and returns -1 when they are bad. */
+static int stream_params(route_ctx_t *rc, bool *stream, int64_t *count) {
+  const http_req_t *r = rc->req;
+  char reason[160];
+  if (query_flag(r->query, r->query_len, "stream", false, stream, reason, sizeof reason) != 0 ||
+      query_int(r->query, r->query_len, "count", 0, 0, INT64_C(1000000000), count, reason,
+                sizeof reason) != 0) {
+    reply_error(rc, 400, reason);
+    return -1;
+  }
+  if (*count == 0)
+    *count = INT64_MAX; /* until the client leaves */
+  return 0;
+}
+
+/* Starts a chunked text stream; false when there is nothing to stream (HEAD). */
+static bool stream_begin(route_ctx_t *rc) {
+  reply_head(rc, 200, STREAM_CTYPE, REPLY_CHUNKED, EXTRA);
+  if (rc->req->method_id == HTTP_HEAD) {
+    reply_end(rc);
+    return false;
+  }
+  return true;
+}
+
+static void reply_buf(route_ctx_t *rc, int status, const char *ctype, int err) {
+  buf_t *b = &rc->env->scratch;
+  if (err != 0) {
+    reply_error(rc, 500, "response too large");
+    return;
+  }
+  reply_with(rc, status, ctype, EXTRA, b->data, b->len);
+}
+
+static jw_t json_begin(route_ctx_t *rc) {
+  buf_reset(&rc->env->scratch);
+  jw_t w;
+  jw_init(&w, &rc->env->scratch);
+  jw_obj(&w, NULL);
+  return w;
+}
+
+static void reply_json(route_ctx_t *rc, jw_t *w) {
+  jw_obj_end(w);
+  int err = jw_error(w) | buf_append(w->b, "\n", 1);
+  reply_buf(rc, 200, "application/json", err);
+}
+
+/* ---- /heartbeat ----
+ * The serving loop's own heartbeat ("loop" says which): a stream must come
+ * from the loop whose timer it shows, and with SO_REUSEPORT a client's
+ * connection stays on one loop. /lag and /metrics show every loop. */
+
+static void beat_step(route_ctx_t *rc) {
+  stream_state_t *st = ROUTE_STATE(rc, stream_state_t);
+  const mon_view_t *v = rc->env->mon;
+  if (rc->env->draining) {
+    reply_end(rc);
+    return;
+  }
+  mon_beat_rec_t recs[16];
+  double due_in;
+  size_t max = st->left < 16 ? (size_t)st->left : 16;
+  size_t n = mon_beats_after(v->hub, v->self, st->last_beat, recs, max, &due_in);
+  for (size_t i = 0; i < n; i++) {
+    char line[96];
+    int k = snprintf(line, sizeof line, "beat %llu t=%.3fs gap=%.1fms%s\n",
+                     (unsigned long long)recs[i].n, recs[i].t_s, recs[i].gap_ms,
+                     recs[i].late ? " LATE" : "");
+    reply_body(rc, line, (size_t)k);
+    st->last_beat = recs[i].n;
+    st->left--;
+  }
+  if (st->left <= 0) {
+    reply_end(rc);
+    return;
+  }
+  /* Wake just after the next beat is due; a late beat is waited for again. */
+  plan_delay(rc, (uint64_t)ceil(due_in) + 1, beat_step);
+}
+
+void route_heartbeat(route_ctx_t *rc) {
+  const mon_view_t *v = view_or_503(rc);
+  bool stream;
+  int64_t count;
+  if (v == NULL || stream_params(rc, &stream, &count) != 0)
+    return;
+  mon_heartbeat_t hb;
+  mon_heartbeat_get(v->hub, v->self, &hb);
+  if (stream) {
+    stream_state_t *st = ROUTE_STATE(rc, stream_state_t);
+    *st = (stream_state_t){.last_beat = hb.beats, .left = count};
+    if (stream_begin(rc))
+      beat_step(rc);
+    return;
+  }
+  jw_t w = json_begin(rc);
+  jw_num(&w, "interval_ms", hb.interval_ms, 3);
+  jw_int(&w, "beats", (int64_t)hb.beats);
+  if (hb.last_beat_ms_ago < 0)
+    jw_null(&w, "last_beat_ms_ago");
+  else
+    jw_num(&w, "last_beat_ms_ago", hb.last_beat_ms_ago, 3);
+  jw_num(&w, "max_gap_ms", hb.max_gap_ms, 3);
+  jw_int(&w, "late_beats", (int64_t)hb.late_beats);
+  jw_int(&w, "loop", v->self);
+  reply_json(rc, &w);
+}
+
+/* ---- /lag ---- */
+
+/* Every loop's figures, and the worst of each across loops. */
+typedef struct lag_all {
+  mon_lag_t worst;
+  mon_lag_t loop[64];
+  int n;
+} lag_all_t;
+
+static void lag_collect(mon_hub_t *h, lag_all_t *a) {
+  a->n = mon_hub_nsrc(h) < 64 ? mon_hub_nsrc(h) : 64;
+  memset(&a->worst, 0, sizeof a->worst);
+  a->worst.utilization = NAN;
+  for (int i = 0; i < a->n; i++) {
+    mon_lag_t *l = &a->loop[i];
+    mon_lag_get(h, i, l);
+    mon_lag_t *w = &a->worst;
+    w->now_ms = fmax(w->now_ms, l->now_ms);
+    w->p50_ms = fmax(w->p50_ms, l->p50_ms);
+    w->p90_ms = fmax(w->p90_ms, l->p90_ms);
+    w->p99_ms = fmax(w->p99_ms, l->p99_ms);
+    w->max_ms = fmax(w->max_ms, l->max_ms);
+    w->busy_ms = fmax(w->busy_ms, l->busy_ms);
+    w->samples += l->samples;
+    w->stalls += l->stalls;
+    if (!isnan(l->utilization))
+      w->utilization = isnan(w->utilization) ? l->utilization : fmax(w->utilization, l->utilization);
+  }
+}
+
+static void json_lag_ms(jw_t *w, const mon_lag_t *l, double window_s) {
+  jw_obj(w, "lag_ms");
+  jw_num(w, "now", l->now_ms, 3);
+  jw_num(w, "p50", l->p50_ms, 3);
+  jw_num(w, "p90", l->p90_ms, 3);
+  jw_num(w, "p99", l->p99_ms, 3);
+  jw_num(w, "max", l->max_ms, 3);
+  if (window_s > 0)
+    jw_num(w, "window_s", window_s, 0);
+  jw_obj_end(w);
+}
+
+static void json_util(jw_t *w, double u) {
+  if (isnan(u))
+    jw_null(w, "utilization");
+  else
+    jw_num(w, "utilization", u, 4);
+}
+
+static void lag_json(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
+  mon_work_t wk;
+  mon_work_get(h, &wk);
+  int64_t active;
+  uint64_t accepted;
+  mon_conns_get(h, &active, &accepted);
+  mon_stall_t st;
+  bool stalled = mon_last_stall(h, &st);
+  jw_t w = json_begin(rc);
+  jw_str(&w, "mode", mon_mode(h) == MODE_THREADS ? "threads" : "event");
+  jw_num(&w, "uptime_s", mon_uptime_s(h), 3);
+  json_lag_ms(&w, &a->worst, mon_window_s(h));
+  json_util(&w, a->worst.utilization);
+  if (stalled) {
+    jw_obj(&w, "last_stall");
+    jw_num(&w, "ms", st.ms, 0);
+    if (st.what[0])
+      jw_str(&w, "request", st.what);
+    else
+      jw_null(&w, "request");
+    jw_num(&w, "ago_s", st.ago_s, 3);
+    jw_bool(&w, "ongoing", st.ongoing);
+    jw_int(&w, "loop", st.src);
+    jw_obj_end(&w);
+  } else {
+    jw_null(&w, "last_stall");
+  }
+  jw_int(&w, "stalls", (int64_t)a->worst.stalls);
+  jw_arr(&w, "loops");
+  for (int i = 0; i < a->n; i++) {
+    jw_obj(&w, NULL);
+    jw_int(&w, "loop", i);
+    json_lag_ms(&w, &a->loop[i], 0);
+    json_util(&w, a->loop[i].utilization);
+    jw_num(&w, "busy_ms", a->loop[i].busy_ms, 0);
+    jw_int(&w, "stalls", (int64_t)a->loop[i].stalls);
+    jw_int(&w, "samples", (int64_t)a->loop[i].samples);
+    jw_obj_end(&w);
+  }
+  jw_arr_end(&w);
+  jw_obj(&w, "work");
+  jw_int(&w, "threads", wk.threads);
+  jw_int(&w, "running", wk.running);
+  jw_int(&w, "queued", wk.queued);
+  jw_int(&w, "completed", (int64_t)wk.completed);
+  jw_int(&w, "rejected", (int64_t)wk.rejected);
+  jw_int(&w, "cancelled", (int64_t)wk.cancelled);
+  jw_obj_end(&w);
+  jw_obj(&w, "connections");
+  jw_int(&w, "active", active);
+  jw_int(&w, "accepted", (int64_t)accepted);
+  jw_obj_end(&w);
+  reply_json(rc, &w);
+}
+
+static void fmt_util(char *out, size_t len, double u) {
+  if (isnan(u))
+    snprintf(out, len, "n/a");
+  else
+    snprintf(out, len, "%.1f%%", u * 100);
+}
+
+/* A few lines for a person. */
+static void lag_text(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
+  buf_t *b = &rc->env->scratch;
+  buf_reset(b);
+  mon_work_t wk;
+  mon_work_get(h, &wk);
+  int64_t active;
+  uint64_t accepted;
+  mon_conns_get(h, &active, &accepted);
+  const mon_lag_t *l = &a->worst;
+  char u[16];
+  fmt_util(u, sizeof u, l->utilization);
+  int err = 0;
+  err |= buf_printf(b, "loopd, %s mode, up %.1f s, %d %s\n",
+                    mon_mode(h) == MODE_THREADS ? "threads" : "event", mon_uptime_s(h), a->n,
+                    mon_mode(h) == MODE_THREADS ? "heartbeat thread" : a->n == 1 ? "loop" : "loops");
+  err |= buf_printf(b, "lag over the last %.0f s: now %.2f ms, p50 %.2f, p90 %.2f, p99 %.2f, max %.2f ms\n",
+                    mon_window_s(h), l->now_ms, l->p50_ms, l->p90_ms, l->p99_ms, l->max_ms);
+  err |= buf_printf(b, "utilization: %s (time outside the poll)\n", u);
+  if (a->n > 1)
+    for (int i = 0; i < a->n; i++) {
+      fmt_util(u, sizeof u, a->loop[i].utilization);
+      err |= buf_printf(b, "  loop %d: now %.2f ms, p99 %.2f ms, max %.2f ms, utilization %s, %llu stall%s\n",
+                        i, a->loop[i].now_ms, a->loop[i].p99_ms, a->loop[i].max_ms, u,
+                        (unsigned long long)a->loop[i].stalls, a->loop[i].stalls == 1 ? "" : "s");
+    }
+  mon_stall_t st;
+  if (mon_last_stall(h, &st))
+    err |= buf_printf(b, "last stall: %.0f ms %s%s, %s%.1f s ago (%llu so far)\n", st.ms,
+                      st.what[0] ? "in " : "with no request running", st.what,
+                      st.ongoing ? "STILL RUNNING, " : "", st.ago_s,
+                      (unsigned long long)l->stalls);
+  else
+    err |= buf_printf(b, "last stall: none\n");
+  err |= buf_printf(b, "work: %d threads, %lld running, %lld queued; %llu completed, %llu rejected, %llu cancelled\n",
+                    wk.threads, (long long)wk.running, (long long)wk.queued,
+                    (unsigned long long)wk.completed, (unsigned long long)wk.rejected,
+                    (unsigned long long)wk.cancelled);
+  err |= buf_printf(b, "connections: %lld active, %llu accepted\n", (long long)active,
+                    (unsigned long long)accepted);
+  reply_buf(rc, 200, STREAM_CTYPE, err);
+}
+
+static void lag_step(route_ctx_t *rc) {
+  stream_state_t *st = ROUTE_STATE(rc, stream_state_t);
+  const mon_view_t *v = rc->env->mon;
+  if (rc->env->draining) {
+    reply_end(rc);
+    return;
+  }
+  lag_all_t *a = &(lag_all_t){0};
+  lag_collect(v->hub, a);
+  char u[16], line[256];
+  fmt_util(u, sizeof u, a->worst.utilization);
+  int n = snprintf(line, sizeof line,
+                   "t=%.1fs lag now=%.2fms p50=%.2fms p99=%.2fms max=%.2fms util=%s stalls=%llu\n",
+                   mon_uptime_s(v->hub), a->worst.now_ms, a->worst.p50_ms, a->worst.p99_ms,
+                   a->worst.max_ms, u, (unsigned long long)a->worst.stalls);
+  reply_body(rc, line, (size_t)n);
+  if (--st->left <= 0) {
+    reply_end(rc);
+    return;
+  }
+  plan_delay(rc, LAG_STREAM_MS, lag_step);
+}
+
+static bool wants_text(const route_ctx_t *rc) {
+  const http_req_t *r = rc->req;
+  const char *f;
+  size_t fl;
+  if (query_get(r->query, r->query_len, "format", &f, &fl))
+    return fl == 4 && memcmp(f, "text", 4) == 0;
+  size_t al;
+  const char *acc = http_req_header(r, "accept", &al);
+  return acc != NULL && memmem(acc, al, "text/plain", 10) != NULL &&
+         memmem(acc, al, "json", 4) == NULL;
+}
+
+void route_lag(route_ctx_t *rc) {
+  const mon_view_t *v = view_or_503(rc);
+  bool stream;
+  int64_t count;
+  if (v == NULL || stream_params(rc, &stream, &count) != 0)
+    return;
+  if (stream) {
+    *ROUTE_STATE(rc, stream_state_t) = (stream_state_t){.left = count};
+    if (stream_begin(rc))
+      lag_step(rc);
+    return;
+  }
+  lag_all_t *a = &(lag_all_t){0};
+  lag_collect(v->hub, a);
+  if (wants_text(rc))
+    lag_text(rc, v->hub, a);
+  else
+    lag_json(rc, v->hub, a);
+}
+
+/* ---- /metrics ---- */
+
+void route_metrics(route_ctx_t *rc) {
+  const mon_view_t *v = view_or_503(rc);
+  if (v == NULL)
+    return;
+  size_t n;
+  const route_t *t = route_table(&n);
+  const char *names[MON_ROUTES_MAX];
+  if (n > MON_ROUTES_MAX - 1)
+    n = MON_ROUTES_MAX - 1;
+  for (size_t i = 0; i < n; i++)
+    names[i] = t[i].path;
+  buf_reset(&rc->env->scratch);
+  int err = mon_metrics_render(v->hub, names, (int)n, &rc->env->scratch);
+  reply_buf(rc, 200, PROM_CONTENT_TYPE, err);
+}
+
+/* ---- /healthz ----
+ * What a load balancer asks: can this process answer promptly? The lag is
+ * the worst over all loops of (the latest lag sample, how long the loop's
+ * current turn has run so far), compared with monitor.unhealthy_lag_ms.
+ * - A check served by one loop sees a sibling loop stuck right now (its
+ *   turn so far), so with --loops N the answer is a prompt 503.
+ * - A check that arrived while its own loop was blocked is answered when the
+ *   loop recovers, just after the sampler has recorded the stall: a late
+ *   503 (a balancer whose timeout is shorter sees a failed check anyway).
+ * - One sample later (monitor.sample_ms) the lag is normal again: 200.
+ * It deliberately ignores the 10 s window's max: a single past stall would
+ * otherwise keep a recovered instance out of rotation for 10 s. */
+void route_healthz(route_ctx_t *rc) {
+  const mon_view_t *v = view_or_503(rc);
+  if (v == NULL)
+    return;
+  int worst;
+  double lag = mon_health_lag_ms(v->hub, &worst);
+  int64_t limit = rc->env->cfg->monitor.unhealthy_lag_ms;
+  if (lag <= (double)limit) {
+    reply_with(rc, 200, "text/plain", EXTRA, "ok\n", 3);
+    return;
+  }
+  char body[160];
+  int n = snprintf(body, sizeof body, "unhealthy: loop %d lag %.0f ms is above %lld ms\n", worst,
+                   lag, (long long)limit);
+  reply_with(rc, 503, "text/plain", EXTRA, body, (size_t)n);
+}

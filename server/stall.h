@@ -1,0 +1,54 @@
+/* stall.h: the "now running" record of one loop, which a watchdog thread
+ * reads to notice a stall while it is still happening and to name its
+ * culprit. The loop's side is cheap: stall_enter (a load and, once per turn,
+ * a store) as each callback starts, stall_turn_end before it polls again,
+ * and stall_publish (a seqlock write of a short text) as a request's handler
+ * is about to run. The reader never touches connection memory: the culprit
+ * is a copy, so the loop may free the request while the watchdog reads. */
+#ifndef LOOPD_STALL_H
+#define LOOPD_STALL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STALL_WHAT_MAX 160 /* "GET /block?ms=500 from 127.0.0.1:40312", truncated */
+#define STALL_TARGET_MAX 80
+
+typedef struct stall_slot {
+  _Atomic uint64_t since_ms; /* when the current turn began (loop clock); 0 = polling */
+  _Atomic uint32_t seq;      /* odd while the culprit below is being written */
+  _Atomic uint32_t len;
+  _Atomic uint64_t turn; /* since_ms of the turn the culprit ran in */
+  /* Words, not chars: every access is atomic, so torn reads are only ever
+   * retried, never undefined. */
+  _Atomic uint64_t what[STALL_WHAT_MAX / 8];
+} stall_slot_t;
+
+/* A callback starts; now_ms is the loop's clock (uv_now: when it woke). */
+static inline void stall_enter(stall_slot_t *s, uint64_t now_ms) {
+  if (atomic_load_explicit(&s->since_ms, memory_order_relaxed) == 0)
+    atomic_store_explicit(&s->since_ms, now_ms != 0 ? now_ms : 1, memory_order_relaxed);
+}
+
+/* The loop is about to wait for I/O: the turn is over. Release: whoever
+ * sees 0 also sees what the loop recorded about the turn before. */
+static inline void stall_turn_end(stall_slot_t *s) {
+  atomic_store_explicit(&s->since_ms, 0, memory_order_release);
+}
+
+/* How long the current turn has run at now_ms, or 0 while polling. */
+static inline uint64_t stall_busy_ms(const stall_slot_t *s, uint64_t now_ms) {
+  uint64_t since = atomic_load_explicit(&s->since_ms, memory_order_relaxed);
+  return since != 0 && now_ms > since ? now_ms - since : 0;
+}
+
+/* The loop thread: a handler of this request is about to run. */
+void stall_publish(stall_slot_t *s, const char *method, const char *target, size_t target_len,
+                   const char *peer);
+
+/* Any thread: copies the culprit if it ran in the turn that began at turn_ms.
+ * Returns its length, or 0 (out = "") when none did. */
+size_t stall_read(stall_slot_t *s, uint64_t turn_ms, char *out, size_t outlen);
+
+#endif

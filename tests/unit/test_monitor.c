@@ -1,0 +1,355 @@
+/* test_monitor.c: unit tests of the monitor's pieces: the log-linear
+ * histogram (precision, percentiles, rolling windows, fixed memory), the
+ * Prometheus writer's shape, request counters, the culprit seqlock, and a
+ * hub fed with synthetic samples and beats. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hist.h"
+#include "monitor.h"
+#include "prom.h"
+#include "stall.h"
+#include "util.h"
+
+#define US UINT64_C(1000)
+#define MS UINT64_C(1000000)
+#define SEC UINT64_C(1000000000)
+
+/* ---- histogram ---- */
+
+static void test_hist_precision(void **state) {
+  (void)state;
+  assert_int_equal(hist_bucket(HIST_MAX_NS), HIST_BUCKETS - 1);
+  assert_int_equal(hist_bucket(HIST_MAX_NS * 10), HIST_BUCKETS - 1); /* clamped */
+  int prev = -1;
+  /* log-spaced values from 1 us to 60 s: every one lands in a bucket that
+   * holds it and is narrower than 1% of it */
+  for (double v = 1000; v <= 6e10; v *= 1.0137) {
+    uint64_t x = (uint64_t)v;
+    int b = hist_bucket(x);
+    assert_true(b >= prev);
+    prev = b;
+    uint64_t lo = hist_bucket_low(b), w = hist_bucket_width(b);
+    assert_true(lo <= x && x < lo + w);
+    assert_true((double)w / (double)x < 0.01);
+    /* a one-value histogram reports it within 1% (exactly, via min/max) */
+    static hist_t h;
+    hist_reset(&h);
+    hist_record(&h, x);
+    hist_record(&h, x + x / 2000); /* a second value, 0.05% above */
+    const hist_t *hs[] = {&h};
+    double q = 0.5;
+    uint64_t out;
+    hist_quantiles(hs, 1, &q, &out, 1, NULL);
+    assert_true(fabs((double)out - (double)x) / (double)x < 0.01);
+  }
+  /* buckets are contiguous */
+  for (int b = 1; b < HIST_BUCKETS; b++)
+    assert_int_equal(hist_bucket_low(b), hist_bucket_low(b - 1) + hist_bucket_width(b - 1));
+}
+
+static void test_hist_percentiles(void **state) {
+  (void)state;
+  static hist_t h;
+  hist_reset(&h);
+  const hist_t *hs[] = {&h};
+  double q[4] = {0.5, 0.9, 0.99, 1.0};
+  uint64_t out[4];
+  hist_summary_t sum;
+  hist_quantiles(hs, 1, q, out, 4, &sum);
+  assert_int_equal(sum.n, 0);
+  assert_int_equal(out[0], 0);
+  for (uint64_t i = 1; i <= 10000; i++)
+    hist_record(&h, i * US);
+  hist_quantiles(hs, 1, q, out, 4, &sum);
+  assert_int_equal(sum.n, 10000);
+  assert_int_equal(sum.min, 1 * US);
+  assert_int_equal(sum.max, 10000 * US);
+  assert_true(fabs(sum.mean - 5000.5 * US) < 1);
+  double want[4] = {5000, 9000, 9900, 10000};
+  for (int i = 0; i < 4; i++)
+    if (fabs((double)out[i] / US - want[i]) / want[i] > 0.01)
+      fail_msg("q%.2f: %.1f us, want %.0f", q[i], (double)out[i] / US, want[i]);
+  assert_int_equal(out[3], 10000 * US); /* the max is exact */
+  /* two histograms merged read like one */
+  static hist_t h2;
+  hist_reset(&h2);
+  for (int i = 0; i < 10000; i++)
+    hist_record(&h2, 20 * MS);
+  const hist_t *both[] = {&h, &h2};
+  hist_quantiles(both, 2, q, out, 4, &sum);
+  assert_int_equal(sum.n, 20000);
+  assert_true(fabs((double)out[2] - 20.0 * MS) / (20.0 * MS) < 0.01);
+}
+
+static void test_hist_window_rolls(void **state) {
+  (void)state;
+  hist_win_t *w = malloc(sizeof *w);
+  hist_win_init(w, SEC);
+  assert_int_equal(hist_win_span(w), 10 * SEC);
+  uint64_t t0 = 1000 * SEC;
+  double q = 1.0;
+  uint64_t max;
+  hist_summary_t sum;
+  hist_win_record(w, t0 + SEC / 2, 100 * MS); /* one stall */
+  for (uint64_t s = 1; s < 10; s++)
+    hist_win_record(w, t0 + s * SEC + SEC / 2, 1 * MS);
+  hist_win_quantiles(w, t0 + 9 * SEC + 9 * SEC / 10, &q, &max, 1, &sum);
+  assert_int_equal(sum.max, 100 * MS);
+  assert_int_equal(sum.n, 10);
+  /* ten seconds on, the stall's slot has left the window */
+  hist_win_quantiles(w, t0 + 10 * SEC + SEC / 2, &q, &max, 1, &sum);
+  assert_int_equal(sum.max, 1 * MS);
+  assert_int_equal(sum.n, 9);
+  /* a new value in the same ring slot starts it afresh */
+  hist_win_record(w, t0 + 10 * SEC + SEC / 2, 2 * MS);
+  hist_win_quantiles(w, t0 + 10 * SEC + SEC / 2, &q, &max, 1, &sum);
+  assert_int_equal(sum.max, 2 * MS);
+  assert_int_equal(sum.n, 10);
+  /* long quiet: empty */
+  hist_win_quantiles(w, t0 + 60 * SEC, &q, &max, 1, &sum);
+  assert_int_equal(sum.n, 0);
+  assert_int_equal(max, 0);
+  /* fixed memory: a long run keeps only the last window */
+  hist_win_init(w, SEC);
+  for (uint64_t s = 0; s < 1000; s++)
+    for (int k = 0; k < 100; k++)
+      hist_win_record(w, t0 + s * SEC + (uint64_t)k * 10 * MS, (uint64_t)(k + 1) * MS);
+  hist_win_quantiles(w, t0 + 999 * SEC + SEC / 2, &q, &max, 1, &sum);
+  assert_int_equal(sum.n, 1000);
+  assert_int_equal(sum.max, 100 * MS);
+  assert_true(sizeof(hist_win_t) < 200 * 1024);
+  free(w);
+}
+
+/* ---- Prometheus text ---- */
+
+static void test_prom_shape(void **state) {
+  (void)state;
+  static const uint64_t le[] = {1 * MS, 10 * MS, 100 * MS};
+  const prom_bounds_t b = {le, 3};
+  prom_hist_t h;
+  memset(&h, 0, sizeof h);
+  prom_hist_observe(&h, &b, 500 * US, false);
+  prom_hist_observe(&h, &b, 1 * MS, false); /* le is inclusive */
+  prom_hist_observe(&h, &b, 5 * MS, true);
+  prom_hist_observe(&h, &b, 2 * SEC, false);
+  prom_hist_sum_t s;
+  memset(&s, 0, sizeof s);
+  prom_hist_add(&s, &h, &b);
+  assert_int_equal(prom_hist_total(&s, &b), 4);
+  buf_t out;
+  buf_init(&out, 1 << 20);
+  assert_int_equal(prom_family(&out, "x_seconds", "histogram", "Some help."), 0);
+  assert_int_equal(prom_histogram(&out, "x_seconds", "loop=\"0\"", &b, &s), 0);
+  assert_int_equal(prom_sample(&out, "y", NULL, 0.25), 0);
+  assert_int_equal(prom_sample_u64(&out, "z_total", "a=\"b\"", 7), 0);
+  assert_int_equal(buf_append(&out, "", 1), 0);
+  assert_string_equal(out.data,
+                      "# HELP x_seconds Some help.\n"
+                      "# TYPE x_seconds histogram\n"
+                      "x_seconds_bucket{loop=\"0\",le=\"0.001\"} 2\n"
+                      "x_seconds_bucket{loop=\"0\",le=\"0.01\"} 3\n"
+                      "x_seconds_bucket{loop=\"0\",le=\"0.1\"} 3\n"
+                      "x_seconds_bucket{loop=\"0\",le=\"+Inf\"} 4\n"
+                      "x_seconds_sum{loop=\"0\"} 2.0065\n"
+                      "x_seconds_count{loop=\"0\"} 4\n"
+                      "y 0.25\n"
+                      "z_total{a=\"b\"} 7\n");
+  buf_reset(&out);
+  assert_int_equal(prom_histogram(&out, "n", NULL, &b, &s), 0);
+  assert_int_equal(buf_append(&out, "", 1), 0);
+  assert_non_null(strstr(out.data, "n_bucket{le=\"+Inf\"} 4\nn_sum 2.0065\nn_count 4\n"));
+  buf_reset(&out);
+  assert_int_equal(prom_label(&out, "route", "a\"b\\c\nd"), 0);
+  assert_int_equal(buf_append(&out, "", 1), 0);
+  assert_string_equal(out.data, "route=\"a\\\"b\\\\c\\nd\"");
+  buf_free(&out);
+}
+
+/* ---- request counters ---- */
+
+static void test_http_counters(void **state) {
+  (void)state;
+  mon_http_t *h = calloc(1, sizeof *h);
+  for (int i = 0; i < 5; i++)
+    mon_http_count(h, 0, 200, 50 * US);
+  for (int code = 400; code < 410; code++) /* 10 statuses: 7 more slots, 3 overflow */
+    mon_http_count(h, 0, code, MON_NO_DURATION);
+  mon_http_count(h, -1, 404, 10 * US);
+  mon_http_count(h, 99, 404, 10 * US); /* beyond the table: also "no route" */
+  assert_int_equal(h->route[0].code[0], 200);
+  assert_int_equal(h->route[0].count[0], 5);
+  assert_int_equal(h->route[0].code[7], 406);
+  assert_int_equal(h->route[0].other, 3);
+  assert_int_equal(h->route[MON_ROUTES_MAX - 1].code[0], 404);
+  assert_int_equal(h->route[MON_ROUTES_MAX - 1].count[0], 2);
+  prom_hist_sum_t s;
+  memset(&s, 0, sizeof s);
+  prom_hist_add(&s, &h->route[0].duration, &mon_duration_bounds);
+  assert_int_equal(prom_hist_total(&s, &mon_duration_bounds), 5); /* only observed ones */
+  assert_int_equal(s.count[0], 5); /* 50 us <= 100 us, the first bound */
+  h->shared = true; /* the thread-mode path counts the same way */
+  mon_http_count(h, 0, 200, 50 * US);
+  mon_http_count(h, 1, 201, 50 * US);
+  assert_int_equal(h->route[0].count[0], 6);
+  assert_int_equal(h->route[1].code[0], 201);
+  free(h);
+}
+
+/* ---- the culprit seqlock ---- */
+
+static void test_stall_culprit(void **state) {
+  (void)state;
+  stall_slot_t s;
+  memset(&s, 0, sizeof s);
+  char out[STALL_WHAT_MAX];
+  assert_int_equal(stall_read(&s, 5, out, sizeof out), 0);
+  stall_enter(&s, 5000);
+  stall_enter(&s, 5007); /* the turn began at the first callback */
+  assert_int_equal(stall_busy_ms(&s, 5100), 100);
+  const char *t = "/block?ms=500";
+  stall_publish(&s, "GET", t, strlen(t), "127.0.0.1:40312");
+  size_t n = stall_read(&s, 5000, out, sizeof out);
+  assert_string_equal(out, "GET /block?ms=500 from 127.0.0.1:40312");
+  assert_int_equal(n, strlen(out));
+  assert_int_equal(stall_read(&s, 4999, out, sizeof out), 0); /* another turn's */
+  assert_string_equal(out, "");
+  char longt[300];
+  memset(longt, 'a', sizeof longt);
+  longt[0] = '/';
+  stall_publish(&s, "POST", longt, sizeof longt, "[::1]:1");
+  stall_read(&s, 5000, out, sizeof out);
+  assert_int_equal(strncmp(out, "POST /aaa", 9), 0);
+  assert_non_null(strstr(out, "a... from [::1]:1"));
+  assert_true(strlen(out) < STALL_WHAT_MAX);
+  stall_turn_end(&s);
+  assert_int_equal(stall_busy_ms(&s, 6000), 0);
+}
+
+/* ---- a hub with synthetic input ---- */
+
+static void test_hub(void **state) {
+  (void)state;
+  config_t cfg;
+  config_defaults(&cfg);
+  mon_hub_t *h = mon_hub_new(&cfg, MODE_EVENT, 2, 2);
+  assert_non_null(h);
+  mon_src_t *s = mon_hub_src(h, 0);
+  uint64_t t0 = clock_ns() - 2 * SEC; /* everything below lies in the last 2 s */
+  mon_src_begin(s, t0, 0);
+  /* lag: 100 samples of 1 ms, one of 300 ms; the loop idle 3/4 of the time */
+  for (int i = 1; i <= 100; i++)
+    mon_sample(s, t0 + (uint64_t)i * 10 * MS, 1 * MS, (uint64_t)i * 10 * MS * 3 / 4);
+  mon_sample(s, t0 + 1010 * MS, 300 * MS, 1010 * MS * 3 / 4);
+  mon_lag_t l;
+  mon_lag_get(h, 0, &l);
+  assert_int_equal(l.samples, 101);
+  assert_true(fabs(l.now_ms - 300) < 0.01);
+  assert_true(fabs(l.max_ms - 300) < 0.01);
+  assert_true(fabs(l.p50_ms - 1) < 0.01);
+  assert_true(fabs(l.p99_ms - 1) < 0.01); /* the 101st sample is beyond p99 */
+  assert_true(fabs(l.utilization - 0.25) < 0.001);
+  assert_true(fabs(mon_lag_now_ms(h, 0) - 300) < 0.01);
+  mon_lag_get(h, 1, &l);
+  assert_int_equal(l.samples, 0);
+  assert_true(isnan(l.utilization));
+  int worst;
+  assert_true(mon_health_lag_ms(h, &worst) >= 300);
+  assert_int_equal(worst, 0);
+
+  /* heartbeat: beats at 100, 200, 700 (late) and 800 ms */
+  uint64_t at[] = {100, 200, 700, 800};
+  for (int i = 0; i < 4; i++)
+    mon_beat(s, t0 + at[i] * MS);
+  mon_heartbeat_t hb;
+  mon_heartbeat_get(h, 0, &hb);
+  assert_int_equal(hb.beats, 4);
+  assert_int_equal(hb.late_beats, 1);
+  assert_true(hb.interval_ms == 100);
+  /* the gap still open since 800 ms (about 1.2 s) is the largest */
+  assert_true(hb.max_gap_ms >= 1100 && hb.max_gap_ms < 1500);
+  assert_true(hb.last_beat_ms_ago >= 1100);
+  mon_beat_rec_t r[8];
+  double due;
+  assert_int_equal(mon_beats_after(h, 0, 0, r, 8, &due), 4);
+  assert_false(r[1].late);
+  assert_true(r[2].late);
+  assert_true(fabs(r[2].gap_ms - 500) < 0.01);
+  assert_int_equal(r[3].n, 4);
+  assert_true(due == 0); /* overdue */
+  assert_int_equal(mon_beats_after(h, 0, 3, r, 8, &due), 1);
+  assert_int_equal(r[0].n, 4);
+
+  /* a stall that ended, with its culprit */
+  mon_stall_t st;
+  assert_false(mon_last_stall(h, &st));
+  stall_slot_t *slot = mon_src_stall(s);
+  stall_enter(slot, 7000);
+  stall_publish(slot, "GET", "/block?ms=150", 13, "127.0.0.1:1");
+  mon_stall_ended(s, 7000, 7150);
+  stall_turn_end(slot);
+  assert_true(mon_last_stall(h, &st));
+  assert_int_equal(st.src, 0);
+  assert_true(st.ms == 150);
+  assert_false(st.ongoing);
+  assert_string_equal(st.what, "GET /block?ms=150 from 127.0.0.1:1");
+  assert_int_equal(mon_stalls_total(h), 1);
+
+  /* the /metrics page */
+  mon_http_count(mon_hub_http(h, 0), 0, 200, 20 * US);
+  mon_http_count(mon_hub_http(h, 1), 0, 200, 20 * US);
+  mon_http_count(mon_hub_http(h, 1), -1, 404, 20 * US);
+  const char *names[] = {"/", "/echo"};
+  buf_t out;
+  buf_init(&out, 1 << 22);
+  assert_int_equal(mon_metrics_render(h, names, 2, &out), 0);
+  assert_int_equal(buf_append(&out, "", 1), 0);
+  const char *m = out.data;
+  assert_non_null(strstr(m, "\nloopd_http_requests_total{route=\"/\",code=\"200\"} 2\n"));
+  assert_non_null(strstr(m, "\nloopd_http_requests_total{route=\"other\",code=\"404\"} 1\n"));
+  assert_null(strstr(m, "route=\"/echo\"")); /* nothing answered there: no series */
+  assert_non_null(strstr(m, "\nloopd_http_request_duration_seconds_count{route=\"/\"} 2\n"));
+  assert_non_null(strstr(m, "\nloopd_event_loop_lag_seconds_count{loop=\"0\"} 101\n"));
+  assert_non_null(strstr(m, "\nloopd_event_loop_lag_seconds_bucket{loop=\"0\",le=\"+Inf\"} 101\n"));
+  assert_non_null(strstr(m, "\nloopd_event_loop_lag_seconds_bucket{loop=\"0\",le=\"0.001\"} 100\n"));
+  assert_non_null(strstr(m, "\nloopd_loop_stalls_total{loop=\"0\"} 1\n"));
+  assert_non_null(strstr(m, "\nloopd_event_loop_utilization{loop=\"0\"} 0.25"));
+  assert_null(strstr(m, "loopd_event_loop_utilization{loop=\"1\"}")); /* unknown: omitted */
+  /* every line is a comment or "name[{labels}] value" */
+  for (const char *p = m; *p; p = strchr(p, '\n') + 1) {
+    const char *e = strchr(p, '\n');
+    assert_non_null(e);
+    if (*p == '#') {
+      assert_true(strncmp(p, "# HELP ", 7) == 0 || strncmp(p, "# TYPE ", 7) == 0);
+      continue;
+    }
+    const char *sp = memchr(p, ' ', (size_t)(e - p));
+    assert_non_null(sp);
+    assert_true(strncmp(p, "loopd_", 6) == 0 || strncmp(p, "process_", 8) == 0);
+    char *end;
+    strtod(sp + 1, &end);
+    if (end != e && strncmp(sp + 1, "NaN", 3) != 0)
+      fail_msg("bad value in: %.*s", (int)(e - p), p);
+  }
+  buf_free(&out);
+  mon_hub_free(h);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_hist_precision),   cmocka_unit_test(test_hist_percentiles),
+      cmocka_unit_test(test_hist_window_rolls), cmocka_unit_test(test_prom_shape),
+      cmocka_unit_test(test_http_counters),    cmocka_unit_test(test_stall_culprit),
+      cmocka_unit_test(test_hub),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
