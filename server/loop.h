@@ -28,6 +28,9 @@ typedef struct loopmon {
   stall_slot_t *stall; /* conn.c marks each callback here */
   uint64_t sample_ns;
   uint64_t last_sample_ns;
+  _Atomic uint64_t last_beat_ms; /* read by loop 0 for the systemd watchdog */
+  uint64_t watchdog_ms;          /* loop 0: ping at most this often; 0 = no watchdog */
+  uint64_t watchdog_last_ms;
 } loopmon_t;
 
 typedef struct evloop {
@@ -49,6 +52,8 @@ typedef struct evloop {
   proc_stats_t *stats;
   work_pool_t *work;
   int index;
+  struct evloop *all; /* every loop of the process (loop 0 checks them for the watchdog) */
+  int nall;
   int listen_fd;
   bool draining;
   bool closed;

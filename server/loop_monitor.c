@@ -2,7 +2,9 @@
  * samples lag (how late it fired beyond its interval) and the loop's idle
  * time; another beats the heartbeat; a prepare handle, which runs just before
  * the loop polls, ends the turn that conn.c's callbacks began. */
+#include "log.h"
 #include "loop.h"
+#include "notify.h"
 #include "util.h"
 
 static void on_sample(uv_timer_t *t) {
@@ -17,9 +19,29 @@ static void on_sample(uv_timer_t *t) {
   mon_sample(m->src, now, lag, uv_metrics_idle_time(&l->uv));
 }
 
+/* systemd's watchdog is fed from the heartbeat itself: loop 0 pings only
+ * while every loop has beaten recently, so one stalled loop (or loop 0
+ * itself) stops the pings and systemd restarts loopd after WatchdogSec. */
+static void feed_watchdog(evloop_t *l, uint64_t now_ms) {
+  loopmon_t *m = &l->mon;
+  if (now_ms - m->watchdog_last_ms < m->watchdog_ms)
+    return;
+  for (int i = 0; i < l->nall; i++) {
+    uint64_t beat = atomic_load_explicit(&l->all[i].mon.last_beat_ms, memory_order_relaxed);
+    if (now_ms > beat + 2 * m->watchdog_ms)
+      return; /* that loop is stuck: let the watchdog fire */
+  }
+  m->watchdog_last_ms = now_ms;
+  notify_send("WATCHDOG=1");
+}
+
 static void on_beat(uv_timer_t *t) {
   evloop_t *l = t->data;
-  mon_beat(l->mon.src, clock_ns());
+  uint64_t now = clock_ns();
+  mon_beat(l->mon.src, now);
+  atomic_store_explicit(&l->mon.last_beat_ms, now / 1000000u, memory_order_relaxed);
+  if (l->mon.watchdog_ms > 0)
+    feed_watchdog(l, now / 1000000u);
 }
 
 /* The loop is about to poll: the turn is over. A turn that ran long is a
@@ -48,6 +70,15 @@ int loopmon_start(evloop_t *l) {
   m->sample.data = m->beat.data = m->turn.data = l;
   uint64_t now = clock_ns();
   m->last_sample_ns = now;
+  atomic_store_explicit(&m->last_beat_ms, now / 1000000u, memory_order_relaxed);
+  uint64_t wd_usec = l->index == 0 ? notify_watchdog_usec() : 0;
+  if (wd_usec > 0) {
+    /* a ping every quarter of WatchdogSec, stale after half of it */
+    m->watchdog_ms = wd_usec / 4000 > 0 ? wd_usec / 4000 : 1;
+    if ((uint64_t)c->monitor.heartbeat_ms > m->watchdog_ms * 2)
+      log_msg("warning: monitor.heartbeat_ms = %lld is too slow for a %llu ms watchdog",
+              (long long)c->monitor.heartbeat_ms, (unsigned long long)(wd_usec / 1000));
+  }
   mon_src_begin(m->src, now, r == 0 ? uv_metrics_idle_time(&l->uv) : MON_NO_IDLE);
   if (r == 0)
     r = uv_timer_start(&m->sample, on_sample, (uint64_t)c->monitor.sample_ms,

@@ -134,6 +134,8 @@ int server_event_run(const config_t *cfg, access_log_t *al) {
       net_set_port(&addr, port); /* port 0: the other loops join the port the first got */
     }
     l->index = i;
+    l->all = s.loops;
+    l->nall = s.nloops;
     l->listen_fd = fd;
     l->cfg = cfg;
     l->stats = &stats;

@@ -98,7 +98,10 @@ static void test_ready_watchdog_stopping(void **state) {
       last = at;
     }
   }
-  assert_true(widest >= 500); /* no ping while the loop was stuck */
+  if (strcmp(test_mode(), "threads") == 0)
+    assert_true(widest < 400); /* the heartbeat thread is not blocked by one connection */
+  else
+    assert_true(widest >= 500); /* no ping while the loop was stuck */
   resp_t r;
   assert_int_equal(resp_read(fd, &r, T, false), 0);
   assert_int_equal(r.status, 200);
