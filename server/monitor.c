@@ -385,9 +385,17 @@ static void record_stall(mon_src_t *s, uint64_t turn, uint64_t ms, bool ongoing,
 }
 
 void mon_stall_ended(mon_src_t *s, uint64_t since_ms, uint64_t now_ms) {
-  char what[STALL_WHAT_MAX];
+  char what[STALL_WHAT_MAX] = "";
   uint64_t ms = now_ms > since_ms ? now_ms - since_ms : 0;
-  stall_read(&s->stall, since_ms, what, sizeof what);
+  /* The culprit the watchdog caught while the turn ran is the one that was
+   * on the stack; callbacks later in the same turn (a timer, a stream) would
+   * otherwise overwrite it. Only when the watchdog missed it, the latest. */
+  pthread_mutex_lock(&s->mu);
+  if (s->last.any && s->last.turn == since_ms && s->last.what[0] != '\0')
+    snprintf(what, sizeof what, "%s", s->last.what);
+  pthread_mutex_unlock(&s->mu);
+  if (what[0] == '\0')
+    stall_read(&s->stall, since_ms, what, sizeof what);
   record_stall(s, since_ms, ms, false, what);
   log_stall(s, ms, false, what);
 }
