@@ -193,6 +193,35 @@ static double lag_p99(int port) {
   return p99;
 }
 
+/* A stall is blamed on the request that was on the stack, even when other
+ * callbacks (here a heartbeat stream's timer) run later in the same turn. */
+static void test_stall_culprit_with_stream(void **state) {
+  (void)state;
+  if (!event_mode())
+    skip(); /* no shared loop to stall in thread mode */
+  srv_t s;
+  assert_int_equal(srv_startv(&s, "--set", "monitor.heartbeat_ms=20", NULL), 0);
+  int stream = raw_connect(s.port);
+  send_get(stream, "/heartbeat?stream=1");
+  usleep(200 * 1000);
+  int fd = raw_connect(s.port);
+  char me[64];
+  local_name(fd, me, sizeof me);
+  send_get(fd, "/block?ms=300");
+  resp_t r;
+  assert_int_equal(resp_read(fd, &r, T, false), 0);
+  resp_free(&r);
+  assert_true(srv_log_wait(&s, "loop stalled", T));
+  const char *p = strstr(s.log, "loop stalled ");
+  char line[256];
+  snprintf(line, sizeof line, "%.*s", (int)strcspn(p, "\n"), p);
+  if (strstr(line, "GET /block?ms=300") == NULL || strstr(line, me) == NULL)
+    fail_msg("stall blamed on the wrong request: %s (want /block from %s)", line, me);
+  raw_close(fd);
+  raw_close(stream);
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+}
+
 static void test_lag_low_while_pool_and_slices_work(void **state) {
   (void)state;
   if (!event_mode())
@@ -793,6 +822,7 @@ static void test_work_counters(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_block_shows_everywhere),
+      cmocka_unit_test(test_stall_culprit_with_stream),
       cmocka_unit_test(test_lag_low_while_pool_and_slices_work),
       cmocka_unit_test(test_heartbeat),
       cmocka_unit_test(test_lag_formats),
