@@ -301,8 +301,7 @@ static void lag_text(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
   err |= buf_printf(b, "connections: %lld active, %llu accepted\n", (long long)active,
                     (unsigned long long)accepted);
   if (threads)
-    err |= buf_printf(b, "threads: %lld connection threads live\n",
-                      (long long)mon_threads_live(h));
+    err |= buf_printf(b, "connection threads: %lld live\n", (long long)mon_threads_live(h));
   reply_buf(rc, 200, STREAM_CTYPE, err);
 }
 

@@ -2,7 +2,8 @@
  * the event loop replaced. The main thread accepts and gives each connection
  * its own thread (tconn.c); it also refuses connections beyond
  * server.max_connections with the short 503 (no thread), watches for
- * signals, joins ended threads, and runs the shutdown drain and deadline. */
+ * signals, joins ended threads, and runs the shutdown drain and deadline.
+ * A heartbeat thread (tmon.c) feeds the monitor; it ends last. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
