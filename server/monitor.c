@@ -147,6 +147,10 @@ void mon_conns_get(mon_hub_t *h, int64_t *active, uint64_t *accepted) {
   }
 }
 
+int64_t mon_threads_live(mon_hub_t *h) {
+  return h->stats != NULL ? atomic_load_explicit(&h->stats->threads_live, memory_order_relaxed) : 0;
+}
+
 /* ---- feeding ---- */
 
 /* Remembers (time, idle) for utilization; mu held. */

@@ -7,10 +7,11 @@
  * routes read it through a mon_view_t with the snapshot functions below.
  *
  * Event mode: one source and one counter block per loop (loop_monitor.c).
- * Thread mode can use one source fed by a heartbeat thread (sleeping to an
- * absolute deadline and passing how late it woke as the lag, MON_NO_IDLE
- * for idle time), one counter block with shared = true for every
- * connection thread, no stall slot, and the same mon_view_t for all. */
+ * Thread mode (tmon.c): one source fed by a heartbeat thread (sleeping to
+ * absolute deadlines and passing how late it woke as the lag, and the
+ * process's unused CPU capacity as idle time), one counter block with
+ * shared = true for every connection thread, no stall slot and no watchdog
+ * (no shared loop can stall), and the same mon_view_t for all. */
 #ifndef LOOPD_MONITOR_H
 #define LOOPD_MONITOR_H
 
@@ -156,6 +157,8 @@ double mon_uptime_s(const mon_hub_t *h);
 double mon_window_s(const mon_hub_t *h);
 void mon_work_get(mon_hub_t *h, mon_work_t *out);
 void mon_conns_get(mon_hub_t *h, int64_t *active, uint64_t *accepted);
+/* Thread mode: connection threads alive (proc_stats_t.threads_live); 0 in event mode. */
+int64_t mon_threads_live(mon_hub_t *h);
 
 /* The whole /metrics page (Prometheus text 0.0.4). route_names[i] labels
  * route i (the caller knows the table; the monitor does not). 0, or -1 when

@@ -80,11 +80,17 @@ static int loop_label(char *out, size_t len, int i) {
   return snprintf(out, len, "loop=\"%d\"", i);
 }
 
+/* Thread mode keeps the names and the loop="0" label (dashboards work for
+ * both), but its one source is the heartbeat thread, and the help says what
+ * each figure means there. */
 static int render_loops(mon_hub_t *h, buf_t *b) {
   int r = 0;
   char lab[32];
+  bool threads = h->mode == MODE_THREADS;
   r |= prom_family(b, "loopd_event_loop_lag_seconds", "histogram",
-                   "How late the loop's sampling timer fired beyond its interval.");
+                   threads ? "How late the heartbeat thread woke beyond its interval (thread mode: "
+                             "the OS scheduler's delay)."
+                           : "How late the loop's sampling timer fired beyond its interval.");
   for (int i = 0; i < h->nsrc; i++) {
     prom_hist_sum_t s;
     memset(&s, 0, sizeof s);
@@ -103,14 +109,18 @@ static int render_loops(mon_hub_t *h, buf_t *b) {
     r |= prom_sample(b, "loopd_event_loop_lag_now_seconds", lab, lag[i].now_ms / 1e3);
   }
   r |= prom_family(b, "loopd_event_loop_utilization", "gauge",
-                   "Share of wall time the loop spent outside the poll, over the last 10 s.");
+                   threads ? "Thread mode: process CPU time over what the cores it may run on "
+                             "could give, over the last 10 s."
+                           : "Share of wall time the loop spent outside the poll, over the last 10 s.");
   for (int i = 0; i < n; i++) {
     loop_label(lab, sizeof lab, i);
     if (!isnan(lag[i].utilization))
       r |= prom_sample(b, "loopd_event_loop_utilization", lab, lag[i].utilization);
   }
   r |= prom_family(b, "loopd_loop_stalls_total", "counter",
-                   "Loop turns longer than monitor.stall_ms.");
+                   threads ? "Loop turns longer than monitor.stall_ms (thread mode: there is no "
+                             "shared loop to stall, always 0)."
+                           : "Loop turns longer than monitor.stall_ms.");
   for (int i = 0; i < n; i++) {
     loop_label(lab, sizeof lab, i);
     r |= prom_sample_u64(b, "loopd_loop_stalls_total", lab, lag[i].stalls);
@@ -246,7 +256,9 @@ static int render_counts(mon_hub_t *h, buf_t *b) {
   r |= prom_sample(b, "loopd_work_threads", NULL, w.threads);
   r |= prom_family(b, "loopd_work_queued", "gauge", "Jobs waiting for a pool thread.");
   r |= prom_sample(b, "loopd_work_queued", NULL, (double)w.queued);
-  r |= prom_family(b, "loopd_work_running", "gauge", "Jobs running on pool threads.");
+  r |= prom_family(b, "loopd_work_running", "gauge",
+                   h->mode == MODE_THREADS ? "Jobs running (thread mode: inline, on connection threads)."
+                                           : "Jobs running on pool threads.");
   r |= prom_sample(b, "loopd_work_running", NULL, (double)w.running);
   r |= prom_family(b, "loopd_work_completed_total", "counter", "Jobs that ran to completion.");
   r |= prom_sample_u64(b, "loopd_work_completed_total", NULL, w.completed);
@@ -256,6 +268,11 @@ static int render_counts(mon_hub_t *h, buf_t *b) {
   r |= prom_family(b, "loopd_work_cancelled_total", "counter",
                    "Queued jobs cancelled because their client left.");
   r |= prom_sample_u64(b, "loopd_work_cancelled_total", NULL, w.cancelled);
+  if (h->mode == MODE_THREADS) {
+    r |= prom_family(b, "loopd_threads_live", "gauge",
+                     "Connection threads alive (thread mode: one per open connection).");
+    r |= prom_sample(b, "loopd_threads_live", NULL, (double)mon_threads_live(h));
+  }
   return r;
 }
 

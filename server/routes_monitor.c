@@ -79,7 +79,8 @@ static void reply_json(route_ctx_t *rc, jw_t *w) {
 /* ---- /heartbeat ----
  * The serving loop's own heartbeat ("loop" says which): a stream must come
  * from the loop whose timer it shows, and with SO_REUSEPORT a client's
- * connection stays on one loop. /lag and /metrics show every loop. */
+ * connection stays on one loop. /lag and /metrics show every loop. In
+ * thread mode it is the heartbeat thread's, the same for every connection. */
 
 static void beat_step(route_ctx_t *rc) {
   stream_state_t *st = ROUTE_STATE(rc, stream_state_t);
@@ -133,7 +134,10 @@ void route_heartbeat(route_ctx_t *rc) {
     jw_num(&w, "last_beat_ms_ago", hb.last_beat_ms_ago, 3);
   jw_num(&w, "max_gap_ms", hb.max_gap_ms, 3);
   jw_int(&w, "late_beats", (int64_t)hb.late_beats);
-  jw_int(&w, "loop", v->self);
+  if (mon_mode(v->hub) == MODE_THREADS)
+    jw_str(&w, "source", "heartbeat thread");
+  else
+    jw_int(&w, "loop", v->self);
   reply_json(rc, &w);
 }
 
@@ -238,6 +242,11 @@ static void lag_json(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
   jw_int(&w, "active", active);
   jw_int(&w, "accepted", (int64_t)accepted);
   jw_obj_end(&w);
+  if (mon_mode(h) == MODE_THREADS) {
+    jw_obj(&w, "threads");
+    jw_int(&w, "live", mon_threads_live(h));
+    jw_obj_end(&w);
+  }
   reply_json(rc, &w);
 }
 
@@ -261,12 +270,14 @@ static void lag_text(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
   char u[16];
   fmt_util(u, sizeof u, l->utilization);
   int err = 0;
-  err |= buf_printf(b, "loopd, %s mode, up %.1f s, %d %s\n",
-                    mon_mode(h) == MODE_THREADS ? "threads" : "event", mon_uptime_s(h), a->n,
-                    mon_mode(h) == MODE_THREADS ? "heartbeat thread" : a->n == 1 ? "loop" : "loops");
+  bool threads = mon_mode(h) == MODE_THREADS;
+  err |= buf_printf(b, "loopd, %s mode, up %.1f s, %d %s\n", threads ? "threads" : "event",
+                    mon_uptime_s(h), a->n,
+                    threads ? "heartbeat thread" : a->n == 1 ? "loop" : "loops");
   err |= buf_printf(b, "lag over the last %.0f s: now %.2f ms, p50 %.2f, p90 %.2f, p99 %.2f, max %.2f ms\n",
                     mon_window_s(h), l->now_ms, l->p50_ms, l->p90_ms, l->p99_ms, l->max_ms);
-  err |= buf_printf(b, "utilization: %s (time outside the poll)\n", u);
+  err |= buf_printf(b, "utilization: %s (%s)\n", u,
+                    threads ? "process CPU over the cores it may run on" : "time outside the poll");
   if (a->n > 1)
     for (int i = 0; i < a->n; i++) {
       fmt_util(u, sizeof u, a->loop[i].utilization);
@@ -281,13 +292,16 @@ static void lag_text(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
                       st.ongoing ? "STILL RUNNING, " : "", st.ago_s,
                       (unsigned long long)l->stalls);
   else
-    err |= buf_printf(b, "last stall: none\n");
+    err |= buf_printf(b, "last stall: none%s\n",
+                      threads ? " (thread mode: no shared loop to stall)" : "");
   err |= buf_printf(b, "work: %d threads, %lld running, %lld queued; %llu completed, %llu rejected, %llu cancelled\n",
                     wk.threads, (long long)wk.running, (long long)wk.queued,
                     (unsigned long long)wk.completed, (unsigned long long)wk.rejected,
                     (unsigned long long)wk.cancelled);
   err |= buf_printf(b, "connections: %lld active, %llu accepted\n", (long long)active,
                     (unsigned long long)accepted);
+  if (threads)
+    err |= buf_printf(b, "connection threads: %lld live\n", (long long)mon_threads_live(h));
   reply_buf(rc, 200, STREAM_CTYPE, err);
 }
 
@@ -375,7 +389,10 @@ void route_metrics(route_ctx_t *rc) {
  *   503 (a balancer whose timeout is shorter sees a failed check anyway).
  * - One sample later (monitor.sample_ms) the lag is normal again: 200.
  * It deliberately ignores the 10 s window's max: a single past stall would
- * otherwise keep a recovered instance out of rotation for 10 s. */
+ * otherwise keep a recovered instance out of rotation for 10 s.
+ * Thread mode: the heartbeat thread's latest lag, i.e. how late the kernel
+ * runs a thread that asked to wake; a /block does not move it, CPU
+ * starvation (every core busy, too many runnable threads) does. */
 void route_healthz(route_ctx_t *rc) {
   const mon_view_t *v = view_or_503(rc);
   if (v == NULL)
@@ -387,8 +404,12 @@ void route_healthz(route_ctx_t *rc) {
     reply_with(rc, 200, "text/plain", EXTRA, "ok\n", 3);
     return;
   }
-  char body[160];
-  int n = snprintf(body, sizeof body, "unhealthy: loop %d lag %.0f ms is above %lld ms\n", worst,
-                   lag, (long long)limit);
+  char body[160], who[32];
+  if (mon_mode(v->hub) == MODE_THREADS)
+    snprintf(who, sizeof who, "heartbeat thread");
+  else
+    snprintf(who, sizeof who, "loop %d", worst);
+  int n = snprintf(body, sizeof body, "unhealthy: %s lag %.0f ms is above %lld ms\n", who, lag,
+                   (long long)limit);
   reply_with(rc, 503, "text/plain", EXTRA, body, (size_t)n);
 }

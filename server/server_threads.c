@@ -2,7 +2,8 @@
  * the event loop replaced. The main thread accepts and gives each connection
  * its own thread (tconn.c); it also refuses connections beyond
  * server.max_connections with the short 503 (no thread), watches for
- * signals, joins ended threads, and runs the shutdown drain and deadline. */
+ * signals, joins ended threads, and runs the shutdown drain and deadline.
+ * A heartbeat thread (tmon.c) feeds the monitor; it ends last. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -22,6 +23,7 @@
 #include "resp.h"
 #include "server.h"
 #include "tconn.h"
+#include "tmon.h"
 #include "util.h"
 
 #define FORCED_EXIT_GRACE_MS 1000 /* as event mode: after the deadline, how long threads get */
@@ -36,6 +38,8 @@ typedef struct refused {
 
 typedef struct tserver {
   tshared_t sh;
+  mon_hub_t *mon;
+  tmon_t tmon; /* the heartbeat thread feeding mon */
   pthread_attr_t attr;
   size_t stack_bytes;
   int listen_fd;
@@ -328,7 +332,6 @@ static int poll_timeout(const tserver_t *t) {
 static void serve(tserver_t *t) {
   struct pollfd *p = t->pfd;
   for (;;) {
-    /* the monitor's heartbeat thread would tick independently of this loop */
     nfds_t n = 0;
     p[n++] = (struct pollfd){.fd = t->sig_fd, .events = POLLIN};
     p[n++] = (struct pollfd){.fd = t->sh.done_fd, .events = POLLIN};
@@ -360,6 +363,42 @@ static void serve(tserver_t *t) {
         forced_exit();
     }
   }
+}
+
+/* ---- the monitor ---- */
+
+/* What /lag and /metrics show under "work". Jobs run inline on connection
+ * threads: no pool (threads 0), nothing ever queued, refused for a full
+ * queue or cancelled before it started; running and completed are real. */
+static void report_work(void *arg, mon_work_t *out) {
+  const tshared_t *sh = arg;
+  *out = (mon_work_t){
+      .running = atomic_load_explicit(&sh->jobs_running, memory_order_relaxed),
+      .completed = atomic_load_explicit(&sh->jobs_done, memory_order_relaxed)};
+}
+
+/* One timer source (the heartbeat thread, tmon.c) and one counter block
+ * that every connection thread writes (shared: atomic increments). No stall
+ * watchdog: with no shared loop, a handler that blocks holds only its own
+ * connection, and nothing else waits behind it. 0 or -1 (logged). */
+static int monitor_start(tserver_t *t) {
+  tshared_t *sh = &t->sh;
+  t->mon = mon_hub_new(sh->cfg, MODE_THREADS, 1, 1);
+  if (t->mon == NULL) {
+    log_msg("out of memory");
+    return -1;
+  }
+  mon_hub_set_stats(t->mon, &sh->stats);
+  mon_hub_set_work(t->mon, report_work, sh);
+  sh->http = mon_hub_http(t->mon, 0);
+  sh->http->shared = true;
+  int r = tmon_start(&t->tmon, mon_hub_src(t->mon, 0), sh->cfg);
+  if (r != 0) {
+    log_msg("cannot start the heartbeat thread: %s", strerror(-r));
+    return -1;
+  }
+  sh->mon = (mon_view_t){.hub = t->mon, .self = 0};
+  return 0;
 }
 
 static void log_start(const tserver_t *t, const struct sockaddr_storage *addr, int port) {
@@ -405,9 +444,8 @@ int server_threads_run(const config_t *cfg, access_log_t *al) {
     t->listen_fd = -1;
     goto out;
   }
-  /* Seam for the monitor (issue 5): start the heartbeat thread here; it
-   * reports its own timer lag with mode "threads", and /metrics reads the
-   * live connection threads from t->sh.stats.threads_live. */
+  if (monitor_start(t) != 0)
+    goto out;
   log_start(t, &addr, net_bound_port(t->listen_fd));
   serve(t);
   rc = 0;
@@ -426,6 +464,9 @@ out:
   }
   if (t->attr_ok)
     pthread_attr_destroy(&t->attr);
+  /* Every connection thread has been joined (or we never started one). */
+  tmon_stop(&t->tmon);
+  mon_hub_free(t->mon);
   shared_free(&t->sh);
   free(t);
   return rc;

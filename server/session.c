@@ -122,8 +122,9 @@ static bool shed(session_t *s) {
   if (lag <= (double)c->monitor.shed_lag_ms)
     return false;
   char body[160];
-  int n = snprintf(body, sizeof body, "overloaded: loop lag %.0f ms is above %lld ms; retry later\n",
-                   lag, (long long)c->monitor.shed_lag_ms);
+  int n = snprintf(body, sizeof body, "overloaded: %s lag %.0f ms is above %lld ms; retry later\n",
+                   s->env->route.mode == MODE_THREADS ? "heartbeat thread" : "loop", lag,
+                   (long long)c->monitor.shed_lag_ms);
   reply_with(&s->rc, 503, "text/plain", "Retry-After: 1\r\n", body, (size_t)n);
   return true;
 }

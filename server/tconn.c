@@ -135,7 +135,10 @@ static int run_plan(tconn_t *c) {
   case PLAN_JOB:
     /* Inline, on the connection's own thread: there is no shared queue, so
      * work.queue_limit does not apply and /slow reports queued_ms ~ 0. */
+    atomic_fetch_add_explicit(&c->sh->jobs_running, 1, memory_order_relaxed);
     p->job(&c->session.rc);
+    atomic_fetch_sub_explicit(&c->sh->jobs_running, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->sh->jobs_done, 1, memory_order_relaxed);
     break;
   case PLAN_DELAY:
     /* A sleep that the shutdown deadline cuts short. */
@@ -215,6 +218,11 @@ void *tconn_main(void *arg) {
   tconn_t *c = arg;
   const tshared_t *sh = c->sh;
   session_env_init(&c->env, sh->cfg, MODE_THREADS, sh->al);
+  if (sh->mon.hub != NULL) {
+    /* No stall slot: a blocking handler holds only this thread (see tmon.h). */
+    c->env.route.mon = &sh->mon;
+    c->env.http = sh->http;
+  }
   buf_init(&c->out, OUT_MAX);
   c->rbuf = malloc(READ_BUF);
   if (c->rbuf != NULL) {

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "log.h"
+#include "monitor.h"
 #include "session.h"
 #include "stats.h"
 
@@ -20,6 +21,14 @@ typedef struct tshared {
   const config_t *cfg;
   access_log_t *al;
   proc_stats_t stats;
+  /* The monitor (NULL mon.hub: none): every thread reads the same view and
+   * counts into the same block (shared = true). */
+  mon_view_t mon;
+  mon_http_t *http;
+  /* Jobs (/slow) run inline on connection threads: how many run right now,
+   * how many have finished. There is no queue to wait in. */
+  _Atomic int64_t jobs_running;
+  _Atomic uint64_t jobs_done;
   _Atomic bool draining; /* shutdown began: responses close, idle connections end */
   int wake_fd;  /* eventfd, readable once draining: wakes threads idle in poll() */
   int force_fd; /* eventfd, readable once the shutdown deadline passed: ends delays */

@@ -2,7 +2,10 @@
  * /healthz, and the lag/stall paragraph): a blocked loop shows in lag, in
  * the heartbeat and in one stderr line naming the culprit; the pool and
  * sliced CPU work keep lag low; streams are live; /metrics passes promtool;
- * /healthz and load shedding react to lag. */
+ * /healthz and load shedding react to lag. Thread mode (SPEC section 4)
+ * reports its heartbeat thread's lag: a /block holds only its connection
+ * (no lag, no stall), a process the OS does not run (SIGSTOP) does lag;
+ * every connection thread counts into one block, and the live threads show. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,6 +30,21 @@
 #define SAMPLE_MS 10 /* monitor.sample_ms default */
 
 static bool event_mode(void) { return strcmp(test_mode(), "event") == 0; }
+
+/* "Threads:" from /proc/PID/status, or -1. */
+static long proc_threads(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return -1;
+  long v = -1;
+  while (fgets(line, sizeof line, f) != NULL)
+    if (strncmp(line, "Threads:", 8) == 0)
+      v = atol(line + 8);
+  fclose(f);
+  return v;
+}
 
 static double json_num(const char *body, const char *key) {
   char k[64];
@@ -173,10 +191,62 @@ static void block_and_measure(int n) {
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }
 
+/* Thread mode: /block holds only its own connection's thread. The
+ * heartbeat thread is not behind it, so neither lag nor the heartbeat move,
+ * no stall is counted and no stall line is logged; other connections are
+ * answered while it blocks. cpu=1 too: a thread burning a core does not
+ * delay a sleeping thread's wake-up by anything like its length. */
+static void block_holds_one_thread(const char *path, int n) {
+  srv_t s;
+  assert_int_equal(srv_startv(&s, "--set", "monitor.heartbeat_ms=10", NULL), 0);
+  int fd = raw_connect(s.port);
+  assert_true(fd >= 0);
+  double t0 = now_ms();
+  send_get(fd, path);
+  usleep(100 * 1000); /* the block has begun */
+  resp_t r;
+  get(s.port, "/", &r); /* another connection: answered now, not after the block */
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+  double other = now_ms() - t0;
+  assert_int_equal(resp_read(fd, &r, T, false), 0);
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+  raw_close(fd);
+  double took = now_ms() - t0;
+  get(s.port, "/lag", &r);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr(r.body, "\"mode\":\"threads\""));
+  assert_non_null(strstr(r.body, "\"last_stall\":null"));
+  assert_true(json_num(r.body, "stalls") == 0);
+  double max = json_num(r.body, "max");
+  resp_free(&r);
+  get(s.port, "/heartbeat", &r);
+  double gap = json_num(r.body, "max_gap_ms");
+  resp_free(&r);
+  fprintf(stderr, "# threads, %s: took %.0f ms, another request %.0f ms in; "
+                  "heartbeat thread lag max %.1f ms, max gap %.1f ms\n",
+          path, took, other, max, gap);
+  assert_true(took >= n);
+  assert_true(other < n); /* not queued behind the block */
+  /* Generous (a shared 2-core machine, sanitizers): the event-mode figure
+   * would be about n. */
+  if (max < 0 || max >= n / 2.0)
+    fail_msg("heartbeat thread lag max %.1f ms during a %d ms %s", max, n, path);
+  if (gap < 0 || gap >= n / 2.0)
+    fail_msg("heartbeat max gap %.1f ms during a %d ms %s", gap, n, path);
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0); /* collects all of stderr */
+  if (strstr(s.log, "stalled") != NULL)
+    fail_msg("a stall line in thread mode: %s", s.log);
+}
+
 static void test_block_shows_everywhere(void **state) {
   (void)state;
-  if (!event_mode())
-    skip();
+  if (!event_mode()) {
+    block_holds_one_thread("/block?ms=500", 500);
+    block_holds_one_thread("/block?ms=500&cpu=1", 500);
+    return;
+  }
   block_and_measure(100);
   block_and_measure(500);
   block_and_measure(1000);
@@ -385,6 +455,46 @@ static void test_heartbeat(void **state) {
   assert_int_equal(srv_stop(&s, 0, T), 0);
 }
 
+/* count=3: exactly three well-formed lines, numbered in order, about one
+ * interval apart, then the last chunk. Both modes; in thread mode the beats
+ * are the heartbeat thread's, and several streams on their own connection
+ * threads see the same beats. */
+static void test_heartbeat_stream_three(void **state) {
+  (void)state;
+  srv_t s;
+  assert_int_equal(srv_start(&s, NULL), 0);
+  enum { N = 3 };
+  int fds[N];
+  stream_t *st = malloc(N * sizeof *st);
+  char head[2048];
+  for (int i = 0; i < N; i++) {
+    fds[i] = raw_connect(s.port);
+    assert_true(fds[i] >= 0);
+    send_get(fds[i], "/heartbeat?stream=1&count=3");
+  }
+  beat_line_t b[N][16];
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(stream_open(&st[i], fds[i], head, sizeof head), 200);
+    assert_non_null(strstr(head, "Transfer-Encoding: chunked"));
+    assert_int_equal(read_beats(&st[i], b[i], 16), 3); /* then the last chunk */
+    for (int k = 0; k < 3; k++) {
+      assert_true(b[i][k].n >= 1);
+      assert_true(b[i][k].t > 0);
+      if (!(b[i][k].gap > 50 && b[i][k].gap < 250))
+        fail_msg("stream %d line %d: gap %.1f ms", i, k, b[i][k].gap);
+      if (k > 0) {
+        assert_int_equal(b[i][k].n, b[i][k - 1].n + 1);
+        assert_true(b[i][k].t > b[i][k - 1].t);
+      }
+    }
+    raw_close(fds[i]);
+  }
+  if (!event_mode()) /* one heartbeat thread: the streams overlap in beat numbers */
+    assert_true(b[0][2].n >= b[N - 1][0].n);
+  free(st);
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+}
+
 /* ---- /lag ---- */
 
 static void test_lag_formats(void **state) {
@@ -406,6 +516,18 @@ static void test_lag_formats(void **state) {
       fail_msg("no %s in %s", keys[i], r.body);
   assert_non_null(strstr(r.body, event_mode() ? "\"mode\":\"event\"" : "\"mode\":\"threads\""));
   assert_true(json_num(r.body, "active") >= 1);
+  if (event_mode()) {
+    assert_null(strstr(r.body, "\"threads\":{"));
+  } else {
+    /* one source, the heartbeat thread; this request's thread is live */
+    assert_non_null(strstr(r.body, "\"loops\":[{\"loop\":0,"));
+    assert_null(strstr(r.body, "\"loop\":1,"));
+    assert_non_null(strstr(r.body, "\"threads\":{\"live\":"));
+    assert_true(json_num(r.body, "live") >= 1);
+    assert_true(json_num(r.body, "stalls") == 0);
+    /* no pool: jobs run inline, nothing is ever queued */
+    assert_non_null(strstr(r.body, "\"work\":{\"threads\":0,\"running\":0,\"queued\":0,"));
+  }
   resp_free(&r);
 
   get(s.port, "/lag?format=text", &r);
@@ -413,6 +535,10 @@ static void test_lag_formats(void **state) {
   assert_non_null(strstr(resp_header(&r, "content-type"), "text/plain"));
   assert_non_null(strstr(r.body, "lag over the last 10 s: now "));
   assert_non_null(strstr(r.body, "last stall: none"));
+  if (!event_mode()) {
+    assert_non_null(strstr(r.body, "threads mode, "));
+    assert_non_null(strstr(r.body, "connection threads: "));
+  }
   resp_free(&r);
   assert_int_equal(raw_exchange(s.port, "GET /lag HTTP/1.1\r\nHost: x\r\nAccept: text/plain\r\n\r\n",
                                 &r, T), 0);
@@ -506,6 +632,12 @@ static void test_metrics(void **state) {
     get(s.port, "/block?ms=150", &r);
     resp_free(&r);
     assert_true(srv_log_wait(&s, "loop stalled", T));
+  } else {
+    /* 300 ms of CPU on a connection thread: utilization (process CPU share)
+     * has two readings to compare and something to show; the job counts */
+    get(s.port, "/slow?ms=300&cpu=1", &r);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
   }
   get(s.port, "/metrics", &r);
   assert_int_equal(r.status, 200);
@@ -550,6 +682,26 @@ static void test_metrics(void **state) {
     double u = metric(b, "loopd_event_loop_utilization{loop=\"0\"}");
     if (!(u > 0 && u <= 1))
       fail_msg("utilization %f", u);
+    assert_null(strstr(b, "loopd_threads_live"));
+  } else {
+    /* the heartbeat thread's lag, under the same names; no loop stalls */
+    double lag_n = metric(b, "loopd_event_loop_lag_seconds_count{loop=\"0\"}");
+    assert_true(lag_n > 0);
+    assert_true(metric(b, "loopd_event_loop_lag_seconds_bucket{loop=\"0\",le=\"+Inf\"}") == lag_n);
+    assert_true(metric(b, "loopd_loop_stalls_total{loop=\"0\"}") == 0);
+    assert_true(metric(b, "loopd_heartbeat_beats_total{loop=\"0\"}") >= 2);
+    assert_non_null(strstr(b, "# HELP loopd_threads_live "));
+    assert_non_null(strstr(b, "# TYPE loopd_threads_live gauge\n"));
+    /* this request's thread, and maybe one whose client just closed */
+    assert_true(metric(b, "loopd_threads_live") >= 1);
+    assert_true(metric(b, "loopd_work_threads") == 0);
+    assert_true(metric(b, "loopd_work_running") == 0);
+    assert_true(metric(b, "loopd_work_completed_total") == 1);
+    assert_true(metric(b, "loopd_work_rejected_total") == 0);
+    assert_true(metric(b, "loopd_http_requests_total{route=\"/slow\",code=\"200\"}") == 1);
+    double u = metric(b, "loopd_event_loop_utilization{loop=\"0\"}");
+    if (!(u > 0 && u <= 1))
+      fail_msg("utilization (process CPU share) %f", u);
   }
   if (have_promtool()) {
     char out[4096];
@@ -580,10 +732,75 @@ static bool eventually(int port, const char *path, int want, int ms) {
   return false;
 }
 
+/* GET path until it answers want (within ms); its body goes to body. */
+static bool eventually_body(int port, const char *path, int want, int ms, char *body, size_t len) {
+  double end = now_ms() + ms;
+  while (now_ms() < end) {
+    resp_t r;
+    get(port, path, &r);
+    int st = r.status;
+    snprintf(body, len, "%s%s", r.body, resp_header(&r, "retry-after") ? "[retry-after]" : "");
+    resp_free(&r);
+    if (st == want)
+      return true;
+    usleep(5000);
+  }
+  return false;
+}
+
+/* Thread mode: stops the whole process for 1.5 s. Its heartbeat thread is
+ * not run either, so it wakes at least 500 ms late: with monitor.sample_ms
+ * = 1000 a sample fell due during the stop, and that late sample stays the
+ * latest for a second after. Nothing in loopd can cause this: it is the
+ * scheduler's delay, which is what the heartbeat thread measures. */
+static void stop_process(const srv_t *s) {
+  assert_int_equal(kill(s->pid, SIGSTOP), 0);
+  usleep(1500 * 1000); /* the length of the outage, not a wait for readiness */
+  assert_int_equal(kill(s->pid, SIGCONT), 0);
+}
+
+/* Thread mode: a /block does not make /healthz fail (nor slow it); the
+ * heartbeat thread's lag does, and passes. */
+static void healthz_threads(void) {
+  srv_t s;
+  assert_int_equal(srv_startv(&s, "--set", "monitor.unhealthy_lag_ms=200", "--set",
+                              "monitor.sample_ms=1000", NULL), 0);
+  int blocker = raw_connect(s.port);
+  send_get(blocker, "/block?ms=600");
+  usleep(100 * 1000);
+  double t0 = now_ms();
+  resp_t r;
+  get(s.port, "/healthz", &r);
+  assert_int_equal(r.status, 200);
+  assert_true(now_ms() - t0 < 300);
+  resp_free(&r);
+  assert_int_equal(resp_read(blocker, &r, T, false), 0);
+  resp_free(&r);
+  raw_close(blocker);
+  stop_process(&s);
+  char body[512];
+  assert_true(eventually_body(s.port, "/healthz", 503, 1000, body, sizeof body));
+  if (strstr(body, "heartbeat thread lag") == NULL)
+    fail_msg("503 body: %s", body);
+  get(s.port, "/lag", &r);
+  assert_true(json_num(r.body, "max") >= 450);
+  assert_true(json_num(r.body, "stalls") == 0); /* lag, not a stall */
+  resp_free(&r);
+  get(s.port, "/heartbeat", &r);
+  assert_true(json_num(r.body, "late_beats") >= 1);
+  assert_true(json_num(r.body, "max_gap_ms") >= 1400);
+  resp_free(&r);
+  /* the next sample is on time: healthy again */
+  assert_true(eventually(s.port, "/healthz", 200, 3000));
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+}
+
 static void test_healthz(void **state) {
   (void)state;
-  if (!event_mode())
-    skip();
+  if (!event_mode()) {
+    healthz_threads();
+    return;
+  }
   srv_t s;
   assert_int_equal(srv_startv(&s, "--set", "monitor.unhealthy_lag_ms=200", NULL), 0);
   resp_t r;
@@ -613,10 +830,42 @@ static void test_healthz(void **state) {
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }
 
+/* Thread mode: shedding follows the heartbeat thread's lag; a /block does
+ * not trigger it, a process the OS did not run does; monitor routes still
+ * answer meanwhile. */
+static void shedding_threads(void) {
+  srv_t s;
+  assert_int_equal(srv_startv(&s, "--set", "monitor.shed_lag_ms=200", "--set",
+                              "monitor.sample_ms=1000", NULL), 0);
+  int blocker = raw_connect(s.port);
+  send_get(blocker, "/block?ms=500");
+  usleep(100 * 1000);
+  resp_t r;
+  get(s.port, "/", &r);
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+  assert_int_equal(resp_read(blocker, &r, T, false), 0);
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+  raw_close(blocker);
+  stop_process(&s);
+  char body[512];
+  assert_true(eventually_body(s.port, "/", 503, 1000, body, sizeof body));
+  if (strstr(body, "heartbeat thread lag") == NULL || strstr(body, "[retry-after]") == NULL)
+    fail_msg("503 body: %s", body);
+  get(s.port, "/lag", &r);
+  assert_int_equal(r.status, 200); /* never shed */
+  resp_free(&r);
+  assert_true(eventually(s.port, "/", 200, 3000));
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+}
+
 static void test_shedding(void **state) {
   (void)state;
-  if (!event_mode())
-    skip();
+  if (!event_mode()) {
+    shedding_threads();
+    return;
+  }
   for (int shed = 0; shed <= 1; shed++) {
     srv_t s;
     assert_int_equal(srv_startv(&s, "--set", shed ? "monitor.shed_lag_ms=100" : "monitor.shed_lag_ms=0",
@@ -772,10 +1021,44 @@ static double lag_work(int port, const char *key) {
   return v;
 }
 
+/* Thread mode: jobs run inline on their connection's thread. No pool
+ * (threads 0), no queue (queued 0, and work.queue_limit refuses nothing),
+ * running counts jobs running right now, completed those that ended. */
+static void work_counters_threads(void) {
+  srv_t s;
+  assert_int_equal(srv_startv(&s, "--set", "work.queue_limit=2", NULL), 0);
+  enum { N = 4 };
+  int fds[N];
+  for (int i = 0; i < N; i++) {
+    fds[i] = raw_connect(s.port);
+    send_get(fds[i], "/slow?ms=1000");
+  }
+  double end = now_ms() + 800;
+  while (lag_work(s.port, "running") < N && now_ms() < end)
+    usleep(10 * 1000);
+  assert_true(lag_work(s.port, "running") == N);
+  assert_true(lag_work(s.port, "queued") == 0);
+  assert_true(lag_work(s.port, "threads") == 0);
+  for (int i = 0; i < N; i++) {
+    resp_t r;
+    assert_int_equal(resp_read(fds[i], &r, T, false), 0);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    raw_close(fds[i]);
+  }
+  assert_true(lag_work(s.port, "completed") == N);
+  assert_true(lag_work(s.port, "running") == 0);
+  assert_true(lag_work(s.port, "rejected") == 0);
+  assert_true(lag_work(s.port, "cancelled") == 0);
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+}
+
 static void test_work_counters(void **state) {
   (void)state;
-  if (!event_mode())
-    skip();
+  if (!event_mode()) {
+    work_counters_threads();
+    return;
+  }
   srv_t s;
   assert_int_equal(srv_startv(&s, "--set", "work.queue_limit=2", NULL), 0);
   int fds[6];
@@ -819,18 +1102,138 @@ static void test_work_counters(void **state) {
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }
 
+/* ---- counting from many threads ---- */
+
+/* Eight connections at once, each with 50 pipelined requests: in thread
+ * mode eight threads count into one shared block (and race for its status
+ * slots: eight statuses, eight slots), in event mode one loop does. Every
+ * request is counted exactly once. */
+static void test_counts_concurrent(void **state) {
+  (void)state;
+  srv_t s;
+  assert_int_equal(srv_start(&s, NULL), 0);
+  enum { CONNS = 8, EACH = 50 };
+  int fds[CONNS];
+  static char req[CONNS][EACH * 64];
+  for (int i = 0; i < CONNS; i++) {
+    size_t n = 0;
+    for (int k = 0; k < EACH; k++)
+      n += (size_t)snprintf(req[i] + n, sizeof req[i] - n,
+                            k % 2 ? "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+                                  : "GET /echo?status=%d HTTP/1.1\r\nHost: x\r\n\r\n",
+                            201 + i);
+    fds[i] = raw_connect(s.port);
+    assert_true(fds[i] >= 0);
+  }
+  for (int i = 0; i < CONNS; i++)
+    assert_int_equal(raw_sends(fds[i], req[i]), 0);
+  for (int i = 0; i < CONNS; i++) {
+    for (int k = 0; k < EACH; k++) {
+      resp_t r;
+      assert_int_equal(resp_read(fds[i], &r, T, false), 0);
+      assert_int_equal(r.status, k % 2 ? 200 : 201 + i);
+      resp_free(&r);
+    }
+    raw_close(fds[i]);
+  }
+  resp_t r;
+  get(s.port, "/metrics", &r);
+  const char *b = r.body;
+  assert_true(metric(b, "loopd_http_requests_total{route=\"/\",code=\"200\"}") == CONNS * EACH / 2);
+  assert_true(metric(b, "loopd_http_request_duration_seconds_count{route=\"/\"}") ==
+              CONNS * EACH / 2);
+  for (int i = 0; i < CONNS; i++) {
+    char series[128];
+    snprintf(series, sizeof series, "loopd_http_requests_total{route=\"/echo\",code=\"%d\"}",
+             201 + i);
+    if (metric(b, series) != EACH / 2)
+      fail_msg("%s = %g, want %d", series, metric(b, series), EACH / 2);
+  }
+  assert_null(strstr(b, "code=\"other\""));
+  assert_true(metric(b, "loopd_http_request_duration_seconds_count{route=\"/echo\"}") ==
+              CONNS * EACH / 2);
+  resp_free(&r);
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+}
+
+/* ---- thread mode: live threads ---- */
+
+static double threads_live(int port) {
+  resp_t r;
+  get(port, "/metrics", &r);
+  double v = metric(r.body, "loopd_threads_live");
+  resp_free(&r);
+  return v;
+}
+
+/* Waits until loopd_threads_live is want (the asking connection included):
+ * a thread ends a little after its client closes. */
+static bool live_becomes(int port, double want, int ms) {
+  double end = now_ms() + ms;
+  while (threads_live(port) != want)
+    if (now_ms() > end)
+      return false;
+  return true;
+}
+
+/* loopd_threads_live and /lag threads.live count connection threads: they
+ * follow the connections, and /proc agrees (its count is theirs plus the
+ * main and heartbeat threads, and a sanitizer's helpers). Event mode has no
+ * connection threads (test_conns counts its threads). */
+static void test_threads_live(void **state) {
+  (void)state;
+  if (event_mode())
+    skip();
+  srv_t s;
+  assert_int_equal(srv_start(&s, NULL), 0);
+  enum { N = 10 };
+  int fds[N];
+  for (int i = 0; i < N; i++) {
+    fds[i] = raw_connect(s.port);
+    assert_true(fds[i] >= 0);
+    resp_t r;
+    assert_int_equal(raw_sends(fds[i], "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    assert_int_equal(resp_read(fds[i], &r, T, false), 0);
+    resp_free(&r);
+  }
+  assert_true(live_becomes(s.port, N + 1, T)); /* N idle, plus the asking one */
+  resp_t r;
+  get(s.port, "/lag", &r);
+  double lag_live = json_num(strstr(r.body, "\"threads\":{"), "live");
+  resp_free(&r);
+  assert_true(lag_live >= N + 1 && lag_live <= N + 2); /* the /metrics one may linger */
+  long with = proc_threads(s.pid);
+  for (int i = 0; i < N; i++)
+    raw_close(fds[i]);
+  assert_true(live_becomes(s.port, 1, T));
+  /* the asking connections' threads end too; then only the others remain */
+  double end = now_ms() + T;
+  long without;
+  while ((without = proc_threads(s.pid)) > with - N && now_ms() < end)
+    usleep(10 * 1000);
+  fprintf(stderr, "# threads: %ld with %d idle connections, %ld without\n", with, N, without);
+  /* with: N connection threads (the one that asked for /lag may linger) */
+  assert_true(with - without >= N && with - without <= N + 1);
+  assert_true(without >= 2);                  /* main and heartbeat threads */
+  assert_true(without <= (SANITIZED ? 6 : 3)); /* access log writer, sanitizer helpers */
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_block_shows_everywhere),
       cmocka_unit_test(test_stall_culprit_with_stream),
       cmocka_unit_test(test_lag_low_while_pool_and_slices_work),
       cmocka_unit_test(test_heartbeat),
+      cmocka_unit_test(test_heartbeat_stream_three),
       cmocka_unit_test(test_lag_formats),
       cmocka_unit_test(test_metrics),
       cmocka_unit_test(test_healthz),
       cmocka_unit_test(test_shedding),
       cmocka_unit_test(test_two_loops),
       cmocka_unit_test(test_work_counters),
+      cmocka_unit_test(test_counts_concurrent),
+      cmocka_unit_test(test_threads_live),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /* test_monitor.c: unit tests of the monitor's pieces: the log-linear
  * histogram (precision, percentiles, rolling windows, fixed memory), the
- * Prometheus writer's shape, request counters, the culprit seqlock, and a
- * hub fed with synthetic samples and beats. */
+ * Prometheus writer's shape, request counters (one block shared by several
+ * threads too), the culprit seqlock, a hub fed with synthetic samples and
+ * beats, and thread mode's heartbeat thread (tmon). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,14 +10,20 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "hist.h"
 #include "monitor.h"
 #include "prom.h"
 #include "stall.h"
+#include "tmon.h"
 #include "util.h"
 
 #define US UINT64_C(1000)
@@ -344,12 +351,180 @@ static void test_hub(void **state) {
   mon_hub_free(h);
 }
 
+/* ---- one counter block, many writers (thread mode) ---- */
+
+enum { WRITERS = 4, PER_WRITER = 20000 };
+
+typedef struct writer {
+  mon_http_t *h;
+  int id;
+} writer_t;
+
+/* Each writer answers its own status and a common one, so the writers race
+ * both for free status slots and on the same counters. */
+static void *write_counts(void *arg) {
+  writer_t *w = arg;
+  for (int i = 0; i < PER_WRITER; i++)
+    mon_http_count(w->h, 0, i % 2 ? 200 : 201 + w->id, (uint64_t)(i % 7) * MS);
+  return NULL;
+}
+
+static void test_http_counters_shared(void **state) {
+  (void)state;
+  mon_http_t *h = calloc(1, sizeof *h);
+  assert_non_null(h);
+  h->shared = true;
+  pthread_t t[WRITERS];
+  writer_t w[WRITERS];
+  for (int i = 0; i < WRITERS; i++) {
+    w[i] = (writer_t){h, i};
+    assert_int_equal(pthread_create(&t[i], NULL, write_counts, &w[i]), 0);
+  }
+  for (int i = 0; i < WRITERS; i++)
+    pthread_join(t[i], NULL);
+  const mon_http_route_t *r = &h->route[0];
+  uint64_t total = 0, ok = 0;
+  int slots = 0;
+  for (int i = 0; i < MON_CODE_SLOTS; i++) {
+    uint32_t code = atomic_load(&r->code[i]);
+    if (code == 0)
+      continue;
+    slots++;
+    for (int j = 0; j < i; j++)
+      assert_int_not_equal(atomic_load(&r->code[j]), code); /* one slot per status */
+    uint64_t n = atomic_load(&r->count[i]);
+    total += n;
+    if (code == 200)
+      ok = n;
+    else
+      assert_int_equal(n, PER_WRITER / 2);
+  }
+  assert_int_equal(slots, WRITERS + 1);
+  assert_int_equal(ok, WRITERS * PER_WRITER / 2);
+  assert_int_equal(total, WRITERS * PER_WRITER);
+  assert_int_equal(atomic_load(&r->other), 0);
+  prom_hist_sum_t sum;
+  memset(&sum, 0, sizeof sum);
+  prom_hist_add(&sum, &r->duration, &mon_duration_bounds);
+  assert_int_equal(prom_hist_total(&sum, &mon_duration_bounds), WRITERS * PER_WRITER);
+  free(h);
+}
+
+/* ---- thread mode's heartbeat thread ---- */
+
+static mon_hub_t *threads_hub(config_t *cfg, int sample_ms, int beat_ms) {
+  config_defaults(cfg);
+  cfg->monitor.sample_ms = sample_ms;
+  cfg->monitor.heartbeat_ms = beat_ms;
+  mon_hub_t *h = mon_hub_new(cfg, MODE_THREADS, 1, 1);
+  assert_non_null(h);
+  return h;
+}
+
+/* It samples lag every sample_ms and beats every heartbeat_ms, on time
+ * within a generous margin, and reports a utilization (process CPU share). */
+static void test_tmon_feeds(void **state) {
+  (void)state;
+  config_t cfg;
+  mon_hub_t *h = threads_hub(&cfg, 2, 10);
+  tmon_t t = {0};
+  assert_int_equal(tmon_start(&t, mon_hub_src(h, 0), &cfg), 0);
+  mon_heartbeat_t hb;
+  mon_lag_t l;
+  double end = (double)clock_ms() + 10000;
+  do {
+    usleep(20 * 1000); /* polling the thread's progress, with a deadline */
+    mon_heartbeat_get(h, 0, &hb);
+    mon_lag_get(h, 0, &l);
+  } while ((hb.beats < 30 || isnan(l.utilization)) && (double)clock_ms() < end);
+  tmon_stop(&t);
+  assert_true(hb.beats >= 30);
+  assert_true(l.samples >= 100);     /* about five per beat */
+  assert_true(l.p50_ms < 50);         /* woken on time, mostly: it only sleeps */
+  assert_true(hb.interval_ms == 10);
+  assert_false(isnan(l.utilization)); /* two CPU readings 100 ms apart */
+  assert_true(l.utilization >= 0 && l.utilization <= 1);
+  assert_int_equal(l.stalls, 0);
+  /* it has stopped: no more beats */
+  mon_heartbeat_get(h, 0, &hb);
+  uint64_t beats = hb.beats;
+  usleep(50 * 1000);
+  mon_heartbeat_get(h, 0, &hb);
+  assert_int_equal(hb.beats, beats);
+  mon_hub_free(h);
+}
+
+/* Stopping does not wait for a far deadline (shutdown joins the thread). */
+static void test_tmon_stops_promptly(void **state) {
+  (void)state;
+  config_t cfg;
+  mon_hub_t *h = threads_hub(&cfg, 10000, 60000);
+  tmon_t t = {0};
+  tmon_stop(&t); /* never started: nothing to do */
+  assert_int_equal(tmon_start(&t, mon_hub_src(h, 0), &cfg), 0);
+  usleep(20 * 1000);
+  uint64_t t0 = clock_ms();
+  tmon_stop(&t);
+  uint64_t took = clock_ms() - t0;
+  if (took > TMON_STOP_MS + 500)
+    fail_msg("tmon_stop took %llu ms", (unsigned long long)took);
+  mon_lag_t l;
+  mon_lag_get(h, 0, &l);
+  assert_int_equal(l.samples, 0); /* none was due */
+  mon_hub_free(h);
+}
+
+/* With WATCHDOG_USEC set it pings NOTIFY_SOCKET every half of it. */
+static void test_tmon_watchdog(void **state) {
+  (void)state;
+  char path[108];
+  snprintf(path, sizeof path, "/tmp/loopd-unit-notify-%d.sock", (int)getpid());
+  unlink(path);
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  assert_true(fd >= 0);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+  assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  /* before the thread starts: nothing reads the environment meanwhile */
+  setenv("NOTIFY_SOCKET", path, 1);
+  setenv("WATCHDOG_USEC", "40000", 1); /* a ping every 20 ms */
+  unsetenv("WATCHDOG_PID");
+  config_t cfg;
+  mon_hub_t *h = threads_hub(&cfg, 10, 100);
+  tmon_t t = {0};
+  assert_int_equal(tmon_start(&t, mon_hub_src(h, 0), &cfg), 0);
+  int pings = 0;
+  uint64_t t0 = clock_ms();
+  while (pings < 5 && clock_ms() - t0 < 5000) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 1000) <= 0)
+      break;
+    char buf[64];
+    ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    assert_string_equal(buf, "WATCHDOG=1");
+    pings++;
+  }
+  uint64_t took = clock_ms() - t0;
+  tmon_stop(&t);
+  unsetenv("NOTIFY_SOCKET");
+  unsetenv("WATCHDOG_USEC");
+  close(fd);
+  unlink(path);
+  mon_hub_free(h);
+  assert_int_equal(pings, 5);
+  assert_true(took >= 4 * 20 - 5); /* not more often than every 20 ms */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_hist_precision),   cmocka_unit_test(test_hist_percentiles),
       cmocka_unit_test(test_hist_window_rolls), cmocka_unit_test(test_prom_shape),
       cmocka_unit_test(test_http_counters),    cmocka_unit_test(test_stall_culprit),
-      cmocka_unit_test(test_hub),
+      cmocka_unit_test(test_hub),              cmocka_unit_test(test_http_counters_shared),
+      cmocka_unit_test(test_tmon_feeds),       cmocka_unit_test(test_tmon_stops_promptly),
+      cmocka_unit_test(test_tmon_watchdog),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
