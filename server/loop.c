@@ -87,6 +87,6 @@ void evloop_main(void *arg) {
     log_msg("loop %d closed with handles open: %s", l->index, uv_strerror(r));
   buf_free(&l->out);
   session_env_free(&l->env);
-  l->closed = true;
+  atomic_store_explicit(&l->closed, true, memory_order_release);
   uv_async_send(l->done);
 }

@@ -56,7 +56,7 @@ typedef struct evloop {
   int nall;
   int listen_fd;
   bool draining;
-  bool closed;
+  _Atomic bool closed; /* written by the loop thread, read by the main thread */
   uv_sem_t *ready; /* posted once listening (or failed: see start_error) */
   int start_error;
   uv_async_t *done; /* sent once the loop has closed */

@@ -70,7 +70,7 @@ static void on_loop_done(uv_async_t *a) {
   evserver_t *s = a->data;
   int done = 0;
   for (int i = 0; i < s->nloops; i++)
-    done += s->loops[i].closed;
+    done += atomic_load_explicit(&s->loops[i].closed, memory_order_acquire);
   if (done == s->nloops)
     close_main_handles(s);
 }

@@ -22,6 +22,17 @@
 #ifndef SANITIZED
 #define SANITIZED 0
 #endif
+/* 1 in TSan builds, whose shadow memory grows with every heap byte. */
+#if defined(__SANITIZE_THREAD__)
+#define SANITIZED_THREAD 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SANITIZED_THREAD 1
+#endif
+#endif
+#ifndef SANITIZED_THREAD
+#define SANITIZED_THREAD 0
+#endif
 
 typedef struct srv {
   pid_t pid;
