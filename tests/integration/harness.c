@@ -144,6 +144,9 @@ int srv_stop(srv_t *s, int sig, int timeout_ms) {
       s->pid = 0;
       while (log_pump(s, 0)) {
       }
+      /* say why, so a failure in CI can be read without a rerun */
+      fprintf(stderr, "loopd did not exit within %d ms of signal %d; its stderr:\n%s\n",
+              timeout_ms, sig, s->log);
       return -1;
     }
     if (!log_pump(s, 10))
