@@ -103,6 +103,21 @@ sample_proc() {
   echo "$rss $thr $(echo "scale=3; ($cpu1 - $cpu0) / $hz" | bc)" >"$out"
 }
 
+# Open descriptors of $1 (connections included).
+fd_count() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
+
+# Waits (up to 20 s) until $1 holds at most $2 descriptors again: the last
+# point's connections are gone (thread mode lingers and joins its threads),
+# so they do not count against the next point's peaks.
+settle() {
+  local i
+  for i in $(seq 200); do
+    [ "$(fd_count "$1")" -le "$2" ] && return 0
+    sleep 0.1
+  done
+  say "loadtest: server still holds $(fd_count "$1") descriptors (had $2); going on"
+}
+
 # The LOOPD_RESULT line of a wrk run, as shell variables R_*.
 parse_result() {
   local line
