@@ -254,15 +254,17 @@ static void on_idle(uv_idle_t *h) {
   conn_run_yields(h->data);
 }
 
+/* One continuation per loop turn, round-robin: with many sliced jobs at
+ * once, timers and I/O still run after every slice, not after one slice of
+ * each (which would make the loop's turn N slices long). */
 void conn_run_yields(evloop_t *l) {
-  conn_t *list = l->yield_head;
-  l->yield_head = NULL;
-  l->yield_tail = &l->yield_head;
-  while (list != NULL) {
-    conn_t *c = list;
-    list = c->yield_next;
+  conn_t *c = l->yield_head;
+  if (c != NULL) {
+    l->yield_head = c->yield_next;
+    if (l->yield_head == NULL)
+      l->yield_tail = &l->yield_head;
     c->in_yield = false;
-    plan_done(c);
+    plan_done(c); /* may yield again: back of the line */
   }
   if (l->yield_head == NULL)
     uv_idle_stop(&l->idle);

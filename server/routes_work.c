@@ -170,5 +170,9 @@ void route_cpu(route_ctx_t *rc) {
   if (read_params(rc, st, true) != 0)
     return;
   st->submit_ns = clock_ns();
-  cpu_step(rc);
+  if (st->slice_ms == 0)
+    cpu_step(rc); /* one unbroken slice: the loop stalls, as asked */
+  else
+    plan_yield(rc, cpu_step); /* even the first slice waits its turn, so many
+                                 requests read at once do not run back to back */
 }

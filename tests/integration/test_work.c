@@ -226,6 +226,51 @@ static void test_block_vs_slow_vs_cpu(void **state) {
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }
 
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Many sliced jobs at once still yield after every slice: the loop runs one
+ * slice per turn, so a GET / waits about one slice, not one slice per job. */
+static void test_many_cpu_jobs_share_the_loop(void **state) {
+  (void)state;
+  if (!event_mode())
+    skip(); /* threads: the OS scheduler shares the core instead */
+  srv_t s;
+  assert_int_equal(srv_start(&s, NULL), 0);
+  enum { JOBS = 20, PROBES = 9 };
+  int fds[JOBS];
+  send_all(s.port, "GET /cpu?ms=100&slice_ms=10 HTTP/1.1\r\nHost: x\r\n\r\n", fds, JOBS);
+  usleep(50 * 1000); /* all twenty have started */
+  double took[PROBES];
+  int probe = raw_connect(s.port);
+  for (int i = 0; i < PROBES; i++) {
+    resp_t r;
+    double t0 = now_ms();
+    assert_int_equal(raw_sends(probe, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    assert_int_equal(resp_read(probe, &r, T, false), 0);
+    took[i] = now_ms() - t0;
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+  }
+  raw_close(probe);
+  qsort(took, PROBES, sizeof took[0], cmp_double);
+  /* one slice is 10 ms; twenty back to back would be 200 ms */
+  print_message("GET / during %d sliced jobs: median %.1f ms, max %.1f ms\n", JOBS,
+                took[PROBES / 2], took[PROBES - 1]);
+  assert_true(took[PROBES / 2] < 50);
+  for (int i = 0; i < JOBS; i++) {
+    resp_t r;
+    assert_int_equal(resp_read(fds[i], &r, T, false), 0);
+    assert_int_equal(r.status, 200);
+    assert_true(json_num(r.body, "slices") >= 10);
+    resp_free(&r);
+    raw_close(fds[i]);
+  }
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+}
+
 static void test_bad_params_and_block_off(void **state) {
   (void)state;
   srv_t s;
@@ -283,6 +328,7 @@ int main(void) {
       cmocka_unit_test(test_queue_full),
       cmocka_unit_test(test_cancel_queued),
       cmocka_unit_test(test_block_vs_slow_vs_cpu),
+      cmocka_unit_test(test_many_cpu_jobs_share_the_loop),
       cmocka_unit_test(test_bad_params_and_block_off),
       cmocka_unit_test(test_shutdown_with_jobs),
   };
