@@ -83,8 +83,8 @@ stop_all() {
   PIDS=()
 }
 
-# Peak RSS (KiB), peak thread count and CPU seconds of $1, sampled every 0.2 s
-# into the file $2 until the file $3 exists.
+# Peak RSS (KiB: sampled, and VmHWM at the end), peak thread count and CPU
+# seconds of $1, sampled every 0.2 s into the file $2 until the file $3 exists.
 sample_proc() {
   local pid=$1 out=$2 stopfile=$3 rss=0 thr=0 r t
   local hz
@@ -98,24 +98,12 @@ sample_proc() {
     [ -n "$t" ] && [ "$t" -gt "$thr" ] && thr=$t
     sleep 0.2
   done
+  # the kernel's own high-water mark catches a peak between two samples
+  r=$(awk '/^VmHWM:/{print $2}' "/proc/$pid/status" 2>/dev/null)
+  [ -n "$r" ] && [ "$r" -gt "$rss" ] && rss=$r
   local cpu1
   cpu1=$(awk '{print $14+$15}' "/proc/$pid/stat" 2>/dev/null || echo "$cpu0")
   echo "$rss $thr $(echo "scale=3; ($cpu1 - $cpu0) / $hz" | bc)" >"$out"
-}
-
-# Open descriptors of $1 (connections included).
-fd_count() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
-
-# Waits (up to 20 s) until $1 holds at most $2 descriptors again: the last
-# point's connections are gone (thread mode lingers and joins its threads),
-# so they do not count against the next point's peaks.
-settle() {
-  local i
-  for i in $(seq 200); do
-    [ "$(fd_count "$1")" -le "$2" ] && return 0
-    sleep 0.1
-  done
-  say "loadtest: server still holds $(fd_count "$1") descriptors (had $2); going on"
 }
 
 # The LOOPD_RESULT line of a wrk run, as shell variables R_*.

@@ -33,5 +33,13 @@ for f in summary.md timeline.png timeline.csv; do
 done
 for phase in baseline block slow cpu; do
   grep -q "| $phase |" "$out/lag/summary.md" || fail "lag-demo table lacks $phase"
+  # every phase has its beats (3 s at one per 20 ms: about 150)
+  beats=$(awk -F, -v P="$phase" '$3==P {n++} END {print n+0}' "$out/lag/timeline.csv")
+  [ "$beats" -ge 50 ] || fail "lag-demo timeline has $beats beats in $phase"
 done
+# the /block burst (150 ms jobs) shows in the block phase, and only there
+awk -F, '$3=="block" && $2+0 >= 140 {hit=1} END {exit !hit}' "$out/lag/timeline.csv" ||
+  fail "lag-demo timeline shows no /block stall in the block phase"
+awk -F, '$3=="baseline" && $2+0 >= 140 {hit=1} END {exit hit}' "$out/lag/timeline.csv" ||
+  fail "lag-demo timeline puts a stall in the baseline"
 echo "ok: $rows points, summary, plots, lag-demo"
