@@ -42,4 +42,7 @@ awk -F, '$3=="block" && $2+0 >= 140 {hit=1} END {exit !hit}' "$out/lag/timeline.
   fail "lag-demo timeline shows no /block stall in the block phase"
 awk -F, '$3=="baseline" && $2+0 >= 140 {hit=1} END {exit hit}' "$out/lag/timeline.csv" ||
   fail "lag-demo timeline puts a stall in the baseline"
-echo "ok: $rows points, summary, plots, lag-demo"
+"$src/loadtest/monitor-cost" --rounds 1 --duration 1 --out "$out/cost" || fail "monitor-cost exited $?"
+[ "$(grep -c '^o[nf]*,1,[0-9]' "$out/cost/results.csv")" = 2 ] || fail "monitor-cost: expected an on and an off run"
+grep -q '^Medians: on [0-9]* req/s, off [0-9]* req/s' "$out/cost/summary.md" || fail "monitor-cost summary"
+echo "ok: $rows points, summary, plots, lag-demo, monitor-cost"
