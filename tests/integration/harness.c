@@ -542,3 +542,48 @@ int raw_exchange(int port, const char *request, resp_t *r, int timeout_ms) {
   raw_close(fd);
   return rc;
 }
+
+int raw_get(int port, const char *path, resp_t *r, int timeout_ms) {
+  char req[1024];
+  if (snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path) >= (int)sizeof req)
+    return -1;
+  return raw_exchange(port, req, r, timeout_ms);
+}
+
+int raw_send_get(int fd, const char *path) {
+  char req[1024];
+  if (snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path) >= (int)sizeof req)
+    return -1;
+  return raw_sends(fd, req);
+}
+
+void raw_local_name(int fd, char *out, size_t len) {
+  struct sockaddr_in a;
+  socklen_t al = sizeof a;
+  if (getsockname(fd, (struct sockaddr *)&a, &al) != 0)
+    a.sin_port = 0;
+  snprintf(out, len, "127.0.0.1:%d", ntohs(a.sin_port));
+}
+
+bool test_event_mode(void) { return strcmp(test_mode(), "event") == 0; }
+
+double json_num(const char *body, const char *key) {
+  char k[64];
+  snprintf(k, sizeof k, "\"%s\":", key);
+  const char *p = strstr(body, k);
+  return p ? atof(p + strlen(k)) : -1;
+}
+
+long proc_threads(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return -1;
+  long v = -1;
+  while (fgets(line, sizeof line, f) != NULL)
+    if (strncmp(line, "Threads:", 8) == 0)
+      v = atol(line + 8);
+  fclose(f);
+  return v;
+}

@@ -24,21 +24,6 @@
 
 static bool threads_mode(void) { return strcmp(test_mode(), "threads") == 0; }
 
-/* "Threads:" from /proc/PID/status. */
-static long proc_threads(pid_t pid) {
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return -1;
-  long v = -1;
-  while (fgets(line, sizeof line, f) != NULL)
-    if (strncmp(line, "Threads:", 8) == 0)
-      v = atol(line + 8);
-  fclose(f);
-  return v;
-}
-
 /* Waits until the thread count is want (threads end asynchronously). */
 static bool threads_become(pid_t pid, long want, int timeout_ms) {
   double end = now_ms() + timeout_ms;

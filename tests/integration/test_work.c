@@ -18,15 +18,6 @@
 
 #define T 10000
 
-static bool event_mode(void) { return strcmp(test_mode(), "event") == 0; }
-
-static double json_num(const char *body, const char *key) {
-  char k[64];
-  snprintf(k, sizeof k, "\"%s\":", key);
-  const char *p = strstr(body, k);
-  return p ? atof(p + strlen(k)) : -1;
-}
-
 /* Sends the same request on n new connections at once; returns the fds. */
 static void send_all(int port, const char *req, int *fds, int n) {
   for (int i = 0; i < n; i++) {
@@ -86,7 +77,7 @@ static void test_pool_parallelism(void **state) {
     raw_close(fds[i]);
   }
   double eight = now_ms() - t0;
-  if (event_mode()) {
+  if (test_event_mode()) {
     assert_true(eight >= 560);
     assert_true(eight < 1200);
     assert_true(max_queued >= 250);
@@ -115,7 +106,7 @@ static void test_cpu_flag_burns_cpu(void **state) {
 
 static void test_queue_full(void **state) {
   (void)state;
-  if (!event_mode())
+  if (!test_event_mode())
     skip(); /* thread mode runs jobs inline: no shared queue */
   srv_t s;
   assert_int_equal(srv_startv(&s, "--set", "work.queue_limit=2", NULL), 0);
@@ -149,7 +140,7 @@ static void test_queue_full(void **state) {
 
 static void test_cancel_queued(void **state) {
   (void)state;
-  if (!event_mode())
+  if (!test_event_mode())
     skip();
   srv_t s;
   assert_int_equal(srv_startv(&s, "--workers", "1", NULL), 0);
@@ -203,7 +194,7 @@ static void test_block_vs_slow_vs_cpu(void **state) {
   int st;
   double blocked = probe_during(s.port, "GET /block?ms=500 HTTP/1.1\r\nHost: x\r\n\r\n", &st);
   assert_int_equal(st, 200);
-  if (event_mode()) {
+  if (test_event_mode()) {
     assert_true(blocked >= 400); /* the loop was stuck: everyone waits */
     assert_true(blocked < 1500);
   } else {
@@ -235,7 +226,7 @@ static int cmp_double(const void *a, const void *b) {
  * slice per turn, so a GET / waits about one slice, not one slice per job. */
 static void test_many_cpu_jobs_share_the_loop(void **state) {
   (void)state;
-  if (!event_mode())
+  if (!test_event_mode())
     skip(); /* threads: the OS scheduler shares the core instead */
   srv_t s;
   assert_int_equal(srv_start(&s, NULL), 0);

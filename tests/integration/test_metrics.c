@@ -1,0 +1,676 @@
+/* test_metrics.c: what the monitor reports (SPEC section 3, /metrics
+ * /healthz and load shedding): /metrics passes promtool and its counters
+ * add up; /healthz and shedding react to lag and come back; several loops
+ * share the work and are each reported; the work and connection counters
+ * move as they should, also under concurrent requests. Thread mode (SPEC
+ * section 4): a process the OS does not run (SIGSTOP) lags, every connection
+ * thread counts into one block, and the live threads show. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define T 10000
+
+/* ---- /metrics ---- */
+
+static bool have_promtool(void) { return system("command -v promtool >/dev/null 2>&1") == 0; }
+
+/* promtool check metrics on body; returns its exit status, its output in out. */
+static int promtool_check(const char *body, size_t len, char *out, size_t outlen) {
+  char path[] = "/tmp/loopd-metrics-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, body, len), (ssize_t)len);
+  close(fd);
+  char cmd[256];
+  snprintf(cmd, sizeof cmd, "promtool check metrics < %s 2>&1", path);
+  FILE *p = popen(cmd, "r");
+  assert_non_null(p);
+  size_t n = fread(out, 1, outlen - 1, p);
+  out[n] = '\0';
+  int st = pclose(p);
+  unlink(path);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static double metric(const char *body, const char *series) {
+  char k[256];
+  snprintf(k, sizeof k, "\n%s ", series);
+  const char *p = strstr(body, k);
+  return p ? atof(p + strlen(k)) : -1;
+}
+
+static void test_metrics(void **state) {
+  (void)state;
+  srv_t s;
+  assert_int_equal(srv_start(&s, NULL), 0);
+  resp_t r;
+  for (int i = 0; i < 7; i++) {
+    assert_int_equal(raw_get(s.port, "/", &r, T), 0);
+    resp_free(&r);
+  }
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(raw_get(s.port, "/nope", &r, T), 0);
+    resp_free(&r);
+  }
+  assert_int_equal(raw_get(s.port, "/echo?status=418", &r, T), 0);
+  resp_free(&r);
+  if (test_event_mode()) {
+    assert_int_equal(raw_get(s.port, "/block?ms=150", &r, T), 0);
+    resp_free(&r);
+    assert_true(srv_log_wait(&s, "loop stalled", T));
+  } else {
+    /* 300 ms of CPU on a connection thread: utilization (process CPU share)
+     * has two readings to compare and something to show; the job counts */
+    assert_int_equal(raw_get(s.port, "/slow?ms=300&cpu=1", &r, T), 0);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+  }
+  assert_int_equal(raw_get(s.port, "/metrics", &r, T), 0);
+  assert_int_equal(r.status, 200);
+  assert_string_equal(resp_header(&r, "content-type"), "text/plain; version=0.0.4; charset=utf-8");
+  const char *names[] = {
+      "loopd_event_loop_lag_seconds",        "loopd_event_loop_utilization",
+      "loopd_heartbeat_max_gap_seconds",     "loopd_http_requests_total",
+      "loopd_http_request_duration_seconds", "loopd_connections_active",
+      "loopd_work_queued",                   "loopd_work_running",
+      "loopd_work_rejected_total",           "loopd_work_cancelled_total",
+      "loopd_loop_stalls_total",             "process_resident_memory_bytes",
+      "process_open_fds",                    "process_cpu_seconds_total",
+      "process_start_time_seconds"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    char help[128], type[128];
+    snprintf(help, sizeof help, "# HELP %s ", names[i]);
+    snprintf(type, sizeof type, "# TYPE %s ", names[i]);
+    if (strstr(r.body, help) == NULL || strstr(r.body, type) == NULL)
+      fail_msg("no HELP/TYPE for %s", names[i]);
+  }
+  const char *b = r.body;
+  assert_true(metric(b, "loopd_http_requests_total{route=\"/\",code=\"200\"}") == 7);
+  assert_true(metric(b, "loopd_http_requests_total{route=\"other\",code=\"404\"}") == 2);
+  assert_true(metric(b, "loopd_http_requests_total{route=\"/echo\",code=\"418\"}") == 1);
+  assert_true(metric(b, "loopd_http_request_duration_seconds_count{route=\"/\"}") == 7);
+  assert_true(metric(b, "loopd_http_request_duration_seconds_bucket{route=\"/\",le=\"+Inf\"}") == 7);
+  assert_true(metric(b, "loopd_connections_active") >= 1);
+  assert_true(metric(b, "loopd_work_queued") == 0);
+  assert_true(metric(b, "process_resident_memory_bytes") > 1e6);
+  assert_true(metric(b, "process_open_fds") >= 4);
+  assert_true(metric(b, "process_cpu_seconds_total") >= 0);
+  double start = metric(b, "process_start_time_seconds");
+  double now = (double)time(NULL);
+  assert_true(start > now - 120 && start <= now + 2);
+  if (test_event_mode()) {
+    double lag_n = metric(b, "loopd_event_loop_lag_seconds_count{loop=\"0\"}");
+    assert_true(lag_n > 0);
+    assert_true(metric(b, "loopd_event_loop_lag_seconds_bucket{loop=\"0\",le=\"+Inf\"}") == lag_n);
+    assert_true(metric(b, "loopd_event_loop_lag_seconds_bucket{loop=\"0\",le=\"0.1\"}") < lag_n);
+    assert_true(metric(b, "loopd_loop_stalls_total{loop=\"0\"}") == 1);
+    assert_true(metric(b, "loopd_heartbeat_max_gap_seconds{loop=\"0\"}") >= 0.14);
+    double u = metric(b, "loopd_event_loop_utilization{loop=\"0\"}");
+    if (!(u > 0 && u <= 1))
+      fail_msg("utilization %f", u);
+    assert_null(strstr(b, "loopd_threads_live"));
+  } else {
+    /* the heartbeat thread's lag, under the same names; no loop stalls */
+    double lag_n = metric(b, "loopd_event_loop_lag_seconds_count{loop=\"0\"}");
+    assert_true(lag_n > 0);
+    assert_true(metric(b, "loopd_event_loop_lag_seconds_bucket{loop=\"0\",le=\"+Inf\"}") == lag_n);
+    assert_true(metric(b, "loopd_loop_stalls_total{loop=\"0\"}") == 0);
+    assert_true(metric(b, "loopd_heartbeat_beats_total{loop=\"0\"}") >= 2);
+    assert_non_null(strstr(b, "# HELP loopd_threads_live "));
+    assert_non_null(strstr(b, "# TYPE loopd_threads_live gauge\n"));
+    /* this request's thread, and maybe one whose client just closed */
+    assert_true(metric(b, "loopd_threads_live") >= 1);
+    assert_true(metric(b, "loopd_work_threads") == 0);
+    assert_true(metric(b, "loopd_work_running") == 0);
+    assert_true(metric(b, "loopd_work_completed_total") == 1);
+    assert_true(metric(b, "loopd_work_rejected_total") == 0);
+    assert_true(metric(b, "loopd_http_requests_total{route=\"/slow\",code=\"200\"}") == 1);
+    double u = metric(b, "loopd_event_loop_utilization{loop=\"0\"}");
+    if (!(u > 0 && u <= 1))
+      fail_msg("utilization (process CPU share) %f", u);
+  }
+  if (have_promtool()) {
+    char out[4096];
+    int st = promtool_check(r.body, r.body_len, out, sizeof out);
+    if (st != 0)
+      fail_msg("promtool check metrics: %d: %s", st, out);
+  }
+  resp_free(&r);
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+  if (!have_promtool())
+    skip(); /* the rest passed; say promtool did not run */
+}
+
+/* ---- /healthz and load shedding ---- */
+
+/* GET path on new connections until it answers want (within ms). */
+static bool eventually(int port, const char *path, int want, int ms) {
+  double end = now_ms() + ms;
+  while (now_ms() < end) {
+    resp_t r;
+    assert_int_equal(raw_get(port, path, &r, T), 0);
+    int st = r.status;
+    resp_free(&r);
+    if (st == want)
+      return true;
+    usleep(5000);
+  }
+  return false;
+}
+
+/* GET path until it answers want (within ms); its body goes to body. */
+static bool eventually_body(int port, const char *path, int want, int ms, char *body, size_t len) {
+  double end = now_ms() + ms;
+  while (now_ms() < end) {
+    resp_t r;
+    assert_int_equal(raw_get(port, path, &r, T), 0);
+    int st = r.status;
+    snprintf(body, len, "%s%s", r.body, resp_header(&r, "retry-after") ? "[retry-after]" : "");
+    resp_free(&r);
+    if (st == want)
+      return true;
+    usleep(5000);
+  }
+  return false;
+}
+
+/* Thread mode: stops the whole process for 1.5 s. Its heartbeat thread is
+ * not run either, so it wakes at least 500 ms late: with monitor.sample_ms
+ * = 1000 a sample fell due during the stop, and that late sample stays the
+ * latest for a second after. Nothing in loopd can cause this: it is the
+ * scheduler's delay, which is what the heartbeat thread measures. */
+static void stop_process(const srv_t *s) {
+  assert_int_equal(kill(s->pid, SIGSTOP), 0);
+  usleep(1500 * 1000); /* the length of the outage, not a wait for readiness */
+  assert_int_equal(kill(s->pid, SIGCONT), 0);
+}
+
+/* Thread mode: a /block does not make /healthz fail (nor slow it); the
+ * heartbeat thread's lag does, and passes. */
+static void healthz_threads(void) {
+  srv_t s;
+  assert_int_equal(srv_startv(&s, "--set", "monitor.unhealthy_lag_ms=200", "--set",
+                              "monitor.sample_ms=1000", NULL), 0);
+  int blocker = raw_connect(s.port);
+  assert_int_equal(raw_send_get(blocker, "/block?ms=600"), 0);
+  usleep(100 * 1000);
+  double t0 = now_ms();
+  resp_t r;
+  assert_int_equal(raw_get(s.port, "/healthz", &r, T), 0);
+  assert_int_equal(r.status, 200);
+  assert_true(now_ms() - t0 < 300);
+  resp_free(&r);
+  assert_int_equal(resp_read(blocker, &r, T, false), 0);
+  resp_free(&r);
+  raw_close(blocker);
+  stop_process(&s);
+  char body[512];
+  assert_true(eventually_body(s.port, "/healthz", 503, 1000, body, sizeof body));
+  if (strstr(body, "heartbeat thread lag") == NULL)
+    fail_msg("503 body: %s", body);
+  assert_int_equal(raw_get(s.port, "/lag", &r, T), 0);
+  assert_true(json_num(r.body, "max") >= 450);
+  assert_true(json_num(r.body, "stalls") == 0); /* lag, not a stall */
+  resp_free(&r);
+  assert_int_equal(raw_get(s.port, "/heartbeat", &r, T), 0);
+  assert_true(json_num(r.body, "late_beats") >= 1);
+  assert_true(json_num(r.body, "max_gap_ms") >= 1400);
+  resp_free(&r);
+  /* the next sample is on time: healthy again */
+  assert_true(eventually(s.port, "/healthz", 200, 3000));
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+}
+
+static void test_healthz(void **state) {
+  (void)state;
+  if (!test_event_mode()) {
+    healthz_threads();
+    return;
+  }
+  srv_t s;
+  assert_int_equal(srv_startv(&s, "--set", "monitor.unhealthy_lag_ms=200", NULL), 0);
+  resp_t r;
+  assert_int_equal(raw_get(s.port, "/healthz", &r, T), 0);
+  assert_int_equal(r.status, 200);
+  assert_string_equal(r.body, "ok\n");
+  resp_free(&r);
+  /* a check sent while the loop is blocked is answered late, and 503 */
+  int checker = raw_connect(s.port);
+  int blocker = raw_connect(s.port);
+  assert_int_equal(raw_send_get(blocker, "/block?ms=600"), 0);
+  usleep(100 * 1000);
+  double t0 = now_ms();
+  assert_int_equal(raw_send_get(checker, "/healthz"), 0);
+  assert_int_equal(resp_read(checker, &r, T, false), 0);
+  double took = now_ms() - t0;
+  assert_int_equal(r.status, 503);
+  assert_non_null(strstr(r.body, "lag"));
+  assert_true(took > 350);
+  resp_free(&r);
+  assert_int_equal(resp_read(blocker, &r, T, false), 0);
+  resp_free(&r);
+  raw_close(checker);
+  raw_close(blocker);
+  /* and once the loop has recovered, healthy again */
+  assert_true(eventually(s.port, "/healthz", 200, 1000));
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+}
+
+/* Thread mode: shedding follows the heartbeat thread's lag; a /block does
+ * not trigger it, a process the OS did not run does; monitor routes still
+ * answer meanwhile. */
+static void shedding_threads(void) {
+  srv_t s;
+  assert_int_equal(srv_startv(&s, "--set", "monitor.shed_lag_ms=200", "--set",
+                              "monitor.sample_ms=1000", NULL), 0);
+  int blocker = raw_connect(s.port);
+  assert_int_equal(raw_send_get(blocker, "/block?ms=500"), 0);
+  usleep(100 * 1000);
+  resp_t r;
+  assert_int_equal(raw_get(s.port, "/", &r, T), 0);
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+  assert_int_equal(resp_read(blocker, &r, T, false), 0);
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+  raw_close(blocker);
+  stop_process(&s);
+  char body[512];
+  assert_true(eventually_body(s.port, "/", 503, 1000, body, sizeof body));
+  if (strstr(body, "heartbeat thread lag") == NULL || strstr(body, "[retry-after]") == NULL)
+    fail_msg("503 body: %s", body);
+  assert_int_equal(raw_get(s.port, "/lag", &r, T), 0);
+  assert_int_equal(r.status, 200); /* never shed */
+  resp_free(&r);
+  assert_true(eventually(s.port, "/", 200, 3000));
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+}
+
+static void test_shedding(void **state) {
+  (void)state;
+  if (!test_event_mode()) {
+    shedding_threads();
+    return;
+  }
+  for (int shed = 0; shed <= 1; shed++) {
+    srv_t s;
+    assert_int_equal(srv_startv(&s, "--set", shed ? "monitor.shed_lag_ms=100" : "monitor.shed_lag_ms=0",
+                                NULL), 0);
+    int work = raw_connect(s.port), mon = raw_connect(s.port), blocker = raw_connect(s.port);
+    assert_int_equal(raw_send_get(blocker, "/block?ms=500"), 0);
+    usleep(100 * 1000);
+    assert_int_equal(raw_send_get(work, "/"), 0);
+    assert_int_equal(raw_send_get(mon, "/lag"), 0);
+    resp_t r;
+    assert_int_equal(resp_read(blocker, &r, T, false), 0);
+    resp_free(&r);
+    /* processed right after the stall: shed, while the monitor still answers */
+    assert_int_equal(resp_read(work, &r, T, false), 0);
+    if (shed) {
+      assert_int_equal(r.status, 503);
+      assert_non_null(resp_header(&r, "retry-after"));
+      assert_non_null(strstr(r.body, "lag"));
+    } else {
+      assert_int_equal(r.status, 200);
+    }
+    resp_free(&r);
+    assert_int_equal(resp_read(mon, &r, T, false), 0);
+    assert_int_equal(r.status, 200);
+    assert_true(json_num(r.body, "max") >= 450);
+    resp_free(&r);
+    /* the lag passes, and so does the shedding */
+    assert_true(eventually(s.port, "/", 200, 1000));
+    raw_close(work);
+    raw_close(mon);
+    raw_close(blocker);
+    assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+  }
+}
+
+/* ---- several loops ---- */
+
+/* GET path on N new connections at once. SO_REUSEPORT spreads them over the
+ * loops: those on a free loop answer while another is blocked. */
+enum { SPREAD = 16 };
+typedef struct spread {
+  const char *path;
+  int want; /* every answer must have this status */
+  int fds[SPREAD];
+  bool done[SPREAD];
+} spread_t;
+
+static void spread_send(spread_t *sp, int port, const char *path, int want) {
+  memset(sp, 0, sizeof *sp);
+  sp->path = path;
+  sp->want = want;
+  for (int i = 0; i < SPREAD; i++) {
+    sp->fds[i] = raw_connect(port);
+    assert_int_equal(raw_send_get(sp->fds[i], path), 0);
+  }
+}
+
+/* Reads the answers that come before deadline; returns how many; the first
+ * one's body goes to body. */
+static int spread_prompt(spread_t *sp, double deadline, char *body, size_t blen) {
+  int prompt = 0;
+  resp_t r;
+  for (;;) {
+    int left = (int)(deadline - now_ms());
+    struct pollfd p[SPREAD];
+    int np = 0, idx[SPREAD];
+    for (int i = 0; i < SPREAD; i++)
+      if (!sp->done[i]) {
+        p[np] = (struct pollfd){.fd = sp->fds[i], .events = POLLIN};
+        idx[np++] = i;
+      }
+    if (left <= 0 || np == 0 || poll(p, (nfds_t)np, left) <= 0)
+      return prompt;
+    for (int k = 0; k < np; k++) {
+      if (!(p[k].revents & POLLIN))
+        continue;
+      assert_int_equal(resp_read(sp->fds[idx[k]], &r, T, false), 0);
+      if (r.status != sp->want)
+        fail_msg("%s during a block: %d %s", sp->path, r.status, r.body);
+      if (prompt++ == 0 && body != NULL)
+        snprintf(body, blen, "%s", r.body);
+      resp_free(&r);
+      sp->done[idx[k]] = true;
+    }
+  }
+}
+
+/* The rest, answered by the blocked loop right after the stall. */
+static void spread_finish(spread_t *sp) {
+  for (int i = 0; i < SPREAD; i++) {
+    if (!sp->done[i]) {
+      resp_t r;
+      assert_int_equal(resp_read(sp->fds[i], &r, T, false), 0);
+      if (r.status != sp->want)
+        fail_msg("%s right after a block: %d %s", sp->path, r.status, r.body);
+      resp_free(&r);
+    }
+    raw_close(sp->fds[i]);
+  }
+}
+
+static void test_two_loops(void **state) {
+  (void)state;
+  if (!test_event_mode())
+    skip();
+  srv_t s;
+  assert_int_equal(srv_startv(&s, "--loops", "2", "--set", "monitor.unhealthy_lag_ms=200", NULL), 0);
+  resp_t r;
+  assert_int_equal(raw_get(s.port, "/lag", &r, T), 0);
+  assert_non_null(strstr(r.body, "\"loops\":[{\"loop\":0,"));
+  assert_non_null(strstr(r.body, "},{\"loop\":1,"));
+  assert_null(strstr(r.body, "\"loop\":2,"));
+  resp_free(&r);
+  /* one loop blocked for 2.3 s: the other one sees it while it lasts */
+  int blocker = raw_connect(s.port);
+  char peer[64], culprit[128], body[8192];
+  raw_local_name(blocker, peer, sizeof peer);
+  snprintf(culprit, sizeof culprit, "GET /block?ms=2300 from %s", peer);
+  double t0 = now_ms();
+  assert_int_equal(raw_send_get(blocker, "/block?ms=2300"), 0);
+  usleep(400 * 1000); /* past unhealthy_lag_ms and stall_ms */
+  spread_t *health = malloc(sizeof *health), *lag = malloc(sizeof *lag);
+  spread_send(health, s.port, "/healthz", 503);
+  spread_send(lag, s.port, "/lag", 200);
+  assert_true(spread_prompt(health, t0 + 1500, NULL, 0) >= 1);
+  assert_true(spread_prompt(lag, t0 + 1800, body, sizeof body) >= 1);
+  assert_non_null(strstr(body, "\"ongoing\":true"));
+  assert_non_null(strstr(body, culprit));
+  assert_true(json_num(strstr(body, "\"last_stall\""), "ms") >= 400);
+  /* a stall that goes on is reported before it ends, then once more when it does */
+  char line[256];
+  snprintf(line, sizeof line, " ms so far, still in %s (loop ", culprit);
+  assert_true(srv_log_wait(&s, line, T));
+  spread_finish(health);
+  spread_finish(lag);
+  free(health);
+  free(lag);
+  assert_int_equal(resp_read(blocker, &r, T, false), 0);
+  resp_free(&r);
+  raw_close(blocker);
+  snprintf(line, sizeof line, " ms in %s (loop ", culprit);
+  assert_true(srv_log_wait(&s, line, T));
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+}
+
+/* ---- work counters move ---- */
+
+static double lag_work(int port, const char *key) {
+  resp_t r;
+  assert_int_equal(raw_get(port, "/lag", &r, T), 0);
+  double v = json_num(strstr(r.body, "\"work\":"), key);
+  resp_free(&r);
+  return v;
+}
+
+/* Thread mode: jobs run inline on their connection's thread. No pool
+ * (threads 0), no queue (queued 0, and work.queue_limit refuses nothing),
+ * running counts jobs running right now, completed those that ended. */
+static void work_counters_threads(void) {
+  srv_t s;
+  assert_int_equal(srv_startv(&s, "--set", "work.queue_limit=2", NULL), 0);
+  enum { N = 4 };
+  int fds[N];
+  for (int i = 0; i < N; i++) {
+    fds[i] = raw_connect(s.port);
+    assert_int_equal(raw_send_get(fds[i], "/slow?ms=1000"), 0);
+  }
+  double end = now_ms() + 800;
+  while (lag_work(s.port, "running") < N && now_ms() < end)
+    usleep(10 * 1000);
+  assert_true(lag_work(s.port, "running") == N);
+  assert_true(lag_work(s.port, "queued") == 0);
+  assert_true(lag_work(s.port, "threads") == 0);
+  for (int i = 0; i < N; i++) {
+    resp_t r;
+    assert_int_equal(resp_read(fds[i], &r, T, false), 0);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    raw_close(fds[i]);
+  }
+  assert_true(lag_work(s.port, "completed") == N);
+  assert_true(lag_work(s.port, "running") == 0);
+  assert_true(lag_work(s.port, "rejected") == 0);
+  assert_true(lag_work(s.port, "cancelled") == 0);
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+}
+
+static void test_work_counters(void **state) {
+  (void)state;
+  if (!test_event_mode()) {
+    work_counters_threads();
+    return;
+  }
+  srv_t s;
+  assert_int_equal(srv_startv(&s, "--set", "work.queue_limit=2", NULL), 0);
+  int fds[6];
+  for (int i = 0; i < 6; i++) {
+    fds[i] = raw_connect(s.port);
+    assert_int_equal(raw_send_get(fds[i], "/slow?ms=300"), 0);
+  }
+  for (int i = 0; i < 6; i++) {
+    resp_t r;
+    assert_int_equal(resp_read(fds[i], &r, T, false), 0);
+    resp_free(&r);
+    raw_close(fds[i]);
+  }
+  assert_true(lag_work(s.port, "rejected") == 4);
+  assert_true(lag_work(s.port, "completed") == 2);
+  assert_true(lag_work(s.port, "running") == 0);
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+
+  assert_int_equal(srv_startv(&s, "--workers", "1", NULL), 0);
+  int running = raw_connect(s.port);
+  assert_int_equal(raw_send_get(running, "/slow?ms=800"), 0);
+  usleep(100 * 1000);
+  for (int i = 0; i < 5; i++) {
+    fds[i] = raw_connect(s.port);
+    assert_int_equal(raw_send_get(fds[i], "/slow?ms=1000"), 0);
+  }
+  usleep(100 * 1000);
+  assert_true(lag_work(s.port, "running") == 1);
+  assert_true(lag_work(s.port, "queued") == 5);
+  for (int i = 0; i < 5; i++)
+    raw_close(fds[i]);
+  double end = now_ms() + 2000;
+  while (lag_work(s.port, "cancelled") < 5 && now_ms() < end)
+    usleep(10 * 1000);
+  assert_true(lag_work(s.port, "cancelled") == 5);
+  resp_t r;
+  assert_int_equal(resp_read(running, &r, T, false), 0);
+  resp_free(&r);
+  raw_close(running);
+  assert_true(lag_work(s.port, "completed") == 1);
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+}
+
+/* ---- counting from many threads ---- */
+
+/* Eight connections at once, each with 50 pipelined requests: in thread
+ * mode eight threads count into one shared block (and race for its status
+ * slots: eight statuses, eight slots), in event mode one loop does. Every
+ * request is counted exactly once. */
+static void test_counts_concurrent(void **state) {
+  (void)state;
+  srv_t s;
+  assert_int_equal(srv_start(&s, NULL), 0);
+  enum { CONNS = 8, EACH = 50 };
+  int fds[CONNS];
+  static char req[CONNS][EACH * 64];
+  for (int i = 0; i < CONNS; i++) {
+    size_t n = 0;
+    for (int k = 0; k < EACH; k++)
+      n += (size_t)snprintf(req[i] + n, sizeof req[i] - n,
+                            k % 2 ? "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+                                  : "GET /echo?status=%d HTTP/1.1\r\nHost: x\r\n\r\n",
+                            201 + i);
+    fds[i] = raw_connect(s.port);
+    assert_true(fds[i] >= 0);
+  }
+  for (int i = 0; i < CONNS; i++)
+    assert_int_equal(raw_sends(fds[i], req[i]), 0);
+  for (int i = 0; i < CONNS; i++) {
+    for (int k = 0; k < EACH; k++) {
+      resp_t r;
+      assert_int_equal(resp_read(fds[i], &r, T, false), 0);
+      assert_int_equal(r.status, k % 2 ? 200 : 201 + i);
+      resp_free(&r);
+    }
+    raw_close(fds[i]);
+  }
+  resp_t r;
+  assert_int_equal(raw_get(s.port, "/metrics", &r, T), 0);
+  const char *b = r.body;
+  assert_true(metric(b, "loopd_http_requests_total{route=\"/\",code=\"200\"}") == CONNS * EACH / 2);
+  assert_true(metric(b, "loopd_http_request_duration_seconds_count{route=\"/\"}") ==
+              CONNS * EACH / 2);
+  for (int i = 0; i < CONNS; i++) {
+    char series[128];
+    snprintf(series, sizeof series, "loopd_http_requests_total{route=\"/echo\",code=\"%d\"}",
+             201 + i);
+    if (metric(b, series) != EACH / 2)
+      fail_msg("%s = %g, want %d", series, metric(b, series), EACH / 2);
+  }
+  assert_null(strstr(b, "code=\"other\""));
+  assert_true(metric(b, "loopd_http_request_duration_seconds_count{route=\"/echo\"}") ==
+              CONNS * EACH / 2);
+  resp_free(&r);
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+}
+
+/* ---- thread mode: live threads ---- */
+
+static double threads_live(int port) {
+  resp_t r;
+  assert_int_equal(raw_get(port, "/metrics", &r, T), 0);
+  double v = metric(r.body, "loopd_threads_live");
+  resp_free(&r);
+  return v;
+}
+
+/* Waits until loopd_threads_live is want (the asking connection included):
+ * a thread ends a little after its client closes. */
+static bool live_becomes(int port, double want, int ms) {
+  double end = now_ms() + ms;
+  while (threads_live(port) != want)
+    if (now_ms() > end)
+      return false;
+  return true;
+}
+
+/* loopd_threads_live and /lag threads.live count connection threads: they
+ * follow the connections, and /proc agrees (its count is theirs plus the
+ * main and heartbeat threads, and a sanitizer's helpers). Event mode has no
+ * connection threads (test_conns counts its threads). */
+static void test_threads_live(void **state) {
+  (void)state;
+  if (test_event_mode())
+    skip();
+  srv_t s;
+  assert_int_equal(srv_start(&s, NULL), 0);
+  enum { N = 10 };
+  int fds[N];
+  for (int i = 0; i < N; i++) {
+    fds[i] = raw_connect(s.port);
+    assert_true(fds[i] >= 0);
+    resp_t r;
+    assert_int_equal(raw_sends(fds[i], "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    assert_int_equal(resp_read(fds[i], &r, T, false), 0);
+    resp_free(&r);
+  }
+  assert_true(live_becomes(s.port, N + 1, T)); /* N idle, plus the asking one */
+  resp_t r;
+  assert_int_equal(raw_get(s.port, "/lag", &r, T), 0);
+  double lag_live = json_num(strstr(r.body, "\"threads\":{"), "live");
+  resp_free(&r);
+  assert_true(lag_live >= N + 1 && lag_live <= N + 2); /* the /metrics one may linger */
+  long with = proc_threads(s.pid);
+  for (int i = 0; i < N; i++)
+    raw_close(fds[i]);
+  assert_true(live_becomes(s.port, 1, T));
+  /* the asking connections' threads end too; then only the others remain */
+  double end = now_ms() + T;
+  long without;
+  while ((without = proc_threads(s.pid)) > with - N && now_ms() < end)
+    usleep(10 * 1000);
+  fprintf(stderr, "# threads: %ld with %d idle connections, %ld without\n", with, N, without);
+  /* with: N connection threads (the one that asked for /lag may linger) */
+  assert_true(with - without >= N && with - without <= N + 1);
+  assert_true(without >= 2);                  /* main and heartbeat threads */
+  assert_true(without <= (SANITIZED ? 6 : 3)); /* access log writer, sanitizer helpers */
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_metrics),
+      cmocka_unit_test(test_healthz),
+      cmocka_unit_test(test_shedding),
+      cmocka_unit_test(test_two_loops),
+      cmocka_unit_test(test_work_counters),
+      cmocka_unit_test(test_counts_concurrent),
+      cmocka_unit_test(test_threads_live),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
