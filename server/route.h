@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "config.h"
 #include "http.h"
+#include "json.h"
 
 typedef struct route_ctx route_ctx_t;
 typedef void (*route_fn)(route_ctx_t *rc);
@@ -105,6 +106,12 @@ void reply_error(route_ctx_t *rc, int status, const char *reason);
 void reply_head(route_ctx_t *rc, int status, const char *ctype, int64_t length, const char *extra);
 void reply_body(route_ctx_t *rc, const void *data, size_t len);
 void reply_end(route_ctx_t *rc);
+
+/* A JSON object body built in rc->env->scratch: reply_json_begin opens it;
+ * reply_json closes it, adds a newline and answers status with it (extra:
+ * header lines, or NULL); 500 when it outgrew the scratch buffer. */
+jw_t reply_json_begin(route_ctx_t *rc);
+void reply_json(route_ctx_t *rc, jw_t *w, int status, const char *extra);
 
 void plan_delay(route_ctx_t *rc, uint64_t ms, route_fn then);
 void plan_job(route_ctx_t *rc, route_fn job, route_fn then);

@@ -23,6 +23,23 @@ static const route_t table[] = {
 /* /metrics counts requests per row, with one more for "no route". */
 _Static_assert(sizeof table / sizeof table[0] < MON_ROUTES_MAX, "raise MON_ROUTES_MAX");
 
+jw_t reply_json_begin(route_ctx_t *rc) {
+  buf_reset(&rc->env->scratch);
+  jw_t w;
+  jw_init(&w, &rc->env->scratch);
+  jw_obj(&w, NULL);
+  return w;
+}
+
+void reply_json(route_ctx_t *rc, jw_t *w, int status, const char *extra) {
+  jw_obj_end(w);
+  if (jw_error(w) != 0 || buf_append(w->b, "\n", 1) != 0) {
+    reply_error(rc, 500, "response too large");
+    return;
+  }
+  reply_with(rc, status, "application/json", extra, w->b->data, w->b->len);
+}
+
 const route_t *route_table(size_t *n) {
   *n = sizeof table / sizeof table[0];
   return table;

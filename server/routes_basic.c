@@ -21,11 +21,7 @@ static void echo_end(route_ctx_t *rc) { reply_end(rc); }
 /* Without a body: describe the request as JSON. */
 static void echo_describe(route_ctx_t *rc, int status) {
   const http_req_t *r = rc->req;
-  buf_t *b = &rc->env->scratch;
-  buf_reset(b);
-  jw_t w;
-  jw_init(&w, b);
-  jw_obj(&w, NULL);
+  jw_t w = reply_json_begin(rc);
   jw_str(&w, "method", r->method);
   jw_strn(&w, "path", r->path, r->path_len);
   jw_strn(&w, "query", r->query, r->query_len);
@@ -45,12 +41,7 @@ static void echo_describe(route_ctx_t *rc, int status) {
   jw_arr_end(&w);
   jw_str(&w, "remote", rc->peer);
   jw_int(&w, "body_bytes", 0);
-  jw_obj_end(&w);
-  if (jw_error(&w) != 0 || buf_append(b, "\n", 1) != 0) {
-    reply_error(rc, 500, "response too large");
-    return;
-  }
-  reply(rc, status, "application/json", b->data, b->len);
+  reply_json(rc, &w, status, NULL);
 }
 
 static void echo_start(route_ctx_t *rc) {

@@ -62,20 +62,6 @@ static void reply_buf(route_ctx_t *rc, int status, const char *ctype, int err) {
   reply_with(rc, status, ctype, EXTRA, b->data, b->len);
 }
 
-static jw_t json_begin(route_ctx_t *rc) {
-  buf_reset(&rc->env->scratch);
-  jw_t w;
-  jw_init(&w, &rc->env->scratch);
-  jw_obj(&w, NULL);
-  return w;
-}
-
-static void reply_json(route_ctx_t *rc, jw_t *w) {
-  jw_obj_end(w);
-  int err = jw_error(w) | buf_append(w->b, "\n", 1);
-  reply_buf(rc, 200, "application/json", err);
-}
-
 /* ---- /heartbeat ----
  * The serving loop's own heartbeat ("loop" says which): a stream must come
  * from the loop whose timer it shows, and with SO_REUSEPORT a client's
@@ -125,7 +111,7 @@ void route_heartbeat(route_ctx_t *rc) {
       beat_step(rc);
     return;
   }
-  jw_t w = json_begin(rc);
+  jw_t w = reply_json_begin(rc);
   jw_num(&w, "interval_ms", hb.interval_ms, 3);
   jw_int(&w, "beats", (int64_t)hb.beats);
   if (hb.last_beat_ms_ago < 0)
@@ -138,7 +124,7 @@ void route_heartbeat(route_ctx_t *rc) {
     jw_str(&w, "source", "heartbeat thread");
   else
     jw_int(&w, "loop", v->self);
-  reply_json(rc, &w);
+  reply_json(rc, &w, 200, EXTRA);
 }
 
 /* ---- /lag ---- */
@@ -198,7 +184,7 @@ static void lag_json(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
   mon_conns_get(h, &active, &accepted);
   mon_stall_t st;
   bool stalled = mon_last_stall(h, &st);
-  jw_t w = json_begin(rc);
+  jw_t w = reply_json_begin(rc);
   jw_str(&w, "mode", mon_mode(h) == MODE_THREADS ? "threads" : "event");
   jw_num(&w, "uptime_s", mon_uptime_s(h), 3);
   json_lag_ms(&w, &a->worst, mon_window_s(h));
@@ -247,7 +233,7 @@ static void lag_json(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
     jw_int(&w, "live", mon_threads_live(h));
     jw_obj_end(&w);
   }
-  reply_json(rc, &w);
+  reply_json(rc, &w, 200, EXTRA);
 }
 
 static void fmt_util(char *out, size_t len, double u) {

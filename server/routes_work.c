@@ -69,23 +69,6 @@ static void run_job(route_ctx_t *rc) {
 
 static double ms_between(uint64_t a, uint64_t b) { return b > a ? (double)(b - a) / 1e6 : 0.0; }
 
-static void reply_json_buf(route_ctx_t *rc, jw_t *w) {
-  buf_t *b = w->b;
-  if (jw_error(w) != 0 || buf_append(b, "\n", 1) != 0) {
-    reply_error(rc, 500, "response too large");
-    return;
-  }
-  reply(rc, 200, "application/json", b->data, b->len);
-}
-
-static jw_t json_begin(route_ctx_t *rc) {
-  buf_reset(&rc->env->scratch);
-  jw_t w;
-  jw_init(&w, &rc->env->scratch);
-  jw_obj(&w, NULL);
-  return w;
-}
-
 /* Reads ms (and cpu); answers 400 and returns -1 when they are bad. */
 static int read_params(route_ctx_t *rc, job_state_t *st, bool want_slice) {
   const http_req_t *r = rc->req;
@@ -105,12 +88,11 @@ static int read_params(route_ctx_t *rc, job_state_t *st, bool want_slice) {
 
 static void slow_done(route_ctx_t *rc) {
   job_state_t *st = ROUTE_STATE(rc, job_state_t);
-  jw_t w = json_begin(rc);
+  jw_t w = reply_json_begin(rc);
   jw_int(&w, "ms", st->ms);
   jw_num(&w, "queued_ms", ms_between(st->submit_ns, st->start_ns), 3);
   jw_num(&w, "ran_ms", ms_between(st->start_ns, st->end_ns), 3);
-  jw_obj_end(&w);
-  reply_json_buf(rc, &w);
+  reply_json(rc, &w, 200, NULL);
 }
 
 void route_slow(route_ctx_t *rc) {
@@ -130,11 +112,10 @@ void route_block(route_ctx_t *rc) {
   if (read_params(rc, st, false) != 0)
     return;
   run_job(rc); /* every other connection on this loop waits: that is the lesson */
-  jw_t w = json_begin(rc);
+  jw_t w = reply_json_begin(rc);
   jw_int(&w, "ms", st->ms);
   jw_num(&w, "blocked_ms", ms_between(st->start_ns, st->end_ns), 3);
-  jw_obj_end(&w);
-  reply_json_buf(rc, &w);
+  reply_json(rc, &w, 200, NULL);
 }
 
 /* ---- /cpu: CPU work on the loop, in slices, yielding between them ---- */
@@ -156,12 +137,11 @@ static void cpu_step(route_ctx_t *rc) {
     plan_yield(rc, cpu_step); /* like await asyncio.sleep(0): let the loop turn */
     return;
   }
-  jw_t w = json_begin(rc);
+  jw_t w = reply_json_begin(rc);
   jw_int(&w, "ms", st->ms);
   jw_int(&w, "slices", st->slices);
   jw_num(&w, "elapsed_ms", ms_between(st->submit_ns, clock_ns()), 3);
-  jw_obj_end(&w);
-  reply_json_buf(rc, &w);
+  reply_json(rc, &w, 200, NULL);
 }
 
 void route_cpu(route_ctx_t *rc) {
