@@ -44,7 +44,7 @@ struct access_log {
  * (or drops it, counted, when the ring is full); the writer thread alone
  * blocks in write(2), and the exit waits for it only so long. */
 
-#define LOG_RING (64u * 1024)
+#define LOG_RING (16u * 1024) /* a burst of ~100 lines; a stuck reader drops the rest */
 #define LOG_LINE_MAX 1024
 
 static struct {
