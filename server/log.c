@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -29,12 +31,177 @@ struct access_log {
   size_t fill_len;
   char *spare; /* the writer writes this one out */
   bool stop;
+  bool busy;   /* the writer is writing a batch out (without mu) */
+  bool exited; /* the writer thread has returned */
+  pthread_cond_t idle; /* flushers and closers wait here for the writer */
   uint64_t dropped;
   uint64_t dropped_reported;
 };
 
+/* ---- stderr: a bounded ring drained by one writer thread ----
+ * A stderr nobody reads (a stuck log collector, a full pipe) must not block
+ * the loop threads or the exit: log_msg only copies its line into the ring
+ * (or drops it, counted, when the ring is full); the writer thread alone
+ * blocks in write(2), and the exit waits for it only so long. */
+
+#define LOG_RING (16u * 1024) /* a burst of ~100 lines; a stuck reader drops the rest */
+#define LOG_LINE_MAX 1024
+
+static struct {
+  pthread_mutex_t mu;
+  pthread_cond_t more;    /* the writer waits for lines */
+  pthread_cond_t drained; /* log_stop waits for the writer */
+  char ring[LOG_RING];
+  size_t head, len;   /* queued bytes: ring[head .. head+len) (wrapping) */
+  bool running, stop, exited;
+  pthread_t thread;
+  uint64_t dropped, dropped_reported;
+} lg = {.mu = PTHREAD_MUTEX_INITIALIZER,
+        .more = PTHREAD_COND_INITIALIZER,
+        .drained = PTHREAD_COND_INITIALIZER};
+
+static _Atomic uint64_t access_dropped_total; /* every access log's drops (there is one) */
+static access_log_t *abandoned; /* a writer that would not stop: kept, not freed */
+
+/* An absolute CLOCK_REALTIME time timeout_ms from now, for timed waits. */
+static struct timespec due_in(uint64_t timeout_ms) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += (time_t)(timeout_ms / 1000);
+  ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  return ts;
+}
+
+static void write_all(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      return; /* a full disk or a closed pipe must not stop the server; lines are lost */
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+}
+
+/* Appends n bytes to the ring; false (nothing copied) when they do not fit. */
+static bool ring_put(const char *p, size_t n) {
+  if (LOG_RING - lg.len < n)
+    return false;
+  size_t tail = (lg.head + lg.len) % LOG_RING;
+  size_t first = n < LOG_RING - tail ? n : LOG_RING - tail;
+  memcpy(lg.ring + tail, p, first);
+  memcpy(lg.ring, p + first, n - first);
+  lg.len += n;
+  return true;
+}
+
+static void *log_writer(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&lg.mu);
+  for (;;) {
+    while (lg.len == 0 && lg.dropped == lg.dropped_reported && !lg.stop)
+      pthread_cond_wait(&lg.more, &lg.mu);
+    if (lg.len == 0 && lg.dropped != lg.dropped_reported) {
+      char note[128];
+      int n = snprintf(note, sizeof note, "loopd: %llu log lines dropped so far (stderr was not "
+                       "read fast enough)\n", (unsigned long long)lg.dropped);
+      lg.dropped_reported = lg.dropped;
+      ring_put(note, (size_t)n);
+    }
+    if (lg.len == 0)
+      break; /* stop, and all is out */
+    size_t n = lg.len < LOG_RING - lg.head ? lg.len : LOG_RING - lg.head;
+    const char *p = lg.ring + lg.head;
+    pthread_mutex_unlock(&lg.mu);
+    write_all(STDERR_FILENO, p, n); /* may block: only this thread waits */
+    pthread_mutex_lock(&lg.mu);
+    lg.head = (lg.head + n) % LOG_RING;
+    lg.len -= n;
+    if (lg.len == 0)
+      pthread_cond_broadcast(&lg.drained);
+  }
+  lg.exited = true;
+  pthread_cond_broadcast(&lg.drained);
+  pthread_mutex_unlock(&lg.mu);
+  return NULL;
+}
+
+/* Starts a writer thread with every signal blocked: signals are the main
+ * thread's (or libuv's) business, and a handler must never run on a thread
+ * that may be stuck in write(2). */
+static int start_writer(pthread_t *th, void *(*fn)(void *), void *arg) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int r = pthread_create(th, NULL, fn, arg);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return r;
+}
+
+int log_start(void) {
+  pthread_mutex_lock(&lg.mu);
+  int r = lg.running ? 0 : start_writer(&lg.thread, log_writer, NULL);
+  if (r == 0)
+    lg.running = true;
+  pthread_mutex_unlock(&lg.mu);
+  return r == 0 ? 0 : -r;
+}
+
+/* Waits until every queued line is written or timeout_ms passed; mu held. */
+static bool wait_drained(uint64_t timeout_ms, bool for_exit) {
+  struct timespec ts = due_in(timeout_ms);
+  while (for_exit ? !lg.exited : lg.len > 0)
+    if (pthread_cond_timedwait(&lg.drained, &lg.mu, &ts) != 0)
+      return false;
+  return true;
+}
+
+bool log_flush(uint64_t timeout_ms) {
+  pthread_mutex_lock(&lg.mu);
+  bool ok = !lg.running || wait_drained(timeout_ms, false);
+  pthread_mutex_unlock(&lg.mu);
+  return ok;
+}
+
+bool log_stop(uint64_t timeout_ms) {
+  pthread_mutex_lock(&lg.mu);
+  if (!lg.running) {
+    pthread_mutex_unlock(&lg.mu);
+    return true;
+  }
+  lg.stop = true;
+  pthread_cond_signal(&lg.more);
+  bool ok = wait_drained(timeout_ms, true);
+  pthread_mutex_unlock(&lg.mu);
+  if (ok) {
+    pthread_join(lg.thread, NULL);
+    pthread_mutex_lock(&lg.mu);
+    lg.running = false; /* later lines (there should be none) go straight out */
+    pthread_mutex_unlock(&lg.mu);
+  }
+  /* else the writer is stuck in write(2): it is left there, the process ends */
+  return ok;
+}
+
+uint64_t log_dropped(void) {
+  pthread_mutex_lock(&lg.mu);
+  uint64_t d = lg.dropped;
+  pthread_mutex_unlock(&lg.mu);
+  return d;
+}
+
+uint64_t access_log_dropped_total(void) {
+  return atomic_load_explicit(&access_dropped_total, memory_order_relaxed);
+}
+
 void log_msg(const char *fmt, ...) {
-  char line[1024];
+  char line[LOG_LINE_MAX];
   int n = snprintf(line, sizeof line, "loopd: ");
   va_list ap;
   va_start(ap, fmt);
@@ -46,8 +213,17 @@ void log_msg(const char *fmt, ...) {
   if (n > (int)sizeof line - 2)
     n = (int)sizeof line - 2;
   line[n++] = '\n';
-  ssize_t w = write(STDERR_FILENO, line, (size_t)n);
-  (void)w;
+  pthread_mutex_lock(&lg.mu);
+  if (!lg.running) {
+    pthread_mutex_unlock(&lg.mu);
+    write_all(STDERR_FILENO, line, (size_t)n); /* no writer (yet, or it could not start) */
+    return;
+  }
+  if (ring_put(line, (size_t)n))
+    pthread_cond_signal(&lg.more);
+  else
+    lg.dropped++;
+  pthread_mutex_unlock(&lg.mu);
 }
 
 /* Appends s to a log field: printable ASCII kept, quotes, backslashes and
@@ -138,19 +314,6 @@ size_t access_log_format(int format, const access_entry_t *e, int64_t unix_ms, c
   return o;
 }
 
-static void write_all(int fd, const char *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR)
-        continue;
-      return; /* a full disk must not stop the server; lines are lost */
-    }
-    p += w;
-    n -= (size_t)w;
-  }
-}
-
 static void *writer_main(void *arg) {
   access_log_t *al = arg;
   pthread_mutex_lock(&al->mu);
@@ -167,6 +330,7 @@ static void *writer_main(void *arg) {
       pthread_cond_timedwait(&al->cv, &al->mu, &ts);
     }
     if (al->fill_len == 0) {
+      pthread_cond_broadcast(&al->idle);
       if (al->stop)
         break;
       continue;
@@ -177,15 +341,19 @@ static void *writer_main(void *arg) {
     al->fill_len = 0;
     al->spare = out;
     uint64_t dropped = al->dropped;
+    al->busy = true;
     pthread_mutex_unlock(&al->mu);
-    write_all(al->fd, out, n);
+    write_all(al->fd, out, n); /* may block on a stuck reader: closers wait only so long */
     if (dropped != al->dropped_reported) {
       log_msg("access log: %llu lines dropped so far (the writer fell behind)",
               (unsigned long long)dropped);
       al->dropped_reported = dropped;
     }
     pthread_mutex_lock(&al->mu);
+    al->busy = false;
   }
+  al->exited = true;
+  pthread_cond_broadcast(&al->idle);
   pthread_mutex_unlock(&al->mu);
   return NULL;
 }
@@ -216,18 +384,25 @@ access_log_t *access_log_new(const char *target, int format, char *err, size_t e
     goto fail;
   pthread_mutex_init(&al->mu, NULL);
   pthread_cond_init(&al->cv, NULL);
-  if (pthread_create(&al->thread, NULL, writer_main, al) != 0) {
+  pthread_cond_init(&al->idle, NULL);
+  int r = start_writer(&al->thread, writer_main, al);
+  if (r != 0) {
     pthread_mutex_destroy(&al->mu);
     pthread_cond_destroy(&al->cv);
-    goto fail;
+    pthread_cond_destroy(&al->idle);
+    snprintf(err, errlen, "access log: cannot start its writer thread: %s", strerror(r));
+    goto fail_quiet;
   }
   return al;
 fail:
+  snprintf(err, errlen, "access log: out of memory");
+fail_quiet:
   if (al->own_fd)
     close(al->fd);
   free(al->fill);
   free(al->spare);
   free(al);
+  return NULL;
 nomem:
   snprintf(err, errlen, "access log: out of memory");
   return NULL;
@@ -247,6 +422,7 @@ void access_log_write(access_log_t *al, const access_entry_t *e) {
       pthread_cond_signal(&al->cv);
   } else {
     al->dropped++;
+    atomic_fetch_add_explicit(&access_dropped_total, 1, memory_order_relaxed);
   }
   pthread_mutex_unlock(&al->mu);
 }
@@ -258,19 +434,42 @@ uint64_t access_log_dropped(access_log_t *al) {
   return d;
 }
 
-void access_log_free(access_log_t *al) {
+bool access_log_flush(access_log_t *al, uint64_t timeout_ms) {
   if (al == NULL)
-    return;
+    return true;
+  struct timespec due = due_in(timeout_ms);
+  pthread_mutex_lock(&al->mu);
+  pthread_cond_signal(&al->cv);
+  bool ok = true;
+  while (ok && !al->exited && (al->fill_len > 0 || al->busy))
+    ok = pthread_cond_timedwait(&al->idle, &al->mu, &due) == 0;
+  pthread_mutex_unlock(&al->mu);
+  return ok;
+}
+
+bool access_log_close(access_log_t *al, uint64_t timeout_ms) {
+  if (al == NULL)
+    return true;
+  struct timespec due = due_in(timeout_ms);
   pthread_mutex_lock(&al->mu);
   al->stop = true;
   pthread_cond_signal(&al->cv);
+  bool ok = true;
+  while (ok && !al->exited)
+    ok = pthread_cond_timedwait(&al->idle, &al->mu, &due) == 0;
   pthread_mutex_unlock(&al->mu);
+  if (!ok) {
+    abandoned = al; /* stuck in write(2): left as it is (still reachable); the process ends */
+    return false;
+  }
   pthread_join(al->thread, NULL);
   pthread_mutex_destroy(&al->mu);
   pthread_cond_destroy(&al->cv);
+  pthread_cond_destroy(&al->idle);
   if (al->own_fd)
     close(al->fd);
   free(al->fill);
   free(al->spare);
   free(al);
+  return true;
 }

@@ -4,11 +4,25 @@
 #ifndef LOOPD_LOG_H
 #define LOOPD_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* One line "loopd: <message>\n" on stderr, written with a single write(2). */
+/* One line "loopd: <message>\n" for stderr. Once log_start has run, the
+ * line is queued in a bounded ring that a writer thread drains, so no caller
+ * ever blocks on a stderr nobody reads; a line that does not fit is dropped
+ * and counted (log_dropped). Before log_start (or if it failed), a single
+ * direct write(2). Thread-safe; not async-signal-safe. */
 void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Starts the stderr writer thread. 0 or -errno (then log_msg writes directly). */
+int log_start(void);
+/* Waits up to timeout_ms for every queued line to be written. True if all were. */
+bool log_flush(uint64_t timeout_ms);
+/* Writes out what is queued and ends the writer, waiting up to timeout_ms;
+ * false when the writer is stuck (stderr not read): it is left behind. */
+bool log_stop(uint64_t timeout_ms);
+/* stderr lines dropped because the ring was full. */
+uint64_t log_dropped(void);
 
 typedef struct access_log access_log_t;
 
@@ -35,8 +49,16 @@ access_log_t *access_log_new(const char *target, int format, char *err, size_t e
 void access_log_write(access_log_t *al, const access_entry_t *e);
 /* Lines dropped because the writer fell behind. */
 uint64_t access_log_dropped(access_log_t *al);
-/* Flushes what is queued, stops the writer thread, closes the file. Tolerates NULL. */
-void access_log_free(access_log_t *al);
+/* The same, summed over the process's access logs (0 with none). */
+uint64_t access_log_dropped_total(void);
+/* Wakes the writer and waits up to timeout_ms for what is queued to be
+ * written; frees nothing, so loop threads may go on logging. True if done. */
+bool access_log_flush(access_log_t *al, uint64_t timeout_ms);
+/* Flushes what is queued, stops the writer thread, closes the file and frees
+ * al, waiting up to timeout_ms for the writer. When the writer is stuck in a
+ * write (a pipe nobody reads), gives up and frees nothing: returns false,
+ * and the process is expected to exit. Tolerates NULL (true). */
+bool access_log_close(access_log_t *al, uint64_t timeout_ms);
 
 /* Formats an entry as one line (with '\n') into out; returns its length. */
 size_t access_log_format(int format, const access_entry_t *e, int64_t unix_ms, char *out,

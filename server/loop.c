@@ -6,10 +6,17 @@
 
 #define OUT_MAX (32u << 20)
 
+/* A listener out of descriptors reports every readiness as an error, and
+ * libuv's reserve descriptor may be missing: say so once a second, not in a
+ * flood that would itself fill stderr. */
 static void on_connection(uv_stream_t *server, int status) {
   evloop_t *l = server->data;
   if (status < 0) {
-    log_msg("accept failed on loop %d: %s", l->index, uv_strerror(status));
+    uint64_t now = uv_now(&l->uv);
+    if (l->accept_err_logged_ms == 0 || now >= l->accept_err_logged_ms + 1000) {
+      l->accept_err_logged_ms = now;
+      log_msg("accept failed on loop %d: %s", l->index, uv_strerror(status));
+    }
     return;
   }
   conn_accept(l);
@@ -45,46 +52,78 @@ static void drain(evloop_t *l) {
 
 static void on_wake(uv_async_t *a) { drain(a->data); }
 
-void evloop_request_drain(evloop_t *l) { uv_async_send(&l->wake); }
+void evloop_request_drain(evloop_t *l) {
+  /* Only a running loop has a wake handle to send to (loop.h: running); the
+   * lock keeps the loop from closing it between the check and the send. */
+  uv_mutex_lock(&l->wake_mu);
+  if (atomic_load_explicit(&l->running, memory_order_acquire))
+    uv_async_send(&l->wake);
+  uv_mutex_unlock(&l->wake_mu);
+}
+
+/* Every handle the loop may own; then one run lets the closes finish. */
+static void close_all(evloop_t *l) {
+  evloop_close_handle((uv_handle_t *)&l->listener);
+  evloop_close_handle((uv_handle_t *)&l->wake);
+  evloop_close_handle((uv_handle_t *)&l->idle);
+  evloop_close_handle((uv_handle_t *)&l->drain_timer);
+  loopmon_close(l);
+  uv_run(&l->uv, UV_RUN_DEFAULT);
+  int r = uv_loop_close(&l->uv);
+  if (r != 0)
+    log_msg("loop %d closed with handles open: %s", l->index, uv_strerror(r));
+}
+
+/* Builds the loop's handles and starts listening; 0 or a libuv error, and
+ * what failed in *what. Whatever was built stays for close_all. */
+static int setup(evloop_t *l, const char **what) {
+  int r;
+  l->yield_tail = &l->yield_head;
+  l->listener.data = l->wake.data = l->idle.data = l->drain_timer.data = l;
+  if ((r = uv_tcp_init(&l->uv, &l->listener)) != 0)
+    return *what = "uv_tcp_init", r;
+  if ((r = uv_async_init(&l->uv, &l->wake, on_wake)) != 0)
+    return *what = "uv_async_init", r;
+  if ((r = uv_idle_init(&l->uv, &l->idle)) != 0)
+    return *what = "uv_idle_init", r;
+  if ((r = uv_timer_init(&l->uv, &l->drain_timer)) != 0)
+    return *what = "uv_timer_init", r;
+  if ((r = loopmon_start(l)) != 0)
+    return *what = "its monitor timers", r;
+  if ((r = uv_tcp_open(&l->listener, l->listen_fd)) != 0)
+    return *what = "uv_tcp_open", r;
+  l->listen_fd = -1; /* the listener owns it now */
+  if ((r = uv_listen((uv_stream_t *)&l->listener, (int)l->cfg->server.backlog, on_connection)) != 0)
+    return *what = "uv_listen", r;
+  return 0;
+}
 
 void evloop_main(void *arg) {
   evloop_t *l = arg;
   int r = uv_loop_init(&l->uv);
   if (r != 0) {
+    l->start_what = "uv_loop_init";
     l->start_error = r;
     uv_sem_post(l->ready);
     return;
   }
   buf_init(&l->out, OUT_MAX);
-  l->yield_tail = &l->yield_head;
-  uv_tcp_init(&l->uv, &l->listener);
-  uv_async_init(&l->uv, &l->wake, on_wake);
-  uv_idle_init(&l->uv, &l->idle);
-  uv_timer_init(&l->uv, &l->drain_timer);
-  l->listener.data = l;
-  l->wake.data = l;
-  l->idle.data = l;
-  l->drain_timer.data = l;
-  r = loopmon_start(l);
-  if (r == 0)
-    r = uv_tcp_open(&l->listener, l->listen_fd);
-  if (r == 0)
-    r = uv_listen((uv_stream_t *)&l->listener, (int)l->cfg->server.backlog, on_connection);
-  l->start_error = r;
-  uv_sem_post(l->ready);
+  r = setup(l, &l->start_what);
   if (r != 0) {
-    uv_close((uv_handle_t *)&l->listener, NULL);
-    uv_unref((uv_handle_t *)&l->wake);
+    close_all(l);
+    buf_free(&l->out);
+    l->start_error = r;
+    uv_sem_post(l->ready); /* after the teardown: the main thread joins us next */
+    return;
   }
+  /* Running from here: a drain request now has a wake handle to reach. */
+  atomic_store_explicit(&l->running, true, memory_order_release);
+  uv_sem_post(l->ready);
   uv_run(&l->uv, UV_RUN_DEFAULT);
-  uv_close((uv_handle_t *)&l->wake, NULL);
-  uv_close((uv_handle_t *)&l->idle, NULL);
-  uv_close((uv_handle_t *)&l->drain_timer, NULL);
-  loopmon_close(l);
-  uv_run(&l->uv, UV_RUN_DEFAULT);
-  r = uv_loop_close(&l->uv);
-  if (r != 0)
-    log_msg("loop %d closed with handles open: %s", l->index, uv_strerror(r));
+  uv_mutex_lock(&l->wake_mu);
+  atomic_store_explicit(&l->running, false, memory_order_release);
+  uv_mutex_unlock(&l->wake_mu);
+  close_all(l);
   buf_free(&l->out);
   session_env_free(&l->env);
   atomic_store_explicit(&l->closed, true, memory_order_release);

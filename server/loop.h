@@ -56,20 +56,38 @@ typedef struct evloop {
   int nall;
   int listen_fd;
   bool draining;
+  uint64_t accept_err_logged_ms;
+  /* A loop counts as started only once it runs: set after every handle is
+   * built and the listener listens, cleared when uv_run returns. Drain
+   * requests go only to a running loop. */
+  _Atomic bool running;
+  uv_mutex_t wake_mu; /* held while a drain request is sent, and while running is cleared */
   _Atomic bool closed; /* written by the loop thread, read by the main thread */
-  uv_sem_t *ready; /* posted once listening (or failed: see start_error) */
-  int start_error;
+  uv_sem_t *ready; /* posted once listening, or once a failed start is torn down */
+  int start_error;        /* 0, or the libuv error that stopped the start */
+  const char *start_what; /* what failed: "uv_loop_init", "uv_listen", ... */
   uv_async_t *done; /* sent once the loop has closed */
   uv_thread_t thread;
   char rbuf[LOOP_READ_BUF]; /* every read lands here first */
 } evloop_t;
+
+/* Closes h if it was initialised and is not closing yet: the one teardown
+ * for a loop built all the way or only part of it (the loop is zeroed, and a
+ * failed uv_*_init leaves the handle's type UV_UNKNOWN_HANDLE). */
+static inline void evloop_close_handle(uv_handle_t *h) {
+  if (h->type != UV_UNKNOWN_HANDLE && !uv_is_closing(h))
+    uv_close(h, NULL);
+}
 
 /* Starts the monitor's handles on l (after uv_loop_init; l->mon.src set). */
 int loopmon_start(evloop_t *l);
 /* Closes them (before the loop's last run). */
 void loopmon_close(evloop_t *l);
 
-/* Runs the loop on the calling thread until it has drained. */
+/* Builds the loop and runs it on the calling thread until it has drained.
+ * Posts l->ready once running, or (start_error set) once a failed start has
+ * been torn down and the thread is about to return; l->listen_fd is then
+ * still the caller's to close if it is >= 0. */
 void evloop_main(void *arg);
 /* From any thread: start a drain (stop accepting, finish, close). */
 void evloop_request_drain(evloop_t *l);

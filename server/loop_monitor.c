@@ -97,8 +97,9 @@ int loopmon_start(evloop_t *l) {
 
 void loopmon_close(evloop_t *l) {
   loopmon_t *m = &l->mon;
-  uv_close((uv_handle_t *)&m->sample, NULL);
-  uv_close((uv_handle_t *)&m->beat, NULL);
-  uv_close((uv_handle_t *)&m->turn, NULL);
-  stall_turn_end(m->stall);
+  evloop_close_handle((uv_handle_t *)&m->sample);
+  evloop_close_handle((uv_handle_t *)&m->beat);
+  evloop_close_handle((uv_handle_t *)&m->turn);
+  if (m->stall != NULL)
+    stall_turn_end(m->stall);
 }

@@ -2,6 +2,7 @@
 #include <llhttp.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
@@ -15,13 +16,27 @@
 
 extern char **environ;
 
+/* After the drain, how long the log writers get to write out what is queued
+ * before loopd exits anyway (a log consumer that stopped reading must not
+ * hold the exit). */
+#define ACCESS_LOG_CLOSE_MS 500
+#define STDERR_CLOSE_MS 250
+
+static int finish(int rc) {
+  log_stop(STDERR_CLOSE_MS);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   config_t cfg;
   cli_t cli;
   char err[1024];
+  int r = log_start();
+  if (r != 0)
+    log_msg("warning: no stderr writer thread (%s): log lines are written directly", strerror(-r));
   if (cli_load(&cfg, &cli, argc, argv, environ, err, sizeof err) != 0) {
     log_msg("%s", err);
-    return 2;
+    return finish(2);
   }
   if (cli.help) {
     cli_usage(stdout);
@@ -38,16 +53,18 @@ int main(int argc, char **argv) {
   }
   if (cli.check_config) {
     log_msg("configuration ok");
-    return 0;
+    return finish(0);
   }
   signal(SIGPIPE, SIG_IGN);
   access_log_t *al = access_log_new(cfg.log.access, (int)cfg.log.format, err, sizeof err);
   if (al == NULL && strcmp(cfg.log.access, "off") != 0) {
     log_msg("%s", err);
-    return 2;
+    return finish(2);
   }
   int rc = cfg.server.mode == MODE_THREADS ? server_threads_run(&cfg, al)
                                            : server_event_run(&cfg, al);
-  access_log_free(al);
-  return rc;
+  if (!access_log_close(al, ACCESS_LOG_CLOSE_MS))
+    log_msg("access log: its writer is stuck (nobody reads %s); exiting without it",
+            cfg.log.access);
+  return finish(rc);
 }

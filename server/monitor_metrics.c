@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "monitor_int.h"
 
 /* ---- /proc ---- */
@@ -276,6 +277,17 @@ static int render_counts(mon_hub_t *h, buf_t *b) {
   return r;
 }
 
+/* Log lines given up rather than block a loop or the exit (log.h). */
+static int render_logs(buf_t *b) {
+  int r = prom_family(b, "loopd_log_lines_dropped_total", "counter",
+                      "Log lines dropped because their reader fell behind "
+                      "(stderr: the ring was full; access: the writer's buffer was).");
+  r |= prom_sample_u64(b, "loopd_log_lines_dropped_total", "log=\"stderr\"", log_dropped());
+  r |= prom_sample_u64(b, "loopd_log_lines_dropped_total", "log=\"access\"",
+                       access_log_dropped_total());
+  return r;
+}
+
 static int render_process(buf_t *b) {
   proc_info_t p;
   proc_read(&p);
@@ -301,6 +313,7 @@ int mon_metrics_render(mon_hub_t *h, const char *const *route_names, int nroutes
   int r = render_loops(h, out);
   r |= render_http(h, route_names, nroutes, out);
   r |= render_counts(h, out);
+  r |= render_logs(out);
   r |= render_process(out);
   return r != 0 ? -1 : 0;
 }

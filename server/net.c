@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -104,4 +105,17 @@ long net_raise_nofile(void) {
     setrlimit(RLIMIT_NOFILE, &rl);
   }
   return (long)rl.rlim_cur;
+}
+
+int net_fd_headroom(int want) {
+  int fds[64];
+  int n = 0;
+  if (want > 64)
+    want = 64;
+  while (n < want && (fds[n] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+    n++;
+  int e = n < want ? errno : 0;
+  while (n > 0)
+    close(fds[--n]);
+  return e != 0 ? -e : 0;
 }

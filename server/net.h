@@ -21,5 +21,7 @@ void net_url(const struct sockaddr_storage *ss, int port, char *out, size_t outl
 void net_peer_name(const struct sockaddr_storage *ss, char *out, size_t outlen);
 /* Raises the open-files soft limit to the hard limit; returns the new soft limit. */
 long net_raise_nofile(void);
+/* Checks that want (<= 64) more descriptors could be opened now: 0, or -errno. */
+int net_fd_headroom(int want);
 
 #endif

@@ -30,6 +30,8 @@
 #define LINGER_MS 2000            /* a refused connection: how long we drain its bytes */
 #define REFUSED_MAX 1024          /* refused connections lingering at once; beyond: closed at once */
 #define ACCEPT_BATCH 64
+#define FORCED_FLUSH_MS 200       /* at a forced exit: how long the logs get to write out */
+#define FD_HEADROOM 2             /* descriptors that must be free once serving starts */
 
 typedef struct refused {
   int fd;
@@ -60,18 +62,11 @@ typedef struct tserver {
  * run it (the access log's writer thread predates us); connection threads
  * start with SIGINT and SIGTERM blocked, so their poll() is not interrupted. */
 static _Atomic int sig_pipe_w = -1;
-static _Atomic int sig_count;
 
+/* Even the second signal goes through the pipe: the main thread never
+ * blocks, while a write to a stderr nobody reads would hang the handler. */
 static void on_signal(int signum) {
   int saved = errno;
-  if (atomic_fetch_add(&sig_count, 1) > 0) {
-    static const char msg_int[] = "loopd: second signal (SIGINT): exiting at once\n";
-    static const char msg_term[] = "loopd: second signal (SIGTERM): exiting at once\n";
-    ssize_t w = signum == SIGINT ? write(STDERR_FILENO, msg_int, sizeof msg_int - 1)
-                                 : write(STDERR_FILENO, msg_term, sizeof msg_term - 1);
-    (void)w;
-    _exit(128 + signum);
-  }
   unsigned char b = (unsigned char)signum;
   ssize_t w = write(atomic_load(&sig_pipe_w), &b, 1);
   (void)w;
@@ -84,7 +79,6 @@ static int signals_start(tserver_t *t) {
     return -1;
   t->sig_fd = p[0];
   atomic_store(&sig_pipe_w, p[1]);
-  atomic_store(&sig_count, 0);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
@@ -305,12 +299,20 @@ static void force_close(tserver_t *t) {
   t->exit_due = clock_ms() + FORCED_EXIT_GRACE_MS;
 }
 
-static void forced_exit(void) {
+static void forced_exit(tserver_t *t) {
   /* Threads still inside a job cannot be stopped; the access log is not
-   * freed under them (a line or two may be lost), the process just ends. */
+   * freed under them, only given a moment to write out, then the process ends. */
   log_msg("shutdown: threads still busy %d ms after the deadline; exiting now",
           FORCED_EXIT_GRACE_MS);
+  access_log_flush(t->sh.al, FORCED_FLUSH_MS);
+  log_flush(FORCED_FLUSH_MS);
   _exit(0);
+}
+
+static void second_signal(int signum) {
+  log_msg("second signal (%s): exiting at once", signum == SIGINT ? "SIGINT" : "SIGTERM");
+  log_flush(FORCED_FLUSH_MS);
+  _exit(128 + signum);
 }
 
 /* ---- the main thread's loop ---- */
@@ -347,6 +349,8 @@ static void serve(tserver_t *t) {
       unsigned char sig;
       if (read(t->sig_fd, &sig, 1) == 1 && !atomic_load(&t->sh.draining))
         start_drain(t, sig);
+      else if (atomic_load(&t->sh.draining))
+        second_signal(sig);
     }
     if (r > 0 && p[2].revents != 0)
       accept_some(t);
@@ -360,7 +364,7 @@ static void serve(tserver_t *t) {
       if (!t->forced && now >= t->drain_due)
         force_close(t);
       else if (t->forced && now >= t->exit_due)
-        forced_exit();
+        forced_exit(t);
     }
   }
 }
@@ -368,13 +372,14 @@ static void serve(tserver_t *t) {
 /* ---- the monitor ---- */
 
 /* What /lag and /metrics show under "work". Jobs run inline on connection
- * threads: no pool (threads 0), nothing ever queued, refused for a full
- * queue or cancelled before it started; running and completed are real. */
+ * threads: no pool (threads 0), nothing ever queued or cancelled before it
+ * started; running, completed and rejected (work.queue_limit running) are real. */
 static void report_work(void *arg, mon_work_t *out) {
   const tshared_t *sh = arg;
   *out = (mon_work_t){
       .running = atomic_load_explicit(&sh->jobs_running, memory_order_relaxed),
-      .completed = atomic_load_explicit(&sh->jobs_done, memory_order_relaxed)};
+      .completed = atomic_load_explicit(&sh->jobs_done, memory_order_relaxed),
+      .rejected = atomic_load_explicit(&sh->jobs_rejected, memory_order_relaxed)};
 }
 
 /* One timer source (the heartbeat thread, tmon.c) and one counter block
@@ -401,7 +406,7 @@ static int monitor_start(tserver_t *t) {
   return 0;
 }
 
-static void log_start(const tserver_t *t, const struct sockaddr_storage *addr, int port) {
+static void say_listening(const tserver_t *t, const struct sockaddr_storage *addr, int port) {
   char url[96];
   net_url(addr, port, url, sizeof url);
   log_msg("listening on %s (threads mode, a thread per connection, up to %lld, %zu KiB stacks)",
@@ -438,6 +443,10 @@ int server_threads_run(const config_t *cfg, access_log_t *al) {
     log_msg("warning: server.max_connections = %lld but only %ld files may be open",
             (long long)cfg->server.max_connections, nofile);
   t->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (t->spare_fd < 0) {
+    log_msg("cannot open /dev/null (the descriptor kept for EMFILE): %s", strerror(errno));
+    goto out;
+  }
   t->listen_fd = net_listen_socket(&addr, (int)cfg->server.backlog, 0);
   if (t->listen_fd < 0) {
     log_msg("cannot listen on %s: %s", cfg->server.listen, strerror(-t->listen_fd));
@@ -446,7 +455,12 @@ int server_threads_run(const config_t *cfg, access_log_t *al) {
   }
   if (monitor_start(t) != 0)
     goto out;
-  log_start(t, &addr, net_bound_port(t->listen_fd));
+  if (net_fd_headroom(FD_HEADROOM) != 0) {
+    log_msg("cannot start: fewer than %d file descriptors left for connections "
+            "(open-files limit %ld)", FD_HEADROOM, nofile);
+    goto out;
+  }
+  say_listening(t, &addr, net_bound_port(t->listen_fd));
   serve(t);
   rc = 0;
   log_msg("stopped");

@@ -133,9 +133,17 @@ static int run_plan(tconn_t *c) {
   const plan_t *p = session_plan(&c->session);
   switch (p->kind) {
   case PLAN_JOB:
-    /* Inline, on the connection's own thread: there is no shared queue, so
-     * work.queue_limit does not apply and /slow reports queued_ms ~ 0. */
-    atomic_fetch_add_explicit(&c->sh->jobs_running, 1, memory_order_relaxed);
+    /* Inline, on the connection's own thread (queued_ms ~ 0). There is no
+     * queue to wait in, so work.queue_limit caps the jobs running at once,
+     * as it caps queued + running in event mode: beyond it, 503 at once. */
+    if (atomic_fetch_add_explicit(&c->sh->jobs_running, 1, memory_order_relaxed) >=
+        c->sh->cfg->work.queue_limit) {
+      atomic_fetch_sub_explicit(&c->sh->jobs_running, 1, memory_order_relaxed);
+      atomic_fetch_add_explicit(&c->sh->jobs_rejected, 1, memory_order_relaxed);
+      sync_drain(c);
+      return (int)session_refuse(&c->session, &c->out, now_ms(), 503,
+                                 "work queue full; retry later", "Retry-After: 1\r\n");
+    }
     p->job(&c->session.rc);
     atomic_fetch_sub_explicit(&c->sh->jobs_running, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&c->sh->jobs_done, 1, memory_order_relaxed);

@@ -26,9 +26,10 @@ typedef struct tshared {
   mon_view_t mon;
   mon_http_t *http;
   /* Jobs (/slow) run inline on connection threads: how many run right now,
-   * how many have finished. There is no queue to wait in. */
-  _Atomic int64_t jobs_running;
+   * how many have finished or were refused. There is no queue to wait in. */
+  _Atomic int64_t jobs_running; /* at most cfg->work.queue_limit */
   _Atomic uint64_t jobs_done;
+  _Atomic uint64_t jobs_rejected; /* refused with 503: work.queue_limit were running */
   _Atomic bool draining; /* shutdown began: responses close, idle connections end */
   int wake_fd;  /* eventfd, readable once draining: wakes threads idle in poll() */
   int force_fd; /* eventfd, readable once the shutdown deadline passed: ends delays */

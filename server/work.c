@@ -63,8 +63,9 @@ int work_pool_probe(work_pool_t *wp) {
   memset(&p, 0, sizeof p);
   /* All jobs must be running at once to pass; 64 at most is proof enough. */
   p.want = wp->threads < 64 ? wp->threads : 64;
-  if (uv_loop_init(&loop) != 0)
-    return -1;
+  int r = uv_loop_init(&loop);
+  if (r != 0)
+    return r;
   uv_mutex_init(&p.mu);
   uv_cond_init(&p.cv);
   for (int i = 0; i < p.want; i++) {

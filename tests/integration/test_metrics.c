@@ -465,33 +465,40 @@ static double lag_work(int port, const char *key) {
 }
 
 /* Thread mode: jobs run inline on their connection's thread. No pool
- * (threads 0), no queue (queued 0, and work.queue_limit refuses nothing),
- * running counts jobs running right now, completed those that ended. */
+ * (threads 0), no queue (queued 0); work.queue_limit caps the jobs running
+ * at once (beyond: 503 at once, counted as rejected), running counts jobs
+ * running right now, completed those that ended. */
 static void work_counters_threads(void) {
   srv_t s;
   assert_int_equal(srv_startv(&s, "--set", "work.queue_limit=2", NULL), 0);
-  enum { N = 4 };
+  enum { N = 4, LIMIT = 2 };
   int fds[N];
   for (int i = 0; i < N; i++) {
     fds[i] = raw_connect(s.port);
     assert_int_equal(raw_send_get(fds[i], "/slow?ms=1000"), 0);
   }
   double end = now_ms() + 800;
-  while (lag_work(s.port, "running") < N && now_ms() < end)
+  while ((lag_work(s.port, "running") < LIMIT || lag_work(s.port, "rejected") < N - LIMIT) &&
+         now_ms() < end)
     usleep(10 * 1000);
-  assert_true(lag_work(s.port, "running") == N);
+  assert_true(lag_work(s.port, "running") == LIMIT);
+  assert_true(lag_work(s.port, "rejected") == N - LIMIT);
   assert_true(lag_work(s.port, "queued") == 0);
   assert_true(lag_work(s.port, "threads") == 0);
+  int ok = 0, refused = 0;
   for (int i = 0; i < N; i++) {
     resp_t r;
     assert_int_equal(resp_read(fds[i], &r, T, false), 0);
-    assert_int_equal(r.status, 200);
+    ok += r.status == 200;
+    refused += r.status == 503;
     resp_free(&r);
     raw_close(fds[i]);
   }
-  assert_true(lag_work(s.port, "completed") == N);
+  assert_int_equal(ok, LIMIT);
+  assert_int_equal(refused, N - LIMIT);
+  assert_true(lag_work(s.port, "completed") == LIMIT);
   assert_true(lag_work(s.port, "running") == 0);
-  assert_true(lag_work(s.port, "rejected") == 0);
+  assert_true(lag_work(s.port, "rejected") == N - LIMIT);
   assert_true(lag_work(s.port, "cancelled") == 0);
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }
@@ -657,8 +664,8 @@ static void test_threads_live(void **state) {
   fprintf(stderr, "# threads: %ld with %d idle connections, %ld without\n", with, N, without);
   /* with: N connection threads (the one that asked for /lag may linger) */
   assert_true(with - without >= N && with - without <= N + 1);
-  assert_true(without >= 2);                  /* main and heartbeat threads */
-  assert_true(without <= (SANITIZED ? 6 : 3)); /* access log writer, sanitizer helpers */
+  assert_true(without >= 3); /* main, heartbeat and stderr writer threads */
+  assert_true(without <= (SANITIZED ? 7 : 4)); /* access log writer, sanitizer helpers */
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }
 
