@@ -24,8 +24,11 @@ changelog_version=$(dpkg-parsechangelog -l "$src/debian/changelog" -S Version)
 # Build from a copy of what git tracks (and new files not ignored), not from
 # the work tree: no build dirs in the package, nothing written next to it.
 mkdir "$tmp/loopd"
-(cd "$src" && git ls-files -co --exclude-standard -z | tar --null -cf - -T -) | tar -C "$tmp/loopd" -xf - ||
-  fail "copying the source tree"
+if git -C "$src" rev-parse --git-dir >/dev/null 2>&1; then
+  (cd "$src" && git ls-files -co --exclude-standard -z | tar --null -cf - -T -) | tar -C "$tmp/loopd" -xf -
+else # an unpacked tarball: everything but build directories
+  tar -C "$src" --exclude='./build*' --exclude='./obj-*' -cf - . | tar -C "$tmp/loopd" -xf -
+fi || fail "copying the source tree"
 echo "building the package..."
 (cd "$tmp/loopd" && dpkg-buildpackage -b -us -uc) >"$tmp/build.log" 2>&1 ||
   { tail -30 "$tmp/build.log"; fail "dpkg-buildpackage -b -us -uc"; }
