@@ -470,10 +470,11 @@ static void conn_resume(conn_t *c) {
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
   conn_t *c = h->data;
   (void)hint;
-  if (c->wait == WAIT_NONE && !c->lingering && loop_spent(c->loop, TURN_LOOP_NS)) {
+  if (c->wait == WAIT_NONE && !c->lingering && !c->deferred && loop_spent(c->loop, TURN_LOOP_NS)) {
     *b = uv_buf_init(NULL, 0);
     return;
   }
+  c->deferred = false; /* waits one turn at most: a preempted turn must not starve it */
   *b = uv_buf_init(c->loop->rbuf, sizeof c->loop->rbuf);
 }
 
@@ -485,6 +486,7 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   if (n == 0 || c->closing)
     return;
   if (n == UV_ENOBUFS) {
+    c->deferred = true;
     budget_pause(c); /* see on_alloc */
     return;
   }

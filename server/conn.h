@@ -42,7 +42,8 @@ typedef struct conn {
   bool reading;
   bool refused;
   bool in_yield;
-  bool paused; /* its share of the turn is used: on the again queue */
+  bool paused;   /* its share of the turn is used: on the again queue */
+  bool deferred; /* paused unread (the loop's share was used): reads next turn */
 } conn_t;
 
 /* The listener has a connection for this loop. */
