@@ -30,7 +30,8 @@
 
 static int port;
 static atomic_int stop;
-static atomic_ulong answers; /* responses the attacker read (status lines seen) */
+static atomic_ulong answers;
+static atomic_int ready; /* the attacker's connections are all open */ /* responses the attacker read (status lines seen) */
 
 static double now_ms(void) {
   struct timespec ts;
@@ -97,6 +98,7 @@ static void *pipe_attack(void *arg) {
   }
   pthread_t r;
   pthread_create(&r, NULL, pipe_reader, NULL);
+  atomic_store(&ready, 1);
   while (!atomic_load(&stop))
     if (write(pipe_fd, batch, len) < 0)
       break;
@@ -149,6 +151,7 @@ static void *crowd_attack(void *arg) {
     crowd.fd[i] = dial(crowd_read > 0 ? 4096 : 0);
     fcntl(crowd.fd[i], F_SETFL, O_NONBLOCK);
   }
+  atomic_store(&ready, 1);
   char buf[512];
   while (!atomic_load(&stop)) {
     for (int i = 0; i < crowd.n; i++) {
@@ -258,6 +261,10 @@ int main(int argc, char **argv) {
   pthread_t th;
   if (fn != NULL)
     pthread_create(&th, NULL, fn, NULL);
+  /* The probe connects once the attacker's connections are open: a probe
+   * whose handshake waits in a full accept queue measures the backlog. */
+  for (int i = 0; fn != NULL && i < 3000 && !atomic_load(&ready); i++)
+    usleep(10 * 1000);
   usleep(300 * 1000); /* the attack is under way */
   int fd = dial(0);
   size_t cap = (size_t)(secs * 1000 / (every > 0 ? every : 1)) + 16, n = 0;
