@@ -21,6 +21,7 @@ typedef struct conn {
   evloop_t *loop;
   struct conn *prev, *next;
   struct conn *yield_next;
+  struct conn *again_next; /* on the loop's again queue (paused) */
   job_t *job;
   buf_t inbuf; /* input waiting for the session */
   buf_t wbuf;  /* bytes handed to uv_write */
@@ -28,6 +29,10 @@ typedef struct conn {
   uint64_t timer_due;
   uint64_t plan_due;
   uint64_t write_ms; /* last write progress */
+  /* What it spent in turn b_turn (conn.c: budgets) */
+  uint64_t b_turn, b_ns, b_t0;
+  size_t b_in, b_out;
+  uint32_t b_reqs; /* session.requests when the turn began */
   uint8_t wait;
   uint8_t open_handles;
   bool writing;
@@ -37,6 +42,8 @@ typedef struct conn {
   bool reading;
   bool refused;
   bool in_yield;
+  bool paused;   /* its share of the turn is used: on the again queue */
+  bool deferred; /* paused unread (the loop's share was used): reads next turn */
 } conn_t;
 
 /* The listener has a connection for this loop. */

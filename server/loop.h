@@ -46,6 +46,14 @@ typedef struct evloop {
   struct conn *conns;     /* every open connection */
   struct conn *yield_head;
   struct conn **yield_tail;
+  /* Per-turn budgets (conn.c): turns counts loop turns (the monitor's prepare
+   * handle ends each); budget_ns is the connection work done in budget_turn;
+   * again_* queues the connections whose share of a turn ran out. */
+  uint64_t turns;
+  uint64_t budget_turn;
+  uint64_t budget_ns;
+  struct conn *again_head;
+  struct conn *again_tail;
   size_t nconns;
   size_t nlingering_refused;
   const config_t *cfg;

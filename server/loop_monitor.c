@@ -49,6 +49,7 @@ static void on_beat(uv_timer_t *t) {
  * while it ran). One load per idle turn; a clock read per busy one. */
 static void on_turn_end(uv_prepare_t *p) {
   evloop_t *l = p->data;
+  l->turns++;
   uint64_t since = atomic_load_explicit(&l->mon.stall->since_ms, memory_order_relaxed);
   if (since == 0)
     return;

@@ -254,6 +254,17 @@ void mon_lag_get(mon_hub_t *h, int src, mon_lag_t *out) {
   out->busy_ms = (double)stall_busy_ms(&s->stall, now / MS);
 }
 
+void mon_lag_brief(mon_hub_t *h, int src, mon_lag_t *out) {
+  mon_src_t *s = &h->src[src];
+  uint64_t now = clock_ns();
+  memset(out, 0, sizeof *out);
+  pthread_mutex_lock(&s->mu);
+  out->utilization = utilization(s, now);
+  out->stalls = s->stalls;
+  pthread_mutex_unlock(&s->mu);
+  out->now_ms = ms_of(atomic_load_explicit(&s->lag_now_ns, memory_order_relaxed));
+}
+
 double mon_lag_now_ms(mon_hub_t *h, int src) {
   return ms_of(atomic_load_explicit(&h->src[src].lag_now_ns, memory_order_relaxed));
 }

@@ -66,4 +66,8 @@ struct mon_hub {
   bool wd_running, wd_stop;
 };
 
+/* mon_lag_get without the quantiles (a scan of the window's histograms):
+ * now_ms, utilization and stalls only, for /metrics. */
+void mon_lag_brief(mon_hub_t *h, int src, mon_lag_t *out);
+
 #endif

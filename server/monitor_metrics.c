@@ -7,12 +7,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "monitor_int.h"
+#include "util.h"
 
-/* ---- /proc ---- */
+/* ---- /proc ----
+ * A scrape must stay cheap even when a client pipelines thousands of them:
+ * /metrics runs on a loop. So nothing here costs more than a few syscalls:
+ * the start time is read once, CPU time comes from getrusage, and the open
+ * files are counted by one stat of /proc/self/fd (Linux 6.2 and later say
+ * the count in st_size); older kernels need a readdir, one entry per open
+ * file, so that count is reused for PROC_FDS_REUSE_NS. */
+
+#define PROC_FDS_REUSE_NS UINT64_C(1000000000)
 
 typedef struct proc_info {
   double rss_bytes, cpu_s, start_s, open_fds, max_fds;
@@ -31,9 +41,7 @@ static double boot_time_s(void) {
   return bt;
 }
 
-/* Counting /proc/self/fd costs one readdir entry per open file: fine for a
- * scrape every few seconds, even with thousands of connections. */
-static double count_fds(void) {
+static double count_fds_readdir(void) {
   DIR *d = opendir("/proc/self/fd");
   if (d == NULL)
     return NAN;
@@ -46,33 +54,71 @@ static double count_fds(void) {
   return n - 1; /* the directory's own descriptor */
 }
 
-static void proc_read(proc_info_t *p) {
-  p->rss_bytes = p->cpu_s = p->start_s = NAN;
-  p->open_fds = count_fds();
-  struct rlimit rl;
-  p->max_fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (double)rl.rlim_cur : NAN;
+static pthread_mutex_t proc_mu = PTHREAD_MUTEX_INITIALIZER;
+static double proc_start_s = NAN; /* under proc_mu */
+static bool proc_start_read;
+static double proc_fds;
+static uint64_t proc_fds_ns; /* when proc_fds was counted; 0 = never */
+
+static double count_fds(uint64_t now_ns) {
+  struct stat st;
+  if (stat("/proc/self/fd", &st) == 0 && st.st_size > 0)
+    return (double)st.st_size;
+  pthread_mutex_lock(&proc_mu);
+  if (proc_fds_ns == 0 || now_ns - proc_fds_ns >= PROC_FDS_REUSE_NS) {
+    proc_fds = count_fds_readdir();
+    proc_fds_ns = now_ns;
+  }
+  double n = proc_fds;
+  pthread_mutex_unlock(&proc_mu);
+  return n;
+}
+
+/* starttime, field 22 of /proc/self/stat, in seconds since the epoch. */
+static double read_start_s(void) {
   FILE *f = fopen("/proc/self/stat", "r");
   if (f == NULL)
-    return;
+    return NAN;
   char buf[1024];
   size_t n = fread(buf, 1, sizeof buf - 1, f);
   fclose(f);
   buf[n] = '\0';
   const char *p0 = strrchr(buf, ')'); /* the command name may hold spaces and parens */
-  if (p0 == NULL)
-    return;
-  unsigned long ut = 0, st = 0;
   unsigned long long start = 0;
-  long rss = 0;
-  /* after the name: state(3) ... utime(14) stime(15) ... starttime(22) vsize(23) rss(24) */
-  if (sscanf(p0 + 2,
-             "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d %*d %llu %*u %ld",
-             &ut, &st, &start, &rss) != 4)
-    return;
-  double tck = (double)sysconf(_SC_CLK_TCK);
-  p->cpu_s = (double)(ut + st) / tck;
-  p->start_s = boot_time_s() + (double)start / tck;
-  p->rss_bytes = (double)rss * (double)sysconf(_SC_PAGESIZE);
+  if (p0 == NULL ||
+      sscanf(p0 + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+             &start) != 1)
+    return NAN;
+  return boot_time_s() + (double)start / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double read_rss_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f == NULL)
+    return NAN;
+  unsigned long size = 0, resident = 0;
+  int k = fscanf(f, "%lu %lu", &size, &resident);
+  fclose(f);
+  return k == 2 ? (double)resident * (double)sysconf(_SC_PAGESIZE) : NAN;
+}
+
+static void proc_read(proc_info_t *p) {
+  p->open_fds = count_fds(clock_ns());
+  struct rlimit rl;
+  p->max_fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (double)rl.rlim_cur : NAN;
+  struct rusage ru;
+  p->cpu_s = getrusage(RUSAGE_SELF, &ru) == 0
+                 ? (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6
+                 : NAN;
+  p->rss_bytes = read_rss_bytes();
+  pthread_mutex_lock(&proc_mu);
+  if (!proc_start_read) {
+    proc_start_s = read_start_s();
+    proc_start_read = true;
+  }
+  p->start_s = proc_start_s;
+  pthread_mutex_unlock(&proc_mu);
 }
 
 /* ---- families ---- */
@@ -102,7 +148,7 @@ static int render_loops(mon_hub_t *h, buf_t *b) {
   mon_lag_t lag[64];
   int n = h->nsrc < 64 ? h->nsrc : 64;
   for (int i = 0; i < n; i++)
-    mon_lag_get(h, i, &lag[i]);
+    mon_lag_brief(h, i, &lag[i]); /* no quantiles: the histogram above carries them */
   r |= prom_family(b, "loopd_event_loop_lag_now_seconds", "gauge",
                    "The latest lag sample.");
   for (int i = 0; i < n; i++) {

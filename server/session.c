@@ -275,7 +275,7 @@ static session_next_t finish(session_t *s) {
   }
   s->phase = PHASE_IDLE;
   s->phase_ms = s->now_ms;
-  if (s->out->len >= SESSION_OUT_HIGH)
+  if (s->out->len >= SESSION_OUT_HIGH || s->requests == s->pause_at)
     return SESSION_FLUSH;
   return SESSION_READ;
 }

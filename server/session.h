@@ -53,6 +53,10 @@ typedef struct session {
   uint64_t start_ns;
   uint64_t resp_bytes;
   uint32_t requests;
+  /* Event mode's per-turn budget: once request number pause_at is answered the
+   * session returns SESSION_FLUSH, so the mode can check what the connection
+   * has spent before it feeds the rest. 0 = never (thread mode, the fuzzer). */
+  uint32_t pause_at;
   int16_t resp_status;
   uint8_t phase;
   uint8_t next;
