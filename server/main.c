@@ -1,14 +1,14 @@
 /* main.c: loopd's entry point: configuration, then one of the two modes. */
-#include <llhttp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
 #include "cli.h"
 #include "log.h"
-#include "server.h"
+#include "http.h"
+#include "server_event.h"
+#include "server_threads.h"
 
 #ifndef LOOPD_VERSION
 #define LOOPD_VERSION "0.0.0"
@@ -43,8 +43,8 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (cli.version) {
-    printf("loopd %s (libuv %s, llhttp %d.%d.%d)\n", LOOPD_VERSION, uv_version_string(),
-           LLHTTP_VERSION_MAJOR, LLHTTP_VERSION_MINOR, LLHTTP_VERSION_PATCH);
+    printf("loopd %s (libuv %s, llhttp %s)\n", LOOPD_VERSION, server_event_libuv_version(),
+           http_parser_version());
     return 0;
   }
   if (cli.print_config) {

@@ -24,6 +24,9 @@ bool log_stop(uint64_t timeout_ms);
 /* stderr lines dropped because the ring was full. */
 uint64_t log_dropped(void);
 
+/* log.format: one line per request, combined-log style, or one JSON object. */
+enum { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON = 1 };
+
 typedef struct access_log access_log_t;
 
 /* One request, as the access log records it. Strings need not be NUL-terminated. */

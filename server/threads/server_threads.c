@@ -21,7 +21,7 @@
 #include "net.h"
 #include "notify.h"
 #include "resp.h"
-#include "server.h"
+#include "server_threads.h"
 #include "tconn.h"
 #include "tmon.h"
 #include "util.h"

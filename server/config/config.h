@@ -12,7 +12,6 @@
 #define CONFIG_PATH_MAX 1024
 
 enum { MODE_EVENT = 0, MODE_THREADS = 1 };
-enum { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON = 1 };
 
 typedef struct config {
   struct {

@@ -14,7 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
 
 #define AL_BUF_SIZE (1u << 20)   /* per buffer; two of them swap */
 #define AL_FLUSH_MS 100          /* the writer wakes at least this often when busy */

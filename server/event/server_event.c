@@ -16,7 +16,7 @@
 #include "loop.h"
 #include "net.h"
 #include "notify.h"
-#include "server.h"
+#include "server_event.h"
 
 #define FORCED_EXIT_GRACE_MS 1000
 #define FORCED_FLUSH_MS 200  /* at a forced exit: how long the logs get to write out */
@@ -292,3 +292,5 @@ int server_event_run(const config_t *cfg, access_log_t *al) {
     log_msg("stopped");
   return rc;
 }
+
+const char *server_event_libuv_version(void) { return uv_version_string(); }

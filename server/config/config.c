@@ -1,5 +1,6 @@
 /* config.c: the key table and everything that reads it. */
 #include "config.h"
+#include "log.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
