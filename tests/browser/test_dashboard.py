@@ -258,11 +258,52 @@ def test_thread_mode(b):
         srv.stop()
 
 
+def demo(b, out):
+    """The README's screenshot: a minute of /slow bursts, blocks and a /cpu job."""
+    import urllib.request
+    srv = Loopd("--mode", "event", "--loops", "2")
+    stop = threading.Event()
+
+    def traffic():  # a steady ~40 requests a second, so req/s has a baseline
+        while not stop.is_set():
+            try:
+                urllib.request.urlopen(srv.base + "/", timeout=5).read()
+            except OSError:
+                pass
+            stop.wait(0.025)
+
+    threading.Thread(target=traffic, daemon=True).start()
+    try:
+        b.open(srv.base + "/dashboard?interval_ms=250&window_s=60")
+        plan = [(4, "document.getElementById('in-slow-n').value = 40; document.getElementById('btn-slow').click()"),
+                (12, "document.getElementById('in-block').value = 500; document.getElementById('btn-block').click()"),
+                (20, "document.getElementById('in-cpu').value = 3000; document.getElementById('btn-cpu').click()"),
+                (30, "document.getElementById('in-block').value = 300; document.getElementById('btn-block').click()"),
+                (36, "document.getElementById('in-slow-n').value = 60; document.getElementById('btn-slow').click()"),
+                (46, "document.getElementById('in-block').value = 900; document.getElementById('btn-block').click()")]
+        t0 = time.monotonic()
+        for at, js in plan:
+            time.sleep(max(0, t0 + at - time.monotonic()))
+            b.eval(js)
+        time.sleep(max(0, t0 + 55 - time.monotonic()))
+        print("demo screenshot: %s (%d bytes)" % (out, b.screenshot(out)), flush=True)
+    finally:
+        stop.set()
+        srv.stop()
+
+
 def main():
     exe = find_chromium()
     if exe is None:
         print("SKIP: no Chromium (apt-get install chromium, or set CHROMIUM=/path)", flush=True)
         return SKIP
+    if len(sys.argv) == 3 and sys.argv[1] == "--demo":
+        b = Browser(exe)
+        try:
+            demo(b, sys.argv[2])
+        finally:
+            b.close()
+        return 0
     shot = os.environ.get("LOOPD_SCREENSHOT", "dashboard.png")
     b = Browser(exe)
     try:
