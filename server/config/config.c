@@ -64,6 +64,8 @@ static const config_key_t keys[] = {
      "/healthz turns 503 above this lag"},
     {"monitor.shed_lag_ms", CFG_INT, "0", 0, HOUR_MS, OFF(monitor.shed_lag_ms), NULL,
      "0 = off; else non-monitor routes answer 503 + Retry-After while lag is above it"},
+    {"monitor.max_event_streams", CFG_INT, "16", 1, 10000, OFF(monitor.max_event_streams), NULL,
+     "open /events streams (dashboards) at once; beyond: 503 + Retry-After"},
     {"routes.block", CFG_BOOL, "on", 0, 1, OFF(routes.block), NULL,
      "/block and /cpu exist (they exist to show the mistake)"},
     {"log.access", CFG_STRING, "off", 1, CONFIG_PATH_MAX - 1, OFF(log.access), NULL,

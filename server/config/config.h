@@ -42,6 +42,7 @@ typedef struct config {
     int64_t stall_ms;
     int64_t unhealthy_lag_ms;
     int64_t shed_lag_ms; /* 0 = off */
+    int64_t max_event_streams;
   } monitor;
   struct {
     int64_t block; /* 0 or 1 */

@@ -307,6 +307,7 @@ static void on_write_done(conn_t *c) {
 static void plan_done(conn_t *c) {
   budget_start(c);
   c->wait = WAIT_NONE;
+  c->session.rc.out_backlog = c->writing ? c->wbuf.len + c->wnext.len : 0;
   conn_step(c, session_continue(&c->session, &c->loop->out, now_ms(c)));
   conn_resume(c);
   conn_after(c);

@@ -64,6 +64,14 @@ struct route_ctx {
   /* ROUTE_BODY handlers set these to receive the request body. */
   void (*on_body)(route_ctx_t *rc, const char *data, size_t len);
   void (*on_end)(route_ctx_t *rc);
+  /* Called once when the request is over, answered or not (the client left,
+   * or the connection closed mid-plan): where a handler gives back what it
+   * holds (e.g. a stream slot). Set by the handler; cleared per request. */
+  void (*on_finish)(route_ctx_t *rc);
+  /* Bytes of earlier output the socket has not taken yet, set by the mode
+   * before each continuation: a stream skips what it would only queue.
+   * Thread mode leaves it 0: its writes block, which is its backpressure. */
+  size_t out_backlog;
   route_state_t state;
 };
 
@@ -127,5 +135,7 @@ void route_heartbeat(route_ctx_t *rc);
 void route_lag(route_ctx_t *rc);
 void route_metrics(route_ctx_t *rc);
 void route_healthz(route_ctx_t *rc);
+void route_events(route_ctx_t *rc);
+void route_dashboard(route_ctx_t *rc);
 
 #endif

@@ -44,7 +44,18 @@ void session_init(session_t *s, session_env_t *env, const char *peer, uint64_t n
   snprintf(s->peer, sizeof s->peer, "%s", peer);
 }
 
-void session_free(session_t *s) { http_parser_free(&s->hp); }
+/* The request a closing connection leaves unanswered ends here too. */
+static void finish_hook(session_t *s) {
+  void (*fn)(route_ctx_t *) = s->rc.on_finish;
+  s->rc.on_finish = NULL;
+  if (fn != NULL)
+    fn(&s->rc);
+}
+
+void session_free(session_t *s) {
+  finish_hook(s);
+  http_parser_free(&s->hp);
+}
 
 void session_trim(session_t *s) {
   if (!s->req_active)
@@ -263,6 +274,7 @@ static void fail(session_t *s, int status, const char *reason) {
 
 /* The response is complete and so is the request: log, then keep going or close. */
 static session_next_t finish(session_t *s) {
+  finish_hook(s);
   count_request(s, s->resp_status);
   log_request(s, s->resp_status);
   s->req_active = false;
@@ -335,6 +347,8 @@ static int ev_head(void *owner, const http_req_t *req) {
   s->rc.plan.kind = PLAN_NONE;
   s->rc.on_body = NULL;
   s->rc.on_end = NULL;
+  s->rc.on_finish = NULL;
+  s->rc.out_backlog = 0;
   int status = 0;
   const char *allow = NULL;
   s->route = route_match(c, req->path, req->path_len, req->method_id, &status, &allow);

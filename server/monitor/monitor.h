@@ -160,6 +160,26 @@ void mon_conns_get(mon_hub_t *h, int64_t *active, uint64_t *accepted);
 /* Thread mode: connection threads alive (proc_stats_t.threads_live); 0 in event mode. */
 int64_t mon_threads_live(mon_hub_t *h);
 
+/* ---- for live streams (monitor_events.c) ---- */
+
+/* Responses counted so far, every route and status of every counter block. */
+uint64_t mon_requests_total(mon_hub_t *h);
+
+typedef struct mon_stall_ev {
+  int src;
+  uint64_t turn; /* which turn stalled (the loop clock, ms): the same stall seen twice has the same */
+  double ms;     /* so far, while ongoing */
+  double at_s;   /* since the hub started: when it ended, or was seen running */
+  bool ongoing;
+  char what[STALL_WHAT_MAX];
+} mon_stall_ev_t;
+/* Each source's latest stall if it was recorded (began, or ended) after
+ * since_s (hub time); at most max. A stream that asks every interval sees
+ * each stall at least once (twice when the watchdog saw it running); two
+ * stalls of one loop within one interval show as the later one (the
+ * per-loop stall counters count both). */
+size_t mon_stalls_since(mon_hub_t *h, double since_s, mon_stall_ev_t *out, size_t max);
+
 /* The whole /metrics page (Prometheus text 0.0.4). route_names[i] labels
  * route i (the caller knows the table; the monitor does not). 0, or -1 when
  * out of room. */

@@ -18,6 +18,8 @@ static const route_t table[] = {
     {"/lag", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_lag},
     {"/metrics", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_metrics},
     {"/healthz", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_healthz},
+    {"/events", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_events},
+    {"/dashboard", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_dashboard},
 };
 
 /* /metrics counts requests per row, with one more for "no route". */

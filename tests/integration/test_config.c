@@ -159,7 +159,7 @@ static void test_precedence_and_print_config(void **state) {
                         "max_body_bytes", "header_timeout_ms", "body_timeout_ms",
                         "idle_timeout_ms", "max_requests_per_connection", "threads",
                         "queue_limit", "max_ms", "heartbeat_ms", "sample_ms", "stall_ms",
-                        "unhealthy_lag_ms", "shed_lag_ms", "block", "access", "format",
+                        "unhealthy_lag_ms", "shed_lag_ms", "max_event_streams", "block", "access", "format",
                         "stack_kb"};
   for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
     char k[64];

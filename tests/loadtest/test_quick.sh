@@ -45,4 +45,7 @@ awk -F, '$3=="baseline" && $2+0 >= 140 {hit=1} END {exit hit}' "$out/lag/timelin
 "$src/loadtest/monitor-cost" --rounds 1 --duration 1 --out "$out/cost" || fail "monitor-cost exited $?"
 [ "$(grep -c '^o[nf]*,1,[0-9]' "$out/cost/results.csv")" = 2 ] || fail "monitor-cost: expected an on and an off run"
 grep -q '^Medians: on [0-9]* req/s, off [0-9]* req/s' "$out/cost/summary.md" || fail "monitor-cost summary"
-echo "ok: $rows points, summary, plots, lag-demo, monitor-cost"
+ec=$("$src/loadtest/events-cost" --streams 2 --interval-ms 100 --seconds 1 --rounds 1 \
+  --bin "${LOOPD_BIN:-$src/build/loopd}") || fail "events-cost exited $?"
+echo "$ec" | grep -q '^median: process CPU .* us per snapshot per viewer' || fail "events-cost: $ec"
+echo "ok: $rows points, summary, plots, lag-demo, monitor-cost, events-cost"

@@ -1,0 +1,320 @@
+#!/usr/bin/env python3
+"""test_dashboard: a real browser (headless Chromium) opens /dashboard.
+
+It drives Chromium over the DevTools protocol on a pipe (--remote-debugging-pipe:
+NUL-separated JSON on fds 3 and 4, no websocket, no extra package) and checks
+what a person would see:
+  - snapshots arrive from /events and the tab title turns into "X ms lag";
+  - a click on "Block the loop" shows a stall naming GET /block within two
+    seconds of the block ending, and the page saves a screenshot;
+  - the page asks for nothing but loopd's own URLs and throws no JS errors;
+  - with routes.block=off the /block and /cpu buttons are absent;
+  - in thread mode the page says what its lag means.
+Skips (exit 77) with a message where Chromium is missing.
+Env: LOOPD_BIN (the server), LOOPD_SCREENSHOT (where the PNG goes), CHROMIUM.
+"""
+import base64
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SKIP = 77
+START_TIMEOUT_S = 10
+STEP_TIMEOUT_S = 20
+
+
+def fail(msg):
+    print("FAIL: " + msg, flush=True)
+    sys.exit(1)
+
+
+def find_chromium():
+    for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+class Loopd:
+    """loopd on 127.0.0.1:0; the port is read from its start line."""
+
+    def __init__(self, *args):
+        cmd = [os.environ["LOOPD_BIN"], "--listen", "127.0.0.1:0", *args]
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        self.log = b""
+        end = time.monotonic() + START_TIMEOUT_S
+        while b"listening on http://" not in self.log:
+            left = end - time.monotonic()
+            if left <= 0 or not select.select([self.proc.stderr], [], [], left)[0]:
+                self.stop()
+                fail("loopd did not start: %r" % self.log)
+            chunk = os.read(self.proc.stderr.fileno(), 4096)
+            if not chunk:
+                fail("loopd exited: %r" % self.log)
+            self.log += chunk
+        m = re.search(rb"listening on http://127\.0\.0\.1:(\d+)", self.log)
+        self.base = "http://127.0.0.1:%s" % m.group(1).decode()
+        # Keep reading stderr so a chatty server never blocks on a full pipe.
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self):
+        while True:
+            chunk = os.read(self.proc.stderr.fileno(), 4096)
+            if not chunk:
+                return
+            self.log += chunk
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Browser:
+    """Headless Chromium with the DevTools protocol on fds 3 (in) and 4 (out)."""
+
+    def __init__(self, exe):
+        self.profile = tempfile.mkdtemp(prefix="loopd-chromium-")
+        to_child_r, self.to_child = os.pipe()
+        self.from_child, from_child_w = os.pipe()
+
+        def fds():  # in the child: the pipes become fds 3 and 4, kept across exec
+            a, b = os.dup(to_child_r), os.dup(from_child_w)  # above 4, whatever the pipes were
+            os.dup2(a, 3)
+            os.dup2(b, 4)
+
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-extensions", "--disable-default-apps", "--mute-audio",
+                 "--remote-debugging-pipe", "--user-data-dir=" + self.profile, "about:blank"]
+        self.proc = subprocess.Popen([exe, *flags], preexec_fn=fds, close_fds=False,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(to_child_r)
+        os.close(from_child_w)
+        self.buf = b""
+        self.next_id = 0
+        self.events = []
+        self.session = None
+        target = self.call("Target.createTarget", url="about:blank")["targetId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        for domain in ("Page", "Runtime", "Network"):
+            self.call(domain + ".enable")
+        self.call("Emulation.setDeviceMetricsOverride", width=1280, height=1200,
+                  deviceScaleFactor=1, mobile=False)
+
+    def _read_message(self, deadline):
+        while b"\0" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.from_child], [], [], left)[0]:
+                fail("Chromium did not answer in time")
+            chunk = os.read(self.from_child, 1 << 16)
+            if not chunk:
+                fail("Chromium exited")
+            self.buf += chunk
+        msg, self.buf = self.buf.split(b"\0", 1)
+        return json.loads(msg)
+
+    def call(self, method, **params):
+        self.next_id += 1
+        msg = {"id": self.next_id, "method": method, "params": params}
+        if self.session and not method.startswith("Target."):
+            msg["sessionId"] = self.session
+        os.write(self.to_child, json.dumps(msg).encode() + b"\0")
+        deadline = time.monotonic() + STEP_TIMEOUT_S
+        while True:
+            m = self._read_message(deadline)
+            if m.get("id") == self.next_id:
+                if "error" in m:
+                    fail("%s: %s" % (method, m["error"]))
+                return m.get("result", {})
+            self.events.append(m)
+
+    def eval(self, expr):
+        r = self.call("Runtime.evaluate", expression=expr, returnByValue=True)
+        if "exceptionDetails" in r:
+            fail("evaluating %s: %s" % (expr, r["exceptionDetails"]))
+        return r["result"].get("value")
+
+    def wait_for(self, expr, timeout_s, what):
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            v = self.eval(expr)
+            if v:
+                return v
+            time.sleep(0.05)
+        fail("timed out waiting for " + what)
+
+    def open(self, url):
+        self.call("Page.navigate", url=url)
+        self.wait_for("window.loopd !== undefined && document.readyState === 'complete'", STEP_TIMEOUT_S,
+                      "the page to load")
+
+    def check_clean(self, base):
+        """No JS errors, and every request went to loopd itself."""
+        for e in self.events:
+            if e.get("method") == "Runtime.exceptionThrown":
+                fail("the page threw: %s" % e["params"]["exceptionDetails"])
+            if e.get("method") == "Network.requestWillBeSent":
+                url = e["params"]["request"]["url"]
+                if not (url.startswith(base + "/") or url.startswith("data:")):
+                    fail("the page loaded something else: " + url)
+        self.events.clear()
+
+    def screenshot(self, path):
+        png = base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
+        with open(path, "wb") as f:
+            f.write(png)
+        return len(png)
+
+    def close(self):
+        try:
+            self.call("Browser.close")
+            self.proc.wait(10)
+        except SystemExit:
+            raise
+        except Exception:
+            pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+SNAPSHOTS = "window.loopd.snapshots"
+
+
+def test_event_mode(b, shot):
+    srv = Loopd("--mode", "event", "--loops", "2")
+    try:
+        b.open(srv.base + "/dashboard?interval_ms=250&window_s=60")
+        b.wait_for(SNAPSHOTS + " >= 3", STEP_TIMEOUT_S, "three snapshots")
+        title = b.eval("document.title")
+        if not re.fullmatch(r"[0-9.]+ ms lag · loopd", title):
+            fail("the title does not show the lag: %r" % title)
+        if b.eval("document.querySelectorAll('#btn-block, #btn-cpu, #btn-slow').length") != 3:
+            fail("the /block, /cpu and /slow buttons are missing")
+        # Some traffic for the charts, then the block itself.
+        b.eval("document.getElementById('in-slow-n').value = 8; document.getElementById('btn-slow').click()")
+        time.sleep(1.0)
+        b.eval("document.getElementById('in-block').value = 500")
+        t0 = time.monotonic()
+        b.eval("document.getElementById('btn-block').click()")
+        seen = b.wait_for("[...document.querySelectorAll('#stalls tr.stall')].map(r => r.textContent)"
+                          ".find(t => t.includes('GET /block?ms=500')) || ''", 10, "the /block stall")
+        took = time.monotonic() - t0
+        print("stall row after %.2f s (block 0.5 s): %s" % (took, seen), flush=True)
+        if took > 0.5 + 2.0:
+            fail("the stall showed %.2f s after the click: not within two seconds of the block" % took)
+        # The title keeps changing: snapshots go on after the stall.
+        n = b.eval(SNAPSHOTS)
+        b.wait_for(SNAPSHOTS + " >= %d" % (n + 2), STEP_TIMEOUT_S, "snapshots after the stall")
+        b.wait_for("!document.querySelector('#stalls tr.ongoing')", 5, "the stall to end")
+        time.sleep(1.0)  # one more redraw with the stall in every chart
+        size = b.screenshot(shot)
+        print("screenshot: %s (%d bytes)" % (shot, size), flush=True)
+        b.check_clean(srv.base)
+    finally:
+        srv.stop()
+
+
+def test_block_off(b):
+    srv = Loopd("--mode", "event", "--set", "routes.block=off")
+    try:
+        b.open(srv.base + "/dashboard?interval_ms=250")
+        b.wait_for(SNAPSHOTS + " >= 1", STEP_TIMEOUT_S, "a snapshot (block=off)")
+        if b.eval("document.querySelectorAll('#btn-block, #btn-cpu').length") != 0:
+            fail("routes.block=off, yet the page shows /block or /cpu buttons")
+        if b.eval("!!document.getElementById('btn-slow')") is not True:
+            fail("the /slow burst button (always served) is missing")
+        b.check_clean(srv.base)
+    finally:
+        srv.stop()
+
+
+def test_thread_mode(b):
+    srv = Loopd("--mode", "threads")
+    try:
+        b.open(srv.base + "/dashboard?interval_ms=250")
+        b.wait_for(SNAPSHOTS + " >= 2", STEP_TIMEOUT_S, "snapshots (thread mode)")
+        note = b.eval("document.getElementById('mode-note').hidden ? '' : "
+                      "document.getElementById('mode-note').textContent")
+        if "heartbeat thread" not in note:
+            fail("thread mode: the page does not say what its lag means: %r" % note)
+        if not re.fullmatch(r"[0-9.]+ ms lag · loopd", b.eval("document.title")):
+            fail("thread mode: the title does not show the lag")
+        b.check_clean(srv.base)
+    finally:
+        srv.stop()
+
+
+def demo(b, out):
+    """The README's screenshot: a minute of /slow bursts, blocks and a /cpu job."""
+    import urllib.request
+    srv = Loopd("--mode", "event", "--loops", "2")
+    stop = threading.Event()
+
+    def traffic():  # a steady ~40 requests a second, so req/s has a baseline
+        while not stop.is_set():
+            try:
+                urllib.request.urlopen(srv.base + "/", timeout=5).read()
+            except OSError:
+                pass
+            stop.wait(0.025)
+
+    threading.Thread(target=traffic, daemon=True).start()
+    try:
+        b.open(srv.base + "/dashboard?interval_ms=250&window_s=60")
+        plan = [(4, "document.getElementById('in-slow-n').value = 40; document.getElementById('btn-slow').click()"),
+                (12, "document.getElementById('in-block').value = 500; document.getElementById('btn-block').click()"),
+                (20, "document.getElementById('in-cpu').value = 3000; document.getElementById('btn-cpu').click()"),
+                (30, "document.getElementById('in-block').value = 300; document.getElementById('btn-block').click()"),
+                (36, "document.getElementById('in-slow-n').value = 60; document.getElementById('btn-slow').click()"),
+                (46, "document.getElementById('in-block').value = 900; document.getElementById('btn-block').click()")]
+        t0 = time.monotonic()
+        for at, js in plan:
+            time.sleep(max(0, t0 + at - time.monotonic()))
+            b.eval(js)
+        time.sleep(max(0, t0 + 55 - time.monotonic()))
+        print("demo screenshot: %s (%d bytes)" % (out, b.screenshot(out)), flush=True)
+    finally:
+        stop.set()
+        srv.stop()
+
+
+def main():
+    exe = find_chromium()
+    if exe is None:
+        print("SKIP: no Chromium (apt-get install chromium, or set CHROMIUM=/path)", flush=True)
+        return SKIP
+    if len(sys.argv) == 3 and sys.argv[1] == "--demo":
+        b = Browser(exe)
+        try:
+            demo(b, sys.argv[2])
+        finally:
+            b.close()
+        return 0
+    shot = os.environ.get("LOOPD_SCREENSHOT", "dashboard.png")
+    b = Browser(exe)
+    try:
+        test_event_mode(b, shot)
+        test_block_off(b)
+        test_thread_mode(b)
+    finally:
+        b.close()
+    print("ok", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
