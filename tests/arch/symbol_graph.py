@@ -5,10 +5,11 @@ An edge A -> B means object A uses a symbol object B defines. The graph must
 have no cycle (a cycle means neither side builds or tests alone), and, with
 --unused, no object may export a symbol nobody else uses.
 
-    symbol_graph.py [--unused] [--dot] OBJECT_OR_ARCHIVE... [--users OBJECT...]
+    symbol_graph.py [--unused] [--dot] OBJECT_OR_ARCHIVE... [--users PATH...]
 
-Objects after --users (tests, fuzzers) count as users of symbols but are not
-nodes of the graph: an export only a test uses is not unused.
+Objects after --users (tests, fuzzers; a directory means every .o under it)
+count as users of symbols but are not nodes of the graph: an export only a
+test uses is not unused.
 
 Exit status: 0 clean, 1 a cycle (or an unused export with --unused), 2 usage.
 """
@@ -134,7 +135,15 @@ def main(argv):
     for _, undefs in objs.values():
         used |= undefs
     if user_paths:
-        for _, undefs in read_symbols(user_paths).values():
+        import os
+        files = []
+        for p in user_paths:
+            if os.path.isdir(p):
+                for d, _, names in os.walk(p):
+                    files += [os.path.join(d, n) for n in names if n.endswith(".o")]
+            else:
+                files.append(p)
+        for _, undefs in read_symbols(files).values():
             used |= undefs
     unused = sorted(s for s in owner if s not in used and s != "main"
                     and not s.startswith("LLVMFuzzer"))
