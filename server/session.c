@@ -42,9 +42,14 @@ void session_init(session_t *s, session_env_t *env, const char *peer, uint64_t n
   s->phase_ms = now_ms;
   s->now_ms = now_ms;
   snprintf(s->peer, sizeof s->peer, "%s", peer);
+  /* room for the head (a bounded Content-Type and no extra lines) too */
+  buf_init(&s->hold, SESSION_HOLD_BYTES + 2048);
 }
 
-void session_free(session_t *s) { http_parser_free(&s->hp); }
+void session_free(session_t *s) {
+  http_parser_free(&s->hp);
+  buf_free(&s->hold);
+}
 
 void session_trim(session_t *s) {
   if (!s->req_active)
@@ -131,6 +136,31 @@ static bool shed(session_t *s) {
 
 /* ---- writing ---- */
 
+/* Where the response goes: the mode's output, or the hold while the
+ * request body is still being read. */
+static buf_t *dst(session_t *s) { return s->holding ? &s->hold : s->out; }
+
+/* The held response goes out: from here on it streams, and an error in the
+ * rest of the body can only end the connection. */
+static void release_hold(session_t *s) {
+  if (!s->holding)
+    return;
+  s->holding = false;
+  if (buf_append(s->out, s->hold.data, s->hold.len) != 0)
+    s->broken = true;
+  buf_free(&s->hold); /* idle connections hold none */
+}
+
+/* An error before the held response went out: it never existed. */
+static void drop_hold(session_t *s) {
+  if (!s->holding)
+    return;
+  s->holding = false;
+  buf_free(&s->hold);
+  s->resp_started = false;
+  s->resp_done = false;
+}
+
 static void write_head(session_t *s, int status, const char *ctype, int64_t length,
                        const char *extra) {
   const http_req_t *r = s->rc.req;
@@ -148,7 +178,7 @@ static void write_head(session_t *s, int status, const char *ctype, int64_t leng
                    .connection = !keep ? RESP_CONN_CLOSE
                                  : r->minor == 0 ? RESP_CONN_KEEP_ALIVE : RESP_CONN_DEFAULT,
                    .extra = extra};
-  if (resp_write_head(s->out, &h, date_cache_get(&s->env->date)) != 0)
+  if (resp_write_head(dst(s), &h, date_cache_get(&s->env->date)) != 0)
     s->broken = true;
   s->resp_started = true;
   s->resp_status = (int16_t)status;
@@ -181,6 +211,8 @@ void reply_head(route_ctx_t *rc, int status, const char *ctype, int64_t length, 
     else
       s->keep_alive = false; /* answering without the body: close after */
   }
+  if (!s->req_done && rc->on_body != NULL)
+    s->holding = true; /* until the body is complete, or the hold is full */
   write_head(s, status, ctype, length, extra);
 }
 
@@ -192,7 +224,10 @@ void reply_body(route_ctx_t *rc, const void *data, size_t len) {
   }
   if (s->head_only || len == 0)
     return;
-  int r = s->resp_chunked ? resp_write_chunk(s->out, data, len) : buf_append(s->out, data, len);
+  if (s->holding && s->hold.len + len + 32 > SESSION_HOLD_BYTES)
+    release_hold(s); /* 32: a chunk's framing */
+  buf_t *out = dst(s);
+  int r = s->resp_chunked ? resp_write_chunk(out, data, len) : buf_append(out, data, len);
   if (r != 0)
     s->broken = true;
   s->resp_bytes += len;
@@ -204,9 +239,10 @@ void reply_end(route_ctx_t *rc) {
     s->broken = true;
     return;
   }
-  if (s->resp_chunked && !s->head_only && resp_write_last_chunk(s->out) != 0)
+  if (s->resp_chunked && !s->head_only && resp_write_last_chunk(dst(s)) != 0)
     s->broken = true;
   s->resp_done = true;
+  release_hold(s);
 }
 
 void reply_with(route_ctx_t *rc, int status, const char *ctype, const char *extra,
@@ -244,6 +280,7 @@ void plan_yield(route_ctx_t *rc, route_fn then) {
 static void fail(session_t *s, int status, const char *reason) {
   s->phase = PHASE_CLOSED;
   s->keep_alive = false;
+  drop_hold(s); /* not sent yet: the error gets its status instead */
   if (s->resp_started)
     return; /* mid-response: the only honest signal left is the close */
   char body[256];

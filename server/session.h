@@ -40,12 +40,18 @@ enum { PHASE_IDLE, PHASE_HEAD, PHASE_BODY, PHASE_BUSY, PHASE_CLOSED };
 
 /* Output beyond this after a response makes the session ask for a flush. */
 #define SESSION_OUT_HIGH (64 * 1024)
+/* A handler that answers while the request body still arrives (/echo) has
+ * its response held back until the body is complete or this much of the
+ * response is waiting: an error found in the body within it still gets its
+ * status. Per connection, only while a body is read. */
+#define SESSION_HOLD_BYTES (64 * 1024)
 
 typedef struct session {
   http_parser_t hp;
   route_ctx_t rc;
   session_env_t *env;
   buf_t *out;
+  buf_t hold; /* the held-back response (see SESSION_HOLD_BYTES) */
   const route_t *route;
   const char *miss_allow; /* no route: the Allow list for a 405 */
   uint64_t now_ms;
@@ -64,6 +70,7 @@ typedef struct session {
   bool resp_until_close;
   bool head_only;
   bool keep_alive;
+  bool holding;
   bool continue_sent;
   bool broken;
   char peer[56];
