@@ -198,6 +198,7 @@ static void on_write(uv_write_t *req, int status) {
 
 static void plan_done(conn_t *c) {
   c->wait = WAIT_NONE;
+  session_input_held(&c->session, c->inbuf.len);
   conn_step(c, session_continue(&c->session, &c->loop->out, now_ms(c)));
   conn_resume(c);
   conn_after(c);

@@ -670,6 +670,7 @@ size_t http_parser_feed(http_parser_t *hp, const char *data, size_t len, http_re
     int ev = hp->pending;
     hp->pending = PENDING_NONE;
     int r = HTTP_EV_OK;
+    hp->rest = (size_t)(end - p);
     if (ev == PENDING_HEAD) {
       hp->in_head = false;
       if (hp->head_used > head_limit(hp)) {
@@ -686,6 +687,7 @@ size_t http_parser_feed(http_parser_t *hp, const char *data, size_t len, http_re
       hp->line_bytes = 0;
       r = hp->ev->on_done(hp->owner);
     }
+    hp->rest = 0;
     if (r == HTTP_EV_PAUSE) {
       *result = HTTP_PAUSED;
       return (size_t)(p - data);

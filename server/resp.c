@@ -134,7 +134,10 @@ int resp_write_chunk(buf_t *out, const void *data, size_t n) {
 
 int resp_write_last_chunk(buf_t *out) { return LIT(out, "0\r\n\r\n"); }
 
-int resp_write_continue(buf_t *out) { return LIT(out, "HTTP/1.1 100 Continue\r\n\r\n"); }
+int resp_write_continue(buf_t *out, const char *date) {
+  resp_head_t h = {.status = 100, .content_length = RESP_NO_BODY};
+  return resp_write_head(out, &h, date);
+}
 
 /* The 503 for a connection over server.max_connections: a head like every
  * other (Date, Server, a counted length), written without a session. */

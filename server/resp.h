@@ -32,7 +32,7 @@ int resp_write_last_chunk(buf_t *out);
 /* Appends the whole 503 sent to a connection over server.max_connections
  * (both modes); needs no session. */
 int resp_write_refused(buf_t *out, const char *date);
-/* "HTTP/1.1 100 Continue\r\n\r\n" */
-int resp_write_continue(buf_t *out);
+/* "HTTP/1.1 100 Continue", with Server and Date like every response. */
+int resp_write_continue(buf_t *out, const char *date);
 
 #endif

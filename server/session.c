@@ -164,7 +164,9 @@ static void drop_hold(session_t *s) {
 static void write_head(session_t *s, int status, const char *ctype, int64_t length,
                        const char *extra) {
   const http_req_t *r = s->rc.req;
-  bool keep = s->keep_alive && !s->env->route.draining;
+  /* Draining: requests already read are answered; the last one closes. */
+  bool more_input = s->hp.rest > 0 || s->held_in > 0;
+  bool keep = s->keep_alive && (!s->env->route.draining || more_input);
   if (length == REPLY_CHUNKED && r->minor == 0) {
     /* HTTP/1.0 has no chunked coding: the body ends with the connection. */
     length = RESP_UNTIL_CLOSE;
@@ -188,7 +190,7 @@ static void write_head(session_t *s, int status, const char *ctype, int64_t leng
 }
 
 static void send_continue(session_t *s) {
-  if (resp_write_continue(s->out) != 0)
+  if (resp_write_continue(s->out, date_cache_get(&s->env->date)) != 0)
     s->broken = true;
   s->continue_sent = true;
 }
@@ -428,8 +430,8 @@ static int ev_done(void *owner) {
 
 /* ---- what the mode calls ---- */
 
-size_t session_feed(session_t *s, buf_t *out, const char *data, size_t len, uint64_t now_ms,
-                    session_next_t *next) {
+static size_t feed(session_t *s, buf_t *out, const char *data, size_t len, uint64_t now_ms,
+                   session_next_t *next) {
   s->out = out;
   s->now_ms = now_ms;
   if (s->phase == PHASE_CLOSED) {
@@ -456,12 +458,18 @@ size_t session_feed(session_t *s, buf_t *out, const char *data, size_t len, uint
   return used;
 }
 
+size_t session_feed(session_t *s, buf_t *out, const char *data, size_t len, uint64_t now_ms,
+                    session_next_t *next) {
+  s->held_in = 0; /* the mode feeds all it holds */
+  return feed(s, out, data, len, now_ms, next);
+}
+
 /* A plan that ran at the head is over: let the parser go on with the message
  * (a request without a body completes with no further bytes). */
 static session_next_t resume_parser(session_t *s, session_next_t next) {
   if (next != SESSION_READ || !s->req_active || s->req_done)
     return next;
-  session_feed(s, s->out, "", 0, s->now_ms, &next);
+  feed(s, s->out, "", 0, s->now_ms, &next);
   return next;
 }
 
@@ -474,7 +482,9 @@ session_next_t session_continue(session_t *s, buf_t *out, uint64_t now_ms) {
     running(s);
     p.then(&s->rc);
   }
-  return resume_parser(s, settle(s));
+  session_next_t next = resume_parser(s, settle(s));
+  s->held_in = 0;
+  return next;
 }
 
 session_next_t session_refuse(session_t *s, buf_t *out, uint64_t now_ms, int status,

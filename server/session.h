@@ -58,6 +58,7 @@ typedef struct session {
   uint64_t phase_ms;
   uint64_t start_ns;
   uint64_t resp_bytes;
+  size_t held_in; /* input the mode holds beyond what it feeds (session_input_held) */
   uint32_t requests;
   int16_t resp_status;
   uint8_t phase;
@@ -85,6 +86,10 @@ void session_free(session_t *s);
  * rest must be fed again once the returned step is done. */
 size_t session_feed(session_t *s, buf_t *out, const char *data, size_t len, uint64_t now_ms,
                     session_next_t *next);
+/* Before session_continue: how many input bytes the mode holds, not yet fed.
+ * While draining, a response keeps the connection open only when more input
+ * waits (a pipelined request already read is answered, SPEC section 6). */
+static inline void session_input_held(session_t *s, size_t n) { s->held_in = n; }
 /* The plan is carried out: run its continuation. */
 session_next_t session_continue(session_t *s, buf_t *out, uint64_t now_ms);
 /* The mode cannot carry the plan out (e.g. work queue full): answer status instead. */
