@@ -308,6 +308,7 @@ static void plan_done(conn_t *c) {
   budget_start(c);
   c->wait = WAIT_NONE;
   c->session.rc.out_backlog = c->writing ? c->wbuf.len + c->wnext.len : 0;
+  session_input_held(&c->session, c->inbuf.len);
   conn_step(c, session_continue(&c->session, &c->loop->out, now_ms(c)));
   conn_resume(c);
   conn_after(c);
@@ -660,10 +661,11 @@ void conn_accept(evloop_t *l) {
       conn_close(c);
       return;
     }
-    size_t rlen;
-    const char *refusal = resp_refused(&rlen);
-    uv_buf_t b = uv_buf_init((char *)refusal, (unsigned)rlen);
-    uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (resp_write_refused(&l->out, date_cache_get(&l->env.date)) == 0) {
+      uv_buf_t b = uv_buf_init(l->out.data, (unsigned)l->out.len);
+      uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    }
+    l->out.len = 0;
     if (l->nlingering_refused >= LINGERING_REFUSED_MAX) {
       conn_close(c);
       return;

@@ -161,6 +161,13 @@ static int check_te(http_parser_t *hp, const char *v, size_t n) {
       if (hp->te_chunked)
         return fail(hp, 400, "chunked transfer coding applied twice");
       hp->te_chunked = true;
+      /* llhttp reads "chunked" only when spaces alone follow it up to a
+       * comma or the end; parameters or a tab make it another coding
+       * there, so refuse them here rather than read the header twice. */
+      while (i < n && v[i] == ' ')
+        i++;
+      if (i < n && v[i] != ',')
+        return fail(hp, 400, "invalid Transfer-Encoding: chunked takes no parameters");
     } else {
       hp->te_other = true;
     }
@@ -267,6 +274,12 @@ static int on_url(llhttp_t *p, const char *at, size_t len) {
   if (hp->store->bytes.len == 0 && byte_before(hp, at, 2) == ' ')
     return fail(hp, 400, "malformed request line");
   hp->line_bytes += len;
+  /* The byte that ends the span ends the target (a span cut by the end of a
+   * read goes on, maybe empty, in the next one). CR or LF there is an
+   * HTTP/0.9-style line, which llhttp takes and then waits for headers that
+   * never come: answer it now. */
+  if (at + len < hp->exec_end && (at[len] == '\r' || at[len] == '\n'))
+    return fail(hp, 400, "request line has no HTTP version");
   /* method SP target SP HTTP/x.y: line_bytes + 10 once the version arrives */
   if (hp->line_bytes + 10 > (uint64_t)hp->cfg->limits.max_request_line_bytes)
     return fail(hp, 414, "request line too long");
@@ -562,6 +575,8 @@ static int finish_head(http_parser_t *hp) {
     return fail(hp, 400, "Transfer-Encoding in an HTTP/1.0 request"), -1;
   if (hp->te_other)
     return fail(hp, 501, "only the chunked transfer coding is supported"), -1;
+  if (hp->te_chunked != ((p->flags & F_CHUNKED) != 0)) /* one reading of the header, not two */
+    return fail(hp, 400, "invalid Transfer-Encoding"), -1;
   if (r->content_length > hp->cfg->limits.max_body_bytes)
     return fail(hp, 413, "request body too large"), -1;
   if (hp->expect_other)
@@ -655,6 +670,7 @@ size_t http_parser_feed(http_parser_t *hp, const char *data, size_t len, http_re
     int ev = hp->pending;
     hp->pending = PENDING_NONE;
     int r = HTTP_EV_OK;
+    hp->rest = (size_t)(end - p);
     if (ev == PENDING_HEAD) {
       hp->in_head = false;
       if (hp->head_used > head_limit(hp)) {
@@ -671,6 +687,7 @@ size_t http_parser_feed(http_parser_t *hp, const char *data, size_t len, http_re
       hp->line_bytes = 0;
       r = hp->ev->on_done(hp->owner);
     }
+    hp->rest = 0;
     if (r == HTTP_EV_PAUSE) {
       *result = HTTP_PAUSED;
       return (size_t)(p - data);

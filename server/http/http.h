@@ -92,6 +92,7 @@ typedef struct http_parser {
   const char *exec_end;
   const char *value_end; /* where the last header value span ended */
   const char *version_end; /* where the version span ended (NULL: at a read's end) */
+  size_t rest; /* during on_head/on_done: bytes of this feed after the event */
   int error_status;
   const char *error_reason;
   uint8_t pending;     /* event held until llhttp returns (PENDING_*) */

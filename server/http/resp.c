@@ -134,13 +134,19 @@ int resp_write_chunk(buf_t *out, const void *data, size_t n) {
 
 int resp_write_last_chunk(buf_t *out) { return LIT(out, "0\r\n\r\n"); }
 
-int resp_write_continue(buf_t *out) { return LIT(out, "HTTP/1.1 100 Continue\r\n\r\n"); }
+int resp_write_continue(buf_t *out, const char *date) {
+  resp_head_t h = {.status = 100, .content_length = RESP_NO_BODY};
+  return resp_write_head(out, &h, date);
+}
 
-static const char refused[] =
-    "HTTP/1.1 503 Service Unavailable\r\nServer: loopd\r\nContent-Type: text/plain\r\n"
-    "Content-Length: 20\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many connections\n";
-
-const char *resp_refused(size_t *len) {
-  *len = sizeof refused - 1;
-  return refused;
+/* The 503 for a connection over server.max_connections: a head like every
+ * other (Date, Server, a counted length), written without a session. */
+int resp_write_refused(buf_t *out, const char *date) {
+  static const char body[] = "too many connections\n";
+  resp_head_t h = {.status = 503, .content_type = "text/plain",
+                   .content_length = (int64_t)(sizeof body - 1), .connection = RESP_CONN_CLOSE,
+                   .extra = "Retry-After: 1\r\n"};
+  if (resp_write_head(out, &h, date) != 0)
+    return -1;
+  return buf_append(out, body, sizeof body - 1);
 }

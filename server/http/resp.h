@@ -29,10 +29,10 @@ int resp_write_head(buf_t *out, const resp_head_t *h, const char *date);
 /* Appends one chunk (nothing for n == 0) or the last chunk. */
 int resp_write_chunk(buf_t *out, const void *data, size_t n);
 int resp_write_last_chunk(buf_t *out);
-/* The whole 503 sent to a connection over server.max_connections (both modes):
- * fixed bytes, no Date, so it needs no session. */
-const char *resp_refused(size_t *len);
-/* "HTTP/1.1 100 Continue\r\n\r\n" */
-int resp_write_continue(buf_t *out);
+/* Appends the whole 503 sent to a connection over server.max_connections
+ * (both modes); needs no session. */
+int resp_write_refused(buf_t *out, const char *date);
+/* "HTTP/1.1 100 Continue", with Server and Date like every response. */
+int resp_write_continue(buf_t *out, const char *date);
 
 #endif

@@ -42,6 +42,8 @@ void session_init(session_t *s, session_env_t *env, const char *peer, uint64_t n
   s->phase_ms = now_ms;
   s->now_ms = now_ms;
   snprintf(s->peer, sizeof s->peer, "%s", peer);
+  /* room for the head (a bounded Content-Type and no extra lines) too */
+  buf_init(&s->hold, SESSION_HOLD_BYTES + 2048);
 }
 
 /* The request a closing connection leaves unanswered ends here too. */
@@ -55,6 +57,7 @@ static void finish_hook(session_t *s) {
 void session_free(session_t *s) {
   finish_hook(s);
   http_parser_free(&s->hp);
+  buf_free(&s->hold);
 }
 
 void session_trim(session_t *s) {
@@ -142,10 +145,37 @@ static bool shed(session_t *s) {
 
 /* ---- writing ---- */
 
+/* Where the response goes: the mode's output, or the hold while the
+ * request body is still being read. */
+static buf_t *dst(session_t *s) { return s->holding ? &s->hold : s->out; }
+
+/* The held response goes out: from here on it streams, and an error in the
+ * rest of the body can only end the connection. */
+static void release_hold(session_t *s) {
+  if (!s->holding)
+    return;
+  s->holding = false;
+  if (buf_append(s->out, s->hold.data, s->hold.len) != 0)
+    s->broken = true;
+  buf_free(&s->hold); /* idle connections hold none */
+}
+
+/* An error before the held response went out: it never existed. */
+static void drop_hold(session_t *s) {
+  if (!s->holding)
+    return;
+  s->holding = false;
+  buf_free(&s->hold);
+  s->resp_started = false;
+  s->resp_done = false;
+}
+
 static void write_head(session_t *s, int status, const char *ctype, int64_t length,
                        const char *extra) {
   const http_req_t *r = s->rc.req;
-  bool keep = s->keep_alive && !s->env->route.draining;
+  /* Draining: requests already read are answered; the last one closes. */
+  bool more_input = s->hp.rest > 0 || s->held_in > 0;
+  bool keep = s->keep_alive && (!s->env->route.draining || more_input);
   if (length == REPLY_CHUNKED && r->minor == 0) {
     /* HTTP/1.0 has no chunked coding: the body ends with the connection. */
     length = RESP_UNTIL_CLOSE;
@@ -159,7 +189,7 @@ static void write_head(session_t *s, int status, const char *ctype, int64_t leng
                    .connection = !keep ? RESP_CONN_CLOSE
                                  : r->minor == 0 ? RESP_CONN_KEEP_ALIVE : RESP_CONN_DEFAULT,
                    .extra = extra};
-  if (resp_write_head(s->out, &h, date_cache_get(&s->env->date)) != 0)
+  if (resp_write_head(dst(s), &h, date_cache_get(&s->env->date)) != 0)
     s->broken = true;
   s->resp_started = true;
   s->resp_status = (int16_t)status;
@@ -169,7 +199,7 @@ static void write_head(session_t *s, int status, const char *ctype, int64_t leng
 }
 
 static void send_continue(session_t *s) {
-  if (resp_write_continue(s->out) != 0)
+  if (resp_write_continue(s->out, date_cache_get(&s->env->date)) != 0)
     s->broken = true;
   s->continue_sent = true;
 }
@@ -192,6 +222,8 @@ void reply_head(route_ctx_t *rc, int status, const char *ctype, int64_t length, 
     else
       s->keep_alive = false; /* answering without the body: close after */
   }
+  if (!s->req_done && rc->on_body != NULL)
+    s->holding = true; /* until the body is complete, or the hold is full */
   write_head(s, status, ctype, length, extra);
 }
 
@@ -203,7 +235,10 @@ void reply_body(route_ctx_t *rc, const void *data, size_t len) {
   }
   if (s->head_only || len == 0)
     return;
-  int r = s->resp_chunked ? resp_write_chunk(s->out, data, len) : buf_append(s->out, data, len);
+  if (s->holding && s->hold.len + len + 32 > SESSION_HOLD_BYTES)
+    release_hold(s); /* 32: a chunk's framing */
+  buf_t *out = dst(s);
+  int r = s->resp_chunked ? resp_write_chunk(out, data, len) : buf_append(out, data, len);
   if (r != 0)
     s->broken = true;
   s->resp_bytes += len;
@@ -215,9 +250,10 @@ void reply_end(route_ctx_t *rc) {
     s->broken = true;
     return;
   }
-  if (s->resp_chunked && !s->head_only && resp_write_last_chunk(s->out) != 0)
+  if (s->resp_chunked && !s->head_only && resp_write_last_chunk(dst(s)) != 0)
     s->broken = true;
   s->resp_done = true;
+  release_hold(s);
 }
 
 void reply_with(route_ctx_t *rc, int status, const char *ctype, const char *extra,
@@ -255,6 +291,7 @@ void plan_yield(route_ctx_t *rc, route_fn then) {
 static void fail(session_t *s, int status, const char *reason) {
   s->phase = PHASE_CLOSED;
   s->keep_alive = false;
+  drop_hold(s); /* not sent yet: the error gets its status instead */
   if (s->resp_started)
     return; /* mid-response: the only honest signal left is the close */
   char body[256];
@@ -405,8 +442,8 @@ static int ev_done(void *owner) {
 
 /* ---- what the mode calls ---- */
 
-size_t session_feed(session_t *s, buf_t *out, const char *data, size_t len, uint64_t now_ms,
-                    session_next_t *next) {
+static size_t feed(session_t *s, buf_t *out, const char *data, size_t len, uint64_t now_ms,
+                   session_next_t *next) {
   s->out = out;
   s->now_ms = now_ms;
   if (s->phase == PHASE_CLOSED) {
@@ -433,12 +470,18 @@ size_t session_feed(session_t *s, buf_t *out, const char *data, size_t len, uint
   return used;
 }
 
+size_t session_feed(session_t *s, buf_t *out, const char *data, size_t len, uint64_t now_ms,
+                    session_next_t *next) {
+  s->held_in = 0; /* the mode feeds all it holds */
+  return feed(s, out, data, len, now_ms, next);
+}
+
 /* A plan that ran at the head is over: let the parser go on with the message
  * (a request without a body completes with no further bytes). */
 static session_next_t resume_parser(session_t *s, session_next_t next) {
   if (next != SESSION_READ || !s->req_active || s->req_done)
     return next;
-  session_feed(s, s->out, "", 0, s->now_ms, &next);
+  feed(s, s->out, "", 0, s->now_ms, &next);
   return next;
 }
 
@@ -451,7 +494,9 @@ session_next_t session_continue(session_t *s, buf_t *out, uint64_t now_ms) {
     running(s);
     p.then(&s->rc);
   }
-  return resume_parser(s, settle(s));
+  session_next_t next = resume_parser(s, settle(s));
+  s->held_in = 0;
+  return next;
 }
 
 session_next_t session_refuse(session_t *s, buf_t *out, uint64_t now_ms, int status,

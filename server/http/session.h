@@ -40,18 +40,25 @@ enum { PHASE_IDLE, PHASE_HEAD, PHASE_BODY, PHASE_BUSY, PHASE_CLOSED };
 
 /* Output beyond this after a response makes the session ask for a flush. */
 #define SESSION_OUT_HIGH (64 * 1024)
+/* A handler that answers while the request body still arrives (/echo) has
+ * its response held back until the body is complete or this much of the
+ * response is waiting: an error found in the body within it still gets its
+ * status. Per connection, only while a body is read. */
+#define SESSION_HOLD_BYTES (64 * 1024)
 
 typedef struct session {
   http_parser_t hp;
   route_ctx_t rc;
   session_env_t *env;
   buf_t *out;
+  buf_t hold; /* the held-back response (see SESSION_HOLD_BYTES) */
   const route_t *route;
   const char *miss_allow; /* no route: the Allow list for a 405 */
   uint64_t now_ms;
   uint64_t phase_ms;
   uint64_t start_ns;
   uint64_t resp_bytes;
+  size_t held_in; /* input the mode holds beyond what it feeds (session_input_held) */
   uint32_t requests;
   /* Event mode's per-turn budget: once request number pause_at is answered the
    * session returns SESSION_FLUSH, so the mode can check what the connection
@@ -68,6 +75,7 @@ typedef struct session {
   bool resp_until_close;
   bool head_only;
   bool keep_alive;
+  bool holding;
   bool continue_sent;
   bool broken;
   char peer[56];
@@ -82,6 +90,10 @@ void session_free(session_t *s);
  * rest must be fed again once the returned step is done. */
 size_t session_feed(session_t *s, buf_t *out, const char *data, size_t len, uint64_t now_ms,
                     session_next_t *next);
+/* Before session_continue: how many input bytes the mode holds, not yet fed.
+ * While draining, a response keeps the connection open only when more input
+ * waits (a pipelined request already read is answered, SPEC section 6). */
+static inline void session_input_held(session_t *s, size_t n) { s->held_in = n; }
 /* The plan is carried out: run its continuation. */
 session_next_t session_continue(session_t *s, buf_t *out, uint64_t now_ms);
 /* The mode cannot carry the plan out (e.g. work queue full): answer status instead. */

@@ -53,6 +53,7 @@ typedef struct tserver {
   bool attr_ok;
   size_t nrefused;
   refused_t refused[REFUSED_MAX];
+  date_cache_t date; /* for the refusals' Date header */
   struct pollfd pfd[3 + REFUSED_MAX];
 } tserver_t;
 
@@ -137,12 +138,18 @@ static void shared_free(tshared_t *sh) {
 /* ---- refusing: a 503 and a close, never a thread ---- */
 
 static void refuse(tserver_t *t, int fd) {
-  size_t len;
-  const char *r = resp_refused(&len);
-  ssize_t w = send(fd, r, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+  buf_t r;
+  buf_init(&r, 1024);
+  ssize_t w = -1;
+  size_t len = 0;
+  if (resp_write_refused(&r, date_cache_get(&t->date)) == 0) {
+    len = r.len;
+    w = send(fd, r.data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+  }
+  buf_free(&r);
   /* Linger like event mode so the client's request bytes, unread, do not
    * turn our close into a reset that destroys the 503. */
-  if (w != (ssize_t)len || t->nrefused >= REFUSED_MAX || shutdown(fd, SHUT_WR) != 0) {
+  if (w < 0 || (size_t)w != len || t->nrefused >= REFUSED_MAX || shutdown(fd, SHUT_WR) != 0) {
     close(fd);
     return;
   }
@@ -430,6 +437,7 @@ int server_threads_run(const config_t *cfg, access_log_t *al) {
   }
   int rc = 1;
   t->listen_fd = t->sig_fd = t->spare_fd = -1;
+  date_cache_init(&t->date);
   if (shared_init(&t->sh, cfg, al) != 0 || signals_start(t) != 0) {
     log_msg("cannot create eventfds or the signal pipe: %s", strerror(errno));
     goto out;

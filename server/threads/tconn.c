@@ -157,6 +157,7 @@ static int run_plan(tconn_t *c) {
     break;
   }
   sync_drain(c);
+  session_input_held(&c->session, c->rlen);
   return (int)session_continue(&c->session, &c->out, now_ms());
 }
 

@@ -223,16 +223,23 @@ static void test_expect_continue_order(void **state) {
   session_next_t next;
   session_feed(&f->s, &f->out, h, strlen(h), 1000, &next);
   assert_int_equal(next, SESSION_READ);
-  const char cont[] = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n";
+  /* 100 Continue at once; the 200 is held until the body has arrived */
+  const char cont[] = "HTTP/1.1 100 Continue\r\nServer: loopd\r\nDate: ";
+  const char ok[] = "\r\n\r\nHTTP/1.1 200 OK\r\n";
+  size_t cont_len = sizeof cont - 1 + DATE_LEN + 4; /* the Date, CRLF CRLF */
+  assert_int_equal(f->out.len, cont_len);
   assert_memory_equal(f->out.data, cont, sizeof cont - 1);
-  /* a delayed echo asks for the body only once its delay is over */
   session_feed(&f->s, &f->out, "ok", 2, 1000, &next);
+  assert_true(f->out.len > cont_len);
+  assert_memory_equal(f->out.data + cont_len - 4, ok, sizeof ok - 1);
+  /* a delayed echo asks for the body only once its delay is over */
   buf_reset(&f->out);
   h = "POST /echo?delay_ms=5 HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
   session_feed(&f->s, &f->out, h, strlen(h), 1000, &next);
   assert_int_equal(next, SESSION_PLAN);
   assert_int_equal(f->out.len, 0);
   assert_int_equal(session_continue(&f->s, &f->out, 1005), SESSION_READ);
+  assert_int_equal(f->out.len, cont_len);
   assert_memory_equal(f->out.data, cont, sizeof cont - 1);
 }
 

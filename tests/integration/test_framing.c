@@ -1,0 +1,403 @@
+/* test_framing.c: every kind of response loopd sends, read with a strict
+ * parser: the status line, each header line, Server and Date on every
+ * response (interim and canned ones included), one framing (Content-Length,
+ * chunked, or none where no body may follow), the exact body, and nothing
+ * more on the wire. Runs in both modes like every integration test. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ctype.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define T 5000       /* ms: generous, the machine is noisy */
+#define QUIET_MS 300 /* after the last expected response: no more bytes may come */
+#define WIRE_MAX (1u << 20)
+#define MAXR 8
+
+typedef struct sresp {
+  int status;
+  bool chunked, close, until_close;
+  int64_t clen;
+  size_t body_len;
+  size_t wire; /* bytes of the response on the wire */
+} sresp_t;
+
+static bool is_tchar(int c) { return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c)); }
+
+/* "Sun, 06 Nov 1994 08:49:37 GMT" */
+static bool date_ok(const char *v, size_t n) {
+  static const char *days = "Sun Mon Tue Wed Thu Fri Sat", *mons = "JanFebMarAprMayJunJulAugSepOctNovDec";
+  if (n != 29 || v[3] != ',' || v[4] != ' ' || memcmp(v + 25, " GMT", 4) != 0)
+    return false;
+  char d[4] = {v[0], v[1], v[2], 0}, m[4] = {v[8], v[9], v[10], 0};
+  int dd, yy, hh, mi, ss;
+  return strstr(days, d) != NULL && strstr(mons, m) != NULL && (strstr(mons, m) - mons) % 3 == 0 &&
+         sscanf(v + 5, "%2d", &dd) == 1 && sscanf(v + 12, "%4d %2d:%2d:%2d", &yy, &hh, &mi, &ss) == 4 &&
+         v[7] == ' ' && v[11] == ' ' && v[16] == ' ' && dd >= 1 && dd <= 31 && hh < 24 && mi < 60 &&
+         ss < 61;
+}
+
+static const char *line_end(const char *p, const char *end) {
+  for (const char *q = p; q + 1 < end; q++) {
+    if (q[0] == '\r' && q[1] == '\n')
+      return q;
+    if (q[0] == '\r' || q[0] == '\n')
+      return NULL; /* a bare CR or LF */
+  }
+  return end; /* incomplete */
+}
+
+#define BAD(...) (snprintf(err, 256, __VA_ARGS__), -1)
+
+/* Header lines up to the blank line; fills r's framing. Returns the bytes of
+ * the head, 0 when incomplete, -1 when malformed (err says why). */
+static long parse_head(const char *d, size_t n, sresp_t *r, char *err) {
+  const char *p = d, *end = d + n, *e = line_end(p, end);
+  if (e == NULL)
+    return BAD("bare CR or LF in the status line");
+  if (e == end)
+    return 0;
+  if (e - p < 13 || memcmp(p, "HTTP/1.1 ", 9) != 0 || !isdigit((unsigned char)p[9]) ||
+      !isdigit((unsigned char)p[10]) || !isdigit((unsigned char)p[11]) || p[12] != ' ' || e - p == 13)
+    return BAD("bad status line: %.*s", (int)(e - p), p);
+  r->status = atoi(p + 9);
+  int servers = 0, dates = 0, clens = 0, tes = 0, conns = 0;
+  for (p = e + 2;; p = e + 2) {
+    e = line_end(p, end);
+    if (e == NULL)
+      return BAD("bare CR or LF in the head");
+    if (e == end)
+      return 0;
+    if (e == p)
+      break;
+    const char *colon = memchr(p, ':', (size_t)(e - p));
+    if (colon == NULL || colon == p)
+      return BAD("header line without a name: %.*s", (int)(e - p), p);
+    for (const char *c = p; c < colon; c++)
+      if (!is_tchar((unsigned char)*c))
+        return BAD("bad header name: %.*s", (int)(e - p), p);
+    if (colon + 1 >= e || colon[1] != ' ' || colon + 2 >= e || e[-1] == ' ' || e[-1] == '\t')
+      return BAD("header value not \"Name: value\": %.*s", (int)(e - p), p);
+    const char *v = colon + 2;
+    size_t nl = (size_t)(colon - p), vl = (size_t)(e - v);
+    for (size_t i = 0; i < vl; i++)
+      if ((unsigned char)v[i] < 0x20 && v[i] != '\t')
+        return BAD("control byte in a header value");
+    if (nl == 6 && strncasecmp(p, "server", 6) == 0) {
+      servers++;
+      if (vl != 5 || memcmp(v, "loopd", 5) != 0)
+        return BAD("Server: %.*s", (int)vl, v);
+    } else if (nl == 4 && strncasecmp(p, "date", 4) == 0) {
+      dates++;
+      if (!date_ok(v, vl))
+        return BAD("bad Date: %.*s", (int)vl, v);
+    } else if (nl == 14 && strncasecmp(p, "content-length", 14) == 0) {
+      clens++;
+      char *stop;
+      r->clen = (int64_t)strtoll(v, &stop, 10);
+      if (vl == 0 || vl > 18 || stop != e || !isdigit((unsigned char)v[0]))
+        return BAD("bad Content-Length: %.*s", (int)vl, v);
+    } else if (nl == 17 && strncasecmp(p, "transfer-encoding", 17) == 0) {
+      tes++;
+      if (vl != 7 || memcmp(v, "chunked", 7) != 0)
+        return BAD("Transfer-Encoding: %.*s", (int)vl, v);
+      r->chunked = true;
+    } else if (nl == 10 && strncasecmp(p, "connection", 10) == 0) {
+      conns++;
+      if (vl == 5 && memcmp(v, "close", 5) == 0)
+        r->close = true;
+      else if (!(vl == 10 && memcmp(v, "keep-alive", 10) == 0))
+        return BAD("Connection: %.*s", (int)vl, v);
+    }
+  }
+  if (servers != 1 || dates != 1)
+    return BAD("status %d: %d Server and %d Date headers, want one each", r->status, servers, dates);
+  if (clens > 1 || tes > 1 || conns > 1 || (clens && tes))
+    return BAD("status %d: repeated or conflicting framing headers", r->status);
+  bool no_body = r->status < 200 || r->status == 204 || r->status == 304;
+  if (no_body && (clens || tes))
+    return BAD("status %d must carry no framing headers", r->status);
+  r->until_close = !no_body && !clens && !tes;
+  if (r->until_close && !r->close)
+    return BAD("status %d: no length, yet not Connection: close", r->status);
+  return (long)(p + 2 - d);
+}
+
+/* Chunked body: hex size CRLF data CRLF ... 0 CRLF CRLF (loopd sends no
+ * extensions, no trailers). Bytes used, 0 incomplete, -1 malformed. */
+static long parse_chunks(const char *d, size_t n, size_t *body, char *err) {
+  size_t off = 0;
+  *body = 0;
+  for (;;) {
+    const char *e = line_end(d + off, d + n);
+    if (e == NULL)
+      return BAD("bare CR or LF in a chunk size line");
+    if (e == d + n)
+      return 0;
+    size_t size = 0, digits = 0;
+    for (const char *c = d + off; c < e; c++, digits++) {
+      if (!isxdigit((unsigned char)*c) || digits >= 8)
+        return BAD("bad chunk size line: %.*s", (int)(e - d - off), d + off);
+      size = size * 16 + (size_t)(isdigit((unsigned char)*c) ? *c - '0' : (tolower(*c) - 'a' + 10));
+    }
+    if (digits == 0)
+      return BAD("empty chunk size line");
+    off = (size_t)(e + 2 - d);
+    if (size == 0) {
+      if (n - off < 2)
+        return 0;
+      return memcmp(d + off, "\r\n", 2) == 0 ? (long)(off + 2) : BAD("trailers or junk after the last chunk");
+    }
+    if (n - off < size + 2)
+      return 0;
+    if (memcmp(d + off + size, "\r\n", 2) != 0)
+      return BAD("chunk data not followed by CRLF");
+    off += size + 2;
+    *body += size;
+  }
+}
+
+/* One response at d: bytes used, 0 incomplete, -1 malformed. eof: the peer
+ * closed after these n bytes (a body "until close" ends there). */
+static long parse_one(const char *d, size_t n, bool head_req, bool eof, sresp_t *r, char *err) {
+  memset(r, 0, sizeof *r);
+  r->clen = -1;
+  long h = parse_head(d, n, r, err);
+  if (h <= 0)
+    return h;
+  size_t rest = n - (size_t)h;
+  long b = 0;
+  if (head_req || r->status < 200 || r->status == 204 || r->status == 304) {
+    b = 0;
+  } else if (r->chunked) {
+    b = parse_chunks(d + h, rest, &r->body_len, err);
+    if (b <= 0)
+      return b;
+  } else if (r->clen >= 0) {
+    if (rest < (size_t)r->clen)
+      return 0;
+    b = (long)r->clen;
+    r->body_len = (size_t)r->clen;
+  } else { /* until close */
+    if (!eof)
+      return 0;
+    b = (long)rest;
+    r->body_len = rest;
+  }
+  r->wire = (size_t)(h + b);
+  return (long)r->wire;
+}
+
+typedef struct exchange {
+  const char *req; /* sent at once */
+  size_t req_len;
+  int status[MAXR]; /* the responses expected, in order (100 counts) */
+  int n;
+  bool head; /* the last request is a HEAD */
+  const char *body_has; /* a substring the last body must contain, or NULL */
+} exchange_t;
+
+static char wire[WIRE_MAX];
+
+/* One recv within timeout_ms: bytes (> 0), 0 at EOF, -1 on a quiet timeout,
+ * -2 on a reset. */
+static ssize_t rd(int fd, char *buf, size_t cap, int timeout_ms) {
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  if (poll(&p, 1, timeout_ms) <= 0)
+    return -1;
+  ssize_t k = recv(fd, buf, cap, 0);
+  return k >= 0 ? k : -2;
+}
+
+/* Sends ex->req on a new connection and reads exactly ex->n responses, then
+ * requires silence (keep-alive) or EOF (Connection: close) and nothing more. */
+static void check_exchange(int port, const exchange_t *ex, const char *name) {
+  int fd = raw_connect(port);
+  assert_true(fd >= 0);
+  assert_int_equal(raw_send(fd, ex->req, ex->req_len), 0);
+  size_t len = 0, off = 0;
+  int got = 0;
+  bool eof = false;
+  char err[256] = "";
+  sresp_t r = {0};
+  double until = now_ms() + T;
+  while (got < ex->n) {
+    bool head_req = ex->head && got == ex->n - 1;
+    long used = parse_one(wire + off, len - off, head_req, eof, &r, err);
+    if (used < 0)
+      fail_msg("%s: response %d malformed: %s", name, got + 1, err);
+    if (used > 0) {
+      if (r.status != ex->status[got])
+        fail_msg("%s: response %d is %d, want %d:\n%.*s", name, got + 1, r.status, ex->status[got],
+                 (int)(len - off < 600 ? len - off : 600), wire + off);
+      if (got == ex->n - 1 && ex->body_has != NULL &&
+          memmem(wire + off, r.wire, ex->body_has, strlen(ex->body_has)) == NULL)
+        fail_msg("%s: the body lacks \"%s\"", name, ex->body_has);
+      off += (size_t)used;
+      got++;
+      continue;
+    }
+    if (eof || now_ms() > until)
+      fail_msg("%s: %s after %d of %d responses (%zu bytes)", name, eof ? "closed" : "timed out", got,
+               ex->n, len);
+    ssize_t k = rd(fd, wire + len, WIRE_MAX - len, 100);
+    if (k == 0 || k == -2)
+      eof = true;
+    if (k > 0)
+      len += (size_t)k;
+  }
+  /* nothing more: silence on a kept connection, EOF right after a close */
+  while (!eof) {
+    ssize_t k = rd(fd, wire + len, WIRE_MAX - len, r.close ? T : QUIET_MS);
+    if (k > 0) {
+      len += (size_t)k;
+      continue;
+    }
+    if (k == -1 && r.close)
+      fail_msg("%s: Connection: close, yet the connection stays open", name);
+    break;
+  }
+  if (len != off)
+    fail_msg("%s: %zu bytes after the last response: %.*s", name, len - off, (int)(len - off), wire + off);
+  raw_close(fd);
+}
+
+#define EX(name, req, ...) check_named(port, name, req, sizeof(req) - 1, false, NULL, (int[]){__VA_ARGS__, 0})
+#define EXH(name, req, ...) check_named(port, name, req, sizeof(req) - 1, true, NULL, (int[]){__VA_ARGS__, 0})
+
+static void check_named(int port, const char *name, const char *req, size_t len, bool head,
+                        const char *body_has, const int *statuses) {
+  exchange_t ex = {.req = req, .req_len = len, .head = head, .body_has = body_has};
+  while (statuses[ex.n] != 0 && ex.n < MAXR) {
+    ex.status[ex.n] = statuses[ex.n];
+    ex.n++;
+  }
+  check_exchange(port, &ex, name);
+}
+
+#define H "Host: x\r\n"
+
+static void test_every_kind(void **state) {
+  (void)state;
+  srv_t s;
+  assert_int_equal(srv_startv(&s, "--set", "limits.max_request_line_bytes=1024", "--set",
+                              "limits.max_header_bytes=2048", "--set", "limits.max_body_bytes=4096",
+                              "--set", "limits.header_timeout_ms=300", "--set",
+                              "routes.block=on", NULL), 0);
+  int port = s.port;
+  /* the routes, each answered 200 */
+  EX("GET /", "GET / HTTP/1.1\r\n" H "\r\n", 200);
+  EX("GET /echo", "GET /echo?a=1 HTTP/1.1\r\n" H "\r\n", 200);
+  EX("POST /echo", "POST /echo HTTP/1.1\r\n" H "Content-Length: 5\r\n\r\nhello", 200);
+  EX("POST /echo chunked", "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
+                           "5\r\nhello\r\n0\r\n\r\n", 200);
+  EX("echo 204", "POST /echo?status=204 HTTP/1.1\r\n" H "Content-Length: 2\r\n\r\nab", 204);
+  EX("GET /slow", "GET /slow?ms=10 HTTP/1.1\r\n" H "\r\n", 200);
+  EX("GET /block", "GET /block?ms=10 HTTP/1.1\r\n" H "\r\n", 200);
+  EX("GET /cpu", "GET /cpu?ms=10 HTTP/1.1\r\n" H "\r\n", 200);
+  EX("GET /lag", "GET /lag HTTP/1.1\r\n" H "\r\n", 200);
+  EX("GET /metrics", "GET /metrics HTTP/1.1\r\n" H "\r\n", 200);
+  EX("GET /healthz", "GET /healthz HTTP/1.1\r\n" H "\r\n", 200);
+  EX("GET /heartbeat", "GET /heartbeat HTTP/1.1\r\n" H "\r\n", 200);
+  EX("a chunked stream", "GET /heartbeat?stream=1&count=2 HTTP/1.1\r\n" H "\r\n", 200);
+  EX("a chunked /lag stream", "GET /lag?stream=1&count=2 HTTP/1.1\r\n" H "\r\n", 200);
+  EX("an HTTP/1.0 stream until close", "GET /heartbeat?stream=1&count=2 HTTP/1.0\r\n\r\n", 200);
+  EX("HTTP/1.0 keep-alive", "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 200);
+  EXH("HEAD /", "HEAD / HTTP/1.1\r\n" H "\r\n", 200);
+  EXH("HEAD /metrics", "HEAD /metrics HTTP/1.1\r\n" H "\r\n", 200);
+  EXH("HEAD /echo", "HEAD /echo HTTP/1.1\r\n" H "\r\n", 200);
+  EX("pipelined", "GET / HTTP/1.1\r\n" H "\r\nGET /nope HTTP/1.1\r\n" H "\r\nGET /echo HTTP/1.1\r\n" H "\r\n",
+     200, 404, 200);
+  EX("100-continue", "POST /echo HTTP/1.1\r\n" H "Expect: 100-continue\r\nContent-Length: 2\r\n\r\nok",
+     100, 200);
+  /* errors, each with Connection: close */
+  EX("400", "GET /a b HTTP/1.1\r\n" H "\r\n", 400);
+  EX("400 HTTP/0.9 line", "GET /\r\n", 400);
+  EX("400 TE chunked;q=1", "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding: chunked;q=1\r\n\r\n0\r\n\r\n", 400);
+  EX("400 bad chunk in /echo", "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n2\r\nab\r\nzz\r\n", 400);
+  EX("404", "GET /nope HTTP/1.1\r\n" H "\r\n", 404);
+  EX("405", "POST / HTTP/1.1\r\n" H "Content-Length: 0\r\n\r\n", 405);
+  EX("408", "GET / HTTP/1.1\r\n" H, 408);
+  EX("413", "POST /echo HTTP/1.1\r\n" H "Content-Length: 4097\r\n\r\n", 413);
+  EX("413 chunked in /echo", "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1001\r\n", 413);
+  char big[1400];
+  snprintf(big, sizeof big, "GET /%01200d HTTP/1.1\r\n" H "\r\n", 0);
+  check_named(port, "414", big, strlen(big), false, NULL, (int[]){414, 0});
+  char hdrs[2600];
+  snprintf(hdrs, sizeof hdrs, "GET / HTTP/1.1\r\n" H "X: %02200d\r\n\r\n", 0);
+  check_named(port, "431", hdrs, strlen(hdrs), false, NULL, (int[]){431, 0});
+  EX("417", "POST /echo HTTP/1.1\r\n" H "Expect: teapot\r\nContent-Length: 1\r\n\r\nx", 417);
+  EX("501", "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding: gzip\r\n\r\n", 501);
+  EX("505", "GET / HTTP/1.2\r\n" H "\r\n", 505);
+  EX("400 /slow bad ms", "GET /slow?ms=x HTTP/1.1\r\n" H "\r\n", 400);
+  assert_int_equal(srv_stop(&s, SIGTERM, 10000), 0);
+}
+
+/* The canned 503 beyond server.max_connections, and the 503 of a full work
+ * queue (event mode: thread mode runs jobs on the connection's thread). */
+static void test_503s(void **state) {
+  (void)state;
+  srv_t s;
+  assert_int_equal(srv_startv(&s, "--set", "server.max_connections=3", "--set", "work.threads=1",
+                              "--set", "work.queue_limit=1", NULL), 0);
+  int fds[3];
+  resp_t r;
+  for (int i = 0; i < 3; i++) { /* an answer on each proves the server holds it */
+    fds[i] = raw_connect(s.port);
+    assert_int_equal(raw_send_get(fds[i], "/"), 0);
+    assert_int_equal(resp_read(fds[i], &r, T, false), 0);
+    resp_free(&r);
+  }
+  int port = s.port;
+  EX("503 over max_connections", "GET / HTTP/1.1\r\n" H "\r\n", 503);
+  raw_close(fds[2]);
+  if (test_event_mode()) {
+    /* one job runs, one waits: the next is refused at once */
+    assert_int_equal(raw_send_get(fds[0], "/slow?ms=800"), 0);
+    assert_int_equal(raw_send_get(fds[1], "/slow?ms=800"), 0);
+    usleep(150 * 1000); /* both jobs with the server (no reply before 800 ms) */
+    EX("503 work queue full", "GET /slow?ms=10 HTTP/1.1\r\n" H "\r\n", 503);
+  }
+  raw_close(fds[0]);
+  raw_close(fds[1]);
+  assert_int_equal(srv_stop(&s, SIGTERM, 10000), 0);
+}
+
+/* A 503 shed under lag (event mode: a /block stalls the loop). */
+static void test_shed(void **state) {
+  (void)state;
+  if (!test_event_mode()) {
+    skip();
+  }
+  srv_t s;
+  assert_int_equal(srv_startv(&s, "--set", "monitor.shed_lag_ms=100", "--set", "routes.block=on", NULL), 0);
+  int blocker = raw_connect(s.port);
+  assert_int_equal(raw_send_get(blocker, "/block?ms=500"), 0);
+  usleep(100 * 1000); /* the block runs: the next request is read after it */
+  int port = s.port;
+  static const char get[] = "GET / HTTP/1.1\r\n" H "\r\n";
+  check_named(port, "503 shed", get, sizeof get - 1, false, "lag", (int[]){503, 0});
+  raw_close(blocker);
+  assert_int_equal(srv_stop(&s, SIGTERM, 10000), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_every_kind),
+      cmocka_unit_test(test_503s),
+      cmocka_unit_test(test_shed),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
