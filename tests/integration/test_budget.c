@@ -145,11 +145,30 @@ static void flood(const char *path, unsigned long n, unsigned long start, flood_
     pump_flood(fd, reqs, len, &sent, &k);
   }
   res->total = k.n;
-  /* the flood's connection is still open and serving */
+  /* the flood's connection is still open and serving. The flood was counted
+   * by the starts of its answers, so the tail of the last one may still be
+   * in the socket: read up to the GET /'s body, then look at its status. */
   assert_int_equal(raw_send_get(fd, "/"), 0);
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
-  assert_int_equal(r.status, 200);
-  resp_free(&r);
+  static char tail[1 << 20];
+  size_t tl = 0;
+  char *hello = NULL;
+  while (hello == NULL && tl < sizeof tail - 1 && now_ms() < deadline) {
+    poll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1, 100);
+    ssize_t got = recv(fd, tail + tl, sizeof tail - 1 - tl, MSG_DONTWAIT);
+    if (got == 0)
+      break;
+    if (got > 0) {
+      tl += (size_t)got;
+      tail[tl] = '\0';
+      hello = memmem(tail, tl, "Hello, World!", 13);
+    }
+  }
+  assert_non_null(hello);
+  char *status = NULL;
+  for (char *p = tail; (p = memmem(p, (size_t)(hello - p), "HTTP/1.1 ", 9)) != NULL; p += 9)
+    status = p;
+  assert_non_null(status);
+  assert_int_equal(atoi(status + 9), 200);
   raw_close(fd);
   raw_close(probe);
   free(reqs);
