@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "routes.h"
 #include "conn.h"
 #include "loop.h"
 #include "net.h"
@@ -137,7 +138,7 @@ static void loop_fill(evserver_t *s, evloop_t *l, int i, int fd) {
   l->work = &s->work;
   l->ready = &s->ready;
   l->done = &s->loop_done;
-  session_env_init(&l->env, s->cfg, MODE_EVENT, s->al);
+  session_env_init(&l->env, s->cfg, routes_table(), MODE_EVENT, s->al);
   l->mon.src = mon_hub_src(s->mon, i);
   l->view = (mon_view_t){.hub = s->mon, .self = i};
   l->env.route.mon = &l->view;

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "route.h"
+#include "reply.h"
 
 typedef struct work_pool {
   int64_t limit;

@@ -14,8 +14,10 @@ static void ev_body(void *owner, const char *data, size_t len);
 static int ev_done(void *owner);
 static const http_events_t events = {ev_head, ev_body, ev_done};
 
-void session_env_init(session_env_t *env, const config_t *cfg, int mode, access_log_t *al) {
+void session_env_init(session_env_t *env, const config_t *cfg, const route_table_t *routes,
+                      int mode, access_log_t *al) {
   env->route.cfg = cfg;
+  env->route.routes = routes;
   buf_init(&env->route.scratch, SCRATCH_MAX);
   env->route.draining = false;
   env->route.mode = mode;
@@ -110,7 +112,7 @@ static void count_request(session_t *s, int status) {
   mon_http_t *h = s->env->http;
   if (h == NULL)
     return;
-  int route = s->route != NULL && s->req_active ? route_index(s->route) : -1;
+  int route = s->route != NULL && s->req_active ? route_index(s->env->route.routes, s->route) : -1;
   uint64_t d = s->req_active ? clock_ns() - s->start_ns : MON_NO_DURATION;
   mon_http_count(h, route, status, d);
 }
@@ -123,6 +125,9 @@ static void running(session_t *s) {
     stall_publish(s->env->stall, r->method, r->target, r->target_len, s->peer);
   }
 }
+
+static void answer(session_t *s, int status, const char *extra, const char *body, size_t len);
+static void answer_error(session_t *s, int status, const char *reason);
 
 /* Load shedding: while this loop lags more than monitor.shed_lag_ms, routes
  * other than the monitor's answer 503 at once instead of adding work. The
@@ -139,7 +144,7 @@ static bool shed(session_t *s) {
   int n = snprintf(body, sizeof body, "overloaded: %s lag %.0f ms is above %lld ms; retry later\n",
                    s->env->route.mode == MODE_THREADS ? "heartbeat thread" : "loop", lag,
                    (long long)c->monitor.shed_lag_ms);
-  reply_with(&s->rc, 503, "text/plain", "Retry-After: 1\r\n", body, (size_t)n);
+  answer(s, 503, "Retry-After: 1\r\n", body, (size_t)n);
   return true;
 }
 
@@ -256,35 +261,20 @@ void reply_end(route_ctx_t *rc) {
   release_hold(s);
 }
 
-void reply_with(route_ctx_t *rc, int status, const char *ctype, const char *extra,
-                const void *body, size_t len) {
-  reply_head(rc, status, ctype, (int64_t)len, extra);
-  reply_body(rc, body, len);
-  reply_end(rc);
+/* The session's own complete answers (shed, refusals, errors, misses), on
+ * the same three primitives the handlers' reply.c uses. */
+static void answer(session_t *s, int status, const char *extra, const char *body, size_t len) {
+  reply_head(&s->rc, status, "text/plain", (int64_t)len, extra);
+  reply_body(&s->rc, body, len);
+  reply_end(&s->rc);
 }
 
-void reply(route_ctx_t *rc, int status, const char *ctype, const void *body, size_t len) {
-  reply_with(rc, status, ctype, NULL, body, len);
-}
-
-void reply_error(route_ctx_t *rc, int status, const char *reason) {
+static void answer_error(session_t *s, int status, const char *reason) {
   char body[512];
   int n = snprintf(body, sizeof body, "%s\n", reason);
   if (n < 0 || n >= (int)sizeof body)
     n = (int)sizeof body - 1;
-  reply(rc, status, "text/plain", body, (size_t)n);
-}
-
-void plan_delay(route_ctx_t *rc, uint64_t ms, route_fn then) {
-  rc->plan = (plan_t){.kind = PLAN_DELAY, .delay_ms = ms, .then = then};
-}
-
-void plan_job(route_ctx_t *rc, route_fn job, route_fn then) {
-  rc->plan = (plan_t){.kind = PLAN_JOB, .job = job, .then = then};
-}
-
-void plan_yield(route_ctx_t *rc, route_fn then) {
-  rc->plan = (plan_t){.kind = PLAN_YIELD, .then = then};
+  answer(s, status, NULL, body, (size_t)n);
 }
 
 /* A protocol error or timeout: answer (if nothing was answered yet) and close. */
@@ -353,7 +343,7 @@ static session_next_t settle(session_t *s) {
       s->broken = true; /* a handler stopped mid-response */
       return SESSION_CLOSE;
     }
-    reply_error(&s->rc, 500, "the handler gave no answer");
+    answer_error(s, 500, "the handler gave no answer");
   }
   return finish(s);
 }
@@ -388,7 +378,7 @@ static int ev_head(void *owner, const http_req_t *req) {
   s->rc.out_backlog = 0;
   int status = 0;
   const char *allow = NULL;
-  s->route = route_match(c, req->path, req->path_len, req->method_id, &status, &allow);
+  s->route = route_match(s->env->route.routes, c, req->path, req->path_len, req->method_id, &status, &allow);
   if (s->route == NULL) {
     s->resp_status = (int16_t)status;
     s->miss_allow = allow;
@@ -416,9 +406,9 @@ static void answer_miss(session_t *s) {
     char body[160];
     int n = snprintf(body, sizeof body, "method %s not allowed here; allowed: %s\n",
                      s->rc.req->method, allow);
-    reply_with(&s->rc, 405, "text/plain", extra, body, (size_t)n);
+    answer(s, 405, extra, body, (size_t)n);
   } else {
-    reply_error(&s->rc, 404, "not found");
+    answer_error(s, 404, "not found");
   }
 }
 
@@ -510,7 +500,7 @@ session_next_t session_refuse(session_t *s, buf_t *out, uint64_t now_ms, int sta
   }
   char body[256];
   int n = snprintf(body, sizeof body, "%s\n", reason);
-  reply_with(&s->rc, status, "text/plain", extra, body, (size_t)n);
+  answer(s, status, extra, body, (size_t)n);
   return resume_parser(s, settle(s));
 }
 

@@ -11,7 +11,7 @@
 #include "date.h"
 #include "http.h"
 #include "log.h"
-#include "route.h"
+#include "reply.h"
 
 struct mon_http;
 struct stall_slot;
@@ -26,7 +26,9 @@ typedef struct session_env {
   struct stall_slot *stall; /* told which request runs, or NULL; set by the mode */
 } session_env_t;
 
-void session_env_init(session_env_t *env, const config_t *cfg, int mode, access_log_t *al);
+/* routes: the table requests are matched against (the mode passes routes_table()). */
+void session_env_init(session_env_t *env, const config_t *cfg, const route_table_t *routes,
+                      int mode, access_log_t *al);
 void session_env_free(session_env_t *env);
 
 typedef enum session_next {

@@ -3,7 +3,7 @@
 
 #include "json.h"
 #include "query.h"
-#include "route.h"
+#include "routes.h"
 
 static const char hello[] = "Hello, World!";
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "monitor.h"
-#include "route.h"
+#include "routes.h"
 
 extern const unsigned char dashboard_html[];
 extern const size_t dashboard_html_len;

@@ -17,7 +17,7 @@
 #include "json.h"
 #include "monitor.h"
 #include "query.h"
-#include "route.h"
+#include "routes.h"
 
 #define EV_CTYPE "text/event-stream; charset=utf-8"
 /* no-cache: a proxy must not store a stream; X-Accel-Buffering: nginx must

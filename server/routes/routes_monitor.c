@@ -9,7 +9,7 @@
 #include "json.h"
 #include "monitor.h"
 #include "query.h"
-#include "route.h"
+#include "routes.h"
 
 #define EXTRA "Cache-Control: no-store\r\n"
 #define STREAM_CTYPE "text/plain; charset=utf-8"
@@ -352,13 +352,14 @@ void route_metrics(route_ctx_t *rc) {
   const mon_view_t *v = view_or_503(rc);
   if (v == NULL)
     return;
-  size_t n;
-  const route_t *t = route_table(&n);
+  /* the serving table's rows, in the order the session counts them */
+  const route_table_t *t = rc->env->routes;
+  size_t n = t != NULL ? t->n : 0;
   const char *names[MON_ROUTES_MAX];
   if (n > MON_ROUTES_MAX - 1)
     n = MON_ROUTES_MAX - 1;
   for (size_t i = 0; i < n; i++)
-    names[i] = t[i].path;
+    names[i] = t->rows[i].path;
   buf_reset(&rc->env->scratch);
   int err = mon_metrics_render(v->hub, names, (int)n, &rc->env->scratch);
   reply_buf(rc, 200, PROM_CONTENT_TYPE, err);

@@ -8,7 +8,7 @@
 
 #include "json.h"
 #include "query.h"
-#include "route.h"
+#include "routes.h"
 #include "util.h"
 
 #define DEFAULT_MS 100

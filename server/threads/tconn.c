@@ -3,6 +3,7 @@
  * the thread blocks in poll() on its own socket (plus the shutdown eventfds)
  * and each batch of output is written out before more input is read, which
  * is the backpressure. */
+#include "routes.h"
 #include "tconn.h"
 
 #include <errno.h>
@@ -226,7 +227,7 @@ static void release(tconn_t *c) {
 void *tconn_main(void *arg) {
   tconn_t *c = arg;
   const tshared_t *sh = c->sh;
-  session_env_init(&c->env, sh->cfg, MODE_THREADS, sh->al);
+  session_env_init(&c->env, sh->cfg, routes_table(), MODE_THREADS, sh->al);
   if (sh->mon.hub != NULL) {
     /* No stall slot: a blocking handler holds only this thread (see tmon.h). */
     c->env.route.mon = &sh->mon;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "routes.h"
 #include "session.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -29,7 +30,7 @@ static void init_once(void) {
   config_set(&cfg, "limits.max_body_bytes", "300", err, sizeof err);
   config_set(&cfg, "work.max_ms", "0", err, sizeof err);
   config_set(&cfg, "routes.block", "off", err, sizeof err);
-  session_env_init(&env, &cfg, MODE_EVENT, NULL);
+  session_env_init(&env, &cfg, routes_table(), MODE_EVENT, NULL);
   buf_init(&out, 64u << 20);
 }
 

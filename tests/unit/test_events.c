@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "routes.h"
 #include "monitor.h"
 #include "session.h"
 #include "util.h"
@@ -35,7 +36,7 @@ static int setup(void **state) {
   f->hub = mon_hub_new(&f->cfg, MODE_EVENT, 1, 1);
   assert_non_null(f->hub);
   f->view = (mon_view_t){.hub = f->hub, .self = 0};
-  session_env_init(&f->env, &f->cfg, MODE_EVENT, NULL);
+  session_env_init(&f->env, &f->cfg, routes_table(), MODE_EVENT, NULL);
   f->env.route.mon = &f->view;
   f->env.http = mon_hub_http(f->hub, 0);
   buf_init(&f->out, 1 << 24);

@@ -19,7 +19,7 @@
 #include "log.h"
 #include "query.h"
 #include "resp.h"
-#include "route.h"
+#include "routes.h"
 
 /* ---- config ---- */
 
@@ -209,26 +209,27 @@ static void test_route_match(void **state) {
   config_defaults(&c);
   int status;
   const char *allow;
-  const route_t *r = route_match(&c, "/", 1, HTTP_GET, &status, &allow);
+  const route_t *r = route_match(routes_table(), &c, "/", 1, HTTP_GET, &status, &allow);
   assert_non_null(r);
   assert_ptr_equal(r->handle, route_root);
-  assert_non_null(route_match(&c, "/", 1, HTTP_HEAD, &status, &allow));
-  assert_null(route_match(&c, "/", 1, HTTP_POST, &status, &allow));
+  assert_non_null(route_match(routes_table(), &c, "/", 1, HTTP_HEAD, &status, &allow));
+  assert_null(route_match(routes_table(), &c, "/", 1, HTTP_POST, &status, &allow));
   assert_int_equal(status, 405);
   assert_string_equal(allow, "GET, HEAD");
-  r = route_match(&c, "/echo", 5, HTTP_PUT, &status, &allow);
+  r = route_match(routes_table(), &c, "/echo", 5, HTTP_PUT, &status, &allow);
   assert_non_null(r);
   assert_ptr_equal(r->handle, route_echo);
-  assert_non_null(route_match(&c, "/echo/a/b", 9, HTTP_DELETE, &status, &allow));
-  assert_null(route_match(&c, "/echoes", 7, HTTP_GET, &status, &allow));
+  assert_non_null(route_match(routes_table(), &c, "/echo/a/b", 9, HTTP_DELETE, &status, &allow));
+  assert_null(route_match(routes_table(), &c, "/echoes", 7, HTTP_GET, &status, &allow));
   assert_int_equal(status, 404);
-  assert_null(route_match(&c, "/nope", 5, HTTP_GET, &status, &allow));
+  assert_null(route_match(routes_table(), &c, "/nope", 5, HTTP_GET, &status, &allow));
   assert_int_equal(status, 404);
-  assert_null(route_match(&c, "", 0, HTTP_GET, &status, &allow));
+  assert_null(route_match(routes_table(), &c, "", 0, HTTP_GET, &status, &allow));
   size_t n;
-  const route_t *t = route_table(&n);
+  const route_t *t = routes_table()->rows;
+  n = routes_table()->n;
   for (size_t i = 0; i < n; i++)
-    assert_int_equal(route_index(&t[i]), (int)i);
+    assert_int_equal(route_index(routes_table(), &t[i]), (int)i);
 }
 
 /* ---- query ---- */

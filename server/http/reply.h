@@ -1,10 +1,10 @@
-/* route.h: the route table and the interface every handler implements.
+/* reply.h: the interface every handler implements, and the route table type.
  * Handlers know no mode and need no uv.h: a handler answers at once (reply*),
  * or hands the mode a plan (wait, run a blocking job, yield to the loop) with
  * a continuation. Event mode carries plans out with uv_timer, uv_queue_work
  * and an idle handle; thread mode carries them out inline. */
-#ifndef LOOPD_ROUTE_H
-#define LOOPD_ROUTE_H
+#ifndef LOOPD_REPLY_H
+#define LOOPD_REPLY_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -32,6 +32,7 @@ typedef struct plan {
 } plan_t;
 
 struct mon_view;
+struct route_table;
 
 /* What handlers may read about the server they run in. One per loop (event
  * mode) or per connection thread. */
@@ -43,6 +44,8 @@ typedef struct route_env {
   /* The monitor, read-only (monitor.h), or NULL where there is none (the
    * fuzzer, unit tests): monitor routes then answer 503. */
   const struct mon_view *mon;
+  /* The routes this server answers (routes_table()), given by the mode. */
+  const struct route_table *routes;
 } route_env_t;
 
 /* Per-request state a handler may keep between its steps. */
@@ -92,15 +95,21 @@ typedef struct route {
   route_fn handle;
 } route_t;
 
-/* The table, in match order. */
-const route_t *route_table(size_t *n);
-/* The route for a path and method; NULL with *status 404 or 405 (and *allow). */
-const route_t *route_match(const config_t *cfg, const char *path, size_t len, int method,
-                           int *status, const char **allow);
-/* Index of a route in the table (for per-route counters), or -1. */
-int route_index(const route_t *r);
+/* A route table, given to the session from outside (routes/ has loopd's). */
+typedef struct route_table {
+  const route_t *rows; /* in match order */
+  size_t n;
+} route_table_t;
 
-/* ---- answering (implemented by the session) ---- */
+/* The route for a path and method; NULL with *status 404 or 405 (and *allow). */
+const route_t *route_match(const route_table_t *t, const config_t *cfg, const char *path,
+                           size_t len, int method, int *status, const char **allow);
+/* Index of a route in its table (for per-route counters), or -1. */
+int route_index(const route_table_t *t, const route_t *r);
+
+/* ---- answering ----
+ * reply_head, reply_body and reply_end write into the session (session.c);
+ * the rest is built on them (reply.c). */
 #define REPLY_CHUNKED (-1)
 
 /* A complete response. */
@@ -124,18 +133,5 @@ void reply_json(route_ctx_t *rc, jw_t *w, int status, const char *extra);
 void plan_delay(route_ctx_t *rc, uint64_t ms, route_fn then);
 void plan_job(route_ctx_t *rc, route_fn job, route_fn then);
 void plan_yield(route_ctx_t *rc, route_fn then);
-
-/* ---- handlers (routes_*.c) ---- */
-void route_root(route_ctx_t *rc);
-void route_echo(route_ctx_t *rc);
-void route_slow(route_ctx_t *rc);
-void route_block(route_ctx_t *rc);
-void route_cpu(route_ctx_t *rc);
-void route_heartbeat(route_ctx_t *rc);
-void route_lag(route_ctx_t *rc);
-void route_metrics(route_ctx_t *rc);
-void route_healthz(route_ctx_t *rc);
-void route_events(route_ctx_t *rc);
-void route_dashboard(route_ctx_t *rc);
 
 #endif

@@ -1,0 +1,54 @@
+/* reply.c: the reply and plan API built on the session's three primitives
+ * (reply_head, reply_body, reply_end in session.c). The session never calls
+ * back into this file, so the object graph has no cycle. */
+#include "reply.h"
+
+#include <stdio.h>
+
+void reply_with(route_ctx_t *rc, int status, const char *ctype, const char *extra,
+                const void *body, size_t len) {
+  reply_head(rc, status, ctype, (int64_t)len, extra);
+  reply_body(rc, body, len);
+  reply_end(rc);
+}
+
+void reply(route_ctx_t *rc, int status, const char *ctype, const void *body, size_t len) {
+  reply_with(rc, status, ctype, NULL, body, len);
+}
+
+void reply_error(route_ctx_t *rc, int status, const char *reason) {
+  char body[512];
+  int n = snprintf(body, sizeof body, "%s\n", reason);
+  if (n < 0 || n >= (int)sizeof body)
+    n = (int)sizeof body - 1;
+  reply(rc, status, "text/plain", body, (size_t)n);
+}
+
+jw_t reply_json_begin(route_ctx_t *rc) {
+  buf_reset(&rc->env->scratch);
+  jw_t w;
+  jw_init(&w, &rc->env->scratch);
+  jw_obj(&w, NULL);
+  return w;
+}
+
+void reply_json(route_ctx_t *rc, jw_t *w, int status, const char *extra) {
+  jw_obj_end(w);
+  if (jw_error(w) != 0 || buf_append(w->b, "\n", 1) != 0) {
+    reply_error(rc, 500, "response too large");
+    return;
+  }
+  reply_with(rc, status, "application/json", extra, w->b->data, w->b->len);
+}
+
+void plan_delay(route_ctx_t *rc, uint64_t ms, route_fn then) {
+  rc->plan = (plan_t){.kind = PLAN_DELAY, .delay_ms = ms, .then = then};
+}
+
+void plan_job(route_ctx_t *rc, route_fn job, route_fn then) {
+  rc->plan = (plan_t){.kind = PLAN_JOB, .job = job, .then = then};
+}
+
+void plan_yield(route_ctx_t *rc, route_fn then) {
+  rc->plan = (plan_t){.kind = PLAN_YIELD, .then = then};
+}
