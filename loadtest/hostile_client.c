@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -480,6 +481,7 @@ int main(int argc, char **argv) {
   int a3 = argc > 3 ? atoi(argv[3]) : 0, a4 = argc > 4 ? atoi(argv[4]) : 0;
   hc_port = argc > 2 ? atoi(argv[2]) : 0;
   setvbuf(stdout, NULL, _IOLBF, 0);
+  signal(SIGPIPE, SIG_IGN); /* a server that closes first is what some attacks measure */
   if (!strcmp(m, "probe") && argc >= 4)
     return mode_probe(a3, argc > 4 ? a4 : 100);
   if (!strcmp(m, "pipeline") && argc >= 5)
