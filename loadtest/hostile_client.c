@@ -57,18 +57,46 @@ static int hc_dial(void) {
 
 static void hc_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
-/* Response counting over a byte stream: Content-Length framing only (every
- * answer loopd and the nginx peer send to these requests has one). */
+/* Response counting over a byte stream: Content-Length framing, and chunked
+ * (/echo streams a chunked request's body back chunked). */
 typedef struct hc_resp {
   char buf[HC_BUF];
   size_t len;
   long long skip; /* body bytes still to drop */
   long responses;
-  long bad; /* heads without a Content-Length */
+  long bad;     /* heads with neither framing */
+  int chunked;  /* 1: in a chunked body, at a size line; 2: the last CRLF */
+  char line[64];
+  size_t line_len;
 } hc_resp_t;
+
+/* One byte of a chunked body at a size line: returns 1 at the body's end. */
+static int hc_chunk_byte(hc_resp_t *r, char c) {
+  if (c != '\n') {
+    if (r->line_len < sizeof r->line - 1)
+      r->line[r->line_len++] = c;
+    return 0;
+  }
+  r->line[r->line_len] = '\0';
+  r->line_len = 0;
+  if (r->chunked == 2)
+    return r->line[0] == '\r' || r->line[0] == '\0'; /* the end (trailers skipped) */
+  long long size = strtoll(r->line, NULL, 16);
+  if (size == 0)
+    r->chunked = 2;
+  else
+    r->skip = size + 2; /* data and its CRLF */
+  return 0;
+}
 
 static void hc_resp_feed(hc_resp_t *r, const char *data, size_t n) {
   while (n > 0) {
+    if (r->chunked && r->skip == 0) {
+      n--;
+      if (hc_chunk_byte(r, *data++))
+        r->chunked = 0;
+      continue;
+    }
     if (r->skip > 0) {
       size_t k = (long long)n < r->skip ? n : (size_t)r->skip;
       r->skip -= (long long)k;
@@ -91,7 +119,8 @@ static void hc_resp_feed(hc_resp_t *r, const char *data, size_t n) {
     *end = '\0';
     char *cl = strcasestr(r->buf, "\r\ncontent-length:");
     long long body = cl ? atoll(cl + 17) : 0;
-    if (cl == NULL)
+    char *te = strcasestr(r->buf, "\r\ntransfer-encoding: chunked");
+    if (cl == NULL && te == NULL)
       r->bad++;
     r->responses++;
     size_t head = (size_t)(end + 4 - r->buf), rest = r->len - head;
@@ -100,6 +129,15 @@ static void hc_resp_feed(hc_resp_t *r, const char *data, size_t n) {
     r->len = rest - (size_t)have;
     r->buf[r->len] = '\0';
     r->skip = body - have;
+    if (te != NULL && cl == NULL) { /* the tail goes through the chunk reader */
+      r->chunked = 1;
+      char tmp[HC_BUF];
+      size_t t = r->len;
+      memcpy(tmp, r->buf, t);
+      r->len = 0;
+      hc_resp_feed(r, tmp, t);
+      continue;
+    }
     /* the tail may hold the next head: loop once more over it */
     if (r->len > 0 && n == 0) {
       char tmp[HC_BUF];

@@ -102,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     snprintf(config_arg, sizeof config_arg, "--config=%s", fc_path);
     argv[argc++] = config_arg;
   }
-  for (size_t pos = file_len + 1; pos < size && argc < FC_MAX_PIECES;
+  for (size_t pos = file_len + 1; pos < size && argc + envc < FC_MAX_PIECES;
        pos += strlen(copy + pos) + 1) {
     if (strncmp(copy + pos, "LOOPD_", 6) == 0)
       env[envc++] = copy + pos;
