@@ -446,7 +446,7 @@ static int hc_dial_unix(const char *path) {
   int fd = socket(AF_UNIX, SOCK_STREAM, 0);
   struct sockaddr_un a = {.sun_family = AF_UNIX};
   snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
-  struct timeval tv = {0, 400 * 1000}; /* the answer ends when 400 ms pass quietly */
+  struct timeval tv = {1, 500 * 1000}; /* the answer ends after 1.5 s of quiet */
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
     close(fd);
