@@ -6,6 +6,7 @@
 
 Routes, with loopd's JSON shapes where they apply:
   /                      Hello, World!
+  POST /echo             the body back
   /slow?ms=N             time.sleep(N ms) in run_in_executor on a pool of --threads
   /block?ms=N            time.sleep(N ms) on the loop itself (the classic mistake)
   /cpu?ms=N&slice_ms=K   N ms of CPU time, `await asyncio.sleep(0)` every K ms
@@ -136,6 +137,12 @@ def make_app(args, mon, pool):
     async def hello(request):
         answered("/")
         return web.Response(text="Hello, World!")
+
+    @routes.post("/echo")
+    async def echo(request):
+        body = await request.read()  # aiohttp bounds it (client_max_size, 1 MiB)
+        answered("/echo")
+        return web.Response(body=body, content_type="application/octet-stream")
 
     @routes.get("/slow")
     async def slow(request):
