@@ -35,6 +35,11 @@ MAX_MS = 60000  # the largest ms a route accepts (loopd's work.max_ms default)
 MAX_STREAM = 1000000000
 
 
+def json_reply(obj):
+    """Compact JSON, as loopd writes it ({"max":1.5}, no spaces)."""
+    return json_reply(obj, dumps=lambda o: json.dumps(o, separators=(",", ":")))
+
+
 def now_s():
     return time.monotonic()
 
@@ -157,9 +162,9 @@ def make_app(args, mon, pool):
 
         await asyncio.get_running_loop().run_in_executor(pool, job)
         answered("/slow")
-        return web.json_response({"ms": ms,
-                                  "queued_ms": round((times["start"] - submit) * 1000, 3),
-                                  "ran_ms": round((times["end"] - times["start"]) * 1000, 3)})
+        return json_reply({"ms": ms,
+                           "queued_ms": round((times["start"] - submit) * 1000, 3),
+                           "ran_ms": round((times["end"] - times["start"]) * 1000, 3)})
 
     @routes.get("/block")
     async def block(request):
@@ -167,7 +172,7 @@ def make_app(args, mon, pool):
         t0 = now_s()
         time.sleep(ms / 1000.0)  # on the loop, on purpose: everyone waits
         answered("/block")
-        return web.json_response({"ms": ms, "blocked_ms": round((now_s() - t0) * 1000, 3)})
+        return json_reply({"ms": ms, "blocked_ms": round((now_s() - t0) * 1000, 3)})
 
     @routes.get("/cpu")
     async def cpu(request):
@@ -186,8 +191,8 @@ def make_app(args, mon, pool):
             if slice_ms and left > 0:
                 await asyncio.sleep(0)  # yield: other coroutines run between slices
         answered("/cpu")
-        return web.json_response({"ms": ms, "slices": slices,
-                                  "elapsed_ms": round((now_s() - t0) * 1000, 3)})
+        return json_reply({"ms": ms, "slices": slices,
+                           "elapsed_ms": round((now_s() - t0) * 1000, 3)})
 
     @routes.get("/heartbeat")
     async def heartbeat(request):
@@ -195,7 +200,7 @@ def make_app(args, mon, pool):
         count = query_int(request, "count", 0, 0, MAX_STREAM)
         answered("/heartbeat")
         if not stream:
-            return web.json_response({
+            return json_reply({
                 "interval_ms": mon.heartbeat_ms, "beats": mon.beats,
                 "last_beat_ms_ago": round((now_s() - mon.last_beat) * 1000, 3),
                 "max_gap_ms": round(mon.max_gap_ms, 3), "late_beats": mon.late_beats,
@@ -222,7 +227,7 @@ def make_app(args, mon, pool):
         lag_ms = mon.lag_summary()
         one = dict(lag_ms)
         one.pop("window_s")
-        return web.json_response({
+        return json_reply({
             "mode": mode, "uptime_s": round(now_s() - mon.start, 3), "lag_ms": lag_ms,
             "loops": [{"loop": 0, "lag_ms": one, "samples": mon.samples}],
             "work": {"threads": args.threads}})
