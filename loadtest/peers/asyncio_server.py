@@ -37,7 +37,7 @@ MAX_STREAM = 1000000000
 
 def json_reply(obj):
     """Compact JSON, as loopd writes it ({"max":1.5}, no spaces)."""
-    return json_reply(obj, dumps=lambda o: json.dumps(o, separators=(",", ":")))
+    return web.json_response(obj, dumps=lambda o: json.dumps(o, separators=(",", ":")))
 
 
 def now_s():
