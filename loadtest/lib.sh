@@ -42,7 +42,7 @@ start_loopd() {
   PIDS+=("$SRV_PID")
   local i
   for i in $(seq 200); do
-    SRV_PORT=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$log" | head -1)
+    SRV_PORT=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$log" 2>/dev/null | head -1)
     [ -n "$SRV_PORT" ] && return 0
     kill -0 "$SRV_PID" 2>/dev/null || break
     sleep 0.05
@@ -70,7 +70,7 @@ start_asyncio() {
 wait_listen_line() {
   local log=$1 what=$2 i
   for i in $(seq 300); do
-    SRV_PORT=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$log" | head -1)
+    SRV_PORT=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$log" 2>/dev/null | head -1)
     [ -n "$SRV_PORT" ] && return 0
     kill -0 "$SRV_PID" 2>/dev/null || break
     sleep 0.05
