@@ -95,7 +95,12 @@ peer_missing() {
 # A TCP port on 127.0.0.1 that nothing listens on now, for the peers whose
 # config takes a fixed port (nginx, h2o, node): the kernel picks it.
 free_port() {
-  "$PEER_PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  local py
+  for py in "$PEER_PY" /usr/bin/python3 python3; do
+    "$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null &&
+      return 0
+  done
+  die "no python3 to pick a free port with"
 }
 
 # Starts a peer from its config file in loadtest/peers/, on a free port.
