@@ -20,11 +20,11 @@ port; the listen line says which, as loopd's does.
 """
 import argparse
 import asyncio
-import bisect
 import collections
 import concurrent.futures
 import json
 import os
+import signal
 import sys
 import time
 
@@ -130,52 +130,55 @@ def burn_cpu(seconds):
     return x
 
 
-def make_app(args, mon, pool):
-    counts = collections.Counter()
-    routes = web.RouteTableDef()
-    mode = "uvloop" if args.uvloop else "asyncio"
+class Routes:
+    """The handlers; each counts what it answered (for /metrics)."""
 
-    def answered(route):
-        counts[route] += 1
+    def __init__(self, args, mon, pool):
+        self.args, self.mon, self.pool = args, mon, pool
+        self.counts = collections.Counter()
+        self.mode = "uvloop" if args.uvloop else "asyncio"
 
-    @routes.get("/")
-    async def hello(request):
-        answered("/")
+    def app(self):
+        app = web.Application()
+        app.add_routes([web.get("/", self.hello), web.post("/echo", self.echo),
+                        web.get("/slow", self.slow), web.get("/block", self.block),
+                        web.get("/cpu", self.cpu), web.get("/heartbeat", self.heartbeat),
+                        web.get("/lag", self.lag), web.get("/metrics", self.metrics)])
+        return app
+
+    async def hello(self, request):
+        self.counts["/"] += 1
         return web.Response(text="Hello, World!")
 
-    @routes.post("/echo")
-    async def echo(request):
+    async def echo(self, request):
         body = await request.read()  # aiohttp bounds it (client_max_size, 1 MiB)
-        answered("/echo")
+        self.counts["/echo"] += 1
         return web.Response(body=body, content_type="application/octet-stream")
 
-    @routes.get("/slow")
-    async def slow(request):
+    async def slow(self, request):
         ms = query_int(request, "ms", 100, 0, MAX_MS)
         submit = now_s()
         times = {}
 
-        def job():
+        def job():  # on a pool thread: the loop goes on meanwhile
             times["start"] = now_s()
             time.sleep(ms / 1000.0)
             times["end"] = now_s()
 
-        await asyncio.get_running_loop().run_in_executor(pool, job)
-        answered("/slow")
+        await asyncio.get_running_loop().run_in_executor(self.pool, job)
+        self.counts["/slow"] += 1
         return json_reply({"ms": ms,
                            "queued_ms": round((times["start"] - submit) * 1000, 3),
                            "ran_ms": round((times["end"] - times["start"]) * 1000, 3)})
 
-    @routes.get("/block")
-    async def block(request):
+    async def block(self, request):
         ms = query_int(request, "ms", 100, 0, MAX_MS)
         t0 = now_s()
         time.sleep(ms / 1000.0)  # on the loop, on purpose: everyone waits
-        answered("/block")
+        self.counts["/block"] += 1
         return json_reply({"ms": ms, "blocked_ms": round((now_s() - t0) * 1000, 3)})
 
-    @routes.get("/cpu")
-    async def cpu(request):
+    async def cpu(self, request):
         ms = query_int(request, "ms", 100, 0, MAX_MS)
         slice_ms = query_int(request, "slice_ms", 1, 0, MAX_MS)
         t0 = now_s()
@@ -190,24 +193,28 @@ def make_app(args, mon, pool):
             slices += 1
             if slice_ms and left > 0:
                 await asyncio.sleep(0)  # yield: other coroutines run between slices
-        answered("/cpu")
+        self.counts["/cpu"] += 1
         return json_reply({"ms": ms, "slices": slices,
                            "elapsed_ms": round((now_s() - t0) * 1000, 3)})
 
-    @routes.get("/heartbeat")
-    async def heartbeat(request):
+    async def heartbeat(self, request):
         stream = query_int(request, "stream", 0, 0, 1)
         count = query_int(request, "count", 0, 0, MAX_STREAM)
-        answered("/heartbeat")
+        self.counts["/heartbeat"] += 1
+        mon = self.mon
         if not stream:
             return json_reply({
                 "interval_ms": mon.heartbeat_ms, "beats": mon.beats,
                 "last_beat_ms_ago": round((now_s() - mon.last_beat) * 1000, 3),
                 "max_gap_ms": round(mon.max_gap_ms, 3), "late_beats": mon.late_beats,
                 "loop": 0})
+        return await self.beat_stream(request, count or MAX_STREAM)
+
+    async def beat_stream(self, request, left):
+        """One line per beat, in loopd's format, until left beats or the client goes."""
+        mon = self.mon
         resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
         await resp.prepare(request)
-        left = count or MAX_STREAM
         seen = mon.beats
         while left > 0:
             async with mon.beat_cond:
@@ -221,34 +228,28 @@ def make_app(args, mon, pool):
         await resp.write_eof()
         return resp
 
-    @routes.get("/lag")
-    async def lag(request):
-        answered("/lag")
-        lag_ms = mon.lag_summary()
+    async def lag(self, request):
+        self.counts["/lag"] += 1
+        lag_ms = self.mon.lag_summary()
         one = dict(lag_ms)
         one.pop("window_s")
         return json_reply({
-            "mode": mode, "uptime_s": round(now_s() - mon.start, 3), "lag_ms": lag_ms,
-            "loops": [{"loop": 0, "lag_ms": one, "samples": mon.samples}],
-            "work": {"threads": args.threads}})
+            "mode": self.mode, "uptime_s": round(now_s() - self.mon.start, 3), "lag_ms": lag_ms,
+            "loops": [{"loop": 0, "lag_ms": one, "samples": self.mon.samples}],
+            "work": {"threads": self.args.threads}})
 
-    @routes.get("/metrics")
-    async def metrics(request):
-        answered("/metrics")
+    async def metrics(self, request):
+        self.counts["/metrics"] += 1
         lines = ["# TYPE peer_http_requests_total counter"]
-        for route, n in sorted(counts.items()):
+        for route, n in sorted(self.counts.items()):
             lines.append('peer_http_requests_total{route="%s"} %d' % (route, n))
         return web.Response(text="\n".join(lines) + "\n")
-
-    app = web.Application()
-    app.add_routes(routes)
-    return app
 
 
 async def serve(args):
     mon = Monitor(args.sample_ms, args.heartbeat_ms)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=args.threads)
-    app = make_app(args, mon, pool)
+    app = Routes(args, mon, pool).app()
     tasks = [asyncio.create_task(mon.sample()), asyncio.create_task(mon.heartbeat())]
     runner = web.AppRunner(app, access_log=None, keepalive_timeout=3600)
     await runner.setup()
@@ -260,7 +261,6 @@ async def serve(args):
           f"{args.threads} executor threads, pid {os.getpid()})", file=sys.stderr, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    import signal
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
