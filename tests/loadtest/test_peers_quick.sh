@@ -93,7 +93,7 @@ case $part in
     for m in rss vmsize per-conn; do
       head -c 8 "$out/c10k-$m.png" | grep -q PNG || fail "c10k-$m.png is not a PNG"
     done
-    echo "ok: c10k against event, threads${peers:+ and $peers}"
+    echo "ok: c10k against event, threads${peers:+, ${peers// /, }}"
     ;;
   *) fail "unknown part $part" ;;
 esac
