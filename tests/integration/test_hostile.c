@@ -18,6 +18,10 @@
 #define T 5000
 #define H "Host: x\r\n"
 
+#define X64 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+#define X2K X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 \
+            X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64
+
 /* The length comes from the literal, so embedded NULs are sent too. */
 #define C(name, req, status) {name, req, sizeof(req) - 1, status}
 
@@ -48,6 +52,12 @@ static const hostile_t cases[] = {
     C("TE chunked, gzip", "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n", 501),
     C("TE chunked twice", "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
     C("TE in HTTP/1.0", "POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    /* one reading of Transfer-Encoding: what llhttp does not take as chunked is refused */
+    C("TE chunked;q=1", "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding: chunked;q=1\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400),
+    C("TE chunked;", "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding: chunked;\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400),
+    C("TE chunked then tab", "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding: chunked\t\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400),
+    C("TE chunked ;x=y", "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding: chunked ;x=y\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400),
+    C("TE chunked;q=1 on GET /", "GET / HTTP/1.1\r\n" H "Transfer-Encoding: chunked;q=1\r\n\r\n0\r\n\r\n", 400),
     /* header syntax */
     C("folding SP", "GET / HTTP/1.1\r\n" H "X: a\r\n b\r\n\r\n", 400),
     C("folding HTAB", "GET / HTTP/1.1\r\n" H "X: a\r\n\tb\r\n\r\n", 400),
@@ -82,6 +92,8 @@ static const hostile_t cases[] = {
     C("lowercase method", "get / HTTP/1.1\r\n" H "\r\n", 400),
     C("unknown method", "FROB / HTTP/1.1\r\n" H "\r\n", 400),
     C("no version", "GET /\r\n" H "\r\n", 400),
+    C("no version, nothing after", "GET /\r\n", 400),
+    C("no version, bare LF", "GET /echo?a=1\n", 400),
     C("bad version token", "GET / HTTPS/1.1\r\n" H "\r\n", 400),
     C("bad version digits", "GET / HTTP/1.x\r\n" H "\r\n", 400),
     C("HTTP/0.9", "GET / HTTP/0.9\r\n" H "\r\n", 505),
@@ -105,6 +117,13 @@ static const hostile_t cases[] = {
     C("chunk size bare LF", "POST /nope HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n", 400),
     C("chunk data without CRLF", "POST /nope HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n", 400),
     C("chunked body over max", "POST /nope HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n1001\r\n", 413),
+    /* the same on /echo, which answers while it reads: the head waits for the body */
+    C("echo: chunk size not hex", "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n", 400),
+    C("echo: chunk size bare LF", "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n", 400),
+    C("echo: chunk data without CRLF", "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n", 400),
+    C("echo: bare LF after chunk data", "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\n0\r\n\r\n", 400),
+    C("echo: bare LF ends the trailers", "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\n", 400),
+    C("echo: chunked body over max", "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n800\r\n" X2K "\r\n801\r\n", 413),
     /* expectations */
     C("unknown expectation", "POST /echo HTTP/1.1\r\n" H "Expect: 200-ok\r\nContent-Length: 1\r\n\r\nx", 417),
     /* positive controls: these must be served and keep the connection */
@@ -118,6 +137,8 @@ static const hostile_t cases[] = {
     C("ok: empty Host", "GET / HTTP/1.1\r\nHost:\r\n\r\n", 200),
     C("ok: chunk extension", "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n3;a=b\r\nabc\r\n0\r\n\r\n", 200),
     C("ok: tab in value", "GET / HTTP/1.1\r\n" H "X: a\tb\r\n\r\n", 200),
+    C("ok: TE chunked then spaces", "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding: chunked  \r\n\r\n3\r\nabc\r\n0\r\n\r\n", 200),
+    C("ok: TE CHUNKED", "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding: CHUNKED\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 200),
 };
 
 static srv_t srv;
