@@ -66,6 +66,6 @@ fi
 $engine stop -t 15 "$name" >/dev/null || fail "stop"
 exit_code=$($engine inspect --format '{{.State.ExitCode}}' "$name")
 [ "$exit_code" = 0 ] || fail "exit status $exit_code after SIGTERM"
-$engine logs "$name" 2>&1 | grep -q "SIGTERM: draining" || fail "no drain on SIGTERM"
+$engine logs "$name" 2>&1 | grep -q "SIGTERM: draining" || { $engine logs "$name" 2>&1 | tail -20; fail "no drain on SIGTERM"; }
 $engine logs "$name" 2>&1 | grep -q "loopd: stopped" || fail "did not stop cleanly"
 echo "ok: /, /healthz, /lag, non-root, HEALTHCHECK, SIGTERM -> exit 0"
