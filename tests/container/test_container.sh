@@ -41,11 +41,11 @@ echo "image size: $((size / 1024 / 1024)) MiB"
 $engine run -d --name "$name" -p 127.0.0.1::8080 "$tag" >/dev/null || fail "run"
 # wait for the start line (bounded), not for a fixed time
 for _ in $(seq 200); do
-  $engine logs "$name" 2>&1 | grep -q "listening on http://0.0.0.0:8080" && break
+  grep -q "listening on http://0.0.0.0:8080" <<<"$($engine logs "$name" 2>&1)" && break
   [ "$($engine inspect --format '{{.State.Running}}' "$name")" = true ] || fail "container exited"
   sleep 0.05
 done
-$engine logs "$name" 2>&1 | grep -q "listening on" || fail "no start line"
+grep -q "listening on" <<<"$($engine logs "$name" 2>&1)" || fail "no start line"
 port=$($engine port "$name" 8080 | head -1 | sed 's/.*://')
 [ -n "$port" ] || fail "no published port"
 base="http://127.0.0.1:$port"
@@ -66,6 +66,9 @@ fi
 $engine stop -t 15 "$name" >/dev/null || fail "stop"
 exit_code=$($engine inspect --format '{{.State.ExitCode}}' "$name")
 [ "$exit_code" = 0 ] || fail "exit status $exit_code after SIGTERM"
-$engine logs "$name" 2>&1 | grep -q "SIGTERM: draining" || { $engine logs "$name" 2>&1 | tail -20; fail "no drain on SIGTERM"; }
-$engine logs "$name" 2>&1 | grep -q "loopd: stopped" || fail "did not stop cleanly"
+# read the logs once: `logs | grep -q` under pipefail fails when grep exits
+# first and the engine dies of SIGPIPE
+logs=$($engine logs "$name" 2>&1)
+grep -q "SIGTERM: draining" <<<"$logs" || { tail -20 <<<"$logs"; fail "no drain on SIGTERM"; }
+grep -q "loopd: stopped" <<<"$logs" || { tail -20 <<<"$logs"; fail "did not stop cleanly"; }
 echo "ok: /, /healthz, /lag, non-root, HEALTHCHECK, SIGTERM -> exit 0"
