@@ -1,0 +1,14 @@
+/* err.c: the text of a negative error code. */
+#include "err.h"
+
+#include <string.h>
+
+const char *loopd_strerror(int err) {
+  /* strerrordesc_np, not strerror: no locale, no buffer, safe on any thread. */
+  const char *s = err <= 0 ? strerrordesc_np(-err) : NULL;
+  if (s != NULL)
+    return s;
+  /* Beyond the errno range libuv has a few codes of its own: UV_EOF (-4095),
+   * which a read reports, and the getaddrinfo ones, which loopd never calls. */
+  return err == -4095 ? "End of file" : "Unknown error";
+}
