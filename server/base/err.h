@@ -7,8 +7,15 @@
 #ifndef LOOPD_ERR_H
 #define LOOPD_ERR_H
 
+#include <stddef.h>
+
 /* The text for err (a negative errno, or a libuv UV_E* code): "Address
  * already in use". A static string; thread-safe. 0 reads "Success". */
 const char *loopd_strerror(int err);
+
+/* Writes a message into buf (as snprintf) and returns err, so a failure
+ * reads "return loopd_errf(-EINVAL, buf, len, ...)". */
+int loopd_errf(int err, char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif
