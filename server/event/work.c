@@ -1,6 +1,7 @@
 /* work.c: uv_queue_work with a bound, cancellation and counters. */
 #include "work.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,9 +26,9 @@ int work_pool_init(work_pool_t *wp, int threads, int64_t limit) {
   /* libuv reads this once, when the pool first starts: it must be set before
    * any uv_queue_work (or getaddrinfo, or fs call) in the process. */
   if (setenv("UV_THREADPOOL_SIZE", want, 1) != 0)
-    return -1;
+    return -errno;
   const char *got = getenv("UV_THREADPOOL_SIZE");
-  return got != NULL && strcmp(got, want) == 0 ? 0 : -1;
+  return got != NULL && strcmp(got, want) == 0 ? 0 : -EINVAL;
 }
 
 typedef struct probe {
