@@ -14,12 +14,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "service.h" /* OUT_MAX, LINGER_MS: as event mode */
 #include "util.h"
 
 #define READ_BUF (16 * 1024) /* one recv; small, as a thread's memory is the model's cost */
-#define OUT_MAX (32u << 20)  /* as event mode's per-loop output buffer */
 #define OUT_KEEP (16 * 1024) /* a larger output buffer is given back once written */
-#define LINGER_MS 2000       /* after our FIN, how long we drain the client's bytes */
 
 enum { GONE = -1 }; /* the connection is over: close without ceremony */
 
@@ -56,8 +55,9 @@ static int wait_fd(int fd, short events, int extra, uint64_t due) {
   }
 }
 
-/* Writes all output. -1 when the peer is gone, or read nothing for
- * limits.body_timeout_ms (the send timeout event mode uses). */
+/* Writes all output. 0, or a negative errno when the peer is gone (the
+ * send's error) or read nothing for limits.body_timeout_ms (-ETIMEDOUT: the
+ * send timeout event mode uses). */
 static int flush_out(tconn_t *c) {
   buf_t *o = &c->out;
   size_t off = 0;
@@ -72,10 +72,12 @@ static int flush_out(tconn_t *c) {
     }
     if (n < 0 && errno == EINTR)
       continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+    bool blocked = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    if (blocked &&
         wait_fd(c->fd, POLLOUT, -1, progress + (uint64_t)c->sh->cfg->limits.body_timeout_ms) == 1)
       continue;
-    rc = -1; /* reset, shut down at the deadline, or the client stopped reading */
+    /* reset, shut down at the deadline, or the client stopped reading */
+    rc = blocked ? -ETIMEDOUT : n < 0 ? -errno : -EPIPE;
     break;
   }
   o->len = 0;
