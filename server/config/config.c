@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -395,12 +396,17 @@ void config_print(const config_t *c, FILE *f) {
   }
 }
 
+int config_cpus(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+    return CPU_COUNT(&set);
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : n > INT_MAX ? INT_MAX : (int)n;
+}
+
 int config_loops(const config_t *c) {
   if (c->server.loops > 0)
     return (int)c->server.loops;
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-    return CPU_COUNT(&set) > 64 ? 64 : CPU_COUNT(&set);
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+  int n = config_cpus();
+  return n > 64 ? 64 : n;
 }

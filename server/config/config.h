@@ -107,7 +107,10 @@ void config_format_value(const config_t *c, const config_key_t *k, char *out, si
 /* Splits server.listen into host (no brackets) and port. 0 or -EINVAL. */
 int config_split_listen(const char *addr, char *host, size_t hostlen, int *port);
 
-/* Number of event loops to run (resolves "auto"). */
+/* The cores this process may run on (its affinity mask), at least 1. */
+int config_cpus(void);
+
+/* Number of event loops to run (resolves "auto": config_cpus, at most 64). */
 int config_loops(const config_t *c);
 
 #endif

@@ -4,7 +4,6 @@
 #include "tmon.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <time.h>
@@ -28,19 +27,11 @@ typedef struct cpu_share {
   uint64_t ncpu;
 } cpu_share_t;
 
-static uint64_t usable_cpus(void) {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-    return (uint64_t)CPU_COUNT(&set);
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? (uint64_t)n : 1;
-}
-
 static void cpu_share_init(cpu_share_t *c, uint64_t now_ns) {
   c->begin_ns = c->read_ns = now_ns;
   c->cpu0_ns = clock_ns_of(CLOCK_PROCESS_CPUTIME_ID);
   c->idle_ns = 0;
-  c->ncpu = usable_cpus();
+  c->ncpu = (uint64_t)config_cpus();
 }
 
 /* The unused capacity so far, or MON_NO_IDLE when it is not time to read it. */
