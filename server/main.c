@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "err.h"
 #include "log.h"
 #include "http.h"
 #include "server_event.h"
@@ -33,7 +34,8 @@ int main(int argc, char **argv) {
   char err[1024];
   int r = log_start();
   if (r != 0)
-    log_msg("warning: no stderr writer thread (%s): log lines are written directly", strerror(-r));
+    log_msg("warning: no stderr writer thread (%s): log lines are written directly",
+            loopd_strerror(r));
   if (cli_load(&cfg, &cli, argc, argv, environ, err, sizeof err) != 0) {
     log_msg("%s", err);
     return finish(2);

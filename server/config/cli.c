@@ -1,6 +1,8 @@
 /* cli.c: option parsing and precedence. */
 #include "cli.h"
+#include "err.h"
 
+#include <errno.h>
 #include <string.h>
 
 #define MAX_SETS 128
@@ -40,34 +42,45 @@ static const char *opt_value(const char *opt, int argc, char **argv, int *i) {
 static int apply_set(config_t *cfg, const pending_set_t *p, char *err, size_t errlen) {
   char msg[512];
   if (p->key != NULL) {
-    if (config_set(cfg, p->key, p->value, msg, sizeof msg) != 0) {
-      snprintf(err, errlen, "%s %s: %s", p->opt, p->value, msg);
-      return -1;
-    }
+    if (config_set(cfg, p->key, p->value, msg, sizeof msg) != 0)
+      return loopd_errf(-EINVAL, err, errlen, "%s %s: %s", p->opt, p->value, msg);
     return 0;
   }
   const char *eq = strchr(p->value, '=');
   char key[128];
-  if (eq == NULL || (size_t)(eq - p->value) >= sizeof key) {
-    snprintf(err, errlen, "--set \"%s\": expected SECTION.KEY=VALUE", p->value);
-    return -1;
-  }
+  if (eq == NULL || (size_t)(eq - p->value) >= sizeof key)
+    return loopd_errf(-EINVAL, err, errlen, "--set \"%s\": expected SECTION.KEY=VALUE", p->value);
   memcpy(key, p->value, (size_t)(eq - p->value));
   key[eq - p->value] = '\0';
-  if (config_set(cfg, key, eq + 1, msg, sizeof msg) != 0) {
-    snprintf(err, errlen, "--set %s: %s", p->value, msg);
-    return -1;
+  if (config_set(cfg, key, eq + 1, msg, sizeof msg) != 0)
+    return loopd_errf(-EINVAL, err, errlen, "--set %s: %s", p->value, msg);
+  return 0;
+}
+
+typedef struct pending {
+  pending_set_t sets[MAX_SETS];
+  size_t n;
+} pending_t;
+
+/* An option that names a key (--set and the shorthands): queued in p, as
+ * the command line applies last. 1 if argv[*i] was one, 0 if not. */
+static int take_setting(pending_t *p, int argc, char **argv, int *i) {
+  const char *v;
+  if ((v = opt_value("--set", argc, argv, i)) != NULL) {
+    p->sets[p->n++] = (pending_set_t){NULL, v, "--set"};
+    return 1;
+  }
+  for (size_t s = 0; s < sizeof shorthands / sizeof shorthands[0]; s++) {
+    if ((v = opt_value(shorthands[s].opt, argc, argv, i)) != NULL) {
+      p->sets[p->n++] = (pending_set_t){shorthands[s].key, v, shorthands[s].opt};
+      return 1;
+    }
   }
   return 0;
 }
 
-int cli_load(config_t *cfg, cli_t *cli, int argc, char **argv, char *const *env, char *err,
-             size_t errlen) {
-  pending_set_t sets[MAX_SETS];
-  size_t nsets = 0;
-  memset(cli, 0, sizeof *cli);
-  config_defaults(cfg);
-
+/* Reads argv into cli and p; stops early at --help and --version. 0 or -EINVAL. */
+static int parse_args(cli_t *cli, pending_t *p, int argc, char **argv, char *err, size_t errlen) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v;
@@ -81,48 +94,38 @@ int cli_load(config_t *cfg, cli_t *cli, int argc, char **argv, char *const *env,
     }
     if (!strcmp(a, "--print-config")) {
       cli->print_config = true;
-      continue;
-    }
-    if (!strcmp(a, "--check-config")) {
+    } else if (!strcmp(a, "--check-config")) {
       cli->check_config = true;
-      continue;
-    }
-    if ((v = opt_value("--config", argc, argv, &i)) != NULL) {
-      if (*v == '\0') {
-        snprintf(err, errlen, "--config: expected a file name");
-        return -1;
-      }
+    } else if ((v = opt_value("--config", argc, argv, &i)) != NULL) {
+      if (*v == '\0')
+        return loopd_errf(-EINVAL, err, errlen, "--config: expected a file name");
       cli->config_file = v;
-      continue;
-    }
-    int matched = 0;
-    if (nsets == MAX_SETS) {
-      snprintf(err, errlen, "too many options (at most %d settings)", MAX_SETS);
-      return -1;
-    }
-    if ((v = opt_value("--set", argc, argv, &i)) != NULL) {
-      sets[nsets++] = (pending_set_t){NULL, v, "--set"};
-      continue;
-    }
-    for (size_t s = 0; s < sizeof shorthands / sizeof shorthands[0] && !matched; s++) {
-      if ((v = opt_value(shorthands[s].opt, argc, argv, &i)) != NULL) {
-        sets[nsets++] = (pending_set_t){shorthands[s].key, v, shorthands[s].opt};
-        matched = 1;
-      }
-    }
-    if (!matched) {
-      snprintf(err, errlen, "unknown option \"%s\" (loopd --help lists the options)", a);
-      return -1;
+    } else if (p->n == MAX_SETS) {
+      return loopd_errf(-EINVAL, err, errlen, "too many options (at most %d settings)", MAX_SETS);
+    } else if (!take_setting(p, argc, argv, &i)) {
+      return loopd_errf(-EINVAL, err, errlen,
+                        "unknown option \"%s\" (loopd --help lists the options)", a);
     }
   }
+  return 0;
+}
 
-  if (cli->config_file != NULL && config_load_file(cfg, cli->config_file, err, errlen) != 0)
-    return -1;
-  if (config_load_env(cfg, env, err, errlen) != 0)
-    return -1;
-  for (size_t s = 0; s < nsets; s++)
-    if (apply_set(cfg, &sets[s], err, errlen) != 0)
-      return -1;
+int cli_load(config_t *cfg, cli_t *cli, int argc, char **argv, char *const *env, char *err,
+             size_t errlen) {
+  pending_t p;
+  p.n = 0;
+  memset(cli, 0, sizeof *cli);
+  config_defaults(cfg);
+  int r = parse_args(cli, &p, argc, argv, err, errlen);
+  if (r != 0 || cli->help || cli->version)
+    return r;
+  if (cli->config_file != NULL && (r = config_load_file(cfg, cli->config_file, err, errlen)) != 0)
+    return r;
+  if ((r = config_load_env(cfg, env, err, errlen)) != 0)
+    return r;
+  for (size_t s = 0; s < p.n; s++)
+    if ((r = apply_set(cfg, &p.sets[s], err, errlen)) != 0)
+      return r;
   return 0;
 }
 

@@ -16,8 +16,8 @@ typedef struct cli {
   bool version;
 } cli_t;
 
-/* Parses argv, loads file and environment, applies options. Returns 0, or -1
- * with a one-line message in err (the caller exits 2). */
+/* Parses argv, loads file and environment, applies options. Returns 0, or a
+ * negative errno (config.h) with a one-line message in err (the caller exits 2). */
 int cli_load(config_t *cfg, cli_t *cli, int argc, char **argv, char *const *env, char *err,
              size_t errlen);
 

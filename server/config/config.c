@@ -1,13 +1,14 @@
 /* config.c: the key table and everything that reads it. */
 #include "config.h"
-#include "log.h"
+#include "err.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <limits.h>
 #include <sched.h>
-#include <stdarg.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -81,7 +82,7 @@ const config_key_t *config_keys(size_t *n) {
   return keys;
 }
 
-const config_key_t *config_key_find(const char *name) {
+static const config_key_t *key_find(const char *name) {
   for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
     if (strcmp(keys[i].name, name) == 0)
       return &keys[i];
@@ -96,24 +97,16 @@ void config_defaults(config_t *c) {
       abort(); /* a bad default is a programming error */
 }
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
-
-/* Parses a decimal integer with an optional binary size suffix; whole string. */
+/* Parses a decimal integer with an optional binary size suffix; whole string.
+ * 0, -EINVAL (not a number) or -ERANGE. */
 static int parse_int(const char *s, int64_t *out, int allow_suffix) {
   if (!isdigit((unsigned char)s[0]) && !(s[0] == '-' && isdigit((unsigned char)s[1])))
-    return -1;
+    return -EINVAL;
   errno = 0;
   char *end;
   long long v = strtoll(s, &end, 10);
   if (errno != 0)
-    return -1;
+    return -ERANGE;
   long long mul = 1;
   if (allow_suffix && *end != '\0' && end[1] == '\0') {
     switch (*end) {
@@ -124,9 +117,9 @@ static int parse_int(const char *s, int64_t *out, int allow_suffix) {
     }
   }
   if (*end != '\0')
-    return -1;
+    return -EINVAL;
   if (v > INT64_MAX / mul || v < INT64_MIN / mul)
-    return -1;
+    return -ERANGE;
   *out = v * mul;
   return 0;
 }
@@ -138,166 +131,175 @@ int config_split_listen(const char *addr, char *host, size_t hostlen, int *port)
   if (addr[0] == '[') {
     const char *close = strchr(addr, ']');
     if (close == NULL || close[1] != ':')
-      return -1;
+      return -EINVAL;
     h = addr + 1;
     hl = (size_t)(close - h);
     colon = close + 1;
   } else {
     colon = strrchr(addr, ':');
     if (colon == NULL || memchr(addr, ':', (size_t)(colon - addr)) != NULL)
-      return -1;
+      return -EINVAL;
     hl = (size_t)(colon - addr);
   }
   if (hl == 0 || hl >= hostlen)
-    return -1;
+    return -EINVAL;
   memcpy(host, h, hl);
   host[hl] = '\0';
   int64_t p;
   if (parse_int(colon + 1, &p, 0) != 0 || p < 0 || p > 65535)
-    return -1;
+    return -EINVAL;
   *port = (int)p;
   unsigned char tmp[16];
   if (strcmp(host, "localhost") == 0)
     return 0;
-  if (addr[0] == '[')
-    return inet_pton(AF_INET6, host, tmp) == 1 ? 0 : -1;
-  return inet_pton(AF_INET, host, tmp) == 1 ? 0 : -1;
+  int family = addr[0] == '[' ? AF_INET6 : AF_INET;
+  return inet_pton(family, host, tmp) == 1 ? 0 : -EINVAL;
 }
 
-static int set_checked(const config_key_t *k, void *field, const char *value, char *err,
-                       size_t errlen) {
+/* The setters, one per type: 0, or -EINVAL with the message. */
+static int set_int(const config_key_t *k, int64_t *field, const char *value, char *err,
+                   size_t errlen) {
   int64_t v;
+  if (k->type == CFG_INT_AUTO && strcmp(value, "auto") == 0) {
+    *field = 0;
+    return 0;
+  }
+  if (parse_int(value, &v, k->type == CFG_SIZE) != 0 || v < k->min || v > k->max)
+    return loopd_errf(-EINVAL, err, errlen, "%s = \"%s\": expected %s from %lld to %lld%s", k->name,
+                      value, k->type == CFG_SIZE ? "a size in bytes" : "an integer",
+                      (long long)k->min, (long long)k->max,
+                      k->type == CFG_SIZE       ? " (suffix k, m or g allowed)"
+                      : k->type == CFG_INT_AUTO ? ", or auto"
+                                                : "");
+  if (k->offset == OFF(threads.stack_kb) && v != 0 && v < 16)
+    return loopd_errf(-EINVAL, err, errlen,
+                      "%s = \"%s\": expected 0 (system default) or at least 16", k->name, value);
+  *field = v;
+  return 0;
+}
+
+static int set_bool(const config_key_t *k, int64_t *field, const char *value, char *err,
+                    size_t errlen) {
+  static const char *const on[] = {"on", "true", "yes", "1"};
+  static const char *const off[] = {"off", "false", "no", "0"};
+  for (size_t i = 0; i < sizeof on / sizeof on[0]; i++) {
+    if (strcmp(value, on[i]) == 0 || strcmp(value, off[i]) == 0) {
+      *field = strcmp(value, on[i]) == 0;
+      return 0;
+    }
+  }
+  return loopd_errf(-EINVAL, err, errlen, "%s = \"%s\": expected on or off", k->name, value);
+}
+
+static int set_enum(const config_key_t *k, int64_t *field, const char *value, char *err,
+                    size_t errlen) {
+  for (int64_t i = 0; k->names[i] != NULL; i++) {
+    if (strcmp(value, k->names[i]) == 0) {
+      *field = i;
+      return 0;
+    }
+  }
+  char list[128] = "";
+  for (size_t i = 0; k->names[i] != NULL; i++) {
+    if (i)
+      strncat(list, " or ", sizeof list - strlen(list) - 1);
+    strncat(list, k->names[i], sizeof list - strlen(list) - 1);
+  }
+  return loopd_errf(-EINVAL, err, errlen, "%s = \"%s\": expected %s", k->name, value, list);
+}
+
+static int set_string(const config_key_t *k, char *field, const char *value, char *err,
+                      size_t errlen) {
+  size_t n = strlen(value);
+  int ok = n >= (size_t)k->min && n <= (size_t)k->max;
+  for (size_t i = 0; ok && i < n; i++)
+    if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
+      ok = 0;
+  if (!ok)
+    return loopd_errf(-EINVAL, err, errlen,
+                      "%s = \"%s\": expected printable text of %lld to %lld bytes", k->name, value,
+                      (long long)k->min, (long long)k->max);
+  memcpy(field, value, n + 1);
+  return 0;
+}
+
+static int set_addr(const config_key_t *k, char *field, const char *value, char *err,
+                    size_t errlen) {
+  char host[CONFIG_STR_MAX];
+  int port;
+  if (strlen(value) > (size_t)k->max || config_split_listen(value, host, sizeof host, &port) != 0)
+    return loopd_errf(
+        -EINVAL, err, errlen,
+        "%s = \"%s\": expected HOST:PORT with an IP address (127.0.0.1:8080, [::1]:8080, "
+        "0.0.0.0:0) or localhost:PORT",
+        k->name, value);
+  memcpy(field, value, strlen(value) + 1);
+  return 0;
+}
+
+static int set_checked(const config_key_t *k, config_t *c, const char *value, char *err,
+                       size_t errlen) {
+  void *field = (char *)c + k->offset;
   switch (k->type) {
   case CFG_INT:
   case CFG_SIZE:
   case CFG_INT_AUTO:
-    if (k->type == CFG_INT_AUTO && strcmp(value, "auto") == 0) {
-      *(int64_t *)field = 0;
-      return 0;
-    }
-    if (parse_int(value, &v, k->type == CFG_SIZE) != 0 || v < k->min || v > k->max) {
-      errf(err, errlen, "%s = \"%s\": expected %s from %lld to %lld%s", k->name, value,
-           k->type == CFG_SIZE ? "a size in bytes" : "an integer", (long long)k->min,
-           (long long)k->max,
-           k->type == CFG_SIZE ? " (suffix k, m or g allowed)"
-           : k->type == CFG_INT_AUTO ? ", or auto" : "");
-      return -1;
-    }
-    if (k->offset == OFF(threads.stack_kb) && v != 0 && v < 16) {
-      errf(err, errlen, "%s = \"%s\": expected 0 (system default) or at least 16", k->name, value);
-      return -1;
-    }
-    *(int64_t *)field = v;
-    return 0;
+    return set_int(k, field, value, err, errlen);
   case CFG_BOOL:
-    if (!strcmp(value, "on") || !strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "1")) {
-      *(int64_t *)field = 1;
-      return 0;
-    }
-    if (!strcmp(value, "off") || !strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "0")) {
-      *(int64_t *)field = 0;
-      return 0;
-    }
-    errf(err, errlen, "%s = \"%s\": expected on or off", k->name, value);
-    return -1;
+    return set_bool(k, field, value, err, errlen);
   case CFG_ENUM:
-    for (int64_t i = 0; k->names[i] != NULL; i++) {
-      if (strcmp(value, k->names[i]) == 0) {
-        *(int64_t *)field = i;
-        return 0;
-      }
-    }
-    {
-      char list[128] = "";
-      for (size_t i = 0; k->names[i] != NULL; i++) {
-        if (i)
-          strncat(list, " or ", sizeof list - strlen(list) - 1);
-        strncat(list, k->names[i], sizeof list - strlen(list) - 1);
-      }
-      errf(err, errlen, "%s = \"%s\": expected %s", k->name, value, list);
-    }
-    return -1;
-  case CFG_STRING: {
-    size_t n = strlen(value);
-    int ok = n >= (size_t)k->min && n <= (size_t)k->max;
-    for (size_t i = 0; ok && i < n; i++)
-      if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
-        ok = 0;
-    if (!ok) {
-      errf(err, errlen, "%s = \"%s\": expected printable text of %lld to %lld bytes", k->name,
-           value, (long long)k->min, (long long)k->max);
-      return -1;
-    }
-    memcpy(field, value, n + 1);
-    return 0;
+    return set_enum(k, field, value, err, errlen);
+  case CFG_STRING:
+    return set_string(k, field, value, err, errlen);
+  case CFG_ADDR:
+    return set_addr(k, field, value, err, errlen);
   }
-  case CFG_ADDR: {
-    char host[CONFIG_STR_MAX];
-    int port;
-    if (strlen(value) > (size_t)k->max ||
-        config_split_listen(value, host, sizeof host, &port) != 0) {
-      errf(err, errlen,
-           "%s = \"%s\": expected HOST:PORT with an IP address (127.0.0.1:8080, [::1]:8080, "
-           "0.0.0.0:0) or localhost:PORT",
-           k->name, value);
-      return -1;
-    }
-    memcpy(field, value, strlen(value) + 1);
-    return 0;
-  }
-  }
-  return -1;
+  return loopd_errf(-EINVAL, err, errlen, "%s: no such type", k->name);
 }
 
 int config_set(config_t *c, const char *key, const char *value, char *err, size_t errlen) {
-  const config_key_t *k = config_key_find(key);
-  if (k == NULL) {
-    errf(err, errlen, "unknown key \"%s\" (loopd --help lists them)", key);
-    return -1;
-  }
-  return set_checked(k, (char *)c + k->offset, value, err, errlen);
+  const config_key_t *k = key_find(key);
+  if (k == NULL)
+    return loopd_errf(-ENOENT, err, errlen, "unknown key \"%s\" (loopd --help lists them)", key);
+  return set_checked(k, c, value, err, errlen);
 }
 
 struct file_ctx {
   config_t *c;
   char err[512];
-  int failed;
+  int code; /* the first error, or 0 */
 };
 
 static int ini_cb(void *user, const char *section, const char *name, const char *value) {
   struct file_ctx *fc = user;
   char key[128];
-  if (fc->failed)
+  if (fc->code != 0)
     return 1; /* report only the first error; inih returns its line */
-  if (snprintf(key, sizeof key, "%s.%s", section, name) >= (int)sizeof key ||
-      config_set(fc->c, key, value, fc->err, sizeof fc->err) != 0) {
-    if (section[0] == '\0')
-      snprintf(fc->err, sizeof fc->err, "key \"%s\" outside a [section]", name);
-    fc->failed = 1;
-    return 0;
-  }
-  return 1;
+  if (section[0] == '\0')
+    fc->code = loopd_errf(-EINVAL, fc->err, sizeof fc->err, "key \"%s\" outside a [section]", name);
+  else if (snprintf(key, sizeof key, "%s.%s", section, name) >= (int)sizeof key)
+    fc->code = loopd_errf(-ENOENT, fc->err, sizeof fc->err,
+                          "unknown key \"%s.%s\" (loopd --help lists them)", section, name);
+  else
+    fc->code = config_set(fc->c, key, value, fc->err, sizeof fc->err);
+  return fc->code == 0;
 }
 
 int config_load_file(config_t *c, const char *path, char *err, size_t errlen) {
-  struct file_ctx fc = {.c = c, .failed = 0};
+  struct file_ctx fc = {.c = c, .code = 0};
   fc.err[0] = '\0';
   int line = ini_parse(path, ini_cb, &fc);
-  if (line == -1) {
-    errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-    return -1;
+  if (line == -1) { /* fopen failed: errno says why */
+    int e = errno != 0 ? -errno : -EIO;
+    return loopd_errf(e, err, errlen, "%s: cannot open: %s", path, loopd_strerror(e));
   }
-  if (line == -2) {
-    errf(err, errlen, "%s: out of memory", path);
-    return -1;
-  }
-  if (line > 0) {
-    if (fc.failed)
-      errf(err, errlen, "%s:%d: %s", path, line, fc.err);
-    else
-      errf(err, errlen, "%s:%d: syntax error (expected [section] or key = value)", path, line);
-    return -1;
-  }
+  if (line == -2)
+    return loopd_errf(-ENOMEM, err, errlen, "%s: out of memory", path);
+  if (line > 0 && fc.code != 0)
+    return loopd_errf(fc.code, err, errlen, "%s:%d: %s", path, line, fc.err);
+  if (line > 0)
+    return loopd_errf(-EINVAL, err, errlen,
+                      "%s:%d: syntax error (expected [section] or key = value)", path, line);
   return 0;
 }
 
@@ -308,41 +310,44 @@ static void env_name(const char *key, char *out, size_t outlen) {
     out[i] = out[i] == '.' ? '_' : (char)toupper((unsigned char)out[i]);
 }
 
+/* The key an environment variable's name (len bytes at e) stands for, or NULL. */
+static const config_key_t *env_key(const char *e, size_t len) {
+  char name[128];
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    env_name(keys[i].name, name, sizeof name);
+    if (strlen(name) == len && strncmp(name, e, len) == 0)
+      return &keys[i];
+  }
+  return NULL;
+}
+
+/* Only names under a known section are ours; LOOPD_BIN and friends are not. */
+static bool env_ours(const char *e) {
+  static const char *const sections[] = {"SERVER_", "LIMITS_", "WORK_",   "MONITOR_",
+                                         "ROUTES_", "LOG_",    "THREADS_"};
+  for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
+    if (strncmp(e + 6, sections[i], strlen(sections[i])) == 0)
+      return true;
+  return false;
+}
+
 int config_load_env(config_t *c, char *const *env, char *err, size_t errlen) {
   for (; env != NULL && *env != NULL; env++) {
     const char *e = *env;
-    if (strncmp(e, "LOOPD_", 6) != 0)
-      continue;
     const char *eq = strchr(e, '=');
-    if (eq == NULL)
+    if (strncmp(e, "LOOPD_", 6) != 0 || eq == NULL)
       continue;
-    const config_key_t *match = NULL;
-    char name[128];
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-      env_name(keys[i].name, name, sizeof name);
-      if (strlen(name) == (size_t)(eq - e) && strncmp(name, e, (size_t)(eq - e)) == 0) {
-        match = &keys[i];
-        break;
-      }
-    }
-    if (match == NULL) {
-      /* Only names under a known section are ours; LOOPD_BIN and friends are not. */
-      static const char *const sections[] = {"SERVER_", "LIMITS_", "WORK_", "MONITOR_",
-                                             "ROUTES_", "LOG_", "THREADS_"};
-      for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
-        if (strncmp(e + 6, sections[i], strlen(sections[i])) == 0) {
-          errf(err, errlen, "%.*s: unknown setting (loopd --help lists the keys)",
-               (int)(eq - e), e);
-          return -1;
-        }
-      }
+    int len = (int)(eq - e);
+    const config_key_t *k = env_key(e, (size_t)len);
+    if (k == NULL && env_ours(e))
+      return loopd_errf(-ENOENT, err, errlen, "%.*s: unknown setting (loopd --help lists the keys)",
+                        len, e);
+    if (k == NULL)
       continue;
-    }
     char msg[512];
-    if (set_checked(match, (char *)c + match->offset, eq + 1, msg, sizeof msg) != 0) {
-      errf(err, errlen, "%.*s: %s", (int)(eq - e), e, msg);
-      return -1;
-    }
+    int r = set_checked(k, c, eq + 1, msg, sizeof msg);
+    if (r != 0)
+      return loopd_errf(r, err, errlen, "%.*s: %s", len, e, msg);
   }
   return 0;
 }
@@ -391,12 +396,17 @@ void config_print(const config_t *c, FILE *f) {
   }
 }
 
+int config_cpus(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+    return CPU_COUNT(&set);
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : n > INT_MAX ? INT_MAX : (int)n;
+}
+
 int config_loops(const config_t *c) {
   if (c->server.loops > 0)
     return (int)c->server.loops;
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-    return CPU_COUNT(&set) > 64 ? 64 : CPU_COUNT(&set);
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+  int n = config_cpus();
+  return n > 64 ? 64 : n;
 }

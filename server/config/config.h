@@ -78,19 +78,24 @@ typedef struct config_key {
 
 /* The key table, in file order. */
 const config_key_t *config_keys(size_t *n);
-const config_key_t *config_key_find(const char *name);
 
 /* Fills c with the built-in defaults. */
 void config_defaults(config_t *c);
 
-/* Sets one key from text. On failure returns -1 and writes into err a message
- * that names the key, the value and what is accepted. */
+/* Every function here that can fail returns 0 or a negative errno (err.h)
+ * and writes into err a one-line message for the user. */
+
+/* Sets one key from text: 0, -ENOENT (no such key) or -EINVAL (a value out
+ * of range or of the wrong kind; the message names the key, the value and
+ * what is accepted). */
 int config_set(config_t *c, const char *key, const char *value, char *err, size_t errlen);
 
-/* Loads an INI file; errors read "FILE:LINE: ...". */
+/* Loads an INI file; errors read "FILE:LINE: ..." (-EINVAL, -ENOENT), or
+ * "FILE: cannot open: ..." (the errno of the open). */
 int config_load_file(config_t *c, const char *path, char *err, size_t errlen);
 
-/* Applies LOOPD_SECTION_KEY=VALUE variables from env (NULL-terminated). */
+/* Applies LOOPD_SECTION_KEY=VALUE variables from env (NULL-terminated);
+ * a LOOPD_<SECTION>_ name that is no key is -ENOENT. */
 int config_load_env(config_t *c, char *const *env, char *err, size_t errlen);
 
 /* Writes the effective configuration as a config file that loads back. */
@@ -99,10 +104,13 @@ void config_print(const config_t *c, FILE *f);
 /* One key's current value as text, as config_print writes it. */
 void config_format_value(const config_t *c, const config_key_t *k, char *out, size_t outlen);
 
-/* Splits server.listen into host (no brackets) and port. 0 or -1. */
+/* Splits server.listen into host (no brackets) and port. 0 or -EINVAL. */
 int config_split_listen(const char *addr, char *host, size_t hostlen, int *port);
 
-/* Number of event loops to run (resolves "auto"). */
+/* The cores this process may run on (its affinity mask), at least 1. */
+int config_cpus(void);
+
+/* Number of event loops to run (resolves "auto": config_cpus, at most 64). */
 int config_loops(const config_t *c);
 
 #endif

@@ -2,9 +2,9 @@
 #include "loop.h"
 
 #include "conn.h"
+#include "err.h"
 #include "log.h"
-
-#define OUT_MAX (32u << 20)
+#include "service.h"
 
 /* A listener out of descriptors reports every readiness as an error, and
  * libuv's reserve descriptor may be missing: say so once a second, not in a
@@ -15,7 +15,7 @@ static void on_connection(uv_stream_t *server, int status) {
     uint64_t now = uv_now(&l->uv);
     if (l->accept_err_logged_ms == 0 || now >= l->accept_err_logged_ms + 1000) {
       l->accept_err_logged_ms = now;
-      log_msg("accept failed on loop %d: %s", l->index, uv_strerror(status));
+      log_msg("accept failed on loop %d: %s", l->index, loopd_strerror(status));
     }
     return;
   }
@@ -71,7 +71,7 @@ static void close_all(evloop_t *l) {
   uv_run(&l->uv, UV_RUN_DEFAULT);
   int r = uv_loop_close(&l->uv);
   if (r != 0)
-    log_msg("loop %d closed with handles open: %s", l->index, uv_strerror(r));
+    log_msg("loop %d closed with handles open: %s", l->index, loopd_strerror(r));
 }
 
 /* Builds the loop's handles and starts listening; 0 or a libuv error, and
@@ -100,22 +100,15 @@ static int setup(evloop_t *l, const char **what) {
 
 void evloop_main(void *arg) {
   evloop_t *l = arg;
+  const char *what = "uv_loop_init";
+  bool loop_ok = false;
   int r = uv_loop_init(&l->uv);
-  if (r != 0) {
-    l->start_what = "uv_loop_init";
-    l->start_error = r;
-    uv_sem_post(l->ready);
-    return;
-  }
+  if (r != 0)
+    goto fail;
+  loop_ok = true;
   buf_init(&l->out, OUT_MAX);
-  r = setup(l, &l->start_what);
-  if (r != 0) {
-    close_all(l);
-    buf_free(&l->out);
-    l->start_error = r;
-    uv_sem_post(l->ready); /* after the teardown: the main thread joins us next */
-    return;
-  }
+  if ((r = setup(l, &what)) != 0)
+    goto fail;
   /* Running from here: a drain request now has a wake handle to reach. */
   atomic_store_explicit(&l->running, true, memory_order_release);
   uv_sem_post(l->ready);
@@ -128,4 +121,13 @@ void evloop_main(void *arg) {
   session_env_free(&l->env);
   atomic_store_explicit(&l->closed, true, memory_order_release);
   uv_async_send(l->done);
+  return;
+fail:
+  if (loop_ok) { /* whatever setup built goes; the rest is the caller's (loop.h) */
+    close_all(l);
+    buf_free(&l->out);
+  }
+  l->start_what = what;
+  l->start_error = r;
+  uv_sem_post(l->ready); /* after the teardown: the main thread joins us next */
 }

@@ -64,10 +64,11 @@ int loopmon_start(evloop_t *l) {
   const config_t *c = l->cfg;
   m->stall = mon_src_stall(m->src);
   m->sample_ns = (uint64_t)c->monitor.sample_ms * 1000000u;
-  int r = uv_loop_configure(&l->uv, UV_METRICS_IDLE_TIME);
-  uv_timer_init(&l->uv, &m->sample);
-  uv_timer_init(&l->uv, &m->beat);
-  uv_prepare_init(&l->uv, &m->turn);
+  int r;
+  if ((r = uv_timer_init(&l->uv, &m->sample)) != 0 || (r = uv_timer_init(&l->uv, &m->beat)) != 0 ||
+      (r = uv_prepare_init(&l->uv, &m->turn)) != 0)
+    return r; /* what was made is closed by loopmon_close */
+  r = uv_loop_configure(&l->uv, UV_METRICS_IDLE_TIME);
   m->sample.data = m->beat.data = m->turn.data = l;
   uint64_t now = clock_ns();
   m->last_sample_ns = now;

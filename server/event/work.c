@@ -1,6 +1,8 @@
 /* work.c: uv_queue_work with a bound, cancellation and counters. */
 #include "work.h"
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,9 +27,9 @@ int work_pool_init(work_pool_t *wp, int threads, int64_t limit) {
   /* libuv reads this once, when the pool first starts: it must be set before
    * any uv_queue_work (or getaddrinfo, or fs call) in the process. */
   if (setenv("UV_THREADPOOL_SIZE", want, 1) != 0)
-    return -1;
+    return -errno;
   const char *got = getenv("UV_THREADPOOL_SIZE");
-  return got != NULL && strcmp(got, want) == 0 ? 0 : -1;
+  return got != NULL && strcmp(got, want) == 0 ? 0 : -EINVAL;
 }
 
 typedef struct probe {
@@ -60,23 +62,38 @@ static void probe_after(uv_work_t *req, int status) {
 int work_pool_probe(work_pool_t *wp) {
   probe_t p;
   uv_loop_t loop;
+  bool mu_ok = false, cv_ok = false;
   memset(&p, 0, sizeof p);
   /* All jobs must be running at once to pass; 64 at most is proof enough. */
   p.want = wp->threads < 64 ? wp->threads : 64;
   int r = uv_loop_init(&loop);
   if (r != 0)
     return r;
-  uv_mutex_init(&p.mu);
-  uv_cond_init(&p.cv);
+  if ((r = uv_mutex_init(&p.mu)) != 0)
+    goto out;
+  mu_ok = true;
+  if ((r = uv_cond_init(&p.cv)) != 0)
+    goto out;
+  cv_ok = true;
+  /* Queued under the lock: if a job cannot be queued, the ones that were
+   * wait only for each other (p.want is read under it). */
+  uv_mutex_lock(&p.mu);
   for (int i = 0; i < p.want; i++) {
     p.req[i].data = &p;
-    uv_queue_work(&loop, &p.req[i], probe_work, probe_after);
+    if ((r = uv_queue_work(&loop, &p.req[i], probe_work, probe_after)) != 0) {
+      p.want = i;
+      break;
+    }
   }
+  uv_mutex_unlock(&p.mu);
   uv_run(&loop, UV_RUN_DEFAULT);
+out:
   uv_loop_close(&loop);
-  uv_mutex_destroy(&p.mu);
-  uv_cond_destroy(&p.cv);
-  return p.seen;
+  if (mu_ok)
+    uv_mutex_destroy(&p.mu);
+  if (cv_ok)
+    uv_cond_destroy(&p.cv);
+  return r != 0 ? r : p.seen;
 }
 
 static void work_cb(uv_work_t *req) {

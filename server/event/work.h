@@ -21,13 +21,13 @@ typedef struct work_pool {
 } work_pool_t;
 
 /* Sets the pool size (UV_THREADPOOL_SIZE) before anything uses the pool.
- * Returns 0, or -1 when the environment already fixes another size. */
+ * Returns 0, or a negative errno (-EINVAL: the environment kept another size). */
 int work_pool_init(work_pool_t *wp, int threads, int64_t limit);
 
 /* Checks that the pool really has wp->threads threads (libuv reads the size
  * once, and the environment may have fixed it first). Returns how many jobs
  * could run at the same time, up to wp->threads, or a negative libuv error
- * when its loop cannot be made (out of descriptors). */
+ * (its loop cannot be made when out of descriptors). */
 int work_pool_probe(work_pool_t *wp);
 
 typedef struct job job_t;

@@ -10,12 +10,12 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-int net_listen_addr(const config_t *cfg, struct sockaddr_storage *ss, char *err, size_t errlen) {
+int net_listen_addr(const char *listen, struct sockaddr_storage *ss) {
   char host[CONFIG_STR_MAX];
   int port;
   memset(ss, 0, sizeof *ss);
-  if (config_split_listen(cfg->server.listen, host, sizeof host, &port) != 0)
-    goto bad;
+  if (config_split_listen(listen, host, sizeof host, &port) != 0)
+    return -EINVAL;
   if (strcmp(host, "localhost") == 0)
     snprintf(host, sizeof host, "127.0.0.1");
   struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
@@ -30,9 +30,7 @@ int net_listen_addr(const config_t *cfg, struct sockaddr_storage *ss, char *err,
     a6->sin6_port = htons((uint16_t)port);
     return 0;
   }
-bad:
-  snprintf(err, errlen, "server.listen = \"%s\": not an address loopd can bind", cfg->server.listen);
-  return -1;
+  return -EINVAL;
 }
 
 int net_listen_socket(const struct sockaddr_storage *ss, int backlog, int reuseport) {
@@ -57,7 +55,7 @@ int net_bound_port(int fd) {
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
   if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
-    return -1;
+    return -errno;
   if (ss.ss_family == AF_INET6)
     return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
   return ntohs(((struct sockaddr_in *)&ss)->sin_port);
@@ -99,7 +97,7 @@ void net_peer_name(const struct sockaddr_storage *ss, char *out, size_t outlen) 
 long net_raise_nofile(void) {
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-    return -1;
+    return -errno;
   if (rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);

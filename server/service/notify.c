@@ -2,6 +2,7 @@
 #include "notify.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -11,7 +12,10 @@
 #ifdef HAVE_LIBSYSTEMD
 #include <systemd/sd-daemon.h>
 
-int notify_send(const char *state) { return sd_notify(0, state) > 0 ? 0 : -1; }
+int notify_send(const char *state) {
+  int r = sd_notify(0, state); /* > 0 sent, 0 no socket, < 0 -errno */
+  return r > 0 ? 0 : r == 0 ? -ENOTCONN : r;
+}
 
 uint64_t notify_watchdog_usec(void) {
   uint64_t usec = 0;
@@ -25,23 +29,22 @@ uint64_t notify_watchdog_usec(void) {
 int notify_send(const char *state) {
   const char *path = getenv("NOTIFY_SOCKET");
   if (path == NULL || (path[0] != '/' && path[0] != '@'))
-    return -1;
+    return -ENOTCONN;
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   size_t n = strlen(path);
   if (n >= sizeof sa.sun_path)
-    return -1;
+    return -ENAMETOOLONG;
   memcpy(sa.sun_path, path, n);
   if (sa.sun_path[0] == '@')
     sa.sun_path[0] = '\0';
   int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
-    return -1;
+    return -errno;
   socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
   ssize_t w = sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa, len);
-  int e = errno;
+  int r = w < 0 ? -errno : w == (ssize_t)strlen(state) ? 0 : -EMSGSIZE;
   close(fd);
-  errno = e;
-  return w == (ssize_t)strlen(state) ? 0 : -1;
+  return r;
 }
 
 uint64_t notify_watchdog_usec(void) {

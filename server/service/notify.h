@@ -7,8 +7,8 @@
 
 #include <stdint.h>
 
-/* Sends one notification ("READY=1", "STOPPING=1", ...); 0, or -1 when the
- * socket is unset or unreachable. Thread-safe. */
+/* Sends one notification ("READY=1", "STOPPING=1", ...); 0, -ENOTCONN when
+ * NOTIFY_SOCKET is unset, or the send's -errno. Thread-safe. */
 int notify_send(const char *state);
 /* The watchdog interval systemd asked for (WATCHDOG_USEC, for this PID), in
  * microseconds; 0 when there is none. */

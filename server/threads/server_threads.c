@@ -18,20 +18,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "err.h"
 #include "net.h"
-#include "notify.h"
 #include "resp.h"
 #include "server_threads.h"
+#include "service.h"
 #include "tconn.h"
 #include "tmon.h"
 #include "util.h"
 
-#define FORCED_EXIT_GRACE_MS 1000 /* as event mode: after the deadline, how long threads get */
-#define LINGER_MS 2000            /* a refused connection: how long we drain its bytes */
-#define REFUSED_MAX 1024          /* refused connections lingering at once; beyond: closed at once */
+#define REFUSED_MAX 1024 /* refused connections lingering at once; beyond: closed at once */
 #define ACCEPT_BATCH 64
-#define FORCED_FLUSH_MS 200       /* at a forced exit: how long the logs get to write out */
-#define FD_HEADROOM 2             /* descriptors that must be free once serving starts */
 
 typedef struct refused {
   int fd;
@@ -39,6 +36,7 @@ typedef struct refused {
 } refused_t;
 
 typedef struct tserver {
+  service_t svc; /* the configuration, the access log, the address */
   tshared_t sh;
   mon_hub_t *mon;
   tmon_t tmon; /* the heartbeat thread feeding mon */
@@ -51,6 +49,7 @@ typedef struct tserver {
   uint64_t create_fail_log_ms;
   bool forced;
   bool attr_ok;
+  bool bad_setting; /* start-up failed on a setting: exit status 2 */
   size_t nrefused;
   refused_t refused[REFUSED_MAX];
   date_cache_t date; /* for the refusals' Date header */
@@ -77,7 +76,7 @@ static void on_signal(int signum) {
 static int signals_start(tserver_t *t) {
   int p[2];
   if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0)
-    return -1;
+    return -errno;
   t->sig_fd = p[0];
   atomic_store(&sig_pipe_w, p[1]);
   struct sigaction sa;
@@ -99,10 +98,12 @@ static int attr_init(tserver_t *t, const config_t *cfg) {
     long page = sysconf(_SC_PAGESIZE);
     size_t want = (size_t)cfg->threads.stack_kb * 1024;
     want = (want + (size_t)page - 1) / (size_t)page * (size_t)page;
-    if (pthread_attr_setstacksize(&t->attr, want) != 0) {
+    int r = pthread_attr_setstacksize(&t->attr, want);
+    if (r != 0) {
       log_msg("threads.stack_kb = %lld: below this system's minimum thread stack (%ld KiB)",
               (long long)cfg->threads.stack_kb, sysconf(_SC_THREAD_STACK_MIN) / 1024);
-      return -1;
+      t->bad_setting = true;
+      return -r;
     }
   }
   pthread_attr_getstacksize(&t->attr, &t->stack_bytes);
@@ -121,8 +122,9 @@ static int shared_init(tshared_t *sh, const config_t *cfg, access_log_t *al) {
   sh->wake_fd = eventfd(0, EFD_CLOEXEC);
   sh->force_fd = eventfd(0, EFD_CLOEXEC);
   sh->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  int r = sh->wake_fd >= 0 && sh->force_fd >= 0 && sh->done_fd >= 0 ? 0 : -errno;
   pthread_mutex_init(&sh->mu, NULL);
-  return sh->wake_fd >= 0 && sh->force_fd >= 0 && sh->done_fd >= 0 ? 0 : -1;
+  return r;
 }
 
 static void shared_free(tshared_t *sh) {
@@ -217,7 +219,7 @@ static void admit(tserver_t *t, int fd, const struct sockaddr_storage *ss) {
     uint64_t now = clock_ms();
     if (now >= t->create_fail_log_ms + 1000) { /* once a second at most */
       t->create_fail_log_ms = now;
-      log_msg("cannot start a connection thread (refusing with 503): %s", strerror(r));
+      log_msg("cannot start a connection thread (refusing with 503): %s", loopd_strerror(-r));
     }
     free(c);
     stats_conn_give(&sh->stats);
@@ -246,7 +248,7 @@ static void accept_some(tserver_t *t) {
         close(fd);
       t->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      log_msg("accept failed: %s", strerror(errno));
+      log_msg("accept failed: %s", loopd_strerror(-errno));
     }
     return;
   }
@@ -280,9 +282,7 @@ static bool all_joined(tserver_t *t) {
 
 static void start_drain(tserver_t *t, int signum) {
   const config_t *cfg = t->sh.cfg;
-  log_msg("%s: draining (deadline %lld ms)", signum == SIGINT ? "SIGINT" : "SIGTERM",
-          (long long)cfg->server.shutdown_timeout_ms);
-  notify_send("STOPPING=1");
+  service_draining(&t->svc, signum);
   close(t->listen_fd); /* stop accepting at once */
   t->listen_fd = -1;
   atomic_store(&t->sh.draining, true);
@@ -304,22 +304,6 @@ static void force_close(tserver_t *t) {
   if (n > 0)
     log_msg("shutdown deadline passed: closing %zu connection(s)", n);
   t->exit_due = clock_ms() + FORCED_EXIT_GRACE_MS;
-}
-
-static void forced_exit(tserver_t *t) {
-  /* Threads still inside a job cannot be stopped; the access log is not
-   * freed under them, only given a moment to write out, then the process ends. */
-  log_msg("shutdown: threads still busy %d ms after the deadline; exiting now",
-          FORCED_EXIT_GRACE_MS);
-  access_log_flush(t->sh.al, FORCED_FLUSH_MS);
-  log_flush(FORCED_FLUSH_MS);
-  _exit(0);
-}
-
-static void second_signal(int signum) {
-  log_msg("second signal (%s): exiting at once", signum == SIGINT ? "SIGINT" : "SIGTERM");
-  log_flush(FORCED_FLUSH_MS);
-  _exit(128 + signum);
 }
 
 /* ---- the main thread's loop ---- */
@@ -349,7 +333,7 @@ static void serve(tserver_t *t) {
       p[n++] = (struct pollfd){.fd = t->refused[i].fd, .events = POLLIN};
     int r = poll(p, n, poll_timeout(t));
     if (r < 0 && errno != EINTR) {
-      log_msg("poll failed: %s", strerror(errno)); /* threads still run: no way back */
+      log_msg("poll failed: %s", loopd_strerror(-errno)); /* threads still run: no way back */
       _exit(1);
     }
     if (r > 0 && p[0].revents != 0) {
@@ -357,7 +341,7 @@ static void serve(tserver_t *t) {
       if (read(t->sig_fd, &sig, 1) == 1 && !atomic_load(&t->sh.draining))
         start_drain(t, sig);
       else if (atomic_load(&t->sh.draining))
-        second_signal(sig);
+        service_second_signal(sig);
     }
     if (r > 0 && p[2].revents != 0)
       accept_some(t);
@@ -371,7 +355,7 @@ static void serve(tserver_t *t) {
       if (!t->forced && now >= t->drain_due)
         force_close(t);
       else if (t->forced && now >= t->exit_due)
-        forced_exit(t);
+        service_forced_exit(&t->svc, "threads"); /* a thread inside a job cannot be stopped */
     }
   }
 }
@@ -392,13 +376,13 @@ static void report_work(void *arg, mon_work_t *out) {
 /* One timer source (the heartbeat thread, tmon.c) and one counter block
  * that every connection thread writes (shared: atomic increments). No stall
  * watchdog: with no shared loop, a handler that blocks holds only its own
- * connection, and nothing else waits behind it. 0 or -1 (logged). */
+ * connection, and nothing else waits behind it. 0 or the error (said). */
 static int monitor_start(tserver_t *t) {
   tshared_t *sh = &t->sh;
   t->mon = mon_hub_new(sh->cfg, MODE_THREADS, 1, 1);
   if (t->mon == NULL) {
     log_msg("out of memory");
-    return -1;
+    return -ENOMEM;
   }
   mon_hub_set_stats(t->mon, &sh->stats);
   mon_hub_set_work(t->mon, report_work, sh);
@@ -406,73 +390,45 @@ static int monitor_start(tserver_t *t) {
   sh->http->shared = true;
   int r = tmon_start(&t->tmon, mon_hub_src(t->mon, 0), sh->cfg);
   if (r != 0) {
-    log_msg("cannot start the heartbeat thread: %s", strerror(-r));
-    return -1;
+    log_msg("cannot start the heartbeat thread: %s", loopd_strerror(r));
+    return r;
   }
   sh->mon = (mon_view_t){.hub = t->mon, .self = 0};
   return 0;
 }
 
-static void say_listening(const tserver_t *t, const struct sockaddr_storage *addr, int port) {
-  char url[96];
-  net_url(addr, port, url, sizeof url);
-  log_msg("listening on %s (threads mode, a thread per connection, up to %lld, %zu KiB stacks)",
-          url, (long long)t->sh.cfg->server.max_connections, t->stack_bytes / 1024);
-  char status[160];
-  snprintf(status, sizeof status, "READY=1\nSTATUS=listening on %s", url);
-  notify_send(status);
-}
-
-int server_threads_run(const config_t *cfg, access_log_t *al) {
-  char err[512];
-  struct sockaddr_storage addr;
-  if (net_listen_addr(cfg, &addr, err, sizeof err) != 0) {
-    log_msg("%s", err);
-    return 2;
+/* Everything before serving, in order: 0, or the error (said). Whatever was
+ * built stays for cleanup(). */
+static int setup(tserver_t *t, const config_t *cfg, access_log_t *al) {
+  int r;
+  if ((r = shared_init(&t->sh, cfg, al)) != 0 || (r = signals_start(t)) != 0) {
+    log_msg("cannot create eventfds or the signal pipe: %s", loopd_strerror(r));
+    return r;
   }
-  tserver_t *t = calloc(1, sizeof *t);
-  if (t == NULL) {
-    log_msg("out of memory");
-    return 1;
-  }
-  int rc = 1;
-  t->listen_fd = t->sig_fd = t->spare_fd = -1;
-  date_cache_init(&t->date);
-  if (shared_init(&t->sh, cfg, al) != 0 || signals_start(t) != 0) {
-    log_msg("cannot create eventfds or the signal pipe: %s", strerror(errno));
-    goto out;
-  }
-  if (attr_init(t, cfg) != 0) {
-    rc = 2;
-    goto out;
-  }
-  long nofile = net_raise_nofile();
-  if (nofile > 0 && cfg->server.max_connections + 64 > nofile)
-    log_msg("warning: server.max_connections = %lld but only %ld files may be open",
-            (long long)cfg->server.max_connections, nofile);
+  if ((r = attr_init(t, cfg)) != 0)
+    return r;
+  service_warn_limits(&t->svc);
   t->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (t->spare_fd < 0) {
-    log_msg("cannot open /dev/null (the descriptor kept for EMFILE): %s", strerror(errno));
-    goto out;
+    r = -errno;
+    log_msg("cannot open /dev/null (the descriptor kept for EMFILE): %s", loopd_strerror(r));
+    return r;
   }
-  t->listen_fd = net_listen_socket(&addr, (int)cfg->server.backlog, 0);
+  t->listen_fd = net_listen_socket(&t->svc.addr, (int)cfg->server.backlog, 0);
   if (t->listen_fd < 0) {
-    log_msg("cannot listen on %s: %s", cfg->server.listen, strerror(-t->listen_fd));
+    r = t->listen_fd;
     t->listen_fd = -1;
-    goto out;
+    log_msg("cannot listen on %s: %s", cfg->server.listen, loopd_strerror(r));
+    return r;
   }
-  if (monitor_start(t) != 0)
-    goto out;
-  if (net_fd_headroom(FD_HEADROOM) != 0) {
-    log_msg("cannot start: fewer than %d file descriptors left for connections "
-            "(open-files limit %ld)", FD_HEADROOM, nofile);
-    goto out;
-  }
-  say_listening(t, &addr, net_bound_port(t->listen_fd));
-  serve(t);
-  rc = 0;
-  log_msg("stopped");
-out:
+  if ((r = monitor_start(t)) != 0)
+    return r;
+  return service_need_fds(&t->svc, FD_HEADROOM, "left for connections");
+}
+
+/* Undoes whatever setup() built, however far it got. Every connection
+ * thread has been joined (or none was started). */
+static void cleanup(tserver_t *t) {
   if (t->listen_fd >= 0)
     close(t->listen_fd);
   for (size_t i = t->nrefused; i-- > 0;)
@@ -486,10 +442,33 @@ out:
   }
   if (t->attr_ok)
     pthread_attr_destroy(&t->attr);
-  /* Every connection thread has been joined (or we never started one). */
   tmon_stop(&t->tmon);
   mon_hub_free(t->mon);
   shared_free(&t->sh);
+}
+
+int server_threads_run(const config_t *cfg, access_log_t *al) {
+  service_t svc;
+  if (service_init(&svc, cfg, al) != 0)
+    return 2;
+  tserver_t *t = calloc(1, sizeof *t);
+  if (t == NULL) {
+    log_msg("out of memory");
+    return 1;
+  }
+  t->svc = svc;
+  t->listen_fd = t->sig_fd = t->spare_fd = -1;
+  date_cache_init(&t->date);
+  int r = setup(t, cfg, al);
+  if (r == 0) {
+    service_started(&t->svc, net_bound_port(t->listen_fd),
+                    "threads mode, a thread per connection, up to %lld, %zu KiB stacks",
+                    (long long)cfg->server.max_connections, t->stack_bytes / 1024);
+    serve(t);
+    service_stopped();
+  }
+  int rc = r == 0 ? 0 : t->bad_setting ? 2 : 1;
+  cleanup(t);
   free(t);
   return rc;
 }

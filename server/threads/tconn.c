@@ -15,16 +15,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "service.h" /* OUT_MAX, LINGER_MS: as event mode */
 #include "util.h"
 
 #define READ_BUF (16 * 1024) /* one recv; small, as a thread's memory is the model's cost */
-#define OUT_MAX (32u << 20)  /* as event mode's per-loop output buffer */
 #define OUT_KEEP (16 * 1024) /* a larger output buffer is given back once written */
-#define LINGER_MS 2000       /* after our FIN, how long we drain the client's bytes */
 
 enum { GONE = -1 }; /* the connection is over: close without ceremony */
-
-static uint64_t now_ms(void) { return clock_ms(); }
 
 /* Copies the process-wide drain flag into this thread's env, so handlers
  * and the session see it (route_env.draining) before each step. */
@@ -42,7 +39,7 @@ static int wait_fd(int fd, short events, int extra, uint64_t due) {
     struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = extra, .events = POLLIN}};
     int timeout = -1;
     if (due != UINT64_MAX) {
-      uint64_t now = now_ms();
+      uint64_t now = clock_ms();
       uint64_t left = due > now ? due - now : 0;
       timeout = left > INT_MAX ? INT_MAX : (int)left;
     }
@@ -57,26 +54,29 @@ static int wait_fd(int fd, short events, int extra, uint64_t due) {
   }
 }
 
-/* Writes all output. -1 when the peer is gone, or read nothing for
- * limits.body_timeout_ms (the send timeout event mode uses). */
+/* Writes all output. 0, or a negative errno when the peer is gone (the
+ * send's error) or read nothing for limits.body_timeout_ms (-ETIMEDOUT: the
+ * send timeout event mode uses). */
 static int flush_out(tconn_t *c) {
   buf_t *o = &c->out;
   size_t off = 0;
-  uint64_t progress = now_ms();
+  uint64_t progress = clock_ms();
   int rc = 0;
   while (off < o->len) {
     ssize_t n = send(c->fd, o->data + off, o->len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n > 0) {
       off += (size_t)n;
-      progress = now_ms();
+      progress = clock_ms();
       continue;
     }
     if (n < 0 && errno == EINTR)
       continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+    bool blocked = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    if (blocked &&
         wait_fd(c->fd, POLLOUT, -1, progress + (uint64_t)c->sh->cfg->limits.body_timeout_ms) == 1)
       continue;
-    rc = -1; /* reset, shut down at the deadline, or the client stopped reading */
+    /* reset, shut down at the deadline, or the client stopped reading */
+    rc = blocked ? -ETIMEDOUT : n < 0 ? -errno : -EPIPE;
     break;
   }
   o->len = 0;
@@ -88,7 +88,7 @@ static int flush_out(tconn_t *c) {
 static int feed(tconn_t *c) {
   session_next_t next;
   sync_drain(c);
-  size_t used = session_feed(&c->session, &c->out, c->rbuf + c->rpos, c->rlen, now_ms(), &next);
+  size_t used = session_feed(&c->session, &c->out, c->rbuf + c->rpos, c->rlen, clock_ms(), &next);
   c->rpos += used;
   c->rlen -= used;
   return (int)next;
@@ -110,7 +110,7 @@ static int wait_input(tconn_t *c) {
     if (r == 2)
       continue;
     if (r == 0) {
-      session_next_t next = session_timeout(&c->session, &c->out, now_ms());
+      session_next_t next = session_timeout(&c->session, &c->out, clock_ms());
       if (next != SESSION_READ)
         return (int)next;
       continue;
@@ -142,7 +142,7 @@ static int run_plan(tconn_t *c) {
       atomic_fetch_sub_explicit(&c->sh->jobs_running, 1, memory_order_relaxed);
       atomic_fetch_add_explicit(&c->sh->jobs_rejected, 1, memory_order_relaxed);
       sync_drain(c);
-      return (int)session_refuse(&c->session, &c->out, now_ms(), 503,
+      return (int)session_refuse(&c->session, &c->out, clock_ms(), 503,
                                  "work queue full; retry later", "Retry-After: 1\r\n");
     }
     p->job(&c->session.rc);
@@ -151,7 +151,7 @@ static int run_plan(tconn_t *c) {
     break;
   case PLAN_DELAY:
     /* A sleep that the shutdown deadline cuts short. */
-    wait_fd(c->sh->force_fd, POLLIN, -1, now_ms() + p->delay_ms);
+    wait_fd(c->sh->force_fd, POLLIN, -1, clock_ms() + p->delay_ms);
     break;
   case PLAN_YIELD: /* the kernel schedules threads: nothing to yield to */
   case PLAN_NONE:
@@ -159,7 +159,7 @@ static int run_plan(tconn_t *c) {
   }
   sync_drain(c);
   session_input_held(&c->session, c->rlen);
-  return (int)session_continue(&c->session, &c->out, now_ms());
+  return (int)session_continue(&c->session, &c->out, clock_ms());
 }
 
 /* After the last response: send FIN, then read and drop what the client
@@ -169,7 +169,7 @@ static void finish(tconn_t *c) {
     return;
   if (shutdown(c->fd, SHUT_WR) != 0)
     return;
-  uint64_t end = now_ms() + LINGER_MS;
+  uint64_t end = clock_ms() + LINGER_MS;
   while (wait_fd(c->fd, POLLIN, -1, end) == 1) {
     ssize_t n = recv(c->fd, c->rbuf, READ_BUF, MSG_DONTWAIT);
     if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
@@ -236,7 +236,7 @@ void *tconn_main(void *arg) {
   buf_init(&c->out, OUT_MAX);
   c->rbuf = malloc(READ_BUF);
   if (c->rbuf != NULL) {
-    session_init(&c->session, &c->env, c->peer, now_ms());
+    session_init(&c->session, &c->env, c->peer, clock_ms());
     run(c);
     session_free(&c->session);
   } else {

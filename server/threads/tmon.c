@@ -4,16 +4,15 @@
 #include "tmon.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "notify.h"
 #include "util.h"
 
-#define MS UINT64_C(1000000)
 /* Process CPU time costs a walk over every thread of the process (the kernel
  * sums them), so it is read at most this often, not on every sample. */
 #define CPU_EVERY_NS (100 * MS)
@@ -28,26 +27,11 @@ typedef struct cpu_share {
   uint64_t ncpu;
 } cpu_share_t;
 
-static uint64_t process_cpu_ns(void) {
-  struct timespec ts;
-  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
-    return 0;
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t usable_cpus(void) {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-    return (uint64_t)CPU_COUNT(&set);
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? (uint64_t)n : 1;
-}
-
 static void cpu_share_init(cpu_share_t *c, uint64_t now_ns) {
   c->begin_ns = c->read_ns = now_ns;
-  c->cpu0_ns = process_cpu_ns();
+  c->cpu0_ns = clock_ns_of(CLOCK_PROCESS_CPUTIME_ID);
   c->idle_ns = 0;
-  c->ncpu = usable_cpus();
+  c->ncpu = (uint64_t)config_cpus();
 }
 
 /* The unused capacity so far, or MON_NO_IDLE when it is not time to read it. */
@@ -55,7 +39,7 @@ static uint64_t cpu_share_idle(cpu_share_t *c, uint64_t now_ns) {
   if (now_ns - c->read_ns < CPU_EVERY_NS)
     return MON_NO_IDLE;
   c->read_ns = now_ns;
-  uint64_t cpu = process_cpu_ns() - c->cpu0_ns;
+  uint64_t cpu = clock_ns_of(CLOCK_PROCESS_CPUTIME_ID) - c->cpu0_ns;
   uint64_t wall = now_ns - c->begin_ns;
   uint64_t used = cpu / c->ncpu;
   uint64_t idle = wall > used ? wall - used : 0;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "buf.h"
 #include "config.h"
 #include "date.h"
+#include "err.h"
 #include "json.h"
 #include "log.h"
 #include "query.h"
@@ -71,22 +73,22 @@ static void test_config_set_and_errors(void **state) {
   assert_int_equal(config_set(&c, "server.listen", "[::1]:0", err, sizeof err), 0);
   assert_int_equal(config_set(&c, "server.listen", "localhost:80", err, sizeof err), 0);
   /* errors name the key, the value and what is accepted */
-  assert_int_equal(config_set(&c, "server.loops", "65", err, sizeof err), -1);
+  assert_int_equal(config_set(&c, "server.loops", "65", err, sizeof err), -EINVAL);
   assert_non_null(strstr(err, "server.loops"));
   assert_non_null(strstr(err, "\"65\""));
   assert_non_null(strstr(err, "1 to 64"));
-  assert_int_equal(config_set(&c, "server.mode", "x", err, sizeof err), -1);
+  assert_int_equal(config_set(&c, "server.mode", "x", err, sizeof err), -EINVAL);
   assert_non_null(strstr(err, "event or threads"));
-  assert_int_equal(config_set(&c, "limits.max_body_bytes", "1x", err, sizeof err), -1);
-  assert_int_equal(config_set(&c, "limits.max_body_bytes", "99999999999999999999", err, sizeof err), -1);
-  assert_int_equal(config_set(&c, "limits.max_body_bytes", "", err, sizeof err), -1);
-  assert_int_equal(config_set(&c, "server.listen", "1.2.3.4", err, sizeof err), -1);
-  assert_int_equal(config_set(&c, "server.listen", "::1:80", err, sizeof err), -1);
-  assert_int_equal(config_set(&c, "server.listen", "example.com:80", err, sizeof err), -1);
-  assert_int_equal(config_set(&c, "log.access", "a\tb", err, sizeof err), -1);
-  assert_int_equal(config_set(&c, "threads.stack_kb", "15", err, sizeof err), -1);
+  assert_int_equal(config_set(&c, "limits.max_body_bytes", "1x", err, sizeof err), -EINVAL);
+  assert_int_equal(config_set(&c, "limits.max_body_bytes", "99999999999999999999", err, sizeof err), -EINVAL);
+  assert_int_equal(config_set(&c, "limits.max_body_bytes", "", err, sizeof err), -EINVAL);
+  assert_int_equal(config_set(&c, "server.listen", "1.2.3.4", err, sizeof err), -EINVAL);
+  assert_int_equal(config_set(&c, "server.listen", "::1:80", err, sizeof err), -EINVAL);
+  assert_int_equal(config_set(&c, "server.listen", "example.com:80", err, sizeof err), -EINVAL);
+  assert_int_equal(config_set(&c, "log.access", "a\tb", err, sizeof err), -EINVAL);
+  assert_int_equal(config_set(&c, "threads.stack_kb", "15", err, sizeof err), -EINVAL);
   assert_int_equal(config_set(&c, "threads.stack_kb", "0", err, sizeof err), 0);
-  assert_int_equal(config_set(&c, "nope", "1", err, sizeof err), -1);
+  assert_int_equal(config_set(&c, "nope", "1", err, sizeof err), -ENOENT);
   assert_non_null(strstr(err, "unknown key"));
 }
 
@@ -102,8 +104,41 @@ static void test_config_env(void **state) {
   assert_int_equal(c.limits.idle_timeout_ms, 1234);
   assert_int_equal(c.log.format, LOG_FORMAT_JSON);
   char *bad[] = {e5, NULL};
-  assert_int_equal(config_load_env(&c, bad, err, sizeof err), -1);
+  assert_int_equal(config_load_env(&c, bad, err, sizeof err), -ENOENT);
   assert_non_null(strstr(err, "LOOPD_WORK_NOPE"));
+  char e6[] = "LOOPD_WORK_THREADS=0";
+  char *bad_value[] = {e6, NULL};
+  assert_int_equal(config_load_env(&c, bad_value, err, sizeof err), -EINVAL);
+  assert_non_null(strstr(err, "LOOPD_WORK_THREADS: work.threads = \"0\""));
+}
+
+/* Errors are negative errnos (err.h); the file's own open error keeps its errno. */
+static void test_config_file_errors(void **state) {
+  (void)state;
+  config_t c;
+  char err[512];
+  config_defaults(&c);
+  assert_int_equal(config_load_file(&c, "/nonexistent/loopd.ini", err, sizeof err), -ENOENT);
+  assert_string_equal(err, "/nonexistent/loopd.ini: cannot open: No such file or directory");
+  char path[] = "/tmp/loopd-unit-XXXXXX";
+  int fd = mkstemp(path);
+  FILE *f = fdopen(fd, "w");
+  fprintf(f, "[server]\nloops = 2\n\n[limits]\nnope = 1\n");
+  fclose(f);
+  assert_int_equal(config_load_file(&c, path, err, sizeof err), -ENOENT);
+  char want[128];
+  snprintf(want, sizeof want, "%s:5: unknown key \"limits.nope\"", path);
+  assert_non_null(strstr(err, want));
+  f = fopen(path, "w");
+  fprintf(f, "[server]\nloops = 99\n");
+  fclose(f);
+  assert_int_equal(config_load_file(&c, path, err, sizeof err), -EINVAL);
+  snprintf(want, sizeof want, "%s:2: server.loops = \"99\": expected an integer from 1 to 64", path);
+  assert_non_null(strstr(err, want));
+  unlink(path);
+  assert_string_equal(loopd_strerror(-EADDRINUSE), "Address already in use");
+  assert_string_equal(loopd_strerror(-4095), "End of file"); /* libuv's UV_EOF */
+  assert_string_equal(loopd_strerror(-99999), "Unknown error");
 }
 
 static void test_config_print_round_trip(void **state) {
@@ -351,6 +386,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_config_defaults_match_table),
       cmocka_unit_test(test_config_set_and_errors),
+      cmocka_unit_test(test_config_file_errors),
       cmocka_unit_test(test_config_env),
       cmocka_unit_test(test_config_print_round_trip),
       cmocka_unit_test(test_resp_head),
