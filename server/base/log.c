@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "date.h"
+#include "escape.h"
 
 #define AL_BUF_SIZE (1u << 20)   /* per buffer; two of them swap */
 #define AL_FLUSH_MS 100          /* the writer wakes at least this often when busy */
@@ -225,92 +227,79 @@ void log_msg(const char *fmt, ...) {
   pthread_mutex_unlock(&lg.mu);
 }
 
-/* Appends s to a log field: printable ASCII kept, quotes, backslashes and
- * other bytes escaped, so a client cannot forge log lines. */
-static size_t put_escaped(char *out, size_t room, const char *s, size_t n, bool json) {
-  static const char hex[] = "0123456789abcdef";
-  size_t o = 0;
-  for (size_t i = 0; i < n && o + 6 < room; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-      out[o++] = (char)c;
-    } else if (json) {
-      memcpy(out + o, "\\u00", 4);
-      out[o + 4] = hex[c >> 4];
-      out[o + 5] = hex[c & 15];
-      o += 6;
-    } else {
-      out[o++] = '\\';
-      out[o++] = 'x';
-      out[o++] = hex[c >> 4];
-      out[o++] = hex[c & 15];
-    }
+/* ---- access log lines ---- */
+
+/* A line being formatted into a caller's fixed array. */
+typedef struct line {
+  char *out;
+  size_t o, cap;
+  size_t field; /* the most one client-chosen value may take: the others keep room */
+} line_t;
+
+__attribute__((format(printf, 2, 3))) static void line_printf(line_t *l, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(l->out + l->o, l->cap - l->o, fmt, ap);
+  va_end(ap);
+  if (n > 0 && (size_t)n < l->cap - l->o)
+    l->o += (size_t)n; /* else what did not fit whole is written over */
+}
+
+/* A value the client chose, escaped (escape.h) so it cannot forge a line;
+ * dash: an empty one is written "-" (the combined format's "none"). */
+static void line_value(line_t *l, esc_style_t style, const char *s, size_t n, bool dash) {
+  size_t room = l->cap - l->o < l->field ? l->cap - l->o : l->field;
+  if (n == 0 && dash) {
+    if (l->cap - l->o > 1)
+      l->out[l->o++] = '-';
+    return;
   }
-  return o;
+  l->o += esc_mem(l->out + l->o, room, style, s, n);
+}
+
+static void format_json(line_t *l, const access_entry_t *e, const struct tm *tm, int ms) {
+  line_printf(l, "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\",\"remote\":\"%s\","
+              "\"method\":\"%s\",\"target\":\"", tm->tm_year + 1900, tm->tm_mon + 1,
+              tm->tm_mday, tm->tm_hour, tm->tm_min, tm->tm_sec, ms, e->remote, e->method);
+  line_value(l, ESC_JSON, e->target, e->target_len, false);
+  line_printf(l, "\",\"version\":\"%d.%d\",\"status\":%d,\"bytes\":%llu,"
+              "\"duration_ms\":%.3f,\"referer\":\"", e->http_major, e->http_minor, e->status,
+              (unsigned long long)e->bytes, (double)e->duration_us / 1000.0);
+  line_value(l, ESC_JSON, e->referer, e->referer_len, false);
+  line_printf(l, "\",\"user_agent\":\"");
+  line_value(l, ESC_JSON, e->user_agent, e->user_agent_len, false);
+  line_printf(l, "\"}\n");
+}
+
+static void format_text(line_t *l, const access_entry_t *e, const struct tm *tm) {
+  line_printf(l, "%s - - [%02d/%s/%04d:%02d:%02d:%02d +0000] \"%s ", e->remote, tm->tm_mday,
+              date_months[tm->tm_mon], tm->tm_year + 1900, tm->tm_hour, tm->tm_min, tm->tm_sec,
+              e->method);
+  line_value(l, ESC_TEXT, e->target, e->target_len, false);
+  line_printf(l, " HTTP/%d.%d\" %d %llu \"", e->http_major, e->http_minor, e->status,
+              (unsigned long long)e->bytes);
+  line_value(l, ESC_TEXT, e->referer, e->referer_len, true);
+  line_printf(l, "\" \"");
+  line_value(l, ESC_TEXT, e->user_agent, e->user_agent_len, true);
+  line_printf(l, "\" %.3f\n", (double)e->duration_us / 1e6);
 }
 
 size_t access_log_format(int format, const access_entry_t *e, int64_t unix_ms, char *out,
                          size_t outlen) {
-  static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
   time_t sec = (time_t)(unix_ms / 1000);
   struct tm tm;
   gmtime_r(&sec, &tm);
-  size_t o = 0;
-  const size_t field = outlen / 4;
-  int n;
-#define ROOM (outlen - o)
-#define ADV(x) do { if ((x) > 0 && (size_t)(x) < ROOM) o += (size_t)(x); } while (0)
-  if (format == LOG_FORMAT_JSON) {
-    n = snprintf(out, outlen,
-                 "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\",\"remote\":\"%s\","
-                 "\"method\":\"%s\",\"target\":\"",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                 (int)(unix_ms % 1000), e->remote, e->method);
-    ADV(n);
-    o += put_escaped(out + o, field < ROOM ? field : ROOM, e->target, e->target_len, true);
-    n = snprintf(out + o, ROOM, "\",\"version\":\"%d.%d\",\"status\":%d,\"bytes\":%llu,"
-                 "\"duration_ms\":%.3f,\"referer\":\"",
-                 e->http_major, e->http_minor, e->status, (unsigned long long)e->bytes,
-                 (double)e->duration_us / 1000.0);
-    ADV(n);
-    o += put_escaped(out + o, field < ROOM ? field : ROOM, e->referer, e->referer_len, true);
-    n = snprintf(out + o, ROOM, "\",\"user_agent\":\"");
-    ADV(n);
-    o += put_escaped(out + o, field < ROOM ? field : ROOM, e->user_agent, e->user_agent_len, true);
-    n = snprintf(out + o, ROOM, "\"}\n");
-    ADV(n);
-  } else {
-    n = snprintf(out, outlen, "%s - - [%02d/%s/%04d:%02d:%02d:%02d +0000] \"%s ", e->remote,
-                 tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-                 tm.tm_sec, e->method);
-    ADV(n);
-    o += put_escaped(out + o, field < ROOM ? field : ROOM, e->target, e->target_len, false);
-    n = snprintf(out + o, ROOM, " HTTP/%d.%d\" %d %llu \"", e->http_major, e->http_minor,
-                 e->status, (unsigned long long)e->bytes);
-    ADV(n);
-    if (e->referer_len)
-      o += put_escaped(out + o, field < ROOM ? field : ROOM, e->referer, e->referer_len, false);
-    else if (ROOM > 1)
-      out[o++] = '-';
-    n = snprintf(out + o, ROOM, "\" \"");
-    ADV(n);
-    if (e->user_agent_len)
-      o += put_escaped(out + o, field < ROOM ? field : ROOM, e->user_agent, e->user_agent_len,
-                       false);
-    else if (ROOM > 1)
-      out[o++] = '-';
-    n = snprintf(out + o, ROOM, "\" %.3f\n", (double)e->duration_us / 1e6);
-    ADV(n);
+  line_t l = {.out = out, .o = 0, .cap = outlen, .field = outlen / 4};
+  if (format == LOG_FORMAT_JSON)
+    format_json(&l, e, &tm, (int)(unix_ms % 1000));
+  else
+    format_text(&l, e, &tm);
+  if (l.o == 0 || out[l.o - 1] != '\n') { /* truncated: still one line */
+    if (l.o >= outlen)
+      l.o = outlen - 1;
+    out[l.o++] = '\n';
   }
-#undef ROOM
-#undef ADV
-  if (o == 0 || out[o - 1] != '\n') { /* truncated: still one line */
-    if (o >= outlen)
-      o = outlen - 1;
-    out[o++] = '\n';
-  }
-  return o;
+  return l.o;
 }
 
 static void *writer_main(void *arg) {
