@@ -2,6 +2,7 @@
  * stalls per source, HTTP counters summed over loops, work and connection
  * counts, and the standard process_* metrics read from /proc. */
 #include <dirent.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,17 +128,73 @@ static int loop_label(char *out, size_t len, int i) {
   return snprintf(out, len, "loop=\"%d\"", i);
 }
 
+/* What one source's gauges and counters are read from. */
+typedef struct loop_view {
+  mon_lag_t lag; /* no quantiles: the lag histogram carries them */
+  mon_heartbeat_t hb;
+} loop_view_t;
+
+enum { LV_MS, LV_RATIO, LV_COUNT }; /* a double of ms (written in s), 0..1 or NaN, a uint64_t */
+
+/* One family per row, one sample per source, read at off in loop_view_t.
+ * help_threads: what it means in thread mode (NULL: the same). */
+static const struct loop_family {
+  const char *name, *type, *help, *help_threads;
+  int kind;
+  size_t off;
+} loop_families[] = {
+  {"loopd_event_loop_lag_now_seconds", "gauge", "The latest lag sample.", NULL, LV_MS,
+   offsetof(loop_view_t, lag.now_ms)},
+  {"loopd_event_loop_utilization", "gauge",
+   "Share of wall time the loop spent outside the poll, over the last 10 s.",
+   "Thread mode: process CPU time over what the cores it may run on could give, over the last "
+   "10 s.", LV_RATIO, offsetof(loop_view_t, lag.utilization)},
+  {"loopd_loop_stalls_total", "counter", "Loop turns longer than monitor.stall_ms.",
+   "Loop turns longer than monitor.stall_ms (thread mode: there is no shared loop to stall, "
+   "always 0).", LV_COUNT, offsetof(loop_view_t, lag.stalls)},
+  {"loopd_heartbeat_max_gap_seconds", "gauge",
+   "Largest gap between heartbeats over the last 60 s.", NULL, LV_MS,
+   offsetof(loop_view_t, hb.max_gap_ms)},
+  {"loopd_heartbeat_beats_total", "counter", "Heartbeats so far.", NULL, LV_COUNT,
+   offsetof(loop_view_t, hb.beats)},
+  {"loopd_heartbeat_late_total", "counter",
+   "Heartbeats that came more than 1.5 intervals after the previous one.", NULL, LV_COUNT,
+   offsetof(loop_view_t, hb.late_beats)},
+};
+
+static int render_loop_family(const struct loop_family *f, bool threads, const loop_view_t *v,
+                              int n, buf_t *b) {
+  char lab[32];
+  int r = prom_family(b, f->name, f->type, threads && f->help_threads ? f->help_threads : f->help);
+  for (int i = 0; i < n; i++) {
+    const char *at = (const char *)&v[i] + f->off;
+    double d;
+    uint64_t u;
+    loop_label(lab, sizeof lab, i);
+    if (f->kind == LV_COUNT) {
+      memcpy(&u, at, sizeof u);
+      r |= prom_sample_u64(b, f->name, lab, u);
+      continue;
+    }
+    memcpy(&d, at, sizeof d);
+    if (f->kind == LV_MS)
+      r |= prom_sample(b, f->name, lab, d / 1e3);
+    else if (!isnan(d))
+      r |= prom_sample(b, f->name, lab, d);
+  }
+  return r;
+}
+
 /* Thread mode keeps the names and the loop="0" label (dashboards work for
  * both), but its one source is the heartbeat thread, and the help says what
  * each figure means there. */
 static int render_loops(mon_hub_t *h, buf_t *b) {
-  int r = 0;
   char lab[32];
   bool threads = h->mode == MODE_THREADS;
-  r |= prom_family(b, "loopd_event_loop_lag_seconds", "histogram",
-                   threads ? "How late the heartbeat thread woke beyond its interval (thread mode: "
-                             "the OS scheduler's delay)."
-                           : "How late the loop's sampling timer fired beyond its interval.");
+  int r = prom_family(b, "loopd_event_loop_lag_seconds", "histogram",
+                      threads ? "How late the heartbeat thread woke beyond its interval (thread "
+                                "mode: the OS scheduler's delay)."
+                              : "How late the loop's sampling timer fired beyond its interval.");
   for (int i = 0; i < h->nsrc; i++) {
     prom_hist_sum_t s;
     memset(&s, 0, sizeof s);
@@ -145,53 +202,14 @@ static int render_loops(mon_hub_t *h, buf_t *b) {
     loop_label(lab, sizeof lab, i);
     r |= prom_histogram(b, "loopd_event_loop_lag_seconds", lab, &mon_lag_bounds, &s);
   }
-  mon_lag_t lag[64];
+  loop_view_t v[64];
   int n = h->nsrc < 64 ? h->nsrc : 64;
-  for (int i = 0; i < n; i++)
-    mon_lag_brief(h, i, &lag[i]); /* no quantiles: the histogram above carries them */
-  r |= prom_family(b, "loopd_event_loop_lag_now_seconds", "gauge",
-                   "The latest lag sample.");
   for (int i = 0; i < n; i++) {
-    loop_label(lab, sizeof lab, i);
-    r |= prom_sample(b, "loopd_event_loop_lag_now_seconds", lab, lag[i].now_ms / 1e3);
+    mon_lag_brief(h, i, &v[i].lag);
+    mon_heartbeat_get(h, i, &v[i].hb);
   }
-  r |= prom_family(b, "loopd_event_loop_utilization", "gauge",
-                   threads ? "Thread mode: process CPU time over what the cores it may run on "
-                             "could give, over the last 10 s."
-                           : "Share of wall time the loop spent outside the poll, over the last 10 s.");
-  for (int i = 0; i < n; i++) {
-    loop_label(lab, sizeof lab, i);
-    if (!isnan(lag[i].utilization))
-      r |= prom_sample(b, "loopd_event_loop_utilization", lab, lag[i].utilization);
-  }
-  r |= prom_family(b, "loopd_loop_stalls_total", "counter",
-                   threads ? "Loop turns longer than monitor.stall_ms (thread mode: there is no "
-                             "shared loop to stall, always 0)."
-                           : "Loop turns longer than monitor.stall_ms.");
-  for (int i = 0; i < n; i++) {
-    loop_label(lab, sizeof lab, i);
-    r |= prom_sample_u64(b, "loopd_loop_stalls_total", lab, lag[i].stalls);
-  }
-  mon_heartbeat_t hb[64];
-  for (int i = 0; i < n; i++)
-    mon_heartbeat_get(h, i, &hb[i]);
-  r |= prom_family(b, "loopd_heartbeat_max_gap_seconds", "gauge",
-                   "Largest gap between heartbeats over the last 60 s.");
-  for (int i = 0; i < n; i++) {
-    loop_label(lab, sizeof lab, i);
-    r |= prom_sample(b, "loopd_heartbeat_max_gap_seconds", lab, hb[i].max_gap_ms / 1e3);
-  }
-  r |= prom_family(b, "loopd_heartbeat_beats_total", "counter", "Heartbeats so far.");
-  for (int i = 0; i < n; i++) {
-    loop_label(lab, sizeof lab, i);
-    r |= prom_sample_u64(b, "loopd_heartbeat_beats_total", lab, hb[i].beats);
-  }
-  r |= prom_family(b, "loopd_heartbeat_late_total", "counter",
-                   "Heartbeats that came more than 1.5 intervals after the previous one.");
-  for (int i = 0; i < n; i++) {
-    loop_label(lab, sizeof lab, i);
-    r |= prom_sample_u64(b, "loopd_heartbeat_late_total", lab, hb[i].late_beats);
-  }
+  for (size_t f = 0; f < ARRAY_SIZE(loop_families); f++)
+    r |= render_loop_family(&loop_families[f], threads, v, n, b);
   return r;
 }
 
