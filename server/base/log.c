@@ -415,13 +415,6 @@ void access_log_write(access_log_t *al, const access_entry_t *e) {
   pthread_mutex_unlock(&al->mu);
 }
 
-uint64_t access_log_dropped(access_log_t *al) {
-  pthread_mutex_lock(&al->mu);
-  uint64_t d = al->dropped;
-  pthread_mutex_unlock(&al->mu);
-  return d;
-}
-
 bool access_log_flush(access_log_t *al, uint64_t timeout_ms) {
   if (al == NULL)
     return true;

@@ -105,10 +105,12 @@ mon_hub_t *mon_hub_new(const config_t *cfg, int mode, int nsrc, int nhttp) {
   return h;
 }
 
+static void watch_stop(mon_hub_t *h);
+
 void mon_hub_free(mon_hub_t *h) {
   if (h == NULL)
     return;
-  mon_watch_stop(h);
+  watch_stop(h);
   for (int i = 0; i < h->nsrc; i++)
     pthread_mutex_destroy(&h->src[i].mu);
   pthread_mutex_destroy(&h->wd_mu);
@@ -496,7 +498,7 @@ int mon_watch_start(mon_hub_t *h) {
   return 0;
 }
 
-void mon_watch_stop(mon_hub_t *h) {
+static void watch_stop(mon_hub_t *h) {
   if (!h->wd_running)
     return;
   pthread_mutex_lock(&h->wd_mu);
