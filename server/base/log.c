@@ -16,6 +16,7 @@
 
 #include "date.h"
 #include "escape.h"
+#include "util.h"
 
 #define AL_BUF_SIZE (1u << 20)   /* per buffer; two of them swap */
 #define AL_FLUSH_MS 100          /* the writer wakes at least this often when busy */
@@ -64,17 +65,10 @@ static struct {
 static _Atomic uint64_t access_dropped_total; /* every access log's drops (there is one) */
 static access_log_t *abandoned; /* a writer that would not stop: kept, not freed */
 
-/* An absolute CLOCK_REALTIME time timeout_ms from now, for timed waits. */
+/* An absolute CLOCK_REALTIME time timeout_ms from now, for timed waits
+ * (the condition variables here keep their default clock). */
 static struct timespec due_in(uint64_t timeout_ms) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += (time_t)(timeout_ms / 1000);
-  ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
-  return ts;
+  return clock_after_ms(CLOCK_REALTIME, timeout_ms);
 }
 
 static void write_all(int fd, const char *p, size_t n) {
@@ -308,13 +302,7 @@ static void *writer_main(void *arg) {
   for (;;) {
     /* Batch: sleep a flush period unless the buffer is half full or we stop. */
     if (!al->stop && al->fill_len <= AL_BUF_SIZE / 2) {
-      struct timespec ts;
-      clock_gettime(CLOCK_REALTIME, &ts);
-      ts.tv_nsec += AL_FLUSH_MS * 1000000L;
-      if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-      }
+      struct timespec ts = due_in(AL_FLUSH_MS);
       pthread_cond_timedwait(&al->cv, &al->mu, &ts);
     }
     if (al->fill_len == 0) {

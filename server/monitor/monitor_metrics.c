@@ -23,7 +23,7 @@
  * the count in st_size); older kernels need a readdir, one entry per open
  * file, so that count is reused for PROC_FDS_REUSE_NS. */
 
-#define PROC_FDS_REUSE_NS UINT64_C(1000000000)
+#define PROC_FDS_REUSE_NS NS_PER_S
 
 typedef struct proc_info {
   double rss_bytes, cpu_s, start_s, open_fds, max_fds;
