@@ -334,53 +334,51 @@ static void *writer_main(void *arg) {
   return NULL;
 }
 
+/* Frees al and all it holds; its writer has ended, or never started. */
+static void al_free(access_log_t *al) {
+  pthread_mutex_destroy(&al->mu);
+  pthread_cond_destroy(&al->cv);
+  pthread_cond_destroy(&al->idle);
+  if (al->own_fd)
+    close(al->fd);
+  free(al->fill);
+  free(al->spare);
+  free(al);
+}
+
 access_log_t *access_log_new(const char *target, int format, char *err, size_t errlen) {
   if (strcmp(target, "off") == 0)
     return NULL;
   access_log_t *al = calloc(1, sizeof *al);
-  if (al == NULL)
-    goto nomem;
+  if (al == NULL) {
+    snprintf(err, errlen, "access log: out of memory");
+    return NULL;
+  }
   al->format = format;
+  pthread_mutex_init(&al->mu, NULL);
+  pthread_cond_init(&al->cv, NULL);
+  pthread_cond_init(&al->idle, NULL);
+  int r = 0;
   if (strcmp(target, "stdout") == 0) {
     al->fd = STDOUT_FILENO;
   } else if (strcmp(target, "stderr") == 0) {
     al->fd = STDERR_FILENO;
   } else {
     al->fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (al->fd < 0) {
-      snprintf(err, errlen, "log.access = \"%s\": cannot open: %s", target, strerror(errno));
-      free(al);
-      return NULL;
-    }
-    al->own_fd = true;
+    al->own_fd = al->fd >= 0;
+    r = errno; /* before malloc may change it */
   }
   al->fill = malloc(AL_BUF_SIZE);
   al->spare = malloc(AL_BUF_SIZE);
-  if (al->fill == NULL || al->spare == NULL)
-    goto fail;
-  pthread_mutex_init(&al->mu, NULL);
-  pthread_cond_init(&al->cv, NULL);
-  pthread_cond_init(&al->idle, NULL);
-  int r = start_writer(&al->thread, writer_main, al);
-  if (r != 0) {
-    pthread_mutex_destroy(&al->mu);
-    pthread_cond_destroy(&al->cv);
-    pthread_cond_destroy(&al->idle);
+  if (al->fd < 0)
+    snprintf(err, errlen, "log.access = \"%s\": cannot open: %s", target, strerror(r));
+  else if (al->fill == NULL || al->spare == NULL)
+    snprintf(err, errlen, "access log: out of memory");
+  else if ((r = start_writer(&al->thread, writer_main, al)) != 0)
     snprintf(err, errlen, "access log: cannot start its writer thread: %s", strerror(r));
-    goto fail_quiet;
-  }
-  return al;
-fail:
-  snprintf(err, errlen, "access log: out of memory");
-fail_quiet:
-  if (al->own_fd)
-    close(al->fd);
-  free(al->fill);
-  free(al->spare);
-  free(al);
-  return NULL;
-nomem:
-  snprintf(err, errlen, "access log: out of memory");
+  else
+    return al;
+  al_free(al); /* the one way out of a set-up that failed part-way */
   return NULL;
 }
 
@@ -432,13 +430,6 @@ bool access_log_close(access_log_t *al, uint64_t timeout_ms) {
     return false;
   }
   pthread_join(al->thread, NULL);
-  pthread_mutex_destroy(&al->mu);
-  pthread_cond_destroy(&al->cv);
-  pthread_cond_destroy(&al->idle);
-  if (al->own_fd)
-    close(al->fd);
-  free(al->fill);
-  free(al->spare);
-  free(al);
+  al_free(al);
   return true;
 }
