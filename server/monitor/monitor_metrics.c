@@ -306,38 +306,41 @@ static int render_http(mon_hub_t *h, const char *const *names, int nroutes, buf_
   return r;
 }
 
+/* A family with one sample and no labels. */
+static int family1(buf_t *b, const char *name, const char *type, const char *help, double v) {
+  return prom_family(b, name, type, help) | prom_sample(b, name, NULL, v);
+}
+
+static int counter1(buf_t *b, const char *name, const char *help, uint64_t v) {
+  return prom_family(b, name, "counter", help) | prom_sample_u64(b, name, NULL, v);
+}
+
 static int render_counts(mon_hub_t *h, buf_t *b) {
   int r = 0;
   int64_t active;
   uint64_t accepted;
   mon_conns_get(h, &active, &accepted);
-  r |= prom_family(b, "loopd_connections_active", "gauge", "Open client connections.");
-  r |= prom_sample(b, "loopd_connections_active", NULL, (double)active);
-  r |= prom_family(b, "loopd_connections_accepted_total", "counter", "Connections accepted.");
-  r |= prom_sample_u64(b, "loopd_connections_accepted_total", NULL, accepted);
+  r |= family1(b, "loopd_connections_active", "gauge", "Open client connections.", (double)active);
+  r |= counter1(b, "loopd_connections_accepted_total", "Connections accepted.", accepted);
   mon_work_t w;
   mon_work_get(h, &w);
-  r |= prom_family(b, "loopd_work_threads", "gauge", "Thread-pool size for /slow.");
-  r |= prom_sample(b, "loopd_work_threads", NULL, w.threads);
-  r |= prom_family(b, "loopd_work_queued", "gauge", "Jobs waiting for a pool thread.");
-  r |= prom_sample(b, "loopd_work_queued", NULL, (double)w.queued);
-  r |= prom_family(b, "loopd_work_running", "gauge",
-                   h->mode == MODE_THREADS ? "Jobs running (thread mode: inline, on connection threads)."
-                                           : "Jobs running on pool threads.");
-  r |= prom_sample(b, "loopd_work_running", NULL, (double)w.running);
-  r |= prom_family(b, "loopd_work_completed_total", "counter", "Jobs that ran to completion.");
-  r |= prom_sample_u64(b, "loopd_work_completed_total", NULL, w.completed);
-  r |= prom_family(b, "loopd_work_rejected_total", "counter",
-                   "Jobs refused because the queue was full (503).");
-  r |= prom_sample_u64(b, "loopd_work_rejected_total", NULL, w.rejected);
-  r |= prom_family(b, "loopd_work_cancelled_total", "counter",
-                   "Queued jobs cancelled because their client left.");
-  r |= prom_sample_u64(b, "loopd_work_cancelled_total", NULL, w.cancelled);
-  if (h->mode == MODE_THREADS) {
-    r |= prom_family(b, "loopd_threads_live", "gauge",
-                     "Connection threads alive (thread mode: one per open connection).");
-    r |= prom_sample(b, "loopd_threads_live", NULL, (double)mon_threads_live(h));
-  }
+  r |= family1(b, "loopd_work_threads", "gauge", "Thread-pool size for /slow.", w.threads);
+  r |= family1(b, "loopd_work_queued", "gauge", "Jobs waiting for a pool thread.",
+               (double)w.queued);
+  r |= family1(b, "loopd_work_running", "gauge",
+               h->mode == MODE_THREADS
+                   ? "Jobs running (thread mode: inline, on connection threads)."
+                   : "Jobs running on pool threads.",
+               (double)w.running);
+  r |= counter1(b, "loopd_work_completed_total", "Jobs that ran to completion.", w.completed);
+  r |= counter1(b, "loopd_work_rejected_total", "Jobs refused because the queue was full (503).",
+                w.rejected);
+  r |= counter1(b, "loopd_work_cancelled_total",
+                "Queued jobs cancelled because their client left.", w.cancelled);
+  if (h->mode == MODE_THREADS)
+    r |= family1(b, "loopd_threads_live", "gauge",
+                 "Connection threads alive (thread mode: one per open connection).",
+                 (double)mon_threads_live(h));
   return r;
 }
 
@@ -355,19 +358,15 @@ static int render_logs(buf_t *b) {
 static int render_process(buf_t *b) {
   proc_info_t p;
   proc_read(&p);
-  int r = 0;
-  r |= prom_family(b, "process_cpu_seconds_total", "counter",
-                   "Total user and system CPU time spent in seconds.");
-  r |= prom_sample(b, "process_cpu_seconds_total", NULL, p.cpu_s);
-  r |= prom_family(b, "process_open_fds", "gauge", "Number of open file descriptors.");
-  r |= prom_sample(b, "process_open_fds", NULL, p.open_fds);
-  r |= prom_family(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
-  r |= prom_sample(b, "process_max_fds", NULL, p.max_fds);
-  r |= prom_family(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-  r |= prom_sample(b, "process_resident_memory_bytes", NULL, p.rss_bytes);
-  r |= prom_family(b, "process_start_time_seconds", "gauge",
-                   "Start time of the process since unix epoch in seconds.");
-  r |= prom_sample(b, "process_start_time_seconds", NULL, p.start_s);
+  int r = family1(b, "process_cpu_seconds_total", "counter",
+                  "Total user and system CPU time spent in seconds.", p.cpu_s);
+  r |= family1(b, "process_open_fds", "gauge", "Number of open file descriptors.", p.open_fds);
+  r |= family1(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
+               p.max_fds);
+  r |= family1(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+               p.rss_bytes);
+  r |= family1(b, "process_start_time_seconds", "gauge",
+               "Start time of the process since unix epoch in seconds.", p.start_s);
   return r;
 }
 
