@@ -20,6 +20,7 @@
 #include "query.h"
 #include "resp.h"
 #include "route.h"
+#include "util.h"
 
 /* ---- config ---- */
 
@@ -325,6 +326,26 @@ static void test_access_log_format(void **state) {
 
 /* ---- buf ---- */
 
+/* ---- deadlines ---- */
+
+/* clock_after_ms carries milliseconds past a second into tv_sec. */
+static void test_clock_after_ms(void **state) {
+  (void)state;
+  const uint64_t waits[] = {0, 1, 999, 1000, 1500, 86400000};
+  for (size_t i = 0; i < ARRAY_SIZE(waits); i++) {
+    struct timespec before, after;
+    clock_gettime(CLOCK_MONOTONIC, &before);
+    struct timespec due = clock_after_ms(CLOCK_MONOTONIC, waits[i]);
+    clock_gettime(CLOCK_MONOTONIC, &after);
+    assert_true(due.tv_nsec >= 0 && due.tv_nsec < 1000000000L);
+    int64_t d = (int64_t)due.tv_sec * 1000000000 + due.tv_nsec;
+    int64_t lo = (int64_t)before.tv_sec * 1000000000 + before.tv_nsec;
+    int64_t hi = (int64_t)after.tv_sec * 1000000000 + after.tv_nsec;
+    int64_t w = (int64_t)(waits[i] * NS_PER_MS);
+    assert_true(d >= lo + w && d <= hi + w);
+  }
+}
+
 static void test_buf(void **state) {
   (void)state;
   buf_t b;
@@ -359,6 +380,7 @@ int main(void) {
       cmocka_unit_test(test_query),
       cmocka_unit_test(test_json),
       cmocka_unit_test(test_access_log_format),
+      cmocka_unit_test(test_clock_after_ms),
       cmocka_unit_test(test_buf),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
