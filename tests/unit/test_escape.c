@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -140,6 +141,88 @@ static void test_buf_full(void **state) {
   buf_free(&b);
 }
 
+/* ---- a property check against an independent decoder ---- */
+
+/* Decodes the UTF-8 sequence at s arithmetically (not by esc's table):
+ * its length, or 0 when it is malformed, overlong, a surrogate or too big. */
+static size_t decode_utf8(const unsigned char *s, size_t n) {
+  size_t len = s[0] < 0x80 ? 1 : s[0] >> 5 == 6 ? 2 : s[0] >> 4 == 14 ? 3 : s[0] >> 3 == 30 ? 4 : 0;
+  if (len == 0 || len > n)
+    return 0;
+  uint32_t cp = len == 1 ? s[0] : s[0] & (0x7f >> len);
+  for (size_t i = 1; i < len; i++) {
+    if (s[i] >> 6 != 2)
+      return 0;
+    cp = cp << 6 | (s[i] & 0x3f);
+  }
+  static const uint32_t min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < min_cp[len] || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+    return 0;
+  return len;
+}
+
+/* out is a valid JSON string body: escapes well formed, no raw control
+ * byte or quote, the rest valid UTF-8. */
+static void assert_json_body(const char *out, size_t n) {
+  const unsigned char *u = (const unsigned char *)out;
+  for (size_t i = 0; i < n;) {
+    if (u[i] == '\\') {
+      assert_true(i + 1 < n && strchr("\"\\/bfnrtu", u[i + 1]) != NULL);
+      if (u[i + 1] == 'u') {
+        assert_true(i + 6 <= n);
+        for (size_t k = 2; k < 6; k++)
+          assert_non_null(strchr("0123456789abcdef", u[i + k]));
+      }
+      i += u[i + 1] == 'u' ? 6 : 2;
+      continue;
+    }
+    assert_true(u[i] >= 0x20 && u[i] != '"');
+    size_t len = decode_utf8(u + i, n - i);
+    assert_true(len > 0);
+    i += len;
+  }
+}
+
+/* Random strings, biased toward bytes that make or break UTF-8: the JSON
+ * is always valid, valid UTF-8 input without specials passes unchanged,
+ * and esc_mem with any room writes a prefix of the same bytes. */
+static void test_random_inputs(void **state) {
+  (void)state;
+  static const unsigned char pick[] = {'a', '"', '\\', '\n', 0x01, 0x7f, 0x80, 0x9f, 0xbf,
+                                       0xc0, 0xc2, 0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff};
+  uint64_t x = 88172645463325252u;
+  for (int round = 0; round < 20000; round++) {
+    unsigned char in[12];
+    size_t n = (size_t)(round % 12) + 1;
+    for (size_t i = 0; i < n; i++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      in[i] = x % 3 == 0 ? (unsigned char)(x >> 8) : pick[(x >> 8) % sizeof pick];
+    }
+    char *out = esc(ESC_JSON, (const char *)in, n);
+    size_t m = strlen(out);
+    assert_json_body(out, m);
+    bool plain = true;
+    for (size_t i = 0; i < n;) {
+      size_t len = decode_utf8(in + i, n - i);
+      bool c1 = len == 2 && in[i] == 0xc2 && in[i + 1] < 0xa0;
+      if (len == 0 || c1 || in[i] < 0x20 || in[i] == 0x7f || in[i] == '"' || in[i] == '\\')
+        plain = false;
+      i += len ? len : 1;
+    }
+    if (plain) {
+      assert_int_equal(m, n);
+      assert_memory_equal(out, in, n);
+    }
+    char cut[128];
+    size_t room = (size_t)(x >> 40) % (m + 2);
+    size_t k = esc_mem(cut, room, ESC_JSON, (const char *)in, n);
+    assert_true(k <= room && k <= m);
+    assert_memory_equal(cut, out, k);
+    assert_json_body(cut, k);
+    free(out);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_json_valid_utf8_unchanged),
@@ -149,6 +232,7 @@ int main(void) {
       cmocka_unit_test(test_text_style),
       cmocka_unit_test(test_mem_cuts_whole_units),
       cmocka_unit_test(test_buf_full),
+      cmocka_unit_test(test_random_inputs),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
