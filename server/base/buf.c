@@ -1,6 +1,7 @@
 /* buf.c: growable, capped byte buffer. */
 #include "buf.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -47,7 +48,8 @@ int buf_append(buf_t *b, const void *p, size_t n) {
   return 0;
 }
 
-int buf_vprintf(buf_t *b, const char *fmt, va_list ap) {
+__attribute__((format(printf, 2, 0))) static int buf_vprintf(buf_t *b, const char *fmt,
+                                                             va_list ap) {
   va_list ap2;
   va_copy(ap2, ap);
   char small[256];
@@ -82,11 +84,6 @@ size_t fmt_u64(char *out, unsigned long long v) {
   for (size_t i = 0; i < n; i++)
     out[i] = tmp[n - 1 - i];
   return n;
-}
-
-int buf_append_u64(buf_t *b, unsigned long long v) {
-  char tmp[20];
-  return buf_append(b, tmp, fmt_u64(tmp, v));
 }
 
 void buf_consume(buf_t *b, size_t n) {

@@ -3,7 +3,6 @@
 #ifndef LOOPD_BUF_H
 #define LOOPD_BUF_H
 
-#include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -22,9 +21,6 @@ void buf_free(buf_t *b);
 int buf_reserve(buf_t *b, size_t n);
 int buf_append(buf_t *b, const void *p, size_t n);
 int buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int buf_vprintf(buf_t *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
-/* Appends the decimal form of v. */
-int buf_append_u64(buf_t *b, unsigned long long v);
 /* Drops the first n bytes. */
 void buf_consume(buf_t *b, size_t n);
 

@@ -4,7 +4,7 @@
 #include <string.h>
 
 static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+const char date_months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
 static void put2(char *p, int v) {
@@ -20,7 +20,7 @@ void date_format(time_t t, char *out) {
   memcpy(out + 3, ", ", 2);
   put2(out + 5, tm.tm_mday);
   out[7] = ' ';
-  memcpy(out + 8, months[tm.tm_mon], 3);
+  memcpy(out + 8, date_months[tm.tm_mon], 3);
   out[11] = ' ';
   int y = tm.tm_year + 1900;
   put2(out + 12, (y / 100) % 100);

@@ -19,5 +19,8 @@ const char *date_cache_get(date_cache_t *dc);
 const char *date_cache_at(date_cache_t *dc, time_t now);
 /* Formats t as an IMF-fixdate into out (DATE_LEN + 1 bytes). */
 void date_format(time_t t, char *out);
+/* "Jan" .. "Dec" (tm_mon order), the English names HTTP dates and the
+ * access log's combined-log time use whatever the locale. */
+extern const char date_months[12][4];
 
 #endif

@@ -4,6 +4,8 @@
 #include <math.h>
 #include <stdio.h>
 
+#include "escape.h"
+
 void jw_init(jw_t *w, buf_t *b) {
   w->b = b;
   w->comma = 0;
@@ -16,44 +18,13 @@ static void put(jw_t *w, const char *s, size_t n) {
     w->err = -1;
 }
 
-int json_escape(buf_t *b, const char *s, size_t n) {
-  static const char hex[] = "0123456789abcdef";
-  size_t run = 0;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
-      continue;
-    if (buf_append(b, s + run, i - run) != 0)
-      return -1;
-    char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-    int r;
-    if (c == '"' || c == '\\') {
-      e[1] = (char)c;
-      r = buf_append(b, e, 2);
-    } else if (c == '\n') {
-      r = buf_append(b, "\\n", 2);
-    } else if (c == '\r') {
-      r = buf_append(b, "\\r", 2);
-    } else if (c == '\t') {
-      r = buf_append(b, "\\t", 2);
-    } else {
-      /* control bytes, DEL, and obs-text read as Latin-1 */
-      r = buf_append(b, e, 6);
-    }
-    if (r != 0)
-      return -1;
-    run = i + 1;
-  }
-  return buf_append(b, s + run, n - run);
-}
-
 static void key(jw_t *w, const char *k) {
   if (w->comma & (1u << w->depth))
     put(w, ",", 1);
   w->comma |= 1u << w->depth;
   if (k != NULL) {
     put(w, "\"", 1);
-    if (json_escape(w->b, k, strlen(k)) != 0)
+    if (esc_buf(w->b, ESC_JSON, k, strlen(k)) != 0)
       w->err = -1;
     put(w, "\":", 2);
   }
@@ -81,7 +52,7 @@ void jw_arr_end(jw_t *w) { close_(w, ']'); }
 void jw_strn(jw_t *w, const char *k, const char *s, size_t n) {
   key(w, k);
   put(w, "\"", 1);
-  if (json_escape(w->b, s, n) != 0)
+  if (esc_buf(w->b, ESC_JSON, s, n) != 0)
     w->err = -1;
   put(w, "\"", 1);
 }

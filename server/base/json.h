@@ -1,7 +1,8 @@
 /* json.h: a small streaming JSON writer into a buf_t. Chosen over a tree
  * library (cJSON, json-c) because responses are written straight into the
  * output buffer with no allocation per node, and because header bytes that are
- * not UTF-8 (obs-text) must be escaped rather than copied raw. */
+ * not UTF-8 (obs-text) must be escaped rather than copied raw: strings go
+ * through escape.h's ESC_JSON (UTF-8 kept, invalid bytes as \ufffd). */
 #ifndef LOOPD_JSON_H
 #define LOOPD_JSON_H
 
@@ -32,8 +33,5 @@ void jw_bool(jw_t *w, const char *key, bool v);
 void jw_null(jw_t *w, const char *key);
 /* 0, or -1 if any append failed. */
 static inline int jw_error(const jw_t *w) { return w->err; }
-
-/* Appends s as a JSON string body (no quotes): bytes >= 0x80 become \u00XX. */
-int json_escape(buf_t *b, const char *s, size_t n);
 
 #endif

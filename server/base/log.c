@@ -14,6 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "date.h"
+#include "escape.h"
+#include "util.h"
 
 #define AL_BUF_SIZE (1u << 20)   /* per buffer; two of them swap */
 #define AL_FLUSH_MS 100          /* the writer wakes at least this often when busy */
@@ -62,17 +65,10 @@ static struct {
 static _Atomic uint64_t access_dropped_total; /* every access log's drops (there is one) */
 static access_log_t *abandoned; /* a writer that would not stop: kept, not freed */
 
-/* An absolute CLOCK_REALTIME time timeout_ms from now, for timed waits. */
+/* An absolute CLOCK_REALTIME time timeout_ms from now, for timed waits
+ * (the condition variables here keep their default clock). */
 static struct timespec due_in(uint64_t timeout_ms) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += (time_t)(timeout_ms / 1000);
-  ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
-  return ts;
+  return clock_after_ms(CLOCK_REALTIME, timeout_ms);
 }
 
 static void write_all(int fd, const char *p, size_t n) {
@@ -225,92 +221,79 @@ void log_msg(const char *fmt, ...) {
   pthread_mutex_unlock(&lg.mu);
 }
 
-/* Appends s to a log field: printable ASCII kept, quotes, backslashes and
- * other bytes escaped, so a client cannot forge log lines. */
-static size_t put_escaped(char *out, size_t room, const char *s, size_t n, bool json) {
-  static const char hex[] = "0123456789abcdef";
-  size_t o = 0;
-  for (size_t i = 0; i < n && o + 6 < room; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-      out[o++] = (char)c;
-    } else if (json) {
-      memcpy(out + o, "\\u00", 4);
-      out[o + 4] = hex[c >> 4];
-      out[o + 5] = hex[c & 15];
-      o += 6;
-    } else {
-      out[o++] = '\\';
-      out[o++] = 'x';
-      out[o++] = hex[c >> 4];
-      out[o++] = hex[c & 15];
-    }
+/* ---- access log lines ---- */
+
+/* A line being formatted into a caller's fixed array. */
+typedef struct line {
+  char *out;
+  size_t o, cap;
+  size_t field; /* the most one client-chosen value may take: the others keep room */
+} line_t;
+
+__attribute__((format(printf, 2, 3))) static void line_printf(line_t *l, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(l->out + l->o, l->cap - l->o, fmt, ap);
+  va_end(ap);
+  if (n > 0 && (size_t)n < l->cap - l->o)
+    l->o += (size_t)n; /* else what did not fit whole is written over */
+}
+
+/* A value the client chose, escaped (escape.h) so it cannot forge a line;
+ * dash: an empty one is written "-" (the combined format's "none"). */
+static void line_value(line_t *l, esc_style_t style, const char *s, size_t n, bool dash) {
+  size_t room = l->cap - l->o < l->field ? l->cap - l->o : l->field;
+  if (n == 0 && dash) {
+    if (l->cap - l->o > 1)
+      l->out[l->o++] = '-';
+    return;
   }
-  return o;
+  l->o += esc_mem(l->out + l->o, room, style, s, n);
+}
+
+static void format_json(line_t *l, const access_entry_t *e, const struct tm *tm, int ms) {
+  line_printf(l, "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\",\"remote\":\"%s\","
+              "\"method\":\"%s\",\"target\":\"", tm->tm_year + 1900, tm->tm_mon + 1,
+              tm->tm_mday, tm->tm_hour, tm->tm_min, tm->tm_sec, ms, e->remote, e->method);
+  line_value(l, ESC_JSON, e->target, e->target_len, false);
+  line_printf(l, "\",\"version\":\"%d.%d\",\"status\":%d,\"bytes\":%llu,"
+              "\"duration_ms\":%.3f,\"referer\":\"", e->http_major, e->http_minor, e->status,
+              (unsigned long long)e->bytes, (double)e->duration_us / 1000.0);
+  line_value(l, ESC_JSON, e->referer, e->referer_len, false);
+  line_printf(l, "\",\"user_agent\":\"");
+  line_value(l, ESC_JSON, e->user_agent, e->user_agent_len, false);
+  line_printf(l, "\"}\n");
+}
+
+static void format_text(line_t *l, const access_entry_t *e, const struct tm *tm) {
+  line_printf(l, "%s - - [%02d/%s/%04d:%02d:%02d:%02d +0000] \"%s ", e->remote, tm->tm_mday,
+              date_months[tm->tm_mon], tm->tm_year + 1900, tm->tm_hour, tm->tm_min, tm->tm_sec,
+              e->method);
+  line_value(l, ESC_TEXT, e->target, e->target_len, false);
+  line_printf(l, " HTTP/%d.%d\" %d %llu \"", e->http_major, e->http_minor, e->status,
+              (unsigned long long)e->bytes);
+  line_value(l, ESC_TEXT, e->referer, e->referer_len, true);
+  line_printf(l, "\" \"");
+  line_value(l, ESC_TEXT, e->user_agent, e->user_agent_len, true);
+  line_printf(l, "\" %.3f\n", (double)e->duration_us / 1e6);
 }
 
 size_t access_log_format(int format, const access_entry_t *e, int64_t unix_ms, char *out,
                          size_t outlen) {
-  static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
   time_t sec = (time_t)(unix_ms / 1000);
   struct tm tm;
   gmtime_r(&sec, &tm);
-  size_t o = 0;
-  const size_t field = outlen / 4;
-  int n;
-#define ROOM (outlen - o)
-#define ADV(x) do { if ((x) > 0 && (size_t)(x) < ROOM) o += (size_t)(x); } while (0)
-  if (format == LOG_FORMAT_JSON) {
-    n = snprintf(out, outlen,
-                 "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\",\"remote\":\"%s\","
-                 "\"method\":\"%s\",\"target\":\"",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                 (int)(unix_ms % 1000), e->remote, e->method);
-    ADV(n);
-    o += put_escaped(out + o, field < ROOM ? field : ROOM, e->target, e->target_len, true);
-    n = snprintf(out + o, ROOM, "\",\"version\":\"%d.%d\",\"status\":%d,\"bytes\":%llu,"
-                 "\"duration_ms\":%.3f,\"referer\":\"",
-                 e->http_major, e->http_minor, e->status, (unsigned long long)e->bytes,
-                 (double)e->duration_us / 1000.0);
-    ADV(n);
-    o += put_escaped(out + o, field < ROOM ? field : ROOM, e->referer, e->referer_len, true);
-    n = snprintf(out + o, ROOM, "\",\"user_agent\":\"");
-    ADV(n);
-    o += put_escaped(out + o, field < ROOM ? field : ROOM, e->user_agent, e->user_agent_len, true);
-    n = snprintf(out + o, ROOM, "\"}\n");
-    ADV(n);
-  } else {
-    n = snprintf(out, outlen, "%s - - [%02d/%s/%04d:%02d:%02d:%02d +0000] \"%s ", e->remote,
-                 tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-                 tm.tm_sec, e->method);
-    ADV(n);
-    o += put_escaped(out + o, field < ROOM ? field : ROOM, e->target, e->target_len, false);
-    n = snprintf(out + o, ROOM, " HTTP/%d.%d\" %d %llu \"", e->http_major, e->http_minor,
-                 e->status, (unsigned long long)e->bytes);
-    ADV(n);
-    if (e->referer_len)
-      o += put_escaped(out + o, field < ROOM ? field : ROOM, e->referer, e->referer_len, false);
-    else if (ROOM > 1)
-      out[o++] = '-';
-    n = snprintf(out + o, ROOM, "\" \"");
-    ADV(n);
-    if (e->user_agent_len)
-      o += put_escaped(out + o, field < ROOM ? field : ROOM, e->user_agent, e->user_agent_len,
-                       false);
-    else if (ROOM > 1)
-      out[o++] = '-';
-    n = snprintf(out + o, ROOM, "\" %.3f\n", (double)e->duration_us / 1e6);
-    ADV(n);
+  line_t l = {.out = out, .o = 0, .cap = outlen, .field = outlen / 4};
+  if (format == LOG_FORMAT_JSON)
+    format_json(&l, e, &tm, (int)(unix_ms % 1000));
+  else
+    format_text(&l, e, &tm);
+  if (l.o == 0 || out[l.o - 1] != '\n') { /* truncated: still one line */
+    if (l.o >= outlen)
+      l.o = outlen - 1;
+    out[l.o++] = '\n';
   }
-#undef ROOM
-#undef ADV
-  if (o == 0 || out[o - 1] != '\n') { /* truncated: still one line */
-    if (o >= outlen)
-      o = outlen - 1;
-    out[o++] = '\n';
-  }
-  return o;
+  return l.o;
 }
 
 static void *writer_main(void *arg) {
@@ -319,13 +302,7 @@ static void *writer_main(void *arg) {
   for (;;) {
     /* Batch: sleep a flush period unless the buffer is half full or we stop. */
     if (!al->stop && al->fill_len <= AL_BUF_SIZE / 2) {
-      struct timespec ts;
-      clock_gettime(CLOCK_REALTIME, &ts);
-      ts.tv_nsec += AL_FLUSH_MS * 1000000L;
-      if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-      }
+      struct timespec ts = due_in(AL_FLUSH_MS);
       pthread_cond_timedwait(&al->cv, &al->mu, &ts);
     }
     if (al->fill_len == 0) {
@@ -357,53 +334,51 @@ static void *writer_main(void *arg) {
   return NULL;
 }
 
+/* Frees al and all it holds; its writer has ended, or never started. */
+static void al_free(access_log_t *al) {
+  pthread_mutex_destroy(&al->mu);
+  pthread_cond_destroy(&al->cv);
+  pthread_cond_destroy(&al->idle);
+  if (al->own_fd)
+    close(al->fd);
+  free(al->fill);
+  free(al->spare);
+  free(al);
+}
+
 access_log_t *access_log_new(const char *target, int format, char *err, size_t errlen) {
   if (strcmp(target, "off") == 0)
     return NULL;
   access_log_t *al = calloc(1, sizeof *al);
-  if (al == NULL)
-    goto nomem;
+  if (al == NULL) {
+    snprintf(err, errlen, "access log: out of memory");
+    return NULL;
+  }
   al->format = format;
+  pthread_mutex_init(&al->mu, NULL);
+  pthread_cond_init(&al->cv, NULL);
+  pthread_cond_init(&al->idle, NULL);
+  int r = 0;
   if (strcmp(target, "stdout") == 0) {
     al->fd = STDOUT_FILENO;
   } else if (strcmp(target, "stderr") == 0) {
     al->fd = STDERR_FILENO;
   } else {
     al->fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (al->fd < 0) {
-      snprintf(err, errlen, "log.access = \"%s\": cannot open: %s", target, strerror(errno));
-      free(al);
-      return NULL;
-    }
-    al->own_fd = true;
+    al->own_fd = al->fd >= 0;
+    r = errno; /* before malloc may change it */
   }
   al->fill = malloc(AL_BUF_SIZE);
   al->spare = malloc(AL_BUF_SIZE);
-  if (al->fill == NULL || al->spare == NULL)
-    goto fail;
-  pthread_mutex_init(&al->mu, NULL);
-  pthread_cond_init(&al->cv, NULL);
-  pthread_cond_init(&al->idle, NULL);
-  int r = start_writer(&al->thread, writer_main, al);
-  if (r != 0) {
-    pthread_mutex_destroy(&al->mu);
-    pthread_cond_destroy(&al->cv);
-    pthread_cond_destroy(&al->idle);
+  if (al->fd < 0)
+    snprintf(err, errlen, "log.access = \"%s\": cannot open: %s", target, strerror(r));
+  else if (al->fill == NULL || al->spare == NULL)
+    snprintf(err, errlen, "access log: out of memory");
+  else if ((r = start_writer(&al->thread, writer_main, al)) != 0)
     snprintf(err, errlen, "access log: cannot start its writer thread: %s", strerror(r));
-    goto fail_quiet;
-  }
-  return al;
-fail:
-  snprintf(err, errlen, "access log: out of memory");
-fail_quiet:
-  if (al->own_fd)
-    close(al->fd);
-  free(al->fill);
-  free(al->spare);
-  free(al);
-  return NULL;
-nomem:
-  snprintf(err, errlen, "access log: out of memory");
+  else
+    return al;
+  al_free(al); /* the one way out of a set-up that failed part-way */
   return NULL;
 }
 
@@ -424,13 +399,6 @@ void access_log_write(access_log_t *al, const access_entry_t *e) {
     atomic_fetch_add_explicit(&access_dropped_total, 1, memory_order_relaxed);
   }
   pthread_mutex_unlock(&al->mu);
-}
-
-uint64_t access_log_dropped(access_log_t *al) {
-  pthread_mutex_lock(&al->mu);
-  uint64_t d = al->dropped;
-  pthread_mutex_unlock(&al->mu);
-  return d;
 }
 
 bool access_log_flush(access_log_t *al, uint64_t timeout_ms) {
@@ -462,13 +430,6 @@ bool access_log_close(access_log_t *al, uint64_t timeout_ms) {
     return false;
   }
   pthread_join(al->thread, NULL);
-  pthread_mutex_destroy(&al->mu);
-  pthread_cond_destroy(&al->cv);
-  pthread_cond_destroy(&al->idle);
-  if (al->own_fd)
-    close(al->fd);
-  free(al->fill);
-  free(al->spare);
-  free(al);
+  al_free(al);
   return true;
 }

@@ -50,9 +50,8 @@ typedef struct access_entry {
 access_log_t *access_log_new(const char *target, int format, char *err, size_t errlen);
 /* Formats and queues one line; drops it (and counts) rather than block. Thread-safe. */
 void access_log_write(access_log_t *al, const access_entry_t *e);
-/* Lines dropped because the writer fell behind. */
-uint64_t access_log_dropped(access_log_t *al);
-/* The same, summed over the process's access logs (0 with none). */
+/* Lines dropped because the writer fell behind, summed over the process's
+ * access logs (0 with none). */
 uint64_t access_log_dropped_total(void);
 /* Wakes the writer and waits up to timeout_ms for what is queued to be
  * written; frees nothing, so loop threads may go on logging. True if done. */

@@ -3,6 +3,9 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
+
+#include "escape.h"
 
 void prom_hist_observe(prom_hist_t *h, const prom_bounds_t *b, uint64_t v_ns, bool shared) {
   size_t i = 0;
@@ -91,15 +94,6 @@ int prom_histogram(buf_t *b, const char *name, const char *labels, const prom_bo
 
 int prom_label(buf_t *b, const char *key, const char *value) {
   int r = buf_printf(b, "%s=\"", key);
-  for (const char *p = value; *p && r == 0; p++) {
-    if (*p == '\\')
-      r = buf_append(b, "\\\\", 2);
-    else if (*p == '"')
-      r = buf_append(b, "\\\"", 2);
-    else if (*p == '\n')
-      r = buf_append(b, "\\n", 2);
-    else
-      r = buf_append(b, p, 1);
-  }
+  r |= esc_buf(b, ESC_PROM, value, strlen(value));
   return r | buf_append(b, "\"", 1);
 }

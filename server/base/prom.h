@@ -46,7 +46,7 @@ int prom_sample_u64(buf_t *b, const char *name, const char *labels, uint64_t v);
 /* name_bucket{labels,le="..."} (cumulative), name_sum (seconds), name_count. */
 int prom_histogram(buf_t *b, const char *name, const char *labels, const prom_bounds_t *bounds,
                    const prom_hist_sum_t *s);
-/* Appends `key="value"` with the value escaped (\\, \", \n) to out. */
+/* Appends `key="value"` with the value escaped (\\, \", \n; escape.h ESC_PROM). */
 int prom_label(buf_t *b, const char *key, const char *value);
 
 #endif

@@ -12,22 +12,23 @@
 #include "log.h"
 #include "util.h"
 
-#define MS UINT64_C(1000000)
 #define NOTE_FIRST_MS 2000 /* a stall still running this long is reported before it ends */
 #define WATCH_IDLE_MS 50   /* the longest the watchdog sleeps */
 
-static const uint64_t duration_le[] = {
-    100000, 250000, 500000, 1 * MS, 2500000, 5 * MS, 10 * MS, 25 * MS, 50 * MS, 100 * MS,
-    250 * MS, 500 * MS, 1000 * MS, 2500 * MS, 5000 * MS, 10000 * MS};
+/* Bucket bounds (ns): 0.1 ms to 10 s in 1-2.5-5 steps; lag goes on to 60 s. */
+#define BOUNDS_TO_10S                                                                         \
+  100000, 250000, 500000, 1 * NS_PER_MS, 2500000, 5 * NS_PER_MS, 10 * NS_PER_MS,              \
+      25 * NS_PER_MS, 50 * NS_PER_MS, 100 * NS_PER_MS, 250 * NS_PER_MS, 500 * NS_PER_MS,      \
+      1000 * NS_PER_MS, 2500 * NS_PER_MS, 5000 * NS_PER_MS, 10000 * NS_PER_MS
+
+static const uint64_t duration_le[] = {BOUNDS_TO_10S};
 const prom_bounds_t mon_duration_bounds = {duration_le, ARRAY_SIZE(duration_le)};
 
-static const uint64_t lag_le[] = {
-    100000, 250000, 500000, 1 * MS, 2500000, 5 * MS, 10 * MS, 25 * MS, 50 * MS, 100 * MS,
-    250 * MS, 500 * MS, 1000 * MS, 2500 * MS, 5000 * MS, 10000 * MS, 30000 * MS, 60000 * MS};
+static const uint64_t lag_le[] = {BOUNDS_TO_10S, 30000 * NS_PER_MS, 60000 * NS_PER_MS};
 const prom_bounds_t mon_lag_bounds = {lag_le, ARRAY_SIZE(lag_le)};
 
 _Static_assert(ARRAY_SIZE(lag_le) <= PROM_BUCKETS_MAX, "too many lag buckets");
-_Static_assert(MON_WINDOW_S * UINT64_C(1000000000) == HIST_WIN_SLOTS * MON_SLOT_NS,
+_Static_assert(MON_WINDOW_S * NS_PER_S == HIST_WIN_SLOTS * MON_SLOT_NS,
                "the lag window is HIST_WIN_SLOTS one-second slots");
 
 /* ---- request counters ---- */
@@ -75,8 +76,8 @@ mon_hub_t *mon_hub_new(const config_t *cfg, int mode, int nsrc, int nhttp) {
   h->nsrc = nsrc;
   h->nhttp = nhttp;
   h->start_ns = clock_ns();
-  h->sample_ns = (uint64_t)cfg->monitor.sample_ms * MS;
-  h->beat_ns = (uint64_t)cfg->monitor.heartbeat_ms * MS;
+  h->sample_ns = (uint64_t)cfg->monitor.sample_ms * NS_PER_MS;
+  h->beat_ns = (uint64_t)cfg->monitor.heartbeat_ms * NS_PER_MS;
   h->stall_ms = (uint64_t)cfg->monitor.stall_ms;
   size_t bytes = (size_t)nsrc * sizeof(mon_src_t);
   h->src = aligned_alloc(64, (bytes + 63) / 64 * 64);
@@ -105,10 +106,12 @@ mon_hub_t *mon_hub_new(const config_t *cfg, int mode, int nsrc, int nhttp) {
   return h;
 }
 
+static void watch_stop(mon_hub_t *h);
+
 void mon_hub_free(mon_hub_t *h) {
   if (h == NULL)
     return;
-  mon_watch_stop(h);
+  watch_stop(h);
   for (int i = 0; i < h->nsrc; i++)
     pthread_mutex_destroy(&h->src[i].mu);
   pthread_mutex_destroy(&h->wd_mu);
@@ -251,7 +254,7 @@ void mon_lag_get(mon_hub_t *h, int src, mon_lag_t *out) {
   out->p99_ms = ms_of(v[2]);
   out->max_ms = ms_of(sum.max);
   out->samples = sum.n;
-  out->busy_ms = (double)stall_busy_ms(&s->stall, now / MS);
+  out->busy_ms = (double)stall_busy_ms(&s->stall, now / NS_PER_MS);
 }
 
 void mon_lag_brief(mon_hub_t *h, int src, mon_lag_t *out) {
@@ -343,10 +346,8 @@ bool mon_last_stall(mon_hub_t *h, mon_stall_t *out) {
       any = true;
       best_at = s->last.at_ns;
       out->src = i;
-      out->ms = (double)s->last.ms;
       out->ongoing = s->last.ongoing;
-      if (out->ongoing && now / MS > s->last.turn)
-        out->ms = (double)(now / MS - s->last.turn); /* so far */
+      out->ms = mon_stall_rec_ms(&s->last, now);
       out->ago_s = s->last.ongoing || now < s->last.at_ns ? 0 : (double)(now - s->last.at_ns) / 1e9;
       memcpy(out->what, s->last.what, sizeof out->what);
     }
@@ -474,11 +475,7 @@ static void *watch_main(void *arg) {
       if (w < wait)
         wait = w;
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t ns = (uint64_t)ts.tv_nsec + wait * MS;
-    ts.tv_sec += (time_t)(ns / 1000000000u);
-    ts.tv_nsec = (long)(ns % 1000000000u);
+    struct timespec ts = clock_after_ms(CLOCK_MONOTONIC, wait); /* wd_cv's clock */
     pthread_cond_timedwait(&h->wd_cv, &h->wd_mu, &ts);
   }
   pthread_mutex_unlock(&h->wd_mu);
@@ -496,7 +493,7 @@ int mon_watch_start(mon_hub_t *h) {
   return 0;
 }
 
-void mon_watch_stop(mon_hub_t *h) {
+static void watch_stop(mon_hub_t *h) {
   if (!h->wd_running)
     return;
   pthread_mutex_lock(&h->wd_mu);

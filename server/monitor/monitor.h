@@ -66,7 +66,7 @@ typedef void (*mon_work_fn)(void *arg, mon_work_t *out);
 
 /* nsrc timer sources, nhttp counter blocks. mode: MODE_EVENT or MODE_THREADS. */
 mon_hub_t *mon_hub_new(const config_t *cfg, int mode, int nsrc, int nhttp);
-/* Stops the watchdog if running; tolerates NULL. */
+/* Stops the watchdog if running (the only way to stop it); tolerates NULL. */
 void mon_hub_free(mon_hub_t *h);
 /* Where /lag and /metrics get work-pool and connection counts (optional). */
 void mon_hub_set_work(mon_hub_t *h, mon_work_fn fn, void *arg);
@@ -82,7 +82,6 @@ int mon_hub_nsrc(const mon_hub_t *h);
  * logged by its loop (mon_stall_ended), which knows exactly when it ended.
  * 0 or a negative errno. */
 int mon_watch_start(mon_hub_t *h);
-void mon_watch_stop(mon_hub_t *h);
 
 /* ---- feeding: called by the source's own thread ---- */
 

@@ -7,8 +7,6 @@
 #include "monitor_int.h"
 #include "util.h"
 
-#define MS UINT64_C(1000000)
-
 uint64_t mon_requests_total(mon_hub_t *h) {
   uint64_t n = 0;
   for (int k = 0; k < h->nhttp; k++)
@@ -32,10 +30,8 @@ size_t mon_stalls_since(mon_hub_t *h, double since_s, mon_stall_ev_t *out, size_
       mon_stall_ev_t *e = &out[n++];
       e->src = i;
       e->turn = s->last.turn;
-      e->ms = (double)s->last.ms;
+      e->ms = mon_stall_rec_ms(&s->last, now);
       e->ongoing = s->last.ongoing;
-      if (e->ongoing && now / MS > s->last.turn)
-        e->ms = (double)(now / MS - s->last.turn); /* so far */
       e->at_s = at_s;
       memcpy(e->what, s->last.what, sizeof e->what);
     }

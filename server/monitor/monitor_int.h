@@ -7,9 +7,10 @@
 
 #include "hist.h"
 #include "monitor.h"
+#include "util.h"
 
 #define MON_BEAT_RING 64
-#define MON_SLOT_NS UINT64_C(1000000000) /* window slots are one second */
+#define MON_SLOT_NS NS_PER_S /* window slots are one second */
 
 typedef struct mon_stall_rec {
   bool any, ongoing;
@@ -65,6 +66,13 @@ struct mon_hub {
   pthread_cond_t wd_cv;
   bool wd_running, wd_stop;
 };
+
+/* How long the stall r lasted, or, while it still runs at now_ns, has so
+ * far (its turn began at turn, in ms). Under the source's mu. */
+static inline double mon_stall_rec_ms(const mon_stall_rec_t *r, uint64_t now_ns) {
+  uint64_t now_ms = now_ns / NS_PER_MS;
+  return r->ongoing && now_ms > r->turn ? (double)(now_ms - r->turn) : (double)r->ms;
+}
 
 /* mon_lag_get without the quantiles (a scan of the window's histograms):
  * now_ms, utilization and stalls only, for /metrics. */

@@ -2,6 +2,7 @@
  * stalls per source, HTTP counters summed over loops, work and connection
  * counts, and the standard process_* metrics read from /proc. */
 #include <dirent.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,7 @@
  * the count in st_size); older kernels need a readdir, one entry per open
  * file, so that count is reused for PROC_FDS_REUSE_NS. */
 
-#define PROC_FDS_REUSE_NS UINT64_C(1000000000)
+#define PROC_FDS_REUSE_NS NS_PER_S
 
 typedef struct proc_info {
   double rss_bytes, cpu_s, start_s, open_fds, max_fds;
@@ -127,17 +128,73 @@ static int loop_label(char *out, size_t len, int i) {
   return snprintf(out, len, "loop=\"%d\"", i);
 }
 
+/* What one source's gauges and counters are read from. */
+typedef struct loop_view {
+  mon_lag_t lag; /* no quantiles: the lag histogram carries them */
+  mon_heartbeat_t hb;
+} loop_view_t;
+
+enum { LV_MS, LV_RATIO, LV_COUNT }; /* a double of ms (written in s), 0..1 or NaN, a uint64_t */
+
+/* One family per row, one sample per source, read at off in loop_view_t.
+ * help_threads: what it means in thread mode (NULL: the same). */
+static const struct loop_family {
+  const char *name, *type, *help, *help_threads;
+  int kind;
+  size_t off;
+} loop_families[] = {
+  {"loopd_event_loop_lag_now_seconds", "gauge", "The latest lag sample.", NULL, LV_MS,
+   offsetof(loop_view_t, lag.now_ms)},
+  {"loopd_event_loop_utilization", "gauge",
+   "Share of wall time the loop spent outside the poll, over the last 10 s.",
+   "Thread mode: process CPU time over what the cores it may run on could give, over the last "
+   "10 s.", LV_RATIO, offsetof(loop_view_t, lag.utilization)},
+  {"loopd_loop_stalls_total", "counter", "Loop turns longer than monitor.stall_ms.",
+   "Loop turns longer than monitor.stall_ms (thread mode: there is no shared loop to stall, "
+   "always 0).", LV_COUNT, offsetof(loop_view_t, lag.stalls)},
+  {"loopd_heartbeat_max_gap_seconds", "gauge",
+   "Largest gap between heartbeats over the last 60 s.", NULL, LV_MS,
+   offsetof(loop_view_t, hb.max_gap_ms)},
+  {"loopd_heartbeat_beats_total", "counter", "Heartbeats so far.", NULL, LV_COUNT,
+   offsetof(loop_view_t, hb.beats)},
+  {"loopd_heartbeat_late_total", "counter",
+   "Heartbeats that came more than 1.5 intervals after the previous one.", NULL, LV_COUNT,
+   offsetof(loop_view_t, hb.late_beats)},
+};
+
+static int render_loop_family(const struct loop_family *f, bool threads, const loop_view_t *v,
+                              int n, buf_t *b) {
+  char lab[32];
+  int r = prom_family(b, f->name, f->type, threads && f->help_threads ? f->help_threads : f->help);
+  for (int i = 0; i < n; i++) {
+    const char *at = (const char *)&v[i] + f->off;
+    double d;
+    uint64_t u;
+    loop_label(lab, sizeof lab, i);
+    if (f->kind == LV_COUNT) {
+      memcpy(&u, at, sizeof u);
+      r |= prom_sample_u64(b, f->name, lab, u);
+      continue;
+    }
+    memcpy(&d, at, sizeof d);
+    if (f->kind == LV_MS)
+      r |= prom_sample(b, f->name, lab, d / 1e3);
+    else if (!isnan(d))
+      r |= prom_sample(b, f->name, lab, d);
+  }
+  return r;
+}
+
 /* Thread mode keeps the names and the loop="0" label (dashboards work for
  * both), but its one source is the heartbeat thread, and the help says what
  * each figure means there. */
 static int render_loops(mon_hub_t *h, buf_t *b) {
-  int r = 0;
   char lab[32];
   bool threads = h->mode == MODE_THREADS;
-  r |= prom_family(b, "loopd_event_loop_lag_seconds", "histogram",
-                   threads ? "How late the heartbeat thread woke beyond its interval (thread mode: "
-                             "the OS scheduler's delay)."
-                           : "How late the loop's sampling timer fired beyond its interval.");
+  int r = prom_family(b, "loopd_event_loop_lag_seconds", "histogram",
+                      threads ? "How late the heartbeat thread woke beyond its interval (thread "
+                                "mode: the OS scheduler's delay)."
+                              : "How late the loop's sampling timer fired beyond its interval.");
   for (int i = 0; i < h->nsrc; i++) {
     prom_hist_sum_t s;
     memset(&s, 0, sizeof s);
@@ -145,53 +202,14 @@ static int render_loops(mon_hub_t *h, buf_t *b) {
     loop_label(lab, sizeof lab, i);
     r |= prom_histogram(b, "loopd_event_loop_lag_seconds", lab, &mon_lag_bounds, &s);
   }
-  mon_lag_t lag[64];
+  loop_view_t v[64];
   int n = h->nsrc < 64 ? h->nsrc : 64;
-  for (int i = 0; i < n; i++)
-    mon_lag_brief(h, i, &lag[i]); /* no quantiles: the histogram above carries them */
-  r |= prom_family(b, "loopd_event_loop_lag_now_seconds", "gauge",
-                   "The latest lag sample.");
   for (int i = 0; i < n; i++) {
-    loop_label(lab, sizeof lab, i);
-    r |= prom_sample(b, "loopd_event_loop_lag_now_seconds", lab, lag[i].now_ms / 1e3);
+    mon_lag_brief(h, i, &v[i].lag);
+    mon_heartbeat_get(h, i, &v[i].hb);
   }
-  r |= prom_family(b, "loopd_event_loop_utilization", "gauge",
-                   threads ? "Thread mode: process CPU time over what the cores it may run on "
-                             "could give, over the last 10 s."
-                           : "Share of wall time the loop spent outside the poll, over the last 10 s.");
-  for (int i = 0; i < n; i++) {
-    loop_label(lab, sizeof lab, i);
-    if (!isnan(lag[i].utilization))
-      r |= prom_sample(b, "loopd_event_loop_utilization", lab, lag[i].utilization);
-  }
-  r |= prom_family(b, "loopd_loop_stalls_total", "counter",
-                   threads ? "Loop turns longer than monitor.stall_ms (thread mode: there is no "
-                             "shared loop to stall, always 0)."
-                           : "Loop turns longer than monitor.stall_ms.");
-  for (int i = 0; i < n; i++) {
-    loop_label(lab, sizeof lab, i);
-    r |= prom_sample_u64(b, "loopd_loop_stalls_total", lab, lag[i].stalls);
-  }
-  mon_heartbeat_t hb[64];
-  for (int i = 0; i < n; i++)
-    mon_heartbeat_get(h, i, &hb[i]);
-  r |= prom_family(b, "loopd_heartbeat_max_gap_seconds", "gauge",
-                   "Largest gap between heartbeats over the last 60 s.");
-  for (int i = 0; i < n; i++) {
-    loop_label(lab, sizeof lab, i);
-    r |= prom_sample(b, "loopd_heartbeat_max_gap_seconds", lab, hb[i].max_gap_ms / 1e3);
-  }
-  r |= prom_family(b, "loopd_heartbeat_beats_total", "counter", "Heartbeats so far.");
-  for (int i = 0; i < n; i++) {
-    loop_label(lab, sizeof lab, i);
-    r |= prom_sample_u64(b, "loopd_heartbeat_beats_total", lab, hb[i].beats);
-  }
-  r |= prom_family(b, "loopd_heartbeat_late_total", "counter",
-                   "Heartbeats that came more than 1.5 intervals after the previous one.");
-  for (int i = 0; i < n; i++) {
-    loop_label(lab, sizeof lab, i);
-    r |= prom_sample_u64(b, "loopd_heartbeat_late_total", lab, hb[i].late_beats);
-  }
+  for (size_t f = 0; f < ARRAY_SIZE(loop_families); f++)
+    r |= render_loop_family(&loop_families[f], threads, v, n, b);
   return r;
 }
 
@@ -288,38 +306,41 @@ static int render_http(mon_hub_t *h, const char *const *names, int nroutes, buf_
   return r;
 }
 
+/* A family with one sample and no labels. */
+static int family1(buf_t *b, const char *name, const char *type, const char *help, double v) {
+  return prom_family(b, name, type, help) | prom_sample(b, name, NULL, v);
+}
+
+static int counter1(buf_t *b, const char *name, const char *help, uint64_t v) {
+  return prom_family(b, name, "counter", help) | prom_sample_u64(b, name, NULL, v);
+}
+
 static int render_counts(mon_hub_t *h, buf_t *b) {
   int r = 0;
   int64_t active;
   uint64_t accepted;
   mon_conns_get(h, &active, &accepted);
-  r |= prom_family(b, "loopd_connections_active", "gauge", "Open client connections.");
-  r |= prom_sample(b, "loopd_connections_active", NULL, (double)active);
-  r |= prom_family(b, "loopd_connections_accepted_total", "counter", "Connections accepted.");
-  r |= prom_sample_u64(b, "loopd_connections_accepted_total", NULL, accepted);
+  r |= family1(b, "loopd_connections_active", "gauge", "Open client connections.", (double)active);
+  r |= counter1(b, "loopd_connections_accepted_total", "Connections accepted.", accepted);
   mon_work_t w;
   mon_work_get(h, &w);
-  r |= prom_family(b, "loopd_work_threads", "gauge", "Thread-pool size for /slow.");
-  r |= prom_sample(b, "loopd_work_threads", NULL, w.threads);
-  r |= prom_family(b, "loopd_work_queued", "gauge", "Jobs waiting for a pool thread.");
-  r |= prom_sample(b, "loopd_work_queued", NULL, (double)w.queued);
-  r |= prom_family(b, "loopd_work_running", "gauge",
-                   h->mode == MODE_THREADS ? "Jobs running (thread mode: inline, on connection threads)."
-                                           : "Jobs running on pool threads.");
-  r |= prom_sample(b, "loopd_work_running", NULL, (double)w.running);
-  r |= prom_family(b, "loopd_work_completed_total", "counter", "Jobs that ran to completion.");
-  r |= prom_sample_u64(b, "loopd_work_completed_total", NULL, w.completed);
-  r |= prom_family(b, "loopd_work_rejected_total", "counter",
-                   "Jobs refused because the queue was full (503).");
-  r |= prom_sample_u64(b, "loopd_work_rejected_total", NULL, w.rejected);
-  r |= prom_family(b, "loopd_work_cancelled_total", "counter",
-                   "Queued jobs cancelled because their client left.");
-  r |= prom_sample_u64(b, "loopd_work_cancelled_total", NULL, w.cancelled);
-  if (h->mode == MODE_THREADS) {
-    r |= prom_family(b, "loopd_threads_live", "gauge",
-                     "Connection threads alive (thread mode: one per open connection).");
-    r |= prom_sample(b, "loopd_threads_live", NULL, (double)mon_threads_live(h));
-  }
+  r |= family1(b, "loopd_work_threads", "gauge", "Thread-pool size for /slow.", w.threads);
+  r |= family1(b, "loopd_work_queued", "gauge", "Jobs waiting for a pool thread.",
+               (double)w.queued);
+  r |= family1(b, "loopd_work_running", "gauge",
+               h->mode == MODE_THREADS
+                   ? "Jobs running (thread mode: inline, on connection threads)."
+                   : "Jobs running on pool threads.",
+               (double)w.running);
+  r |= counter1(b, "loopd_work_completed_total", "Jobs that ran to completion.", w.completed);
+  r |= counter1(b, "loopd_work_rejected_total", "Jobs refused because the queue was full (503).",
+                w.rejected);
+  r |= counter1(b, "loopd_work_cancelled_total",
+                "Queued jobs cancelled because their client left.", w.cancelled);
+  if (h->mode == MODE_THREADS)
+    r |= family1(b, "loopd_threads_live", "gauge",
+                 "Connection threads alive (thread mode: one per open connection).",
+                 (double)mon_threads_live(h));
   return r;
 }
 
@@ -337,19 +358,15 @@ static int render_logs(buf_t *b) {
 static int render_process(buf_t *b) {
   proc_info_t p;
   proc_read(&p);
-  int r = 0;
-  r |= prom_family(b, "process_cpu_seconds_total", "counter",
-                   "Total user and system CPU time spent in seconds.");
-  r |= prom_sample(b, "process_cpu_seconds_total", NULL, p.cpu_s);
-  r |= prom_family(b, "process_open_fds", "gauge", "Number of open file descriptors.");
-  r |= prom_sample(b, "process_open_fds", NULL, p.open_fds);
-  r |= prom_family(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
-  r |= prom_sample(b, "process_max_fds", NULL, p.max_fds);
-  r |= prom_family(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-  r |= prom_sample(b, "process_resident_memory_bytes", NULL, p.rss_bytes);
-  r |= prom_family(b, "process_start_time_seconds", "gauge",
-                   "Start time of the process since unix epoch in seconds.");
-  r |= prom_sample(b, "process_start_time_seconds", NULL, p.start_s);
+  int r = family1(b, "process_cpu_seconds_total", "counter",
+                  "Total user and system CPU time spent in seconds.", p.cpu_s);
+  r |= family1(b, "process_open_fds", "gauge", "Number of open file descriptors.", p.open_fds);
+  r |= family1(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
+               p.max_fds);
+  r |= family1(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+               p.rss_bytes);
+  r |= family1(b, "process_start_time_seconds", "gauge",
+               "Start time of the process since unix epoch in seconds.", p.start_s);
   return r;
 }
 

@@ -28,7 +28,7 @@ ROUTE_STATE_FITS(job_state_t);
 static uint64_t thread_cpu_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+  return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
 }
 
 /* Keeps the busy loop from being optimised away. Atomic: jobs burn CPU on
@@ -51,7 +51,7 @@ static void burn_cpu(uint64_t ns) {
 }
 
 static void sleep_ns(uint64_t ns) {
-  struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u)};
+  struct timespec ts = {.tv_sec = (time_t)(ns / NS_PER_S), .tv_nsec = (long)(ns % NS_PER_S)};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
   }
 }
@@ -61,16 +61,19 @@ static void run_job(route_ctx_t *rc) {
   job_state_t *st = ROUTE_STATE(rc, job_state_t);
   st->start_ns = clock_ns();
   if (st->cpu)
-    burn_cpu((uint64_t)st->ms * 1000000u);
+    burn_cpu((uint64_t)st->ms * NS_PER_MS);
   else
-    sleep_ns((uint64_t)st->ms * 1000000u);
+    sleep_ns((uint64_t)st->ms * NS_PER_MS);
   st->end_ns = clock_ns();
 }
 
 static double ms_between(uint64_t a, uint64_t b) { return b > a ? (double)(b - a) / 1e6 : 0.0; }
 
-/* Reads ms (and cpu); answers 400 and returns -1 when they are bad. */
-static int read_params(route_ctx_t *rc, job_state_t *st, bool want_slice) {
+/* The request's job state, cleared and read from the query (ms, cpu, and
+ * slice_ms for /cpu); NULL, answered 400, when they are bad. */
+static job_state_t *job_begin(route_ctx_t *rc, bool want_slice) {
+  job_state_t *st = ROUTE_STATE(rc, job_state_t);
+  *st = (job_state_t){0};
   const http_req_t *r = rc->req;
   char reason[160];
   int64_t max = rc->env->cfg->work.max_ms;
@@ -79,9 +82,9 @@ static int read_params(route_ctx_t *rc, job_state_t *st, bool want_slice) {
       (want_slice && query_int(r->query, r->query_len, "slice_ms", 1, 0, max, &st->slice_ms, reason,
                                sizeof reason) != 0)) {
     reply_error(rc, 400, reason);
-    return -1;
+    return NULL;
   }
-  return 0;
+  return st;
 }
 
 /* ---- /slow: on the thread pool ---- */
@@ -96,9 +99,8 @@ static void slow_done(route_ctx_t *rc) {
 }
 
 void route_slow(route_ctx_t *rc) {
-  job_state_t *st = ROUTE_STATE(rc, job_state_t);
-  *st = (job_state_t){0};
-  if (read_params(rc, st, false) != 0)
+  job_state_t *st = job_begin(rc, false);
+  if (st == NULL)
     return;
   st->submit_ns = clock_ns();
   plan_job(rc, run_job, slow_done);
@@ -107,9 +109,8 @@ void route_slow(route_ctx_t *rc) {
 /* ---- /block: the same job on the loop itself ---- */
 
 void route_block(route_ctx_t *rc) {
-  job_state_t *st = ROUTE_STATE(rc, job_state_t);
-  *st = (job_state_t){0};
-  if (read_params(rc, st, false) != 0)
+  job_state_t *st = job_begin(rc, false);
+  if (st == NULL)
     return;
   run_job(rc); /* every other connection on this loop waits: that is the lesson */
   jw_t w = reply_json_begin(rc);
@@ -122,9 +123,9 @@ void route_block(route_ctx_t *rc) {
 
 static void cpu_step(route_ctx_t *rc) {
   job_state_t *st = ROUTE_STATE(rc, job_state_t);
-  uint64_t total = (uint64_t)st->ms * 1000000u;
+  uint64_t total = (uint64_t)st->ms * NS_PER_MS;
   uint64_t left = total - st->cpu_done_ns;
-  uint64_t slice = st->slice_ms == 0 ? left : (uint64_t)st->slice_ms * 1000000u;
+  uint64_t slice = st->slice_ms == 0 ? left : (uint64_t)st->slice_ms * NS_PER_MS;
   if (slice > left)
     slice = left;
   if (slice > 0) {
@@ -145,9 +146,8 @@ static void cpu_step(route_ctx_t *rc) {
 }
 
 void route_cpu(route_ctx_t *rc) {
-  job_state_t *st = ROUTE_STATE(rc, job_state_t);
-  *st = (job_state_t){0};
-  if (read_params(rc, st, true) != 0)
+  job_state_t *st = job_begin(rc, true);
+  if (st == NULL)
     return;
   st->submit_ns = clock_ns();
   if (st->slice_ms == 0)

@@ -214,9 +214,25 @@ static void test_echo_json(void **state) {
   assert_non_null(strstr(r.body, "\"path\":\"/echo/sub/path\""));
   assert_non_null(strstr(r.body, "\"query\":\"a=1&b=%22\""));
   assert_non_null(strstr(r.body, "\"version\":\"1.1\""));
-  assert_non_null(strstr(r.body, "[\"X-Test\",\"caf\\u00c3\\u00a9 \\\"q\\\"\"]"));
+  assert_non_null(strstr(r.body, "[\"X-Test\",\"caf\xc3\xa9 \\\"q\\\"\"]"));
   assert_non_null(strstr(r.body, "\"remote\":\"127.0.0.1:"));
   assert_non_null(strstr(r.body, "\"body_bytes\":0"));
+  resp_free(&r);
+}
+
+/* Header values are echoed as the client sent them when they are UTF-8
+ * (2, 3 and 4-byte characters), and a byte that is not UTF-8 (obs-text) is
+ * shown as \ufffd, never read as a Latin-1 letter. */
+static void test_echo_json_utf8(void **state) {
+  (void)state;
+  resp_t r;
+  assert_int_equal(raw_exchange(srv.port, "GET /echo HTTP/1.1\r\nHost: x\r\n"
+                                "X-Utf8: caf\xc3\xa9 \xe2\x82\xac" "5 \xf0\x9f\x98\x80\r\n"
+                                "X-Latin1: caf\xe9\r\n\r\n", &r, T), 0);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr(r.body, "[\"X-Utf8\",\"caf\xc3\xa9 \xe2\x82\xac" "5 \xf0\x9f\x98\x80\"]"));
+  assert_non_null(strstr(r.body, "[\"X-Latin1\",\"caf\\ufffd\"]"));
+  assert_null(strstr(r.body, "\\u00c3"));
   resp_free(&r);
 }
 
@@ -429,6 +445,7 @@ int main(void) {
       cmocka_unit_test(test_pipelining_many),
       cmocka_unit_test(test_expect_continue),
       cmocka_unit_test(test_echo_json),
+      cmocka_unit_test(test_echo_json_utf8),
       cmocka_unit_test(test_echo_status_delay),
       cmocka_unit_test(test_echo_bad_params),
       cmocka_unit_test(test_chunked_echo_raw),

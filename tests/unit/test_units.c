@@ -22,6 +22,7 @@
 #include "query.h"
 #include "resp.h"
 #include "routes.h"
+#include "util.h"
 
 /* ---- config ---- */
 
@@ -324,7 +325,7 @@ static void test_json(void **state) {
   jw_obj_end(&w);
   buf_append(&b, "", 1);
   assert_int_equal(jw_error(&w), 0);
-  assert_string_equal(b.data, "{\"s\":\"a\\\"b\\\\c\\n\\u0001\\u00c3\\u00a9\",\"i\":-42,\"n\":1.5,"
+  assert_string_equal(b.data, "{\"s\":\"a\\\"b\\\\c\\n\\u0001\xc3\xa9\",\"i\":-42,\"n\":1.5,"
                               "\"z\":0,\"w\":12,\"a\":[true,null,{}]}");
   buf_free(&b);
 }
@@ -345,9 +346,9 @@ static void test_access_log_format(void **state) {
   n = access_log_format(LOG_FORMAT_JSON, &e, 1795219200123LL, line, sizeof line);
   line[n] = '\0';
   assert_string_equal(line, "{\"time\":\"2026-11-21T00:00:00.123Z\",\"remote\":\"127.0.0.1:5000\","
-                            "\"method\":\"GET\",\"target\":\"/a\\u0022b\",\"version\":\"1.1\","
+                            "\"method\":\"GET\",\"target\":\"/a\\\"b\",\"version\":\"1.1\","
                             "\"status\":200,\"bytes\":13,\"duration_ms\":1.500,\"referer\":\"\","
-                            "\"user_agent\":\"curl/8\\u000a\"}\n");
+                            "\"user_agent\":\"curl/8\\n\"}\n");
   /* a huge field is cut, the line still ends with a newline */
   char big[8000];
   memset(big, 'x', sizeof big);
@@ -360,6 +361,26 @@ static void test_access_log_format(void **state) {
 }
 
 /* ---- buf ---- */
+
+/* ---- deadlines ---- */
+
+/* clock_after_ms carries milliseconds past a second into tv_sec. */
+static void test_clock_after_ms(void **state) {
+  (void)state;
+  const uint64_t waits[] = {0, 1, 999, 1000, 1500, 86400000};
+  for (size_t i = 0; i < ARRAY_SIZE(waits); i++) {
+    struct timespec before, after;
+    clock_gettime(CLOCK_MONOTONIC, &before);
+    struct timespec due = clock_after_ms(CLOCK_MONOTONIC, waits[i]);
+    clock_gettime(CLOCK_MONOTONIC, &after);
+    assert_true(due.tv_nsec >= 0 && due.tv_nsec < 1000000000L);
+    int64_t d = (int64_t)due.tv_sec * 1000000000 + due.tv_nsec;
+    int64_t lo = (int64_t)before.tv_sec * 1000000000 + before.tv_nsec;
+    int64_t hi = (int64_t)after.tv_sec * 1000000000 + after.tv_nsec;
+    int64_t w = (int64_t)(waits[i] * NS_PER_MS);
+    assert_true(d >= lo + w && d <= hi + w);
+  }
+}
 
 static void test_buf(void **state) {
   (void)state;
@@ -396,6 +417,7 @@ int main(void) {
       cmocka_unit_test(test_query),
       cmocka_unit_test(test_json),
       cmocka_unit_test(test_access_log_format),
+      cmocka_unit_test(test_clock_after_ms),
       cmocka_unit_test(test_buf),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
