@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -586,4 +587,129 @@ long proc_threads(pid_t pid) {
       v = atol(line + 8);
   fclose(f);
   return v;
+}
+
+ssize_t raw_recv_to_eof(int fd, char *buf, size_t cap, int timeout_ms) {
+  size_t got = 0;
+  buf[0] = '\0';
+  double end = now_ms() + timeout_ms;
+  while (got + 1 < cap) {
+    ssize_t n = recv_timeout(fd, buf + got, cap - got - 1, (int)(end - now_ms()));
+    if (n == 0 || n == -1) /* EOF or reset: the end */
+      return (ssize_t)got;
+    if (n < 0)
+      return -1; /* the deadline */
+    got += (size_t)n;
+    buf[got] = '\0';
+  }
+  buf[got] = '\0';
+  return -1;
+}
+
+#define WAIT_PACE_MS 5
+
+bool wait_until(bool (*pred)(void *arg), void *arg, int deadline_ms) {
+  double end = now_ms() + deadline_ms;
+  for (;;) {
+    if (pred(arg))
+      return true;
+    if (now_ms() > end)
+      return false;
+    poll(NULL, 0, WAIT_PACE_MS); /* the retry pace */
+  }
+}
+
+double metric_value(int port, const char *series) {
+  resp_t r;
+  if (raw_get(port, "/metrics", &r, 5000) != 0)
+    return NAN;
+  double v = NAN;
+  size_t n = strlen(series);
+  for (const char *p = r.status == 200 ? r.body : NULL; p != NULL && *p; p = strchr(p, '\n')) {
+    if (*p == '\n')
+      p++;
+    if (strncmp(p, series, n) == 0 && p[n] == ' ') {
+      v = strtod(p + n + 1, NULL);
+      break;
+    }
+  }
+  resp_free(&r);
+  return v;
+}
+
+static bool compare(double a, const char *op, double b) {
+  if (isnan(a))
+    return false;
+  if (strcmp(op, "==") == 0)
+    return a == b;
+  if (strcmp(op, "!=") == 0)
+    return a != b;
+  if (strcmp(op, ">=") == 0)
+    return a >= b;
+  if (strcmp(op, "<=") == 0)
+    return a <= b;
+  if (strcmp(op, ">") == 0)
+    return a > b;
+  if (strcmp(op, "<") == 0)
+    return a < b;
+  fprintf(stderr, "harness: unknown comparison \"%s\"\n", op);
+  abort();
+}
+
+typedef struct metric_wait {
+  int port;
+  const char *path, *key, *op;
+  double value, last;
+} metric_wait_t;
+
+static bool metric_holds(void *arg) {
+  metric_wait_t *w = arg;
+  w->last = metric_value(w->port, w->key);
+  return compare(w->last, w->op, w->value);
+}
+
+bool wait_metric(int port, const char *series, const char *op, double value, int deadline_ms) {
+  metric_wait_t w = {.port = port, .key = series, .op = op, .value = value, .last = NAN};
+  if (wait_until(metric_holds, &w, deadline_ms))
+    return true;
+  fprintf(stderr, "harness: %s %s %g did not hold within %d ms (last: %g)\n", series, op, value,
+          deadline_ms, w.last);
+  return false;
+}
+
+static bool json_holds(void *arg) {
+  metric_wait_t *w = arg;
+  resp_t r;
+  w->last = NAN;
+  if (raw_get(w->port, w->path, &r, 5000) != 0)
+    return false;
+  if (r.status == 200 && strstr(r.body, w->key) != NULL)
+    w->last = json_num(r.body, w->key);
+  resp_free(&r);
+  return compare(w->last, w->op, w->value);
+}
+
+bool wait_json(int port, const char *path, const char *key, const char *op, double value,
+               int deadline_ms) {
+  metric_wait_t w = {.port = port, .path = path, .key = key, .op = op, .value = value, .last = NAN};
+  if (wait_until(json_holds, &w, deadline_ms))
+    return true;
+  fprintf(stderr, "harness: %s \"%s\" %s %g did not hold within %d ms (last: %g)\n", path, key, op,
+          value, deadline_ms, w.last);
+  return false;
+}
+
+typedef struct threads_wait {
+  pid_t pid;
+  long want;
+} threads_wait_t;
+
+static bool threads_are(void *arg) {
+  const threads_wait_t *w = arg;
+  return proc_threads(w->pid) == w->want;
+}
+
+bool wait_threads(pid_t pid, long want, int deadline_ms) {
+  threads_wait_t w = {.pid = pid, .want = want};
+  return wait_until(threads_are, &w, deadline_ms);
 }

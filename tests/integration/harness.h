@@ -115,4 +115,26 @@ long proc_threads(pid_t pid);
 /* Milliseconds on a monotonic clock. */
 double now_ms(void);
 
+/* Reads until EOF within timeout_ms into buf (NUL-terminated). Returns the
+ * bytes read, or -1 when the deadline passed (or buf filled) before EOF. */
+ssize_t raw_recv_to_eof(int fd, char *buf, size_t cap, int timeout_ms);
+
+/* ---- waiting on state, not on time ----
+ * Each polls (every few ms: a retry pace, not a guess at how long the server
+ * takes) until the state holds or deadline_ms passes; true if it held. */
+
+/* pred(arg) becomes true. */
+bool wait_until(bool (*pred)(void *arg), void *arg, int deadline_ms);
+/* The value of one /metrics series, e.g. "loopd_work_running" or
+ * "loopd_loop_stalls_total{loop=\"0\"}" (name and labels exactly as loopd
+ * prints them), or NAN when absent or unreadable. One GET /metrics. */
+double metric_value(int port, const char *series);
+/* metric_value(port, series) OP value, with op one of "==" "!=" ">=" "<=" ">" "<". */
+bool wait_metric(int port, const char *series, const char *op, double value, int deadline_ms);
+/* The number after "key": in GET path's JSON body, OP value (e.g. /lag "running"). */
+bool wait_json(int port, const char *path, const char *key, const char *op, double value,
+               int deadline_ms);
+/* The thread count of pid (/proc) becomes want. */
+bool wait_threads(pid_t pid, long want, int deadline_ms);
+
 #endif
