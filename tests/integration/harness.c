@@ -713,3 +713,27 @@ bool wait_threads(pid_t pid, long want, int deadline_ms) {
   threads_wait_t w = {.pid = pid, .want = want};
   return wait_until(threads_are, &w, deadline_ms);
 }
+
+bool timing_strict(const char **why) {
+  static char reason[128];
+  const char *bt = getenv("LOOPD_BUILDTYPE"), *san = getenv("LOOPD_SANITIZE");
+  double load = -1;
+  FILE *f = fopen("/proc/loadavg", "r");
+  if (f != NULL) {
+    if (fscanf(f, "%lf", &load) != 1)
+      load = -1;
+    fclose(f);
+  }
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  if (SANITIZED || (san != NULL && *san && strcmp(san, "none") != 0))
+    snprintf(reason, sizeof reason, "a sanitizer build (%s)", san != NULL ? san : "?");
+  else if (bt == NULL || strcmp(bt, "release") != 0)
+    snprintf(reason, sizeof reason, "not a release build (%s)", bt != NULL ? bt : "unknown");
+  else if (load < 0 || load >= (double)cpus)
+    snprintf(reason, sizeof reason, "a loaded machine (load %.2f on %ld CPUs)", load, cpus);
+  else
+    return true;
+  if (why != NULL)
+    *why = reason;
+  return false;
+}

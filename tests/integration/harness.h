@@ -119,6 +119,15 @@ double now_ms(void);
  * bytes read, or -1 when the deadline passed (or buf filled) before EOF. */
 ssize_t raw_recv_to_eof(int fd, char *buf, size_t cap, int timeout_ms);
 
+/* Whether a bound of a few ms on loop lag can be asserted: a release build
+ * without sanitizers (LOOPD_BUILDTYPE and LOOPD_SANITIZE, set by
+ * tests/meson.build) on a machine with a spare core (1-minute load average
+ * below the CPUs online). Elsewhere a sanitizer or a debug build multiplies
+ * the server's CPU work, and on a loaded machine the scheduler preempts a
+ * busy loop thread for tens of ms: only bounds relative to a control in the
+ * same run hold there. When false, *why (if not NULL) says which. */
+bool timing_strict(const char **why);
+
 /* ---- waiting on state, not on time ----
  * Each polls (every few ms: a retry pace, not a guess at how long the server
  * takes) until the state holds or deadline_ms passes; true if it held. */
