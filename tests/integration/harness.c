@@ -3,10 +3,12 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <linux/sockios.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
@@ -16,7 +18,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -735,5 +739,116 @@ bool timing_strict(const char **why) {
     return true;
   if (why != NULL)
     *why = reason;
+  return false;
+}
+
+/* /proc/net/tcp has one line per socket: "sl: LOCAL:PORT REMOTE:PORT st
+ * TX:RX ...", addresses as the kernel's hex words. */
+static bool server_rx_empty(int port, const int *ports, int n, bool *empty) {
+  FILE *f = fopen("/proc/net/tcp", "r");
+  if (f == NULL)
+    return false;
+  for (int i = 0; i < n; i++)
+    empty[i] = false;
+  char line[512];
+  while (fgets(line, sizeof line, f) != NULL) {
+    unsigned la, lp, ra, rp, st, tx, rx;
+    if (sscanf(line, " %*d: %8X:%4X %8X:%4X %2X %8X:%8X", &la, &lp, &ra, &rp, &st, &tx, &rx) != 7 ||
+        (int)lp != port)
+      continue;
+    for (int i = 0; i < n; i++)
+      if ((int)rp == ports[i] && rx == 0)
+        empty[i] = true;
+  }
+  fclose(f);
+  return true;
+}
+
+typedef struct consumed_wait {
+  int port, n;
+  const int *fds;
+  int *ports;
+  bool *empty;
+} consumed_wait_t;
+
+static bool all_consumed(void *arg) {
+  consumed_wait_t *w = arg;
+  for (int i = 0; i < w->n; i++) {
+    int queued = 0;
+    if (ioctl(w->fds[i], SIOCOUTQ, &queued) != 0 || queued > 0)
+      return false; /* not all acked yet */
+  }
+  if (!server_rx_empty(w->port, w->ports, w->n, w->empty))
+    return false;
+  for (int i = 0; i < w->n; i++)
+    if (!w->empty[i])
+      return false;
+  return true;
+}
+
+bool raw_wait_consumed(int port, const int *fds, int n, int deadline_ms) {
+  consumed_wait_t w = {.port = port, .n = n, .fds = fds};
+  w.ports = calloc((size_t)n, sizeof *w.ports);
+  w.empty = calloc((size_t)n, sizeof *w.empty);
+  bool ok = w.ports != NULL && w.empty != NULL;
+  for (int i = 0; ok && i < n; i++) {
+    struct sockaddr_in a;
+    socklen_t al = sizeof a;
+    ok = getsockname(fds[i], (struct sockaddr *)&a, &al) == 0;
+    w.ports[i] = ntohs(a.sin_port);
+  }
+  ok = ok && wait_until(all_consumed, &w, deadline_ms);
+  if (!ok)
+    fprintf(stderr, "harness: the server did not read what was sent on %d connection(s) within %d ms\n",
+            n, deadline_ms);
+  free(w.ports);
+  free(w.empty);
+  return ok;
+}
+
+int proc_sleepers(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+  DIR *d = opendir(path);
+  if (d == NULL)
+    return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.')
+      continue;
+    char sp[320], line[256];
+    snprintf(sp, sizeof sp, "/proc/%d/task/%s/syscall", (int)pid, e->d_name);
+    FILE *f = fopen(sp, "r");
+    if (f == NULL)
+      continue;
+    long nr;
+    unsigned long clock, flags;
+    if (fgets(line, sizeof line, f) != NULL &&
+        sscanf(line, "%ld 0x%lx 0x%lx", &nr, &clock, &flags) == 3 && nr == SYS_clock_nanosleep &&
+        clock == CLOCK_REALTIME && flags == 0)
+      n++;
+    fclose(f);
+  }
+  closedir(d);
+  return n;
+}
+
+typedef struct sleepers_wait {
+  pid_t pid;
+  int want;
+} sleepers_wait_t;
+
+static bool enough_sleepers(void *arg) {
+  const sleepers_wait_t *w = arg;
+  return proc_sleepers(w->pid) >= w->want;
+}
+
+bool wait_sleepers(pid_t pid, int want, int deadline_ms) {
+  sleepers_wait_t w = {.pid = pid, .want = want};
+  if (wait_until(enough_sleepers, &w, deadline_ms))
+    return true;
+  fprintf(stderr, "harness: %d sleeping job(s) wanted, %d seen within %d ms\n", want,
+          proc_sleepers(pid), deadline_ms);
   return false;
 }

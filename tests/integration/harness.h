@@ -143,6 +143,17 @@ bool wait_metric(int port, const char *series, const char *op, double value, int
 /* The number after "key": in GET path's JSON body, OP value (e.g. /lag "running"). */
 bool wait_json(int port, const char *path, const char *key, const char *op, double value,
                int deadline_ms);
+/* Every byte sent on each of fds[0..n) has been read by the server on port:
+ * our send queue is empty (acked) and the server's socket for the connection
+ * holds nothing unread (/proc/net/tcp's rx_queue). What "the request is with
+ * the server" means when no metric shows a request before it is answered. */
+bool raw_wait_consumed(int port, const int *fds, int n, int deadline_ms);
+/* Threads of pid in a relative CLOCK_REALTIME clock_nanosleep, which is what
+ * nanosleep() is: a sleeping /slow or /block job (loopd sleeps nowhere else;
+ * thread mode's heartbeat sleeps to absolute CLOCK_MONOTONIC deadlines). */
+int proc_sleepers(pid_t pid);
+/* proc_sleepers(pid) >= want. */
+bool wait_sleepers(pid_t pid, int want, int deadline_ms);
 /* The thread count of pid (/proc) becomes want. */
 bool wait_threads(pid_t pid, long want, int deadline_ms);
 
