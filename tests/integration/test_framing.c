@@ -351,7 +351,7 @@ static void test_503s(void **state) {
   (void)state;
   srv_t s;
   assert_int_equal(srv_startv(&s, "--set", "server.max_connections=3", "--set", "work.threads=1",
-                              "--set", "work.queue_limit=1", NULL), 0);
+                              "--set", "work.queue_limit=2", NULL), 0);
   int fds[3];
   resp_t r;
   for (int i = 0; i < 3; i++) { /* an answer on each proves the server holds it */
@@ -364,10 +364,11 @@ static void test_503s(void **state) {
   EX("503 over max_connections", "GET / HTTP/1.1\r\n" H "\r\n", 503);
   raw_close(fds[2]);
   if (test_event_mode()) {
-    /* one job runs, one waits: the next is refused at once */
+    /* one job runs, one waits (queue_limit counts both): the next is refused at once */
     assert_int_equal(raw_send_get(fds[0], "/slow?ms=800"), 0);
     assert_int_equal(raw_send_get(fds[1], "/slow?ms=800"), 0);
-    usleep(150 * 1000); /* both jobs with the server (no reply before 800 ms) */
+    assert_true(wait_metric(s.port, "loopd_work_running", "==", 1, T));
+    assert_true(wait_metric(s.port, "loopd_work_queued", "==", 1, T));
     EX("503 work queue full", "GET /slow?ms=10 HTTP/1.1\r\n" H "\r\n", 503);
   }
   raw_close(fds[0]);
@@ -385,7 +386,7 @@ static void test_shed(void **state) {
   assert_int_equal(srv_startv(&s, "--set", "monitor.shed_lag_ms=100", "--set", "routes.block=on", NULL), 0);
   int blocker = raw_connect(s.port);
   assert_int_equal(raw_send_get(blocker, "/block?ms=500"), 0);
-  usleep(100 * 1000); /* the block runs: the next request is read after it */
+  assert_true(wait_sleepers(s.pid, 1, T)); /* the block runs: the next request is read after it */
   int port = s.port;
   static const char get[] = "GET / HTTP/1.1\r\n" H "\r\n";
   check_named(port, "503 shed", get, sizeof get - 1, false, "lag", (int[]){503, 0});

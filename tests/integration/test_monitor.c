@@ -156,7 +156,7 @@ static void block_holds_one_thread(const char *path, int n) {
   assert_true(fd >= 0);
   double t0 = now_ms();
   assert_int_equal(raw_send_get(fd, path), 0);
-  usleep(100 * 1000); /* the block has begun */
+  assert_true(raw_wait_consumed(s.port, &fd, 1, T)); /* read: the block has begun */
   resp_t r;
   assert_int_equal(raw_get(s.port, "/", &r, T), 0); /* another connection: answered now, not after the block */
   assert_int_equal(r.status, 200);
@@ -217,7 +217,10 @@ static void test_stall_culprit_with_stream(void **state) {
   assert_int_equal(srv_startv(&s, "--set", "monitor.heartbeat_ms=20", NULL), 0);
   int stream = raw_connect(s.port);
   assert_int_equal(raw_send_get(stream, "/heartbeat?stream=1"), 0);
-  usleep(200 * 1000);
+  stream_t *st = malloc(sizeof *st);
+  char head[2048], chunk[256];
+  assert_int_equal(stream_open(st, stream, head, sizeof head), 200);
+  assert_true(stream_chunk(st, chunk, sizeof chunk, 3000, NULL) > 0); /* its timer runs */
   int fd = raw_connect(s.port);
   char me[64];
   raw_local_name(fd, me, sizeof me);
@@ -233,6 +236,7 @@ static void test_stall_culprit_with_stream(void **state) {
     fail_msg("stall blamed on the wrong request: %s (want /block from %s)", line, me);
   raw_close(fd);
   raw_close(stream);
+  free(st);
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }
 
