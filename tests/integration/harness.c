@@ -155,7 +155,7 @@ int srv_stop(srv_t *s, int sig, int timeout_ms) {
       return -1;
     }
     if (!log_pump(s, 10))
-      usleep(2000);
+      usleep(2000); /* a retry pace for waitpid under the deadline */
   }
   s->pid = 0;
   while (log_pump(s, 50)) {
