@@ -145,7 +145,7 @@ bool wait_json(int port, const char *path, const char *key, const char *op, doub
                int deadline_ms);
 /* Every byte sent on each of fds[0..n) has been read by the server on port:
  * our send queue is empty (acked) and the server's socket for the connection
- * holds nothing unread (/proc/net/tcp's rx_queue). What "the request is with
+ * holds nothing unread (its receive queue, asked of the kernel by sock_diag). What "the request is with
  * the server" means when no metric shows a request before it is answered. */
 bool raw_wait_consumed(int port, const int *fds, int n, int deadline_ms);
 /* Threads of pid in a relative CLOCK_REALTIME clock_nanosleep, which is what
