@@ -665,7 +665,7 @@ static bool compare(double a, const char *op, double b) {
 
 typedef struct metric_wait {
   int port;
-  const char *path, *key, *op;
+  const char *key, *op;
   double value, last;
 } metric_wait_t;
 
@@ -681,28 +681,6 @@ bool wait_metric(int port, const char *series, const char *op, double value, int
     return true;
   fprintf(stderr, "harness: %s %s %g did not hold within %d ms (last: %g)\n", series, op, value,
           deadline_ms, w.last);
-  return false;
-}
-
-static bool json_holds(void *arg) {
-  metric_wait_t *w = arg;
-  resp_t r;
-  w->last = NAN;
-  if (raw_get(w->port, w->path, &r, 5000) != 0)
-    return false;
-  if (r.status == 200 && strstr(r.body, w->key) != NULL)
-    w->last = json_num(r.body, w->key);
-  resp_free(&r);
-  return compare(w->last, w->op, w->value);
-}
-
-bool wait_json(int port, const char *path, const char *key, const char *op, double value,
-               int deadline_ms) {
-  metric_wait_t w = {.port = port, .path = path, .key = key, .op = op, .value = value, .last = NAN};
-  if (wait_until(json_holds, &w, deadline_ms))
-    return true;
-  fprintf(stderr, "harness: %s \"%s\" %s %g did not hold within %d ms (last: %g)\n", path, key, op,
-          value, deadline_ms, w.last);
   return false;
 }
 

@@ -140,13 +140,11 @@ bool wait_until(bool (*pred)(void *arg), void *arg, int deadline_ms);
 double metric_value(int port, const char *series);
 /* metric_value(port, series) OP value, with op one of "==" "!=" ">=" "<=" ">" "<". */
 bool wait_metric(int port, const char *series, const char *op, double value, int deadline_ms);
-/* The number after "key": in GET path's JSON body, OP value (e.g. /lag "running"). */
-bool wait_json(int port, const char *path, const char *key, const char *op, double value,
-               int deadline_ms);
 /* Every byte sent on each of fds[0..n) has been read by the server on port:
  * our send queue is empty (acked) and the server's socket for the connection
- * holds nothing unread (its receive queue, asked of the kernel by sock_diag). What "the request is with
- * the server" means when no metric shows a request before it is answered. */
+ * holds nothing unread (its receive queue, asked of the kernel by sock_diag).
+ * What "the request is with the server" means when no metric shows a request
+ * before it is answered. */
 bool raw_wait_consumed(int port, const int *fds, int n, int deadline_ms);
 /* Threads of pid in a relative CLOCK_REALTIME clock_nanosleep, which is what
  * nanosleep() is: a sleeping /slow or /block job (loopd sleeps nowhere else;
