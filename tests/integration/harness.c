@@ -3,9 +3,15 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netinet/in.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <linux/sockios.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
@@ -15,7 +21,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -150,7 +158,7 @@ int srv_stop(srv_t *s, int sig, int timeout_ms) {
       return -1;
     }
     if (!log_pump(s, 10))
-      usleep(2000);
+      usleep(2000); /* a retry pace for waitpid under the deadline */
   }
   s->pid = 0;
   while (log_pump(s, 50)) {
@@ -586,4 +594,250 @@ long proc_threads(pid_t pid) {
       v = atol(line + 8);
   fclose(f);
   return v;
+}
+
+ssize_t raw_recv_to_eof(int fd, char *buf, size_t cap, int timeout_ms) {
+  size_t got = 0;
+  buf[0] = '\0';
+  double end = now_ms() + timeout_ms;
+  while (got + 1 < cap) {
+    ssize_t n = recv_timeout(fd, buf + got, cap - got - 1, (int)(end - now_ms()));
+    if (n == 0 || n == -1) /* EOF or reset: the end */
+      return (ssize_t)got;
+    if (n < 0)
+      return -1; /* the deadline */
+    got += (size_t)n;
+    buf[got] = '\0';
+  }
+  buf[got] = '\0';
+  return -1;
+}
+
+#define WAIT_PACE_MS 5
+
+bool wait_until(bool (*pred)(void *arg), void *arg, int deadline_ms) {
+  double end = now_ms() + deadline_ms;
+  for (;;) {
+    if (pred(arg))
+      return true;
+    if (now_ms() > end)
+      return false;
+    poll(NULL, 0, WAIT_PACE_MS); /* the retry pace */
+  }
+}
+
+double metric_value(int port, const char *series) {
+  resp_t r;
+  if (raw_get(port, "/metrics", &r, 5000) != 0)
+    return NAN;
+  double v = NAN;
+  size_t n = strlen(series);
+  for (const char *p = r.status == 200 ? r.body : NULL; p != NULL && *p; p = strchr(p, '\n')) {
+    if (*p == '\n')
+      p++;
+    if (strncmp(p, series, n) == 0 && p[n] == ' ') {
+      v = strtod(p + n + 1, NULL);
+      break;
+    }
+  }
+  resp_free(&r);
+  return v;
+}
+
+static bool compare(double a, const char *op, double b) {
+  if (isnan(a))
+    return false;
+  if (strcmp(op, "==") == 0)
+    return a == b;
+  if (strcmp(op, "!=") == 0)
+    return a != b;
+  if (strcmp(op, ">=") == 0)
+    return a >= b;
+  if (strcmp(op, "<=") == 0)
+    return a <= b;
+  if (strcmp(op, ">") == 0)
+    return a > b;
+  if (strcmp(op, "<") == 0)
+    return a < b;
+  fprintf(stderr, "harness: unknown comparison \"%s\"\n", op);
+  abort();
+}
+
+typedef struct metric_wait {
+  int port;
+  const char *key, *op;
+  double value, last;
+} metric_wait_t;
+
+static bool metric_holds(void *arg) {
+  metric_wait_t *w = arg;
+  w->last = metric_value(w->port, w->key);
+  return compare(w->last, w->op, w->value);
+}
+
+bool wait_metric(int port, const char *series, const char *op, double value, int deadline_ms) {
+  metric_wait_t w = {.port = port, .key = series, .op = op, .value = value, .last = NAN};
+  if (wait_until(metric_holds, &w, deadline_ms))
+    return true;
+  fprintf(stderr, "harness: %s %s %g did not hold within %d ms (last: %g)\n", series, op, value,
+          deadline_ms, w.last);
+  return false;
+}
+
+typedef struct threads_wait {
+  pid_t pid;
+  long want;
+} threads_wait_t;
+
+static bool threads_are(void *arg) {
+  const threads_wait_t *w = arg;
+  return proc_threads(w->pid) == w->want;
+}
+
+bool wait_threads(pid_t pid, long want, int deadline_ms) {
+  threads_wait_t w = {.pid = pid, .want = want};
+  return wait_until(threads_are, &w, deadline_ms);
+}
+
+bool timing_strict(const char **why) {
+  static char reason[128];
+  const char *bt = getenv("LOOPD_BUILDTYPE"), *san = getenv("LOOPD_SANITIZE");
+  double load = -1;
+  FILE *f = fopen("/proc/loadavg", "r");
+  if (f != NULL) {
+    if (fscanf(f, "%lf", &load) != 1)
+      load = -1;
+    fclose(f);
+  }
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  if (SANITIZED || (san != NULL && *san && strcmp(san, "none") != 0))
+    snprintf(reason, sizeof reason, "a sanitizer build (%s)", san != NULL ? san : "?");
+  else if (bt == NULL || strcmp(bt, "release") != 0)
+    snprintf(reason, sizeof reason, "not a release build (%s)", bt != NULL ? bt : "unknown");
+  else if (load < 0 || load >= (double)cpus)
+    snprintf(reason, sizeof reason, "a loaded machine (load %.2f on %ld CPUs)", load, cpus);
+  else
+    return true;
+  if (why != NULL)
+    *why = reason;
+  return false;
+}
+
+/* The bytes unread in the server's socket for the connection from peer_port
+ * to port, or -1 when there is none: one exact sock_diag lookup (reading
+ * /proc/net/tcp instead takes 100+ ms on a machine full of TIME_WAITs). */
+static long server_rqueue(int port, int peer_port) {
+  int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (nl < 0)
+    return -1;
+  struct {
+    struct nlmsghdr nlh;
+    struct inet_diag_req_v2 r;
+  } req = {
+      .nlh = {.nlmsg_len = sizeof req, .nlmsg_type = SOCK_DIAG_BY_FAMILY, .nlmsg_flags = NLM_F_REQUEST},
+      .r = {.sdiag_family = AF_INET, .sdiag_protocol = IPPROTO_TCP, .idiag_states = ~0u,
+            .id = {.idiag_sport = htons((uint16_t)port), .idiag_dport = htons((uint16_t)peer_port),
+                   .idiag_cookie = {INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE}}},
+  };
+  req.r.id.idiag_src[0] = htonl(INADDR_LOOPBACK);
+  req.r.id.idiag_dst[0] = htonl(INADDR_LOOPBACK);
+  long rq = -1;
+  union {
+    struct nlmsghdr h;
+    char bytes[8192];
+  } ans;
+  if (send(nl, &req, sizeof req, 0) == (ssize_t)sizeof req) {
+    ssize_t n = recv(nl, &ans, sizeof ans, 0);
+    if (n >= (ssize_t)NLMSG_LENGTH(sizeof(struct inet_diag_msg)) &&
+        ans.h.nlmsg_type == SOCK_DIAG_BY_FAMILY) {
+      const struct inet_diag_msg *m = NLMSG_DATA(&ans.h);
+      rq = (long)m->idiag_rqueue;
+    }
+  }
+  close(nl);
+  return rq;
+}
+
+typedef struct consumed_wait {
+  int port, n;
+  const int *fds;
+  int *ports;
+} consumed_wait_t;
+
+static bool all_consumed(void *arg) {
+  consumed_wait_t *w = arg;
+  for (int i = 0; i < w->n; i++) {
+    int queued = 0;
+    if (ioctl(w->fds[i], SIOCOUTQ, &queued) != 0 || queued > 0)
+      return false; /* not all acked yet */
+  }
+  for (int i = 0; i < w->n; i++)
+    if (server_rqueue(w->port, w->ports[i]) != 0)
+      return false;
+  return true;
+}
+
+bool raw_wait_consumed(int port, const int *fds, int n, int deadline_ms) {
+  consumed_wait_t w = {.port = port, .n = n, .fds = fds};
+  w.ports = calloc((size_t)n, sizeof *w.ports);
+  bool ok = w.ports != NULL;
+  for (int i = 0; ok && i < n; i++) {
+    struct sockaddr_in a;
+    socklen_t al = sizeof a;
+    ok = getsockname(fds[i], (struct sockaddr *)&a, &al) == 0;
+    w.ports[i] = ntohs(a.sin_port);
+  }
+  ok = ok && wait_until(all_consumed, &w, deadline_ms);
+  if (!ok)
+    fprintf(stderr, "harness: the server did not read what was sent on %d connection(s) within %d ms\n",
+            n, deadline_ms);
+  free(w.ports);
+  return ok;
+}
+
+int proc_sleepers(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+  DIR *d = opendir(path);
+  if (d == NULL)
+    return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.')
+      continue;
+    char sp[320], line[256];
+    snprintf(sp, sizeof sp, "/proc/%d/task/%s/syscall", (int)pid, e->d_name);
+    FILE *f = fopen(sp, "r");
+    if (f == NULL)
+      continue;
+    long nr;
+    unsigned long clock, flags;
+    if (fgets(line, sizeof line, f) != NULL &&
+        sscanf(line, "%ld 0x%lx 0x%lx", &nr, &clock, &flags) == 3 && nr == SYS_clock_nanosleep &&
+        clock == CLOCK_REALTIME && flags == 0)
+      n++;
+    fclose(f);
+  }
+  closedir(d);
+  return n;
+}
+
+typedef struct sleepers_wait {
+  pid_t pid;
+  int want;
+} sleepers_wait_t;
+
+static bool enough_sleepers(void *arg) {
+  const sleepers_wait_t *w = arg;
+  return proc_sleepers(w->pid) >= w->want;
+}
+
+bool wait_sleepers(pid_t pid, int want, int deadline_ms) {
+  sleepers_wait_t w = {.pid = pid, .want = want};
+  if (wait_until(enough_sleepers, &w, deadline_ms))
+    return true;
+  fprintf(stderr, "harness: %d sleeping job(s) wanted, %d seen within %d ms\n", want,
+          proc_sleepers(pid), deadline_ms);
+  return false;
 }

@@ -115,4 +115,44 @@ long proc_threads(pid_t pid);
 /* Milliseconds on a monotonic clock. */
 double now_ms(void);
 
+/* Reads until EOF within timeout_ms into buf (NUL-terminated). Returns the
+ * bytes read, or -1 when the deadline passed (or buf filled) before EOF. */
+ssize_t raw_recv_to_eof(int fd, char *buf, size_t cap, int timeout_ms);
+
+/* Whether a bound of a few ms on loop lag can be asserted: a release build
+ * without sanitizers (LOOPD_BUILDTYPE and LOOPD_SANITIZE, set by
+ * tests/meson.build) on a machine with a spare core (1-minute load average
+ * below the CPUs online). Elsewhere a sanitizer or a debug build multiplies
+ * the server's CPU work, and on a loaded machine the scheduler preempts a
+ * busy loop thread for tens of ms: only bounds relative to a control in the
+ * same run hold there. When false, *why (if not NULL) says which. */
+bool timing_strict(const char **why);
+
+/* ---- waiting on state, not on time ----
+ * Each polls (every few ms: a retry pace, not a guess at how long the server
+ * takes) until the state holds or deadline_ms passes; true if it held. */
+
+/* pred(arg) becomes true. */
+bool wait_until(bool (*pred)(void *arg), void *arg, int deadline_ms);
+/* The value of one /metrics series, e.g. "loopd_work_running" or
+ * "loopd_loop_stalls_total{loop=\"0\"}" (name and labels exactly as loopd
+ * prints them), or NAN when absent or unreadable. One GET /metrics. */
+double metric_value(int port, const char *series);
+/* metric_value(port, series) OP value, with op one of "==" "!=" ">=" "<=" ">" "<". */
+bool wait_metric(int port, const char *series, const char *op, double value, int deadline_ms);
+/* Every byte sent on each of fds[0..n) has been read by the server on port:
+ * our send queue is empty (acked) and the server's socket for the connection
+ * holds nothing unread (its receive queue, asked of the kernel by sock_diag).
+ * What "the request is with the server" means when no metric shows a request
+ * before it is answered. */
+bool raw_wait_consumed(int port, const int *fds, int n, int deadline_ms);
+/* Threads of pid in a relative CLOCK_REALTIME clock_nanosleep, which is what
+ * nanosleep() is: a sleeping /slow or /block job (loopd sleeps nowhere else;
+ * thread mode's heartbeat sleeps to absolute CLOCK_MONOTONIC deadlines). */
+int proc_sleepers(pid_t pid);
+/* proc_sleepers(pid) >= want. */
+bool wait_sleepers(pid_t pid, int want, int deadline_ms);
+/* The thread count of pid (/proc) becomes want. */
+bool wait_threads(pid_t pid, long want, int deadline_ms);
+
 #endif

@@ -26,13 +26,7 @@ static bool threads_mode(void) { return strcmp(test_mode(), "threads") == 0; }
 
 /* Waits until the thread count is want (threads end asynchronously). */
 static bool threads_become(pid_t pid, long want, int timeout_ms) {
-  double end = now_ms() + timeout_ms;
-  while (proc_threads(pid) != want) {
-    if (now_ms() > end)
-      return false;
-    usleep(10 * 1000);
-  }
-  return true;
+  return wait_threads(pid, want, timeout_ms);
 }
 
 static void get_root(int fd) {
@@ -129,7 +123,7 @@ static void test_idle_woken_at_shutdown(void **state) {
   raw_sends(busy, "GET /echo?delay_ms=800 HTTP/1.1\r\nHost: x\r\n\r\n");
   if (threads_mode())
     assert_true(threads_become(s.pid, base + N + 1, T));
-  usleep(100 * 1000); /* the delayed request is with the server */
+  assert_true(raw_wait_consumed(s.port, &busy, 1, T)); /* the delayed request is with the server */
   double t0 = now_ms();
   kill(s.pid, SIGTERM);
   for (int i = 0; i < N; i++) {
@@ -219,7 +213,7 @@ static unsigned long conn_stack_kb(const char *stack_kb) {
       continue;
     /* the thread is between a syscall's entry and our read: retry a little */
     unsigned long sp = 0;
-    for (int k = 0; k < 100 && sp == 0; k++, usleep(10 * 1000))
+    for (int k = 0; k < 100 && sp == 0; k++, usleep(10 * 1000)) /* a retry pace, 1 s at most */
       sp = task_sp(s.pid, after[i]);
     assert_true(sp != 0);
     room = stack_room(s.pid, sp);

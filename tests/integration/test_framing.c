@@ -351,7 +351,7 @@ static void test_503s(void **state) {
   (void)state;
   srv_t s;
   assert_int_equal(srv_startv(&s, "--set", "server.max_connections=3", "--set", "work.threads=1",
-                              "--set", "work.queue_limit=1", NULL), 0);
+                              "--set", "work.queue_limit=2", NULL), 0);
   int fds[3];
   resp_t r;
   for (int i = 0; i < 3; i++) { /* an answer on each proves the server holds it */
@@ -364,10 +364,11 @@ static void test_503s(void **state) {
   EX("503 over max_connections", "GET / HTTP/1.1\r\n" H "\r\n", 503);
   raw_close(fds[2]);
   if (test_event_mode()) {
-    /* one job runs, one waits: the next is refused at once */
+    /* one job runs, one waits (queue_limit counts both): the next is refused at once */
     assert_int_equal(raw_send_get(fds[0], "/slow?ms=800"), 0);
     assert_int_equal(raw_send_get(fds[1], "/slow?ms=800"), 0);
-    usleep(150 * 1000); /* both jobs with the server (no reply before 800 ms) */
+    assert_true(wait_metric(s.port, "loopd_work_running", "==", 1, T));
+    assert_true(wait_metric(s.port, "loopd_work_queued", "==", 1, T));
     EX("503 work queue full", "GET /slow?ms=10 HTTP/1.1\r\n" H "\r\n", 503);
   }
   raw_close(fds[0]);
@@ -385,7 +386,7 @@ static void test_shed(void **state) {
   assert_int_equal(srv_startv(&s, "--set", "monitor.shed_lag_ms=100", "--set", "routes.block=on", NULL), 0);
   int blocker = raw_connect(s.port);
   assert_int_equal(raw_send_get(blocker, "/block?ms=500"), 0);
-  usleep(100 * 1000); /* the block runs: the next request is read after it */
+  assert_true(wait_sleepers(s.pid, 1, T)); /* the block runs: the next request is read after it */
   int port = s.port;
   static const char get[] = "GET / HTTP/1.1\r\n" H "\r\n";
   check_named(port, "503 shed", get, sizeof get - 1, false, "lag", (int[]){503, 0});
@@ -393,11 +394,65 @@ static void test_shed(void **state) {
   assert_int_equal(srv_stop(&s, SIGTERM, 10000), 0);
 }
 
+/* HTTP/1.0 has no chunked coding, so a stream of no known length is framed by
+ * the close (RFC 9112 6.3 rule 8): no Content-Length, no Transfer-Encoding,
+ * Connection: close, and the body is every byte up to EOF. The body must be
+ * exactly the lines asked for: chunk-size lines in it would mean chunked
+ * framing sent to a client that cannot read it. */
+static void test_http10_stream_until_close(void **state) {
+  (void)state;
+  srv_t s;
+  assert_int_equal(srv_startv(&s, "--set", "monitor.heartbeat_ms=20", NULL), 0);
+  int fd = raw_connect(s.port);
+  assert_true(fd >= 0);
+  enum { COUNT = 3 };
+  assert_int_equal(raw_sends(fd, "GET /heartbeat?stream=1&count=3 HTTP/1.0\r\n\r\n"), 0);
+  static char all[16384];
+  ssize_t n = raw_recv_to_eof(fd, all, sizeof all, T);
+  raw_close(fd);
+  if (n < 0)
+    fail_msg("no EOF within %d ms; so far: %s", T, all);
+  const char *body = strstr(all, "\r\n\r\n");
+  assert_non_null(body);
+  body += 4;
+  char err[256];
+  sresp_t r = {0};
+  if (parse_head(all, (size_t)(body - all), &r, err) <= 0)
+    fail_msg("malformed head: %s", err);
+  assert_int_equal(r.status, 200);
+  assert_true(r.close);        /* Connection: close */
+  assert_true(r.until_close);  /* no Content-Length, no Transfer-Encoding */
+  assert_false(r.chunked);
+  /* COUNT beat lines, numbered in order, and not one byte more */
+  const char *p = body;
+  unsigned long long first = 0;
+  for (int i = 0; i < COUNT; i++) {
+    unsigned long long b;
+    double t, gap;
+    int used = 0;
+    if (sscanf(p, "beat %llu t=%lfs gap=%lfms%n", &b, &t, &gap, &used) != 3 || used == 0)
+      fail_msg("line %d is not a beat: %.60s", i + 1, p);
+    if (i == 0)
+      first = b;
+    assert_int_equal(b, first + (unsigned long long)i);
+    p += used;
+    if (strncmp(p, " LATE", 5) == 0)
+      p += 5;
+    if (*p != '\n')
+      fail_msg("line %d does not end in LF: %.60s", i + 1, p);
+    p++;
+  }
+  if (p != all + n)
+    fail_msg("%zd bytes after the last beat: %s", (all + n) - p, p);
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_every_kind),
       cmocka_unit_test(test_503s),
       cmocka_unit_test(test_shed),
+      cmocka_unit_test(test_http10_stream_until_close),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -162,7 +162,10 @@ static void test_spread_and_failover(void **state) {
     /* a thread per connection: /block stalls only its own connection, so
      * loopd1 stays healthy and keeps its share of the traffic */
     raw_sends(fd, "GET /block?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n");
-    usleep(600 * 1000); /* three health checks' worth */
+    assert_true(wait_sleepers(a.pid, 1, T)); /* the block has begun */
+    /* deliberate: three health checks' worth, to see loopd1 stay UP (an
+     * absence of change has nothing to poll for) */
+    usleep(600 * 1000);
     char stt[32];
     server_status("loopd1", stt, sizeof stt);
     assert_string_equal(stt, "UP");

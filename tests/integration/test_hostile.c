@@ -273,7 +273,7 @@ static void test_split_reads(void **state) {
   for (size_t cut = 1; cut < strlen(ok); cut++) {
     int fd = raw_connect(srv.port);
     raw_send(fd, ok, cut);
-    usleep(2000);
+    assert_true(raw_wait_consumed(srv.port, &fd, 1, T)); /* read apart from the rest */
     raw_send(fd, ok + cut, strlen(ok) - cut);
     resp_t r;
     assert_int_equal(resp_read(fd, &r, T, false), 0);
@@ -285,7 +285,7 @@ static void test_split_reads(void **state) {
   for (size_t cut = 1; cut < strlen(fold); cut++) {
     int fd = raw_connect(srv.port);
     raw_send(fd, fold, cut);
-    usleep(2000);
+    assert_true(raw_wait_consumed(srv.port, &fd, 1, T)); /* read apart from the rest */
     raw_send(fd, fold + cut, strlen(fold) - cut);
     resp_t r;
     assert_int_equal(resp_read(fd, &r, T, false), 0);

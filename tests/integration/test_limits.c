@@ -28,7 +28,7 @@ static void test_slow_headers(void **state) {
   raw_sends(fd, "GET / HTTP/1.1\r\nHost: x\r\n");
   /* trickle a header byte now and then: the deadline counts from the first byte */
   for (int i = 0; i < 3; i++) {
-    usleep(100 * 1000);
+    usleep(100 * 1000); /* deliberate: the trickle's pace is what is tested */
     raw_sends(fd, "X");
   }
   resp_t r;
@@ -52,7 +52,7 @@ static void test_body_timeout(void **state) {
   raw_sends(fd, "POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc");
   /* body bytes keep the request alive... */
   for (int i = 0; i < 4; i++) {
-    usleep(200 * 1000);
+    usleep(200 * 1000); /* deliberate: the trickle's pace is what is tested */
     raw_sends(fd, "d");
   }
   double t0 = now_ms();
@@ -170,7 +170,7 @@ static void test_connection_limit(void **state) {
       resp_free(&r);
     }
     if (!served)
-      usleep(20 * 1000); /* the close travels to the server asynchronously */
+      usleep(20 * 1000); /* a retry pace: the close travels to the server asynchronously */
   }
   assert_true(served);
   for (int i = 1; i < 5; i++)
@@ -215,7 +215,7 @@ static void test_many_partial_requests(void **state) {
     assert_true(fds[i] >= 0);
     raw_sends(fds[i], "GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: x\r\nX-Partial: ");
   }
-  usleep(200 * 1000);
+  assert_true(raw_wait_consumed(s.port, fds, N, T)); /* every partial request read */
   long during = srv_rss_kb(&s, false);
   /* a few KB each at most (request storage from the pool). Thread mode also
    * pays for the model itself: each connection is a thread whose touched

@@ -170,7 +170,7 @@ static bool eventually(int port, const char *path, int want, int ms) {
     resp_free(&r);
     if (st == want)
       return true;
-    usleep(5000);
+    usleep(5000); /* a retry pace under a deadline */
   }
   return false;
 }
@@ -186,7 +186,7 @@ static bool eventually_body(int port, const char *path, int want, int ms, char *
     resp_free(&r);
     if (st == want)
       return true;
-    usleep(5000);
+    usleep(5000); /* a retry pace under a deadline */
   }
   return false;
 }
@@ -210,7 +210,7 @@ static void healthz_threads(void) {
                               "monitor.sample_ms=1000", NULL), 0);
   int blocker = raw_connect(s.port);
   assert_int_equal(raw_send_get(blocker, "/block?ms=600"), 0);
-  usleep(100 * 1000);
+  assert_true(wait_sleepers(s.pid, 1, T)); /* the block has begun */
   double t0 = now_ms();
   resp_t r;
   assert_int_equal(raw_get(s.port, "/healthz", &r, T), 0);
@@ -255,7 +255,7 @@ static void test_healthz(void **state) {
   int checker = raw_connect(s.port);
   int blocker = raw_connect(s.port);
   assert_int_equal(raw_send_get(blocker, "/block?ms=600"), 0);
-  usleep(100 * 1000);
+  assert_true(wait_sleepers(s.pid, 1, T)); /* the block has begun */
   double t0 = now_ms();
   assert_int_equal(raw_send_get(checker, "/healthz"), 0);
   assert_int_equal(resp_read(checker, &r, T, false), 0);
@@ -282,7 +282,7 @@ static void shedding_threads(void) {
                               "monitor.sample_ms=1000", NULL), 0);
   int blocker = raw_connect(s.port);
   assert_int_equal(raw_send_get(blocker, "/block?ms=500"), 0);
-  usleep(100 * 1000);
+  assert_true(wait_sleepers(s.pid, 1, T)); /* the block has begun */
   resp_t r;
   assert_int_equal(raw_get(s.port, "/", &r, T), 0);
   assert_int_equal(r.status, 200);
@@ -315,7 +315,7 @@ static void test_shedding(void **state) {
                                 NULL), 0);
     int work = raw_connect(s.port), mon = raw_connect(s.port), blocker = raw_connect(s.port);
     assert_int_equal(raw_send_get(blocker, "/block?ms=500"), 0);
-    usleep(100 * 1000);
+    assert_true(wait_sleepers(s.pid, 1, T)); /* the block has begun */
     assert_int_equal(raw_send_get(work, "/"), 0);
     assert_int_equal(raw_send_get(mon, "/lag"), 0);
     resp_t r;
@@ -429,7 +429,11 @@ static void test_two_loops(void **state) {
   snprintf(culprit, sizeof culprit, "GET /block?ms=2300 from %s", peer);
   double t0 = now_ms();
   assert_int_equal(raw_send_get(blocker, "/block?ms=2300"), 0);
-  usleep(400 * 1000); /* past unhealthy_lag_ms and stall_ms */
+  assert_true(wait_sleepers(s.pid, 1, T)); /* the block has begun */
+  /* Deliberate: the stall must outgrow unhealthy_lag_ms (200), stall_ms
+   * (default 100) and the 400 ms last_stall.ms is checked for below before
+   * the checks go out; polling for that could land on the blocked loop. */
+  usleep(400 * 1000);
   spread_t *health = malloc(sizeof *health), *lag = malloc(sizeof *lag);
   spread_send(health, s.port, "/healthz", 503);
   spread_send(lag, s.port, "/lag", 200);
@@ -480,7 +484,7 @@ static void work_counters_threads(void) {
   double end = now_ms() + 800;
   while ((lag_work(s.port, "running") < LIMIT || lag_work(s.port, "rejected") < N - LIMIT) &&
          now_ms() < end)
-    usleep(10 * 1000);
+    usleep(10 * 1000); /* a retry pace under a deadline */
   assert_true(lag_work(s.port, "running") == LIMIT);
   assert_true(lag_work(s.port, "rejected") == N - LIMIT);
   assert_true(lag_work(s.port, "queued") == 0);
@@ -530,19 +534,17 @@ static void test_work_counters(void **state) {
   assert_int_equal(srv_startv(&s, "--workers", "1", NULL), 0);
   int running = raw_connect(s.port);
   assert_int_equal(raw_send_get(running, "/slow?ms=800"), 0);
-  usleep(100 * 1000);
+  assert_true(wait_metric(s.port, "loopd_work_running", "==", 1, T));
   for (int i = 0; i < 5; i++) {
     fds[i] = raw_connect(s.port);
     assert_int_equal(raw_send_get(fds[i], "/slow?ms=1000"), 0);
   }
-  usleep(100 * 1000);
+  assert_true(wait_metric(s.port, "loopd_work_queued", "==", 5, T));
   assert_true(lag_work(s.port, "running") == 1);
   assert_true(lag_work(s.port, "queued") == 5);
   for (int i = 0; i < 5; i++)
     raw_close(fds[i]);
-  double end = now_ms() + 2000;
-  while (lag_work(s.port, "cancelled") < 5 && now_ms() < end)
-    usleep(10 * 1000);
+  assert_true(wait_metric(s.port, "loopd_work_cancelled_total", "==", 5, T));
   assert_true(lag_work(s.port, "cancelled") == 5);
   resp_t r;
   assert_int_equal(resp_read(running, &r, T, false), 0);
@@ -608,34 +610,19 @@ static void test_counts_concurrent(void **state) {
 
 /* ---- thread mode: live threads ---- */
 
-static double threads_live(int port) {
-  resp_t r;
-  assert_int_equal(raw_get(port, "/metrics", &r, T), 0);
-  double v = metric(r.body, "loopd_threads_live");
-  resp_free(&r);
-  return v;
-}
-
-/* Waits until loopd_threads_live is want (the asking connection included):
- * a thread ends a little after its client closes. */
-static bool live_becomes(int port, double want, int ms) {
-  double end = now_ms() + ms;
-  while (threads_live(port) != want)
-    if (now_ms() > end)
-      return false;
-  return true;
-}
-
 /* loopd_threads_live and /lag threads.live count connection threads: they
  * follow the connections, and /proc agrees (its count is theirs plus the
  * main and heartbeat threads, and a sanitizer's helpers). Event mode has no
- * connection threads (test_conns counts its threads). */
+ * connection threads (test_conns counts its threads). The /proc counts are
+ * taken while no asking connection exists: a thread ends a little after its
+ * client closes, so each GET /metrics leaves one behind for a moment. */
 static void test_threads_live(void **state) {
   (void)state;
   if (test_event_mode())
     skip();
   srv_t s;
   assert_int_equal(srv_start(&s, NULL), 0);
+  long base = proc_threads(s.pid); /* no connection yet */
   enum { N = 10 };
   int fds[N];
   for (int i = 0; i < N; i++) {
@@ -646,26 +633,27 @@ static void test_threads_live(void **state) {
     assert_int_equal(resp_read(fds[i], &r, T, false), 0);
     resp_free(&r);
   }
-  assert_true(live_becomes(s.port, N + 1, T)); /* N idle, plus the asking one */
+  /* N threads, each answered one request: all started */
+  long with = proc_threads(s.pid);
+  fprintf(stderr, "# threads: %ld with %d idle connections, %ld without\n", with, N, base);
+  assert_int_equal(with - base, N);
+  assert_true(base >= 3); /* main, heartbeat and stderr writer threads */
+  assert_true(base <= (SANITIZED ? 7 : 4)); /* access log writer, sanitizer helpers */
+  /* N idle, plus the asking one (an earlier asker's thread may linger) */
+  assert_true(wait_metric(s.port, "loopd_threads_live", "==", N + 1, T));
   resp_t r;
   assert_int_equal(raw_get(s.port, "/lag", &r, T), 0);
   double lag_live = json_num(strstr(r.body, "\"threads\":{"), "live");
   resp_free(&r);
-  assert_true(lag_live >= N + 1 && lag_live <= N + 2); /* the /metrics one may linger */
-  long with = proc_threads(s.pid);
+  if (!(lag_live >= N + 1 && lag_live <= N + 2)) /* the /metrics one may linger */
+    fail_msg("/lag threads.live %g with %d idle connections", lag_live, N);
   for (int i = 0; i < N; i++)
     raw_close(fds[i]);
-  assert_true(live_becomes(s.port, 1, T));
+  assert_true(wait_metric(s.port, "loopd_threads_live", "==", 1, T));
   /* the asking connections' threads end too; then only the others remain */
-  double end = now_ms() + T;
-  long without;
-  while ((without = proc_threads(s.pid)) > with - N && now_ms() < end)
-    usleep(10 * 1000);
-  fprintf(stderr, "# threads: %ld with %d idle connections, %ld without\n", with, N, without);
-  /* with: N connection threads (the one that asked for /lag may linger) */
-  assert_true(with - without >= N && with - without <= N + 1);
-  assert_true(without >= 3); /* main, heartbeat and stderr writer threads */
-  assert_true(without <= (SANITIZED ? 7 : 4)); /* access log writer, sanitizer helpers */
+  if (!wait_threads(s.pid, base, T))
+    fail_msg("%ld threads after every connection closed, %ld before the first", proc_threads(s.pid),
+             base);
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }
 

@@ -156,12 +156,16 @@ static void block_holds_one_thread(const char *path, int n) {
   assert_true(fd >= 0);
   double t0 = now_ms();
   assert_int_equal(raw_send_get(fd, path), 0);
-  usleep(100 * 1000); /* the block has begun */
+  assert_true(raw_wait_consumed(s.port, &fd, 1, T)); /* read: the block has begun */
   resp_t r;
   assert_int_equal(raw_get(s.port, "/", &r, T), 0); /* another connection: answered now, not after the block */
   assert_int_equal(r.status, 200);
   resp_free(&r);
   double other = now_ms() - t0;
+  /* the block's answer has not come yet: the other was not queued behind it */
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  if (poll(&p, 1, 0) != 0)
+    fail_msg("%s answered before a GET / on another connection (%.0f ms in)", path, other);
   assert_int_equal(resp_read(fd, &r, T, false), 0);
   assert_int_equal(r.status, 200);
   resp_free(&r);
@@ -181,7 +185,6 @@ static void block_holds_one_thread(const char *path, int n) {
                   "heartbeat thread lag max %.1f ms, max gap %.1f ms\n",
           path, took, other, max, gap);
   assert_true(took >= n);
-  assert_true(other < n); /* not queued behind the block */
   /* Generous (a shared 2-core machine, sanitizers): the event-mode figure
    * would be about n. */
   if (max < 0 || max >= n / 2.0)
@@ -196,8 +199,9 @@ static void block_holds_one_thread(const char *path, int n) {
 static void test_block_shows_everywhere(void **state) {
   (void)state;
   if (!test_event_mode()) {
-    block_holds_one_thread("/block?ms=500", 500);
-    block_holds_one_thread("/block?ms=500&cpu=1", 500);
+    /* 1 s: room for a loaded machine to answer the other request first */
+    block_holds_one_thread("/block?ms=1000", 1000);
+    block_holds_one_thread("/block?ms=1000&cpu=1", 1000);
     return;
   }
   block_and_measure(100);
@@ -206,15 +210,6 @@ static void test_block_shows_everywhere(void **state) {
 }
 
 /* ---- the pool and sliced CPU work keep lag low ---- */
-
-static double lag_p99(int port) {
-  resp_t r;
-  assert_int_equal(raw_get(port, "/lag", &r, T), 0);
-  assert_int_equal(r.status, 200);
-  double p99 = json_num(r.body, "p99");
-  resp_free(&r);
-  return p99;
-}
 
 /* A stall is blamed on the request that was on the stack, even when other
  * callbacks (here a heartbeat stream's timer) run later in the same turn. */
@@ -226,7 +221,10 @@ static void test_stall_culprit_with_stream(void **state) {
   assert_int_equal(srv_startv(&s, "--set", "monitor.heartbeat_ms=20", NULL), 0);
   int stream = raw_connect(s.port);
   assert_int_equal(raw_send_get(stream, "/heartbeat?stream=1"), 0);
-  usleep(200 * 1000);
+  stream_t *st = malloc(sizeof *st);
+  char head[2048], chunk[256];
+  assert_int_equal(stream_open(st, stream, head, sizeof head), 200);
+  assert_true(stream_chunk(st, chunk, sizeof chunk, 3000, NULL) > 0); /* its timer runs */
   int fd = raw_connect(s.port);
   char me[64];
   raw_local_name(fd, me, sizeof me);
@@ -242,13 +240,54 @@ static void test_stall_culprit_with_stream(void **state) {
     fail_msg("stall blamed on the wrong request: %s (want /block from %s)", line, me);
   raw_close(fd);
   raw_close(stream);
+  free(st);
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }
 
+/* p99 and max of /lag's window, in ms. */
+static void lag_get(int port, double *p99, double *max) {
+  resp_t r;
+  assert_int_equal(raw_get(port, "/lag", &r, T), 0);
+  assert_int_equal(r.status, 200);
+  *p99 = json_num(r.body, "p99");
+  *max = json_num(r.body, "max");
+  resp_free(&r);
+}
+
+/* GET /cpu?QUERY on a fresh server; its lag p99 after, and the wall-time
+ * stretch of the CPU work (elapsed_ms / ms, at least 1). */
+static double cpu_lag_p99(const char *query, int ms, double *stretch) {
+  srv_t s;
+  assert_int_equal(srv_start(&s, NULL), 0);
+  char path[96];
+  snprintf(path, sizeof path, "/cpu?%s", query);
+  resp_t r;
+  assert_int_equal(raw_get(s.port, path, &r, T), 0);
+  assert_int_equal(r.status, 200);
+  *stretch = json_num(r.body, "elapsed_ms") / ms;
+  if (*stretch < 1)
+    *stretch = 1;
+  resp_free(&r);
+  double p99, max;
+  lag_get(s.port, &p99, &max);
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+  return p99;
+}
+
+/* Work off the loop (the pool) or cut into short slices keeps lag low. The
+ * bounds that hold in every build under any load are relative: to the job's
+ * length (had /slow run on the loop, no sample could be taken for 1.5 s at a
+ * time), and to a control in the same run (the same CPU work in 200 ms slices,
+ * each of which delays one sample by about 190 ms). A bound of a few ms holds
+ * only in a release build on a machine with a spare core (timing_strict): a
+ * loaded scheduler preempts the busy loop thread for tens of ms mid-slice. */
 static void test_lag_low_while_pool_and_slices_work(void **state) {
   (void)state;
   if (!test_event_mode())
     skip();
+  enum { JOB_MS = 1500, COARSE_SLICE_MS = 200 };
+  const char *why = NULL;
+  bool strict = timing_strict(&why);
   srv_t s;
   assert_int_equal(srv_start(&s, NULL), 0);
   /* eight 1.5 s jobs on four threads: the pool is saturated for 3 s */
@@ -264,31 +303,31 @@ static void test_lag_low_while_pool_and_slices_work(void **state) {
     resp_free(&r);
     raw_close(fds[i]);
   }
-  double slow = lag_p99(s.port);
+  double slow_p99, slow_max;
+  lag_get(s.port, &slow_p99, &slow_max);
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
-
-  assert_int_equal(srv_start(&s, NULL), 0);
-  resp_t r;
-  assert_int_equal(raw_get(s.port, "/cpu?ms=2000&slice_ms=5", &r, T), 0);
-  assert_int_equal(r.status, 200);
-  /* On a loaded machine the loop thread gets less than a core, and each
-   * 5 ms slice of CPU takes longer in wall time: allow for that stretch. */
-  double stretch = json_num(r.body, "elapsed_ms") / 2000;
-  if (stretch < 1)
-    stretch = 1;
-  resp_free(&r);
-  double cpu = lag_p99(s.port);
-  /* the same measure does see long slices: the assertions above can fail */
-  assert_int_equal(raw_get(s.port, "/cpu?ms=600&slice_ms=60", &r, T), 0);
-  resp_free(&r);
-  double coarse = lag_p99(s.port);
-  fprintf(stderr, "# lag p99: %.2f ms during /slow, %.2f ms during /cpu 5 ms slices "
-                  "(stretch %.2f), %.2f ms after 60 ms slices\n", slow, cpu, stretch, coarse);
-  assert_true(slow >= 0 && slow < 10);
-  if (!(cpu >= 0 && cpu < 10 * stretch))
-    fail_msg("lag p99 %.2f ms with 5 ms slices (stretch %.2f)", cpu, stretch);
-  assert_true(coarse > 40);
-  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+  double stretch, coarse_stretch;
+  double cpu = cpu_lag_p99("ms=2000&slice_ms=5", 2000, &stretch);
+  double coarse = cpu_lag_p99("ms=1000&slice_ms=200", 1000, &coarse_stretch);
+  fprintf(stderr, "# lag during /slow: p99 %.2f ms, max %.2f ms; p99 during /cpu 5 ms slices %.2f ms "
+                  "(stretch %.2f), 200 ms slices %.2f ms (stretch %.2f); strict: %s\n",
+          slow_p99, slow_max, cpu, stretch, coarse, coarse_stretch, strict ? "yes" : why);
+  if (!(slow_max >= 0 && slow_max < JOB_MS / 3.0))
+    fail_msg("lag max %.1f ms while %d ms jobs ran on the pool: did they run on the loop?", slow_max,
+             JOB_MS);
+  /* the measure sees long slices: the bound below can fail */
+  if (!(coarse > COARSE_SLICE_MS * 0.75))
+    fail_msg("lag p99 %.1f ms with %d ms slices: the sampler misses them", coarse, COARSE_SLICE_MS);
+  if (!(cpu >= 0 && cpu < coarse / 2))
+    fail_msg("lag p99 %.1f ms with 5 ms slices, %.1f ms with %d ms slices: 5 ms slices do not yield",
+             cpu, coarse, COARSE_SLICE_MS);
+  if (strict) {
+    if (!(slow_p99 >= 0 && slow_p99 < 10))
+      fail_msg("lag p99 %.2f ms while the pool works (release build, idle machine)", slow_p99);
+    if (!(cpu < 10 * stretch))
+      fail_msg("lag p99 %.2f ms with 5 ms slices (stretch %.2f; release build, idle machine)", cpu,
+               stretch);
+  }
 }
 
 /* ---- /heartbeat ---- */

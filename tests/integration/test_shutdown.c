@@ -28,7 +28,7 @@ static void test_in_flight_answered(void **state) {
   assert_int_equal(resp_read(idle, &r, T, false), 0);
   resp_free(&r);
   /* the delayed request is with the server (its reply is on a timer) */
-  usleep(100 * 1000);
+  assert_true(raw_wait_consumed(s.port, &busy, 1, T));
   double t0 = now_ms();
   kill(s.pid, SIGTERM);
   assert_true(srv_log_wait(&s, "draining", T));
@@ -57,7 +57,7 @@ static void test_pipelined_rest_after_signal(void **state) {
   int fd = raw_connect(s.port);
   /* two requests received before the signal: both answered, the last closes */
   raw_sends(fd, "GET /echo?delay_ms=400 HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
-  usleep(100 * 1000);
+  assert_true(raw_wait_consumed(s.port, &fd, 1, T)); /* both received */
   kill(s.pid, SIGTERM);
   resp_t r;
   assert_int_equal(resp_read(fd, &r, T, false), 0);
@@ -82,7 +82,7 @@ static void test_deadline(void **state) {
   int fd = raw_connect(s.port);
   /* a request that cannot finish before the deadline */
   raw_sends(fd, "GET /echo?delay_ms=5000 HTTP/1.1\r\nHost: x\r\n\r\n");
-  usleep(100 * 1000);
+  assert_true(raw_wait_consumed(s.port, &fd, 1, T));
   double t0 = now_ms();
   int st = srv_stop(&s, SIGTERM, T);
   double took = now_ms() - t0;
@@ -101,10 +101,10 @@ static void test_deadline_stuck_job(void **state) {
   assert_int_equal(srv_startv(&s, "--set", "server.shutdown_timeout_ms=300", NULL), 0);
   int slow = raw_connect(s.port);
   raw_sends(slow, "GET /slow?ms=6000 HTTP/1.1\r\nHost: x\r\n\r\n");
-  usleep(100 * 1000);
+  assert_true(wait_sleepers(s.pid, 1, T)); /* the job sleeps */
   int block = raw_connect(s.port);
   raw_sends(block, "GET /block?ms=6000 HTTP/1.1\r\nHost: x\r\n\r\n");
-  usleep(100 * 1000);
+  assert_true(wait_sleepers(s.pid, 2, T)); /* and so does the block */
   double t0 = now_ms();
   int st = srv_stop(&s, SIGTERM, 5000);
   double took = now_ms() - t0;
@@ -121,7 +121,7 @@ static void test_second_signal(void **state) {
   assert_int_equal(srv_start(&s, NULL), 0);
   int fd = raw_connect(s.port);
   raw_sends(fd, "GET /echo?delay_ms=5000 HTTP/1.1\r\nHost: x\r\n\r\n");
-  usleep(100 * 1000);
+  assert_true(raw_wait_consumed(s.port, &fd, 1, T));
   kill(s.pid, SIGTERM);
   assert_true(srv_log_wait(&s, "draining", T));
   double t0 = now_ms();

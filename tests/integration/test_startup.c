@@ -112,7 +112,7 @@ static int child_wait(child_t *c, int timeout_ms, bool read_log) {
     if (read_log && c->err_fd >= 0)
       child_wait_log(c, "\x01", 10); /* reads what came; "\x01" never does */
     else
-      usleep(5000);
+      usleep(5000); /* a retry pace for waitpid under the deadline */
   }
   if (read_log && c->err_fd >= 0)
     child_wait_log(c, "\x01", 100);
@@ -285,7 +285,7 @@ static void test_queue_limit(void **state) {
     resp_free(&r);
     if (busy == 2)
       break;
-    usleep(10 * 1000);
+    usleep(10 * 1000); /* a retry pace under the deadline */
   }
   assert_true(busy == 2);
   double t0 = now_ms();

@@ -73,7 +73,7 @@ static session_next_t step(fixture_t *f, session_t *s) {
   const plan_t *p = session_plan(s);
   assert_int_equal(p->kind, PLAN_DELAY);
   assert_true(p->delay_ms >= 1 && p->delay_ms <= 250); /* never sleeps past a drain check */
-  sleep_ms(p->delay_ms);
+  sleep_ms(p->delay_ms); /* deliberate: the mode's timer, on the clock the stream reads */
   return session_continue(s, &f->out, 1000);
 }
 

@@ -448,7 +448,7 @@ static void test_tmon_feeds(void **state) {
   /* it has stopped: no more beats */
   mon_heartbeat_get(h, 0, &hb);
   uint64_t beats = hb.beats;
-  usleep(50 * 1000);
+  usleep(50 * 1000); /* deliberate: five heartbeats' time, to see none come */
   mon_heartbeat_get(h, 0, &hb);
   assert_int_equal(hb.beats, beats);
   mon_hub_free(h);
@@ -462,7 +462,7 @@ static void test_tmon_stops_promptly(void **state) {
   tmon_t t = {0};
   tmon_stop(&t); /* never started: nothing to do */
   assert_int_equal(tmon_start(&t, mon_hub_src(h, 0), &cfg), 0);
-  usleep(20 * 1000);
+  usleep(20 * 1000); /* deliberate: let the thread settle into its far sleep */
   uint64_t t0 = clock_ms();
   tmon_stop(&t);
   uint64_t took = clock_ms() - t0;

@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include "routes.h"
+#include "monitor.h"
 #include "session.h"
+#include "util.h"
 
 typedef struct fixture {
   config_t cfg;
@@ -244,14 +246,60 @@ static void test_expect_continue_order(void **state) {
   assert_memory_equal(f->out.data, cont, sizeof cont - 1);
 }
 
+/* /heartbeat?stream=1 to an HTTP/1.0 client: a stream of no known length, and
+ * 1.0 has no chunked coding, so the close frames it: no Content-Length, no
+ * Transfer-Encoding, Connection: close, the beats raw, then SESSION_CLOSE. */
 static void test_http10_stream_until_close(void **state) {
   fixture_t *f = *state;
-  /* a chunked echo to an HTTP/1.0 client: no chunked coding, body until close */
-  config_t *c = &f->cfg;
-  (void)c;
-  session_next_t next = feeds(f, "POST /echo HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc");
+  mon_hub_t *hub = mon_hub_new(&f->cfg, MODE_EVENT, 1, 1);
+  assert_non_null(hub);
+  mon_src_t *src = mon_hub_src(hub, 0);
+  uint64_t t0 = clock_ns();
+  mon_src_begin(src, t0, MON_NO_IDLE);
+  mon_view_t view = {.hub = hub, .self = 0};
+  f->env.route.mon = &view;
+  const char *req = "GET /heartbeat?stream=1&count=2 HTTP/1.0\r\n\r\n";
+  session_next_t next;
+  assert_int_equal(session_feed(&f->s, &f->out, req, strlen(req), 1000, &next), strlen(req));
+  /* each step finds no new beat and waits for one: the test beats */
+  for (uint64_t beat = 1; next == SESSION_PLAN && beat <= 2; beat++) {
+    assert_int_equal(session_plan(&f->s)->kind, PLAN_DELAY);
+    mon_beat(src, t0 + beat * 100 * UINT64_C(1000000));
+    next = session_continue(&f->s, &f->out, 1000 + beat * 100);
+  }
+  f->env.route.mon = NULL;
+  mon_hub_free(hub);
   assert_int_equal(next, SESSION_CLOSE);
-  assert_non_null(memmem(f->out.data, f->out.len, "Content-Length: 3\r\n", 19));
+  const char *end = memmem(f->out.data, f->out.len, "\r\n\r\n", 4);
+  assert_non_null(end);
+  char head[1024];
+  size_t hl = (size_t)(end + 2 - f->out.data);
+  assert_true(hl < sizeof head);
+  memcpy(head, f->out.data, hl);
+  head[hl] = '\0';
+  assert_true(strncmp(head, "HTTP/1.1 200 ", 13) == 0);
+  assert_null(strcasestr(head, "\r\nContent-Length:"));
+  assert_null(strcasestr(head, "\r\nTransfer-Encoding:"));
+  assert_non_null(strcasestr(head, "\r\nConnection: close\r\n"));
+  /* the body is the two lines and nothing else: no chunk sizes, no last chunk */
+  const char *body = end + 4;
+  size_t bl = (size_t)(f->out.data + f->out.len - body);
+  char copy[256];
+  assert_true(bl < sizeof copy);
+  memcpy(copy, body, bl);
+  copy[bl] = '\0';
+  const char *p = copy;
+  for (unsigned b = 1; b <= 2; b++) { /* t counts from the hub's start, a few µs before t0 */
+    unsigned n;
+    double t;
+    int used = 0;
+    if (sscanf(p, "beat %u t=%lfs gap=100.0ms\n%n", &n, &t, &used) != 2 || used == 0 || n != b ||
+        p[used - 1] != '\n' || t < 0.1 * b || t > 0.1 * b + 0.05)
+      fail_msg("line %u is not beat %u, 100 ms after the last: \"%s\"", b, b, p);
+    p += used;
+  }
+  if (*p != '\0')
+    fail_msg("bytes after the last beat: \"%s\"", p);
 }
 
 static void test_head_has_no_body(void **state) {
