@@ -25,11 +25,7 @@ typedef struct job_state {
 } job_state_t;
 ROUTE_STATE_FITS(job_state_t);
 
-static uint64_t thread_cpu_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
+static uint64_t thread_cpu_ns(void) { return clock_ns_of(CLOCK_THREAD_CPUTIME_ID); }
 
 /* Keeps the busy loop from being optimised away. Atomic: jobs burn CPU on
  * several threads at once (pool threads, or connection threads in thread mode). */

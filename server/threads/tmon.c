@@ -15,7 +15,7 @@
 
 /* Process CPU time costs a walk over every thread of the process (the kernel
  * sums them), so it is read at most this often, not on every sample. */
-#define CPU_EVERY_NS (100 * MS)
+#define CPU_EVERY_NS (100 * NS_PER_MS)
 
 /* Utilization in thread mode. There is no loop, hence no "time outside the
  * poll": the figure is the process's CPU time over the window divided by the
@@ -71,12 +71,12 @@ static uint64_t min3(uint64_t a, uint64_t b, uint64_t c) {
 static void *tmon_main(void *arg) {
   tmon_t *t = arg;
   const config_t *c = t->cfg;
-  uint64_t sample_ns = (uint64_t)c->monitor.sample_ms * MS;
-  uint64_t beat_ns = (uint64_t)c->monitor.heartbeat_ms * MS;
+  uint64_t sample_ns = (uint64_t)c->monitor.sample_ms * NS_PER_MS;
+  uint64_t beat_ns = (uint64_t)c->monitor.heartbeat_ms * NS_PER_MS;
   /* systemd: ping every half of WatchdogSec (a silly 1 us one: every ms) */
   uint64_t ping_ns = notify_watchdog_usec() * 1000 / 2;
-  if (ping_ns > 0 && ping_ns < MS)
-    ping_ns = MS;
+  if (ping_ns > 0 && ping_ns < NS_PER_MS)
+    ping_ns = NS_PER_MS;
   cpu_share_t cpu;
   uint64_t now = clock_ns();
   cpu_share_init(&cpu, now);
@@ -85,7 +85,7 @@ static void *tmon_main(void *arg) {
   uint64_t next_ping = ping_ns > 0 ? now + ping_ns : UINT64_MAX;
   while (!atomic_load_explicit(&t->stop, memory_order_acquire)) {
     uint64_t due = min3(next_sample, next_beat, next_ping);
-    uint64_t look = now + TMON_STOP_MS * MS; /* a stop request is seen this soon */
+    uint64_t look = now + TMON_STOP_MS * NS_PER_MS; /* a stop request is seen this soon */
     sleep_until(due < look ? due : look);
     now = clock_ns();
     if (now >= next_sample) {
