@@ -125,10 +125,6 @@ void http_parser_release(http_parser_t *hp);
 /* Frees everything (connection closing). */
 void http_parser_free(http_parser_t *hp);
 
-/* Exposed for unit tests. */
-bool http_host_valid(const char *v, size_t n);
-int http_status_for_llhttp(const http_parser_t *hp, llhttp_errno_t err, const char **reason);
-
 /* The llhttp loopd was built with, e.g. "8.1.0" (for --version). */
 const char *http_parser_version(void);
 
