@@ -52,7 +52,5 @@ void conn_accept(evloop_t *l);
 void conn_drain(conn_t *c);
 /* Close now, whatever it was doing. */
 void conn_abort(conn_t *c);
-/* One loop turn passed: run the continuations that yielded. */
-void conn_run_yields(evloop_t *l);
 
 #endif

@@ -62,7 +62,8 @@ void session_free(session_t *s) {
   buf_free(&s->hold);
 }
 
-void session_trim(session_t *s) {
+/* Gives the request storage back to the pool when nothing is in flight. */
+static void session_trim(session_t *s) {
   if (!s->req_active)
     http_parser_release(&s->hp);
 }

@@ -113,7 +113,5 @@ static inline bool session_idle(const session_t *s) {
 }
 /* Output could not be written (out of memory): drop it and close. */
 static inline bool session_broken(const session_t *s) { return s->broken; }
-/* Gives the request storage back to the pool when nothing is in flight. */
-void session_trim(session_t *s);
 
 #endif
