@@ -73,6 +73,15 @@ int buf_printf(buf_t *b, const char *fmt, ...) {
 }
 
 size_t fmt_u64(char *out, unsigned long long v) {
+  if (v < 100) { /* most Content-Lengths of small answers: no loop */
+    if (v < 10) {
+      out[0] = (char)('0' + v);
+      return 1;
+    }
+    out[0] = (char)('0' + v / 10);
+    out[1] = (char)('0' + v % 10);
+    return 2;
+  }
   char tmp[20];
   size_t n = 0;
   do {

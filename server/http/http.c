@@ -372,6 +372,7 @@ static int on_message_complete(llhttp_t *p) {
 static llhttp_settings_t settings;
 
 static void settings_init(void) {
+  http_check_init();
   llhttp_settings_init(&settings);
   settings.on_message_begin = on_message_begin;
   settings.on_method = on_method;

@@ -3,7 +3,6 @@
  * head) and the status every llhttp error answers with (SPEC section 5). */
 #include "http_check.h"
 
-#include <pthread.h>
 #include <string.h>
 #include <strings.h>
 
@@ -25,9 +24,9 @@ static bool ipv6_byte(char c) {
          c == '.';
 }
 
+void http_check_init(void) { host_table_init(); }
+
 bool http_check_host(const char *v, size_t n) {
-  static pthread_once_t once = PTHREAD_ONCE_INIT;
-  pthread_once(&once, host_table_init);
   size_t i = 0;
   if (n > 0 && v[0] == '[') {
     for (i = 1; i < n && v[i] != ']'; i++)
@@ -163,10 +162,13 @@ static int split_target(http_parser_t *hp) {
     return http_fail(hp, 400, "empty request target");
   }
   size_t rest = n - (size_t)(path - t);
-  const char *q = memchr(path, '?', rest);
-  const char *hash = memchr(path, '#', rest);
-  if (hash != NULL)
-    return http_fail(hp, 400, "fragment in request target");
+  const char *q = NULL;
+  for (size_t i = 0; i < rest; i++) { /* one pass: most targets are short */
+    if (path[i] == '#')
+      return http_fail(hp, 400, "fragment in request target");
+    if (path[i] == '?' && q == NULL)
+      q = path + i;
+  }
   r->path = path;
   r->path_len = q ? (size_t)(q - path) : rest;
   r->query = q ? q + 1 : "";
@@ -193,7 +195,9 @@ int http_finish_head(http_parser_t *hp) {
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > (uint64_t)INT64_MAX)
     r->content_length = INT64_MAX;
   r->has_body = r->chunked || r->content_length > 0;
-  r->keep_alive = llhttp_should_keep_alive(p) != 0;
+  /* llhttp_should_keep_alive, for a request (which never needs EOF to end). */
+  r->keep_alive = r->minor > 0 ? !(p->flags & F_CONNECTION_CLOSE)
+                               : (p->flags & F_CONNECTION_KEEP_ALIVE) != 0;
   if (split_target(hp) != 0)
     return -1;
   if (hp->host_count == 0 && r->minor == 1)

@@ -29,6 +29,8 @@ static inline bool http_token_eq(const char *s, size_t n, const char *lit, size_
 }
 #define HTTP_TOKEN_EQ(s, n, lit) http_token_eq((s), (n), (lit), sizeof(lit) - 1)
 
+/* Builds the tables below; once, before any parser runs (http.c's settings_init). */
+void http_check_init(void);
 /* Host: reg-name, IPv4 or [IPv6], then an optional :port. */
 bool http_check_host(const char *v, size_t n);
 /* Transfer-Encoding: sets te_chunked / te_other; 0 or HPE_USER. */
