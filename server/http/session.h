@@ -24,6 +24,7 @@ typedef struct session_env {
   access_log_t *access_log;
   struct mon_http *http;    /* request counters, or NULL; set by the mode */
   struct stall_slot *stall; /* told which request runs, or NULL; set by the mode */
+  buf_t spare_hold; /* one hold's storage kept between requests (session.c: hold) */
 } session_env_t;
 
 /* routes: the table requests are matched against (the mode passes routes_table()). */
