@@ -120,10 +120,19 @@ void conn_finish(conn_t *c) {
 static void on_write(uv_write_t *req, int status);
 static void on_write_done(conn_t *c);
 
+/* uv_try_write takes what the socket has room for; a write request of its
+ * own only when the rest must wait, so idle connections carry none. libuv
+ * runs its callback (ECANCELED at the latest) before the handle's close. */
 static int start_write(conn_t *c) {
   uv_buf_t b = uv_buf_init(c->wbuf.data, (unsigned)c->wbuf.len);
-  if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0)
+  uv_write_t *req = malloc(sizeof *req);
+  if (req == NULL)
     return -1;
+  req->data = c;
+  if (uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+    free(req);
+    return -1;
+  }
   c->writing = true;
   return 0;
 }
@@ -166,7 +175,8 @@ static void conn_flush(conn_t *c) {
 }
 
 static void on_write(uv_write_t *req, int status) {
-  conn_t *c = container_of(req, conn_t, wreq);
+  conn_t *c = req->data;
+  free(req);
   turn_begins(c->loop);
   c->writing = false;
   if (c->closing)

@@ -128,7 +128,7 @@ static int on_message_begin(llhttp_t *p) {
   hp->te_chunked = false;
   hp->te_other = false;
   hp->expect_other = false;
-  memset(&hp->req, 0, sizeof hp->req);
+  memset(&hp->store->req, 0, sizeof hp->store->req);
   return 0;
 }
 
@@ -166,7 +166,7 @@ static int on_url(llhttp_t *p, const char *at, size_t len) {
 
 static int on_url_complete(llhttp_t *p) {
   http_parser_t *hp = from(p);
-  hp->req.target_len = hp->store->bytes.len;
+  hp->store->req.target_len = hp->store->bytes.len;
   return store_nul(hp);
 }
 
@@ -309,7 +309,7 @@ static int on_header_value_complete(llhttp_t *p) {
     break;
   case HK_EXPECT:
     if (HTTP_TOKEN_EQ(v, h->value_len, "100-continue"))
-      hp->req.expect_continue = true;
+      hp->store->req.expect_continue = true;
     else
       hp->expect_other = true;
     break;
@@ -500,7 +500,7 @@ static int deliver(http_parser_t *hp, size_t rest) {
       hp->pending = PENDING_DONE;
     else
       hp->kick = true; /* llhttp goes on with the body */
-    r = hp->ev->on_head(hp->owner, &hp->req);
+    r = hp->ev->on_head(hp->owner, &hp->store->req);
     if (r == HTTP_EV_PAUSE || !(ev & PENDING_DONE)) {
       hp->rest = 0;
       return r;

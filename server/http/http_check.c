@@ -136,7 +136,7 @@ int http_status_of(const http_parser_t *hp, llhttp_errno_t err, const char **rea
 
 /* Splits the target into path and query; origin-form or absolute-form only. */
 static int split_target(http_parser_t *hp) {
-  http_req_t *r = &hp->req;
+  http_req_t *r = &hp->store->req;
   const char *t = hp->store->bytes.data;
   size_t n = r->target_len;
   r->target = t;
@@ -178,7 +178,7 @@ static int split_target(http_parser_t *hp) {
 
 int http_finish_head(http_parser_t *hp) {
   llhttp_t *p = &hp->p;
-  http_req_t *r = &hp->req;
+  http_req_t *r = &hp->store->req;
   if (!hp->line_done) {
     /* llhttp reads "GET /" alone as HTTP/0.9, and skips the version callback for "HTTP/0.9" */
     if (hp->version_digit != 0)

@@ -101,7 +101,7 @@ static void log_request(session_t *s, int status) {
     /* rejected before its head was complete: log what was read */
     e.method = llhttp_method_name((llhttp_method_t)s->hp.p.method);
     e.target = s->hp.store->bytes.data;
-    e.target_len = s->hp.req.target_len;
+    e.target_len = s->hp.store->req.target_len;
     e.http_major = s->hp.p.http_major;
     e.http_minor = s->hp.p.http_minor;
   }
