@@ -38,7 +38,7 @@ int buf_reserve(buf_t *b, size_t n) {
   return 0;
 }
 
-int buf_append(buf_t *b, const void *p, size_t n) {
+int buf_append_slow(buf_t *b, const void *p, size_t n) {
   if (n == 0)
     return 0;
   if (buf_reserve(b, n) != 0)
@@ -75,6 +75,15 @@ int buf_printf(buf_t *b, const char *fmt, ...) {
 }
 
 size_t fmt_u64(char *out, unsigned long long v) {
+  if (v < 100) { /* most Content-Lengths of small answers: no loop */
+    if (v < 10) {
+      out[0] = (char)('0' + v);
+      return 1;
+    }
+    out[0] = (char)('0' + v / 10);
+    out[1] = (char)('0' + v % 10);
+    return 2;
+  }
   char tmp[20];
   size_t n = 0;
   do {

@@ -19,7 +19,17 @@ void buf_init(buf_t *b, size_t max);
 void buf_free(buf_t *b);
 /* Makes room for n more bytes. Returns 0, or -1 when over max or out of memory. */
 int buf_reserve(buf_t *b, size_t n);
-int buf_append(buf_t *b, const void *p, size_t n);
+int buf_append_slow(buf_t *b, const void *p, size_t n);
+/* Appends n bytes. Inline for the hot path: most appends fit the capacity
+ * already reserved (n - 1 wraps for n == 0, which the slow path accepts). */
+static inline int buf_append(buf_t *b, const void *p, size_t n) {
+  if (n - 1 < b->cap - b->len) {
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+  }
+  return buf_append_slow(b, p, n);
+}
 int buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Drops the first n bytes. */
 void buf_consume(buf_t *b, size_t n);

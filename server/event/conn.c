@@ -1,97 +1,21 @@
 /* conn.c: event-mode connections: read, feed the session, carry out plans,
  * write with uv_try_write first, close gracefully. */
-#include "conn.h"
+#include "conn_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
-#include "net.h"
-#include "resp.h"
 #include "util.h"
-
-#define INBUF_MAX (64 * 1024)     /* stop reading once this much waits */
-#define WRITE_QUEUE_MAX (8u << 20) /* a client that stops reading is cut off here */
-#define LINGER_MS 2000            /* after our FIN, how long we drain the client's bytes */
-#define LINGERING_REFUSED_MAX 1024
-
-/* Per-turn budgets: one client must not own the loop. In one loop turn a
- * connection parses at most TURN_CONN_IN bytes and TURN_CONN_REQUESTS
- * requests, produces at most TURN_CONN_OUT bytes of responses and works at
- * most TURN_CONN_NS (so an expensive route such as /metrics or /lag counts by
- * what it costs); then it stops reading and waits on the loop's again queue
- * for the next turn. Once connection work in a turn reaches TURN_LOOP_NS,
- * every further connection waits a turn without even reading its socket; the
- * again queue gets half of a turn, fresh input the rest, so a quiet client
- * is not queued behind every busy one. The session pauses every
- * TURN_CHECK_EVERY requests for the check. Measured (loadtest/turn_probe):
- * a pipelined GET / costs ~0.7 us, /metrics ~40 us, a 64 KiB /echo read and
- * write ~30 us; none of the pipelined benchmarks (16 requests per read)
- * reaches a budget. */
-#define TURN_CONN_IN (64 * 1024)
-#define TURN_CONN_OUT (256 * 1024)
-#define TURN_CONN_REQUESTS 128
-#define TURN_CONN_NS (500u * 1000)
-#define TURN_LOOP_NS (2u * 1000 * 1000)
-#define TURN_CHECK_EVERY 16
-
-enum { WAIT_NONE, WAIT_PLAN, WAIT_WRITE, WAIT_CLOSE };
 
 static void conn_after(conn_t *c);
 static void conn_step(conn_t *c, session_next_t next);
 static void conn_resume(conn_t *c);
-static void conn_close(conn_t *c);
-
-static uint64_t now_ms(const conn_t *c) { return uv_now(&c->loop->uv); }
-
-/* Every callback that may run a handler starts here: the stall watchdog
- * times the turn from its first such callback (one load, and a store once
- * per turn; the loop's prepare handle ends the turn). */
-static inline void turn_begins(evloop_t *l) { stall_enter(l->mon.stall, uv_now(&l->uv)); }
 
 /* ---- budgets ---- */
 
-static void set_reading(conn_t *c, bool on);
 static void on_idle(uv_idle_t *h);
-
-/* A callback that may feed the session starts: a new turn refills the budgets. */
-static void budget_start(conn_t *c) {
-  evloop_t *l = c->loop;
-  if (l->budget_turn != l->turns) {
-    l->budget_turn = l->turns;
-    l->budget_ns = 0;
-  }
-  if (c->b_turn != l->turns) {
-    c->b_turn = l->turns;
-    c->b_ns = 0;
-    c->b_in = 0;
-    c->b_out = 0;
-    c->b_reqs = c->session.requests;
-  }
-  c->b_t0 = uv_hrtime();
-}
-
-static void budget_stop(conn_t *c) {
-  if (c->b_t0 == 0)
-    return;
-  uint64_t d = uv_hrtime() - c->b_t0;
-  c->b_ns += d;
-  c->loop->budget_ns += d;
-  c->b_t0 = 0;
-}
-
-/* The loop's share for connections is used up in this turn. */
-static bool loop_spent(const evloop_t *l, uint64_t cap) {
-  return l->budget_turn == l->turns && l->budget_ns >= cap;
-}
-
-static bool budget_spent(const conn_t *c) {
-  if (c->b_in >= TURN_CONN_IN || c->b_out + c->loop->out.len >= TURN_CONN_OUT ||
-      c->session.requests - c->b_reqs >= TURN_CONN_REQUESTS)
-    return true;
-  uint64_t d = c->b_t0 != 0 ? uv_hrtime() - c->b_t0 : 0;
-  return c->b_ns + d >= TURN_CONN_NS || c->loop->budget_ns + d >= TURN_LOOP_NS;
-}
+static void run_yields(evloop_t *l);
 
 /* Its share of this turn is used: no more input until the next one. */
 static void budget_pause(conn_t *c) {
@@ -99,32 +23,10 @@ static void budget_pause(conn_t *c) {
   if (c->paused || c->closing)
     return;
   c->paused = true;
-  set_reading(c, false);
-  c->again_next = NULL;
-  if (l->again_tail != NULL)
-    l->again_tail->again_next = c;
-  else
-    l->again_head = c;
-  l->again_tail = c;
+  conn_set_reading(c, false);
+  again_push(c);
   if (!uv_is_active((uv_handle_t *)&l->idle))
     uv_idle_start(&l->idle, on_idle);
-}
-
-static void again_remove(conn_t *c) {
-  evloop_t *l = c->loop;
-  conn_t *prev = NULL;
-  for (conn_t *p = l->again_head; p != NULL; prev = p, p = p->again_next) {
-    if (p == c) {
-      if (prev != NULL)
-        prev->again_next = p->again_next;
-      else
-        l->again_head = p->again_next;
-      if (l->again_tail == c)
-        l->again_tail = prev;
-      break;
-    }
-  }
-  c->paused = false;
 }
 
 /* ---- closing ---- */
@@ -153,7 +55,7 @@ static void yield_remove(conn_t *c) {
   c->in_yield = false;
 }
 
-static void conn_close(conn_t *c) {
+void conn_close(conn_t *c) {
   if (c->closing)
     return;
   c->closing = true;
@@ -182,9 +84,6 @@ static void conn_close(conn_t *c) {
   uv_close((uv_handle_t *)&c->timer, on_close);
 }
 
-void conn_abort(conn_t *c) { conn_close(c); }
-
-static void arm(conn_t *c);
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
   conn_t *c = req->data;
@@ -195,7 +94,7 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 
 /* After the last byte: send FIN, then read and drop what the client still
  * sends, so our final response is not destroyed by a reset. */
-static void conn_finish(conn_t *c) {
+void conn_finish(conn_t *c) {
   if (c->closing || c->lingering)
     return;
   if (c->read_eof) {
@@ -213,7 +112,7 @@ static void conn_finish(conn_t *c) {
   if (c->refused)
     c->loop->nlingering_refused++;
   c->plan_due = now_ms(c) + LINGER_MS;
-  arm(c);
+  conn_arm(c);
 }
 
 /* ---- writing ---- */
@@ -221,10 +120,19 @@ static void conn_finish(conn_t *c) {
 static void on_write(uv_write_t *req, int status);
 static void on_write_done(conn_t *c);
 
+/* uv_try_write takes what the socket has room for; a write request of its
+ * own only when the rest must wait, so idle connections carry none. libuv
+ * runs its callback (ECANCELED at the latest) before the handle's close. */
 static int start_write(conn_t *c) {
   uv_buf_t b = uv_buf_init(c->wbuf.data, (unsigned)c->wbuf.len);
-  if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0)
+  uv_write_t *req = malloc(sizeof *req);
+  if (req == NULL)
     return -1;
+  req->data = c;
+  if (uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+    free(req);
+    return -1;
+  }
   c->writing = true;
   return 0;
 }
@@ -267,7 +175,8 @@ static void conn_flush(conn_t *c) {
 }
 
 static void on_write(uv_write_t *req, int status) {
-  conn_t *c = container_of(req, conn_t, wreq);
+  conn_t *c = req->data;
+  free(req);
   turn_begins(c->loop);
   c->writing = false;
   if (c->closing)
@@ -392,13 +301,13 @@ static void on_idle(uv_idle_t *h) {
   turn_begins(l);
   if (l->again_head != NULL)
     run_again(l);
-  conn_run_yields(l);
+  run_yields(l);
 }
 
 /* One continuation per loop turn, round-robin: with many sliced jobs at
  * once, timers and I/O still run after every slice, not after one slice of
  * each (which would make the loop's turn N slices long). */
-void conn_run_yields(evloop_t *l) {
+static void run_yields(evloop_t *l) {
   conn_t *c = l->yield_head;
   if (c != NULL) {
     l->yield_head = c->yield_next;
@@ -494,7 +403,7 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   }
   if (n < 0) {
     c->read_eof = true;
-    set_reading(c, false);
+    conn_set_reading(c, false);
     if (n != UV_EOF || c->lingering || c->wait == WAIT_PLAN)
       conn_close(c); /* reset, done lingering, or the client left before its answer */
     else
@@ -525,7 +434,7 @@ static void on_read_data(conn_t *c, const char *data, size_t n) {
   conn_after(c);
 }
 
-static void set_reading(conn_t *c, bool on) {
+void conn_set_reading(conn_t *c, bool on) {
   if (on == c->reading || c->closing)
     return;
   if (on) {
@@ -543,7 +452,7 @@ static void set_reading(conn_t *c, bool on) {
 
 static void on_timer(uv_timer_t *t);
 
-static void arm(conn_t *c) {
+void conn_arm(conn_t *c) {
   if (c->closing)
     return;
   uint64_t due = UINT64_MAX;
@@ -578,7 +487,7 @@ static void on_timer(uv_timer_t *t) {
     if (now >= c->plan_due)
       conn_close(c);
     else
-      arm(c);
+      conn_arm(c);
     return;
   }
   if (c->writing && now >= c->write_ms + (uint64_t)c->loop->cfg->limits.body_timeout_ms) {
@@ -595,7 +504,7 @@ static void on_timer(uv_timer_t *t) {
     conn_after(c);
     return;
   }
-  arm(c);
+  conn_arm(c);
 }
 
 /* End of every callback: write, then decide about reading, closing, timers. */
@@ -607,7 +516,7 @@ static void conn_after(conn_t *c) {
     if (!c->writing)
       conn_finish(c);
     else
-      arm(c);
+      conn_arm(c);
     return;
   }
   if (c->read_eof) {
@@ -622,72 +531,9 @@ static void conn_after(conn_t *c) {
     return;
   } else {
     /* Backpressure: no new input while output waits, or while input piles up. */
-    set_reading(c, !c->writing && !c->paused && c->inbuf.len < INBUF_MAX);
+    conn_set_reading(c, !c->writing && !c->paused && c->inbuf.len < INBUF_MAX);
   }
-  arm(c);
-}
-
-/* ---- accepting ---- */
-
-static void format_peer(uv_tcp_t *tcp, char *out, size_t outlen) {
-  struct sockaddr_storage ss;
-  int len = sizeof ss;
-  memset(&ss, 0, sizeof ss);
-  uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len);
-  net_peer_name(&ss, out, outlen);
-}
-
-void conn_accept(evloop_t *l) {
-  conn_t *c = calloc(1, sizeof *c);
-  if (c == NULL) {
-    log_msg("out of memory accepting a connection");
-    return;
-  }
-  c->loop = l;
-  uv_tcp_init(&l->uv, &c->tcp);
-  uv_timer_init(&l->uv, &c->timer);
-  c->tcp.data = c;
-  c->timer.data = c;
-  c->open_handles = 2;
-  c->prev = NULL;
-  c->next = l->conns;
-  if (l->conns != NULL)
-    l->conns->prev = c;
-  l->conns = c;
-  if (stats_conn_take(l->stats, l->cfg->server.max_connections) != 0) {
-    /* Over the limit: a short 503 and a close, never a queue. */
-    c->refused = true;
-    if (uv_accept((uv_stream_t *)&l->listener, (uv_stream_t *)&c->tcp) != 0) {
-      conn_close(c);
-      return;
-    }
-    if (resp_write_refused(&l->out, date_cache_get(&l->env.date)) == 0) {
-      uv_buf_t b = uv_buf_init(l->out.data, (unsigned)l->out.len);
-      uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    }
-    l->out.len = 0;
-    if (l->nlingering_refused >= LINGERING_REFUSED_MAX) {
-      conn_close(c);
-      return;
-    }
-    set_reading(c, true);
-    conn_finish(c);
-    return;
-  }
-  l->nconns++;
-  if (uv_accept((uv_stream_t *)&l->listener, (uv_stream_t *)&c->tcp) != 0) {
-    conn_close(c);
-    return;
-  }
-  uv_tcp_nodelay(&c->tcp, 1);
-  char peer[64];
-  format_peer(&c->tcp, peer, sizeof peer);
-  session_init(&c->session, &l->env, peer, now_ms(c));
-  buf_init(&c->inbuf, INBUF_MAX + LOOP_READ_BUF);
-  buf_init(&c->wbuf, WRITE_QUEUE_MAX);
-  buf_init(&c->wnext, WRITE_QUEUE_MAX);
-  set_reading(c, true);
-  arm(c);
+  conn_arm(c);
 }
 
 void conn_drain(conn_t *c) {

@@ -1,5 +1,6 @@
 /* conn.h: one event-mode connection: a uv_tcp_t, a timer (timeouts, delays,
- * lingering close), one uv_write_t, and the session that speaks HTTP on it.
+ * lingering close), a uv_write_t only while a write waits, and the session
+ * that speaks HTTP on it.
  * Input is parsed straight out of the loop's read buffer; only bytes that
  * must wait (a paused pipeline) are copied into the connection. Idle
  * connections hold no buffers. */
@@ -16,7 +17,6 @@ typedef struct job job_t;
 typedef struct conn {
   uv_tcp_t tcp;
   uv_timer_t timer;
-  uv_write_t wreq;
   session_t session;
   evloop_t *loop;
   struct conn *prev, *next;
@@ -52,7 +52,5 @@ void conn_accept(evloop_t *l);
 void conn_drain(conn_t *c);
 /* Close now, whatever it was doing. */
 void conn_abort(conn_t *c);
-/* One loop turn passed: run the continuations that yielded. */
-void conn_run_yields(evloop_t *l);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <strings.h>
 
+#include "http_check.h"
 #include "util.h"
 
 #define POOL_KEEP 64          /* idle stores kept per pool */
@@ -12,16 +13,14 @@
 #define MAX_EXTENSION_BYTES 4096
 
 enum { CB_NONE, CB_FIELD, CB_VALUE };
-enum { PENDING_NONE, PENDING_HEAD, PENDING_DONE };
+/* Bits: a message without a body completes in the llhttp_execute that read
+ * its head, and both events are then pending at once. */
+enum { PENDING_NONE = 0, PENDING_HEAD = 1, PENDING_DONE = 2 };
 enum { HK_OTHER, HK_HOST, HK_TE, HK_EXPECT };
 
 static http_parser_t *from(llhttp_t *p) { return p->data; }
 
-static int fail(http_parser_t *hp, int status, const char *reason) {
-  hp->error_status = status;
-  hp->error_reason = reason;
-  return HPE_USER;
-}
+#define fail http_fail
 
 /* ---- storage ---- */
 
@@ -109,127 +108,6 @@ void http_req_header_at(const http_req_t *r, uint32_t i, const char **name, size
   *vlen = h->value_len;
 }
 
-/* ---- validation helpers ---- */
-
-bool http_host_valid(const char *v, size_t n) {
-  size_t i = 0;
-  if (n > 0 && v[0] == '[') {
-    for (i = 1; i < n && v[i] != ']'; i++) {
-      char c = v[i];
-      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
-            c == ':' || c == '.'))
-        return false;
-    }
-    if (i == n || i == 1)
-      return false;
-    i++;
-  } else {
-    /* reg-name or IPv4: unreserved / pct-encoded / sub-delims */
-    for (; i < n && v[i] != ':'; i++) {
-      unsigned char c = (unsigned char)v[i];
-      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-            strchr("-._~%!$&'()*+,;=", c) != NULL) || c == '\0')
-        return false;
-    }
-  }
-  if (i == n)
-    return true;
-  if (v[i] != ':')
-    return false;
-  for (i++; i < n; i++)
-    if (v[i] < '0' || v[i] > '9')
-      return false;
-  return true;
-}
-
-static bool token_eq(const char *s, size_t n, const char *lit) {
-  return strlen(lit) == n && strncasecmp(s, lit, n) == 0;
-}
-
-/* Transfer-Encoding: a comma list; only "chunked", once, is understood. */
-static int check_te(http_parser_t *hp, const char *v, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-      i++;
-    size_t start = i;
-    while (i < n && v[i] != ',' && v[i] != ' ' && v[i] != '\t' && v[i] != ';')
-      i++;
-    if (i == start)
-      break;
-    if (token_eq(v + start, i - start, "chunked")) {
-      if (hp->te_chunked)
-        return fail(hp, 400, "chunked transfer coding applied twice");
-      hp->te_chunked = true;
-      /* llhttp reads "chunked" only when spaces alone follow it up to a
-       * comma or the end; parameters or a tab make it another coding
-       * there, so refuse them here rather than read the header twice. */
-      while (i < n && v[i] == ' ')
-        i++;
-      if (i < n && v[i] != ',')
-        return fail(hp, 400, "invalid Transfer-Encoding: chunked takes no parameters");
-    } else {
-      hp->te_other = true;
-    }
-    while (i < n && v[i] != ',')
-      i++; /* transfer parameters */
-  }
-  return 0;
-}
-
-int http_status_for_llhttp(const http_parser_t *hp, llhttp_errno_t err, const char **reason) {
-  /* Our callbacks set the status; llhttp reports errors from its *_complete
-   * callbacks as HPE_CB_* rather than HPE_USER, so look at ours first. */
-  if (hp->error_status != 0) {
-    *reason = hp->error_reason;
-    return hp->error_status;
-  }
-  switch (err) {
-  case HPE_INVALID_METHOD:
-    *reason = "unknown or malformed method";
-    return 400;
-  case HPE_INVALID_URL:
-    *reason = "malformed request target";
-    return 400;
-  case HPE_INVALID_VERSION: {
-    /* "HTTP/d.d" read and the digits refused: llhttp stops at the CR after them */
-    const char *pos = llhttp_get_error_pos(&hp->p);
-    if (hp->version_digit != 0 && pos != NULL && pos >= hp->exec_start && pos < hp->exec_end &&
-        *pos == '\r') {
-      *reason = "only HTTP/1.0 and HTTP/1.1 are supported";
-      return 505;
-    }
-    *reason = "malformed HTTP version";
-    return 400;
-  }
-  case HPE_PAUSED_H2_UPGRADE:
-    *reason = "HTTP/2 is not supported";
-    return 505;
-  case HPE_INVALID_HEADER_TOKEN:
-    *reason = "invalid character in a header";
-    return 400;
-  case HPE_INVALID_CONTENT_LENGTH:
-    *reason = "invalid Content-Length";
-    return 400;
-  case HPE_UNEXPECTED_CONTENT_LENGTH:
-    *reason = "Content-Length repeated or sent with Transfer-Encoding";
-    return 400;
-  case HPE_INVALID_TRANSFER_ENCODING:
-    if (hp->te_chunked) {
-      *reason = "invalid Transfer-Encoding";
-      return 400;
-    }
-    *reason = "only the chunked transfer coding is supported";
-    return 501;
-  case HPE_INVALID_CHUNK_SIZE:
-    *reason = "invalid chunk size";
-    return 400;
-  default:
-    *reason = "malformed request";
-    return 400;
-  }
-}
-
 /* ---- llhttp callbacks ---- */
 
 static int on_message_begin(llhttp_t *p) {
@@ -250,7 +128,7 @@ static int on_message_begin(llhttp_t *p) {
   hp->te_chunked = false;
   hp->te_other = false;
   hp->expect_other = false;
-  memset(&hp->req, 0, sizeof hp->req);
+  memset(&hp->store->req, 0, sizeof hp->store->req);
   return 0;
 }
 
@@ -288,7 +166,7 @@ static int on_url(llhttp_t *p, const char *at, size_t len) {
 
 static int on_url_complete(llhttp_t *p) {
   http_parser_t *hp = from(p);
-  hp->req.target_len = hp->store->bytes.len;
+  hp->store->req.target_len = hp->store->bytes.len;
   return store_nul(hp);
 }
 
@@ -368,14 +246,23 @@ static int on_header_field_complete(llhttp_t *p) {
   http_hdr_t *h = &s->hdr[s->nhdr - 1];
   h->name_len = (uint32_t)(s->bytes.len - h->name);
   const char *name = s->bytes.data + h->name;
-  if (token_eq(name, h->name_len, "host"))
-    hp->cur_kind = HK_HOST;
-  else if (token_eq(name, h->name_len, "transfer-encoding"))
-    hp->cur_kind = HK_TE;
-  else if (token_eq(name, h->name_len, "expect"))
-    hp->cur_kind = HK_EXPECT;
-  else
-    hp->cur_kind = HK_OTHER;
+  hp->cur_kind = HK_OTHER;
+  switch (h->name_len) { /* the length first: most names are none of these */
+  case 4:
+    if (HTTP_TOKEN_EQ(name, 4, "host"))
+      hp->cur_kind = HK_HOST;
+    break;
+  case 6:
+    if (HTTP_TOKEN_EQ(name, 6, "expect"))
+      hp->cur_kind = HK_EXPECT;
+    break;
+  case 17:
+    if (HTTP_TOKEN_EQ(name, 17, "transfer-encoding"))
+      hp->cur_kind = HK_TE;
+    break;
+  default:
+    break;
+  }
   return store_nul(hp);
 }
 
@@ -413,16 +300,16 @@ static int on_header_value_complete(llhttp_t *p) {
   case HK_HOST:
     if (++hp->host_count > 1)
       return fail(hp, 400, "repeated Host header");
-    if (!http_host_valid(v, h->value_len))
+    if (!http_check_host(v, h->value_len))
       return fail(hp, 400, "invalid Host header");
     break;
   case HK_TE:
-    if (check_te(hp, v, h->value_len) != 0)
+    if (http_check_te(hp, v, h->value_len) != 0)
       return HPE_USER;
     break;
   case HK_EXPECT:
-    if (token_eq(v, h->value_len, "100-continue"))
-      hp->req.expect_continue = true;
+    if (HTTP_TOKEN_EQ(v, h->value_len, "100-continue"))
+      hp->store->req.expect_continue = true;
     else
       hp->expect_other = true;
     break;
@@ -432,11 +319,23 @@ static int on_header_value_complete(llhttp_t *p) {
   return store_nul(hp);
 }
 
+/* Most requests have no body: their message completes at once, and pausing
+ * here as well would cost a second llhttp_execute per request. Anything
+ * llhttp might still refuse after the head (a Transfer-Encoding, an upgrade)
+ * pauses here, so the head's own checks speak first. */
+static bool completes_with_head(const llhttp_t *p) {
+  if (p->flags & (F_CHUNKED | F_TRANSFER_ENCODING | F_UPGRADE))
+    return false;
+  if (p->method == HTTP_CONNECT)
+    return false;
+  return !(p->flags & F_CONTENT_LENGTH) || p->content_length == 0;
+}
+
 static int on_headers_complete(llhttp_t *p) {
   http_parser_t *hp = from(p);
   hp->pending = PENDING_HEAD;
   hp->in_trailers = true; /* any later field is a trailer */
-  return HPE_PAUSED;
+  return completes_with_head(p) ? 0 : HPE_PAUSED;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len) {
@@ -466,13 +365,14 @@ static int on_chunk_extension(llhttp_t *p, const char *at, size_t len) {
 }
 
 static int on_message_complete(llhttp_t *p) {
-  from(p)->pending = PENDING_DONE;
+  from(p)->pending |= PENDING_DONE;
   return HPE_PAUSED;
 }
 
 static llhttp_settings_t settings;
 
 static void settings_init(void) {
+  http_check_init();
   llhttp_settings_init(&settings);
   settings.on_message_begin = on_message_begin;
   settings.on_method = on_method;
@@ -506,92 +406,10 @@ void http_parser_init(http_parser_t *hp, const config_t *cfg, http_store_pool_t 
   hp->in_head = true;
 }
 
-/* ---- the head, once complete ---- */
-
-/* Splits the target into path and query; origin-form or absolute-form only. */
-static int split_target(http_parser_t *hp) {
-  http_req_t *r = &hp->req;
-  const char *t = hp->store->bytes.data;
-  size_t n = r->target_len;
-  r->target = t;
-  const char *path = t;
-  if (n > 0 && t[0] != '/') {
-    size_t skip;
-    if (n > 7 && strncasecmp(t, "http://", 7) == 0)
-      skip = 7;
-    else if (n > 8 && strncasecmp(t, "https://", 8) == 0)
-      skip = 8;
-    else
-      return fail(hp, 400, "request target must be a path or an absolute URI");
-    path = memchr(t + skip, '/', n - skip);
-    if (path == NULL) {
-      const char *q = memchr(t + skip, '?', n - skip);
-      r->path = "/";
-      r->path_len = 1;
-      r->query = q ? q + 1 : "";
-      r->query_len = q ? (size_t)(t + n - q - 1) : 0;
-      return 0;
-    }
-  } else if (n == 0) {
-    return fail(hp, 400, "empty request target");
-  }
-  size_t rest = n - (size_t)(path - t);
-  const char *q = memchr(path, '?', rest);
-  const char *hash = memchr(path, '#', rest);
-  if (hash != NULL)
-    return fail(hp, 400, "fragment in request target");
-  r->path = path;
-  r->path_len = q ? (size_t)(q - path) : rest;
-  r->query = q ? q + 1 : "";
-  r->query_len = q ? rest - r->path_len - 1 : 0;
-  return 0;
-}
-
-static int finish_head(http_parser_t *hp) {
-  llhttp_t *p = &hp->p;
-  http_req_t *r = &hp->req;
-  if (!hp->line_done) {
-    /* llhttp reads "GET /" alone as HTTP/0.9, and skips the version callback for "HTTP/0.9" */
-    if (hp->version_digit != 0)
-      return fail(hp, 505, "only HTTP/1.0 and HTTP/1.1 are supported"), -1;
-    return fail(hp, 400, "request line has no HTTP version"), -1;
-  }
-  r->method_id = p->method;
-  r->method = llhttp_method_name((llhttp_method_t)p->method);
-  r->major = p->http_major;
-  r->minor = p->http_minor;
-  r->store = hp->store;
-  r->chunked = (p->flags & F_CHUNKED) != 0;
-  r->content_length = (p->flags & F_CONTENT_LENGTH) ? (int64_t)p->content_length : -1;
-  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > (uint64_t)INT64_MAX)
-    r->content_length = INT64_MAX;
-  r->has_body = r->chunked || r->content_length > 0;
-  r->keep_alive = llhttp_should_keep_alive(p) != 0;
-  if (split_target(hp) != 0)
-    return -1;
-  if (hp->host_count == 0 && r->minor == 1)
-    return fail(hp, 400, "missing Host header"), -1;
-  if ((p->flags & F_TRANSFER_ENCODING) && r->minor == 0)
-    return fail(hp, 400, "Transfer-Encoding in an HTTP/1.0 request"), -1;
-  if (hp->te_other)
-    return fail(hp, 501, "only the chunked transfer coding is supported"), -1;
-  if (hp->te_chunked != ((p->flags & F_CHUNKED) != 0)) /* one reading of the header, not two */
-    return fail(hp, 400, "invalid Transfer-Encoding"), -1;
-  if (r->content_length > hp->cfg->limits.max_body_bytes)
-    return fail(hp, 413, "request body too large"), -1;
-  if (hp->expect_other)
-    return fail(hp, 417, "only Expect: 100-continue is supported"), -1;
-  if (r->minor == 0)
-    r->expect_continue = false; /* 1.0 clients cannot expect it (RFC 9110 10.1.1) */
-  if (!r->has_body)
-    r->expect_continue = false;
-  return 0;
-}
-
 /* At a pause for the end of the head (or of a chunked message's trailers),
  * the bytes just consumed must be CRLF: llhttp also takes a bare LF there. */
 static bool ends_with_crlf(const http_parser_t *hp, const char *pos) {
-  if (hp->pending == PENDING_DONE && !(hp->p.flags & F_CHUNKED))
+  if (!(hp->pending & PENDING_HEAD) && !(hp->p.flags & F_CHUNKED))
     return true; /* ends with its body, or with its head (checked at the head) */
   if (pos <= hp->exec_start)
     return true; /* nothing consumed here: checked when it was */
@@ -614,80 +432,107 @@ static int head_overflow(http_parser_t *hp) {
   return fail(hp, 431, "request header fields too large");
 }
 
+/* One llhttp_execute over what the head may still use of [p, end).
+ * Returns 1 when an event is pending, 0 to go on, -1 on an error. */
+static int execute(http_parser_t *hp, const char **pp, const char *end) {
+  const char *p = *pp;
+  size_t n = (size_t)(end - p);
+  if (hp->in_head) {
+    uint64_t limit = head_limit(hp);
+    uint64_t room = limit > hp->head_used ? limit - hp->head_used : 0;
+    if (n > room + 1)
+      n = (size_t)room + 1; /* one byte past the limit proves the overflow */
+  }
+  if (hp->need_cr && n > 0) {
+    hp->need_cr = false;
+    if (*p != '\r')
+      return fail(hp, 400, "request line must end with CRLF"), -1;
+  }
+  hp->exec_start = p;
+  hp->exec_end = p + n;
+  llhttp_errno_t err = llhttp_execute(&hp->p, p, n);
+  size_t used = err == HPE_OK ? n : (size_t)(llhttp_get_error_pos(&hp->p) - p);
+  if ((err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) && hp->pending != PENDING_NONE &&
+      !ends_with_crlf(hp, p + used))
+    return fail(hp, 400, "header section must end with CRLF"), -1;
+  if (used > 0) {
+    hp->last_byte2 = used > 1 ? p[used - 2] : hp->last_byte;
+    hp->last_byte = p[used - 1];
+  }
+  if (hp->in_head)
+    hp->head_used += used;
+  *pp = p + used;
+  if (err == HPE_PAUSED_UPGRADE) {
+    /* loopd speaks no other protocol: carry on with HTTP/1.1 */
+    llhttp_resume_after_upgrade(&hp->p);
+    err = hp->pending ? HPE_PAUSED : HPE_OK;
+  }
+  if (err == HPE_OK) {
+    if (hp->in_head && hp->head_used > head_limit(hp))
+      return head_overflow(hp), -1;
+    return 0;
+  }
+  if (err != HPE_PAUSED) {
+    hp->error_status = http_status_of(hp, llhttp_get_errno(&hp->p), &hp->error_reason);
+    return -1;
+  }
+  llhttp_resume(&hp->p);
+  return 1;
+}
+
+/* Tells the owner about the pending event(s). rest: bytes of this feed after
+ * them. Returns HTTP_EV_OK or HTTP_EV_PAUSE, or -1 on an error. A paused head
+ * keeps its message's end pending for the next feed. */
+static int deliver(http_parser_t *hp, size_t rest) {
+  int ev = hp->pending;
+  int r = HTTP_EV_OK;
+  if (ev == PENDING_NONE)
+    return HTTP_EV_OK; /* a pause that was not ours */
+  hp->pending = PENDING_NONE;
+  hp->rest = rest;
+  if (ev & PENDING_HEAD) {
+    hp->in_head = false;
+    if (hp->head_used > head_limit(hp))
+      return head_overflow(hp), -1;
+    if (http_finish_head(hp) != 0)
+      return -1;
+    if (ev & PENDING_DONE)
+      hp->pending = PENDING_DONE;
+    else
+      hp->kick = true; /* llhttp goes on with the body */
+    r = hp->ev->on_head(hp->owner, &hp->store->req);
+    if (r == HTTP_EV_PAUSE || !(ev & PENDING_DONE)) {
+      hp->rest = 0;
+      return r;
+    }
+    hp->pending = PENDING_NONE;
+  }
+  hp->in_head = true;
+  hp->head_used = 0;
+  hp->line_bytes = 0;
+  r = hp->ev->on_done(hp->owner);
+  hp->rest = 0;
+  return r;
+}
+
 size_t http_parser_feed(http_parser_t *hp, const char *data, size_t len, http_result_t *result) {
   const char *p = data;
   const char *end = data + len;
   *result = HTTP_OK;
   /* After headers complete, llhttp needs one more call (even with no bytes)
-   * to finish a message without a body: "kick" asks for it. */
-  while (p < end || hp->kick) {
+   * to go on with the message: "kick" asks for it. */
+  while (p < end || hp->kick || hp->pending != PENDING_NONE) {
     hp->kick = false;
-    size_t n = (size_t)(end - p);
-    if (hp->in_head) {
-      uint64_t limit = head_limit(hp);
-      uint64_t room = limit > hp->head_used ? limit - hp->head_used : 0;
-      if (n > room + 1)
-        n = (size_t)room + 1; /* one byte past the limit proves the overflow */
-    }
-    if (hp->need_cr && n > 0) {
-      hp->need_cr = false;
-      if (*p != '\r') {
-        fail(hp, 400, "request line must end with CRLF");
+    if (hp->pending == PENDING_NONE) {
+      int st = execute(hp, &p, end);
+      if (st < 0)
         goto error;
-      }
+      if (st == 0)
+        continue;
     }
-    hp->exec_start = p;
-    hp->exec_end = p + n;
-    llhttp_errno_t err = llhttp_execute(&hp->p, p, n);
-    size_t used = err == HPE_OK ? n : (size_t)(llhttp_get_error_pos(&hp->p) - p);
-    if ((err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) && hp->pending != PENDING_NONE &&
-        !ends_with_crlf(hp, p + used)) {
-      fail(hp, 400, "header section must end with CRLF");
+    int r = deliver(hp, (size_t)(end - p));
+    if (r < 0)
       goto error;
-    }
-    if (used > 0) {
-      hp->last_byte2 = used > 1 ? p[used - 2] : hp->last_byte;
-      hp->last_byte = p[used - 1];
-    }
-    if (hp->in_head)
-      hp->head_used += used;
-    p += used;
-    if (err == HPE_PAUSED_UPGRADE) {
-      /* loopd speaks no other protocol: carry on with HTTP/1.1 */
-      llhttp_resume_after_upgrade(&hp->p);
-      err = hp->pending ? HPE_PAUSED : HPE_OK;
-    }
-    if (err == HPE_OK) {
-      if (hp->in_head && hp->head_used > head_limit(hp)) {
-        head_overflow(hp);
-        goto error;
-      }
-      continue;
-    }
-    if (err != HPE_PAUSED)
-      goto llhttp_error;
-    llhttp_resume(&hp->p);
-    int ev = hp->pending;
-    hp->pending = PENDING_NONE;
-    int r = HTTP_EV_OK;
-    hp->rest = (size_t)(end - p);
-    if (ev == PENDING_HEAD) {
-      hp->in_head = false;
-      if (hp->head_used > head_limit(hp)) {
-        head_overflow(hp);
-        goto error;
-      }
-      if (finish_head(hp) != 0)
-        goto error;
-      hp->kick = true;
-      r = hp->ev->on_head(hp->owner, &hp->req);
-    } else if (ev == PENDING_DONE) {
-      hp->in_head = true;
-      hp->head_used = 0;
-      hp->line_bytes = 0;
-      r = hp->ev->on_done(hp->owner);
-    }
-    hp->rest = 0;
     if (r == HTTP_EV_PAUSE) {
       *result = HTTP_PAUSED;
       return (size_t)(p - data);
@@ -695,8 +540,6 @@ size_t http_parser_feed(http_parser_t *hp, const char *data, size_t len, http_re
   }
   return len;
 
-llhttp_error:
-  hp->error_status = http_status_for_llhttp(hp, llhttp_get_errno(&hp->p), &hp->error_reason);
 error:
   *result = HTTP_ERROR;
   return (size_t)(p - data);

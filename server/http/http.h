@@ -13,27 +13,6 @@
 #include "buf.h"
 #include "config.h"
 
-typedef struct http_hdr {
-  uint32_t name, name_len, value, value_len; /* offsets into the store's bytes */
-} http_hdr_t;
-
-/* Storage for one request's target and headers. Pooled per loop (or per
- * thread) so idle connections hold none and busy ones allocate nothing. */
-typedef struct http_store {
-  buf_t bytes;
-  http_hdr_t *hdr;
-  uint32_t nhdr, hdr_cap;
-  struct http_store *next;
-} http_store_t;
-
-typedef struct http_store_pool {
-  http_store_t *free;
-  unsigned nfree;
-} http_store_pool_t;
-
-void http_store_pool_init(http_store_pool_t *pool);
-void http_store_pool_free(http_store_pool_t *pool);
-
 /* A parsed request head, as handlers see it. Valid from the head event until
  * the response is complete. */
 typedef struct http_req {
@@ -51,8 +30,30 @@ typedef struct http_req {
   bool has_body;
   bool expect_continue;
   bool keep_alive; /* what the client asked for */
-  const http_store_t *store;
+  const struct http_store *store;
 } http_req_t;
+
+typedef struct http_hdr {
+  uint32_t name, name_len, value, value_len; /* offsets into the store's bytes */
+} http_hdr_t;
+
+/* Storage for one request's target and headers. Pooled per loop (or per
+ * thread) so idle connections hold none and busy ones allocate nothing. */
+typedef struct http_store {
+  http_req_t req; /* here, not in the parser: idle connections hold no store */
+  buf_t bytes;
+  http_hdr_t *hdr;
+  uint32_t nhdr, hdr_cap;
+  struct http_store *next;
+} http_store_t;
+
+typedef struct http_store_pool {
+  http_store_t *free;
+  unsigned nfree;
+} http_store_pool_t;
+
+void http_store_pool_init(http_store_pool_t *pool);
+void http_store_pool_free(http_store_pool_t *pool);
 
 /* Case-insensitive lookup of the first header with this name; NULL if none. */
 const char *http_req_header(const http_req_t *r, const char *name, size_t *len);
@@ -83,7 +84,6 @@ typedef struct http_parser {
   http_store_t *store;
   const http_events_t *ev;
   void *owner;
-  http_req_t req;
   uint64_t head_used;  /* bytes of the current head (request line + headers) */
   uint64_t line_bytes; /* method + target + version bytes */
   uint64_t body_bytes;
@@ -124,10 +124,6 @@ bool http_parser_idle(const http_parser_t *hp);
 void http_parser_release(http_parser_t *hp);
 /* Frees everything (connection closing). */
 void http_parser_free(http_parser_t *hp);
-
-/* Exposed for unit tests. */
-bool http_host_valid(const char *v, size_t n);
-int http_status_for_llhttp(const http_parser_t *hp, llhttp_errno_t err, const char **reason);
 
 /* The llhttp loopd was built with, e.g. "8.1.0" (for --version). */
 const char *http_parser_version(void);

@@ -27,11 +27,13 @@ void session_env_init(session_env_t *env, const config_t *cfg, const route_table
   env->route.mon = NULL;
   env->http = NULL;
   env->stall = NULL;
+  buf_init(&env->spare_hold, SESSION_HOLD_BYTES + 2048);
 }
 
 void session_env_free(session_env_t *env) {
   buf_free(&env->route.scratch);
   http_store_pool_free(&env->pool);
+  buf_free(&env->spare_hold);
 }
 
 void session_init(session_t *s, session_env_t *env, const char *peer, uint64_t now_ms) {
@@ -62,7 +64,8 @@ void session_free(session_t *s) {
   buf_free(&s->hold);
 }
 
-void session_trim(session_t *s) {
+/* Gives the request storage back to the pool when nothing is in flight. */
+static void session_trim(session_t *s) {
   if (!s->req_active)
     http_parser_release(&s->hp);
 }
@@ -98,7 +101,7 @@ static void log_request(session_t *s, int status) {
     /* rejected before its head was complete: log what was read */
     e.method = llhttp_method_name((llhttp_method_t)s->hp.p.method);
     e.target = s->hp.store->bytes.data;
-    e.target_len = s->hp.req.target_len;
+    e.target_len = s->hp.store->req.target_len;
     e.http_major = s->hp.p.http_major;
     e.http_minor = s->hp.p.http_minor;
   }
@@ -154,6 +157,27 @@ static bool shed(session_t *s) {
  * request body is still being read. */
 static buf_t *dst(session_t *s) { return s->holding ? &s->hold : s->out; }
 
+/* Idle connections hold no hold storage, yet a malloc and a free per /echo
+ * would cost more than the echo: the env keeps one spare between requests. */
+static void hold_take(session_t *s) {
+  buf_t *spare = &s->env->spare_hold;
+  if (s->hold.cap == 0 && spare->cap > 0) {
+    s->hold = *spare;
+    s->hold.len = 0;
+    buf_init(spare, s->hold.max);
+  }
+}
+
+static void hold_give(session_t *s) {
+  buf_t *spare = &s->env->spare_hold;
+  if (spare->cap == 0 && s->hold.cap > 0 && s->hold.cap <= 2 * SESSION_HOLD_BYTES) {
+    *spare = s->hold;
+    buf_init(&s->hold, spare->max);
+  } else {
+    buf_free(&s->hold);
+  }
+}
+
 /* The held response goes out: from here on it streams, and an error in the
  * rest of the body can only end the connection. */
 static void release_hold(session_t *s) {
@@ -162,7 +186,7 @@ static void release_hold(session_t *s) {
   s->holding = false;
   if (buf_append(s->out, s->hold.data, s->hold.len) != 0)
     s->broken = true;
-  buf_free(&s->hold); /* idle connections hold none */
+  hold_give(s); /* idle connections hold none */
 }
 
 /* An error before the held response went out: it never existed. */
@@ -170,7 +194,7 @@ static void drop_hold(session_t *s) {
   if (!s->holding)
     return;
   s->holding = false;
-  buf_free(&s->hold);
+  hold_give(s);
   s->resp_started = false;
   s->resp_done = false;
 }
@@ -227,8 +251,10 @@ void reply_head(route_ctx_t *rc, int status, const char *ctype, int64_t length, 
     else
       s->keep_alive = false; /* answering without the body: close after */
   }
-  if (!s->req_done && rc->on_body != NULL)
+  if (!s->req_done && rc->on_body != NULL) {
     s->holding = true; /* until the body is complete, or the hold is full */
+    hold_take(s);
+  }
   write_head(s, status, ctype, length, extra);
 }
 

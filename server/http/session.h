@@ -24,6 +24,7 @@ typedef struct session_env {
   access_log_t *access_log;
   struct mon_http *http;    /* request counters, or NULL; set by the mode */
   struct stall_slot *stall; /* told which request runs, or NULL; set by the mode */
+  buf_t spare_hold; /* one hold's storage kept between requests (session.c: hold) */
 } session_env_t;
 
 /* routes: the table requests are matched against (the mode passes routes_table()). */
@@ -113,7 +114,5 @@ static inline bool session_idle(const session_t *s) {
 }
 /* Output could not be written (out of memory): drop it and close. */
 static inline bool session_broken(const session_t *s) { return s->broken; }
-/* Gives the request storage back to the pool when nothing is in flight. */
-void session_trim(session_t *s);
 
 #endif

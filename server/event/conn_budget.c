@@ -1,0 +1,68 @@
+/* conn_budget.c: what a connection spent in this loop turn, and the loop's
+ * again queue of connections whose share ran out (conn_internal.h says why). */
+#include "conn_internal.h"
+
+void budget_start(conn_t *c) {
+  evloop_t *l = c->loop;
+  if (l->budget_turn != l->turns) {
+    l->budget_turn = l->turns;
+    l->budget_ns = 0;
+  }
+  if (c->b_turn != l->turns) {
+    c->b_turn = l->turns;
+    c->b_ns = 0;
+    c->b_in = 0;
+    c->b_out = 0;
+    c->b_reqs = c->session.requests;
+  }
+  c->b_t0 = uv_hrtime();
+}
+
+void budget_stop(conn_t *c) {
+  if (c->b_t0 == 0)
+    return;
+  uint64_t d = uv_hrtime() - c->b_t0;
+  c->b_ns += d;
+  c->loop->budget_ns += d;
+  c->b_t0 = 0;
+}
+
+bool loop_spent(const evloop_t *l, uint64_t cap) {
+  return l->budget_turn == l->turns && l->budget_ns >= cap;
+}
+
+bool budget_spent(const conn_t *c) {
+  if (c->b_in >= TURN_CONN_IN || c->b_out + c->loop->out.len >= TURN_CONN_OUT ||
+      c->session.requests - c->b_reqs >= TURN_CONN_REQUESTS)
+    return true;
+  uint64_t d = c->b_t0 != 0 ? uv_hrtime() - c->b_t0 : 0;
+  return c->b_ns + d >= TURN_CONN_NS || c->loop->budget_ns + d >= TURN_LOOP_NS;
+}
+
+void again_push(conn_t *c) {
+  evloop_t *l = c->loop;
+  c->again_next = NULL;
+  if (l->again_tail != NULL)
+    l->again_tail->again_next = c;
+  else
+    l->again_head = c;
+  l->again_tail = c;
+}
+
+void again_remove(conn_t *c) {
+  evloop_t *l = c->loop;
+  conn_t *prev = NULL;
+  for (conn_t *p = l->again_head; p != NULL; prev = p, p = p->again_next) {
+    if (p == c) {
+      if (prev != NULL)
+        prev->again_next = p->again_next;
+      else
+        l->again_head = p->again_next;
+      if (l->again_tail == c)
+        l->again_tail = prev;
+      break;
+    }
+  }
+  c->paused = false;
+}
+

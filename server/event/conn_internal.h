@@ -1,0 +1,63 @@
+/* conn_internal.h: what conn.c shares with its two helpers in event/,
+ * conn_budget.c (the per-turn budgets and the again queue, plain bookkeeping
+ * that calls nothing back) and conn_accept.c (a new connection, which only
+ * calls into conn.c). Neither is called back by conn.c's callers. */
+#ifndef LOOPD_CONN_INTERNAL_H
+#define LOOPD_CONN_INTERNAL_H
+
+#include "conn.h"
+
+#define INBUF_MAX (64 * 1024)     /* stop reading once this much waits */
+#define WRITE_QUEUE_MAX (8u << 20) /* a client that stops reading is cut off here */
+#define LINGER_MS 2000            /* after our FIN, how long we drain the client's bytes */
+#define LINGERING_REFUSED_MAX 1024
+
+/* Per-turn budgets: one client must not own the loop. In one loop turn a
+ * connection parses at most TURN_CONN_IN bytes and TURN_CONN_REQUESTS
+ * requests, produces at most TURN_CONN_OUT bytes of responses and works at
+ * most TURN_CONN_NS (so an expensive route such as /metrics or /lag counts by
+ * what it costs); then it stops reading and waits on the loop's again queue
+ * for the next turn. Once connection work in a turn reaches TURN_LOOP_NS,
+ * every further connection waits a turn without even reading its socket; the
+ * again queue gets half of a turn, fresh input the rest, so a quiet client
+ * is not queued behind every busy one. The session pauses every
+ * TURN_CHECK_EVERY requests for the check. Measured (loadtest/turn_probe):
+ * a pipelined GET / costs ~0.7 us, /metrics ~40 us, a 64 KiB /echo read and
+ * write ~30 us; none of the pipelined benchmarks (16 requests per read)
+ * reaches a budget. */
+#define TURN_CONN_IN (64 * 1024)
+#define TURN_CONN_OUT (256 * 1024)
+#define TURN_CONN_REQUESTS 128
+#define TURN_CONN_NS (500u * 1000)
+#define TURN_LOOP_NS (2u * 1000 * 1000)
+#define TURN_CHECK_EVERY 16
+
+enum { WAIT_NONE, WAIT_PLAN, WAIT_WRITE, WAIT_CLOSE };
+
+static inline uint64_t now_ms(const conn_t *c) { return uv_now(&c->loop->uv); }
+
+/* Every callback that may run a handler starts here: the stall watchdog
+ * times the turn from its first such callback (one load, and a store once
+ * per turn; the loop's prepare handle ends the turn). */
+static inline void turn_begins(evloop_t *l) { stall_enter(l->mon.stall, uv_now(&l->uv)); }
+
+/* conn.c */
+void conn_close(conn_t *c);
+/* After the last byte: FIN, then a lingering read (LINGER_MS). */
+void conn_finish(conn_t *c);
+void conn_set_reading(conn_t *c, bool on);
+/* (Re)starts the connection's timer for its next deadline. */
+void conn_arm(conn_t *c);
+
+/* conn_budget.c */
+/* A callback that may feed the session starts: a new turn refills the budgets. */
+void budget_start(conn_t *c);
+void budget_stop(conn_t *c);
+/* The loop's share for connections is used up in this turn. */
+bool loop_spent(const evloop_t *l, uint64_t cap);
+bool budget_spent(const conn_t *c);
+/* Appends c to the loop's again queue (the caller stops its reading). */
+void again_push(conn_t *c);
+void again_remove(conn_t *c);
+
+#endif

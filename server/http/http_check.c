@@ -1,0 +1,221 @@
+/* http_check.c: the strictness checks llhttp does not make (Host, the one
+ * reading of Transfer-Encoding, request-target forms, the rules over the whole
+ * head) and the status every llhttp error answers with (SPEC section 5). */
+#include "http_check.h"
+
+#include <string.h>
+#include <strings.h>
+
+/* Which bytes a reg-name or IPv4 host may hold: unreserved, pct-encoded and
+ * sub-delims (RFC 3986 3.2.2). A table, since this runs for every request. */
+static bool reg_name_byte[256];
+
+static void host_table_init(void) {
+  for (int c = '0'; c <= '9'; c++)
+    reg_name_byte[c] = true;
+  for (int c = 'a'; c <= 'z'; c++)
+    reg_name_byte[c] = reg_name_byte[c - 'a' + 'A'] = true;
+  for (const char *p = "-._~%!$&'()*+,;="; *p != '\0'; p++)
+    reg_name_byte[(unsigned char)*p] = true;
+}
+
+static bool ipv6_byte(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' ||
+         c == '.';
+}
+
+void http_check_init(void) { host_table_init(); }
+
+bool http_check_host(const char *v, size_t n) {
+  size_t i = 0;
+  if (n > 0 && v[0] == '[') {
+    for (i = 1; i < n && v[i] != ']'; i++)
+      if (!ipv6_byte(v[i]))
+        return false;
+    if (i == n || i == 1)
+      return false;
+    i++;
+  } else {
+    for (; i < n && v[i] != ':'; i++)
+      if (!reg_name_byte[(unsigned char)v[i]])
+        return false;
+  }
+  if (i == n)
+    return true;
+  if (v[i] != ':')
+    return false;
+  for (i++; i < n; i++)
+    if (v[i] < '0' || v[i] > '9')
+      return false;
+  return true;
+}
+
+/* Transfer-Encoding: a comma list; only "chunked", once, is understood. */
+int http_check_te(http_parser_t *hp, const char *v, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+      i++;
+    size_t start = i;
+    while (i < n && v[i] != ',' && v[i] != ' ' && v[i] != '\t' && v[i] != ';')
+      i++;
+    if (i == start)
+      break;
+    if (HTTP_TOKEN_EQ(v + start, i - start, "chunked")) {
+      if (hp->te_chunked)
+        return http_fail(hp, 400, "chunked transfer coding applied twice");
+      hp->te_chunked = true;
+      /* llhttp reads "chunked" only when spaces alone follow it up to a
+       * comma or the end; parameters or a tab make it another coding
+       * there, so refuse them here rather than read the header twice. */
+      while (i < n && v[i] == ' ')
+        i++;
+      if (i < n && v[i] != ',')
+        return http_fail(hp, 400, "invalid Transfer-Encoding: chunked takes no parameters");
+    } else {
+      hp->te_other = true;
+    }
+    while (i < n && v[i] != ',')
+      i++; /* transfer parameters */
+  }
+  return 0;
+}
+
+int http_status_of(const http_parser_t *hp, llhttp_errno_t err, const char **reason) {
+  /* Our callbacks set the status; llhttp reports errors from its *_complete
+   * callbacks as HPE_CB_* rather than HPE_USER, so look at ours first. */
+  if (hp->error_status != 0) {
+    *reason = hp->error_reason;
+    return hp->error_status;
+  }
+  switch (err) {
+  case HPE_INVALID_METHOD:
+    *reason = "unknown or malformed method";
+    return 400;
+  case HPE_INVALID_URL:
+    *reason = "malformed request target";
+    return 400;
+  case HPE_INVALID_VERSION: {
+    /* "HTTP/d.d" read and the digits refused: llhttp stops at the CR after them */
+    const char *pos = llhttp_get_error_pos(&hp->p);
+    if (hp->version_digit != 0 && pos != NULL && pos >= hp->exec_start && pos < hp->exec_end &&
+        *pos == '\r') {
+      *reason = "only HTTP/1.0 and HTTP/1.1 are supported";
+      return 505;
+    }
+    *reason = "malformed HTTP version";
+    return 400;
+  }
+  case HPE_PAUSED_H2_UPGRADE:
+    *reason = "HTTP/2 is not supported";
+    return 505;
+  case HPE_INVALID_HEADER_TOKEN:
+    *reason = "invalid character in a header";
+    return 400;
+  case HPE_INVALID_CONTENT_LENGTH:
+    *reason = "invalid Content-Length";
+    return 400;
+  case HPE_UNEXPECTED_CONTENT_LENGTH:
+    *reason = "Content-Length repeated or sent with Transfer-Encoding";
+    return 400;
+  case HPE_INVALID_TRANSFER_ENCODING:
+    if (hp->te_chunked) {
+      *reason = "invalid Transfer-Encoding";
+      return 400;
+    }
+    *reason = "only the chunked transfer coding is supported";
+    return 501;
+  case HPE_INVALID_CHUNK_SIZE:
+    *reason = "invalid chunk size";
+    return 400;
+  default:
+    *reason = "malformed request";
+    return 400;
+  }
+}
+
+/* Splits the target into path and query; origin-form or absolute-form only. */
+static int split_target(http_parser_t *hp) {
+  http_req_t *r = &hp->store->req;
+  const char *t = hp->store->bytes.data;
+  size_t n = r->target_len;
+  r->target = t;
+  const char *path = t;
+  if (n > 0 && t[0] != '/') {
+    size_t skip;
+    if (n > 7 && strncasecmp(t, "http://", 7) == 0)
+      skip = 7;
+    else if (n > 8 && strncasecmp(t, "https://", 8) == 0)
+      skip = 8;
+    else
+      return http_fail(hp, 400, "request target must be a path or an absolute URI");
+    path = memchr(t + skip, '/', n - skip);
+    if (path == NULL) {
+      const char *q = memchr(t + skip, '?', n - skip);
+      r->path = "/";
+      r->path_len = 1;
+      r->query = q ? q + 1 : "";
+      r->query_len = q ? (size_t)(t + n - q - 1) : 0;
+      return 0;
+    }
+  } else if (n == 0) {
+    return http_fail(hp, 400, "empty request target");
+  }
+  size_t rest = n - (size_t)(path - t);
+  const char *q = NULL;
+  for (size_t i = 0; i < rest; i++) { /* one pass: most targets are short */
+    if (path[i] == '#')
+      return http_fail(hp, 400, "fragment in request target");
+    if (path[i] == '?' && q == NULL)
+      q = path + i;
+  }
+  r->path = path;
+  r->path_len = q ? (size_t)(q - path) : rest;
+  r->query = q ? q + 1 : "";
+  r->query_len = q ? rest - r->path_len - 1 : 0;
+  return 0;
+}
+
+int http_finish_head(http_parser_t *hp) {
+  llhttp_t *p = &hp->p;
+  http_req_t *r = &hp->store->req;
+  if (!hp->line_done) {
+    /* llhttp reads "GET /" alone as HTTP/0.9, and skips the version callback for "HTTP/0.9" */
+    if (hp->version_digit != 0)
+      return http_fail(hp, 505, "only HTTP/1.0 and HTTP/1.1 are supported"), -1;
+    return http_fail(hp, 400, "request line has no HTTP version"), -1;
+  }
+  r->method_id = p->method;
+  r->method = llhttp_method_name((llhttp_method_t)p->method);
+  r->major = p->http_major;
+  r->minor = p->http_minor;
+  r->store = hp->store;
+  r->chunked = (p->flags & F_CHUNKED) != 0;
+  r->content_length = (p->flags & F_CONTENT_LENGTH) ? (int64_t)p->content_length : -1;
+  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > (uint64_t)INT64_MAX)
+    r->content_length = INT64_MAX;
+  r->has_body = r->chunked || r->content_length > 0;
+  /* llhttp_should_keep_alive, for a request (which never needs EOF to end). */
+  r->keep_alive = r->minor > 0 ? !(p->flags & F_CONNECTION_CLOSE)
+                               : (p->flags & F_CONNECTION_KEEP_ALIVE) != 0;
+  if (split_target(hp) != 0)
+    return -1;
+  if (hp->host_count == 0 && r->minor == 1)
+    return http_fail(hp, 400, "missing Host header"), -1;
+  if ((p->flags & F_TRANSFER_ENCODING) && r->minor == 0)
+    return http_fail(hp, 400, "Transfer-Encoding in an HTTP/1.0 request"), -1;
+  if (hp->te_other)
+    return http_fail(hp, 501, "only the chunked transfer coding is supported"), -1;
+  if (hp->te_chunked != ((p->flags & F_CHUNKED) != 0)) /* one reading of the header, not two */
+    return http_fail(hp, 400, "invalid Transfer-Encoding"), -1;
+  if (r->content_length > hp->cfg->limits.max_body_bytes)
+    return http_fail(hp, 413, "request body too large"), -1;
+  if (hp->expect_other)
+    return http_fail(hp, 417, "only Expect: 100-continue is supported"), -1;
+  if (r->minor == 0)
+    r->expect_continue = false; /* 1.0 clients cannot expect it (RFC 9110 10.1.1) */
+  if (!r->has_body)
+    r->expect_continue = false;
+  return 0;
+}
+

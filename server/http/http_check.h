@@ -1,0 +1,44 @@
+/* http_check.h: the strictness checks of http.c that need no llhttp callback
+ * state of their own: Host and Transfer-Encoding values, the request target,
+ * the complete head, and the status each llhttp error answers with. Private
+ * to http/ (http.c and http_check.c). */
+#ifndef LOOPD_HTTP_CHECK_H
+#define LOOPD_HTTP_CHECK_H
+
+#include "http.h"
+
+/* Records the rejection; returns HPE_USER for llhttp callbacks. */
+static inline int http_fail(http_parser_t *hp, int status, const char *reason) {
+  hp->error_status = status;
+  hp->error_reason = reason;
+  return HPE_USER;
+}
+
+/* ASCII case-insensitive s[0..n) == lit (lit lower case). */
+static inline bool http_token_eq(const char *s, size_t n, const char *lit, size_t lit_len) {
+  if (n != lit_len)
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (c >= 'A' && c <= 'Z')
+      c = (char)(c + ('a' - 'A'));
+    if (c != lit[i])
+      return false;
+  }
+  return true;
+}
+#define HTTP_TOKEN_EQ(s, n, lit) http_token_eq((s), (n), (lit), sizeof(lit) - 1)
+
+/* Builds the tables below; once, before any parser runs (http.c's settings_init). */
+void http_check_init(void);
+/* Host: reg-name, IPv4 or [IPv6], then an optional :port. */
+bool http_check_host(const char *v, size_t n);
+/* Transfer-Encoding: sets te_chunked / te_other; 0 or HPE_USER. */
+int http_check_te(http_parser_t *hp, const char *v, size_t n);
+/* Fills hp->req from llhttp's state once the head is complete and applies
+ * the rules that need the whole head. 0, or -1 with the error recorded. */
+int http_finish_head(http_parser_t *hp);
+/* The status (and reason) an llhttp error answers with. */
+int http_status_of(const http_parser_t *hp, llhttp_errno_t err, const char **reason);
+
+#endif
