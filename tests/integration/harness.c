@@ -714,6 +714,10 @@ bool timing_strict(const char **why) {
     snprintf(reason, sizeof reason, "a sanitizer build (%s)", san != NULL ? san : "?");
   else if (bt == NULL || strcmp(bt, "release") != 0)
     snprintf(reason, sizeof reason, "not a release build (%s)", bt != NULL ? bt : "unknown");
+  else if (getenv("LOOPD_TIMING_STRICT") == NULL)
+    /* in a suite run other tests share the two cores, and the load average
+     * lags by a minute: absolute bounds only when asked for, test alone */
+    snprintf(reason, sizeof reason, "not asked for (LOOPD_TIMING_STRICT=1, run alone)");
   else if (load < 0 || load >= (double)cpus)
     snprintf(reason, sizeof reason, "a loaded machine (load %.2f on %ld CPUs)", load, cpus);
   else

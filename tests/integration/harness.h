@@ -122,7 +122,8 @@ ssize_t raw_recv_to_eof(int fd, char *buf, size_t cap, int timeout_ms);
 /* Whether a bound of a few ms on loop lag can be asserted: a release build
  * without sanitizers (LOOPD_BUILDTYPE and LOOPD_SANITIZE, set by
  * tests/meson.build) on a machine with a spare core (1-minute load average
- * below the CPUs online). Elsewhere a sanitizer or a debug build multiplies
+ * below the CPUs online), asked for with LOOPD_TIMING_STRICT=1 (a suite run
+ * shares the cores with other tests). Elsewhere a sanitizer or a debug build multiplies
  * the server's CPU work, and on a loaded machine the scheduler preempts a
  * busy loop thread for tens of ms: only bounds relative to a control in the
  * same run hold there. When false, *why (if not NULL) says which. */
