@@ -164,6 +164,15 @@ int config_split_listen(const char *addr, char *host, size_t hostlen, int *port)
   return inet_pton(AF_INET, host, tmp) == 1 ? 0 : -1;
 }
 
+/* Whether a string value survives --print-config and a reload: the INI
+ * reader (inih) trims spaces around a value and takes a ';' at its start or
+ * after a space for an inline comment. '#' only starts a comment line. */
+static int str_reads_back(const char *v, size_t n) {
+  if (n > 0 && (v[0] == ' ' || v[n - 1] == ' ' || v[0] == ';'))
+    return 0;
+  return strstr(v, " ;") == NULL;
+}
+
 static int set_checked(const config_key_t *k, void *field, const char *value, char *err,
                        size_t errlen) {
   int64_t v;
@@ -226,6 +235,13 @@ static int set_checked(const config_key_t *k, void *field, const char *value, ch
     if (!ok) {
       errf(err, errlen, "%s = \"%s\": expected printable text of %lld to %lld bytes", k->name,
            value, (long long)k->min, (long long)k->max);
+      return -1;
+    }
+    if (!str_reads_back(value, n)) {
+      errf(err, errlen,
+           "%s = \"%s\": expected text without a leading or trailing space and without a ';' "
+           "first or after a space (a config file reads those as a comment)",
+           k->name, value);
       return -1;
     }
     memcpy(field, value, n + 1);
