@@ -65,6 +65,7 @@ typedef struct hc_resp {
   long long skip; /* body bytes still to drop */
   long responses;
   long bad;     /* heads with neither framing */
+  int told_close; /* a head said Connection: close */
   int chunked;  /* 1: in a chunked body, at a size line; 2: the last CRLF */
   char line[64];
   size_t line_len;
@@ -122,6 +123,8 @@ static void hc_resp_feed(hc_resp_t *r, const char *data, size_t n) {
     char *te = strcasestr(r->buf, "\r\ntransfer-encoding: chunked");
     if (cl == NULL && te == NULL)
       r->bad++;
+    if (strcasestr(r->buf, "\r\nconnection: close") != NULL)
+      r->told_close = 1;
     r->responses++;
     size_t head = (size_t)(end + 4 - r->buf), rest = r->len - head;
     long long have = (long long)rest < body ? (long long)rest : body;
@@ -280,7 +283,7 @@ static int mode_counted(int conns, int seconds, int depth) {
   static struct pollfd pf[HC_MAX_CONNS];
   static hc_resp_t *rs;
   static long sent[HC_MAX_CONNS];
-  static const char req[] = "GET / HTTP/1.1\r\nHost: counted\r\n\r\n";
+  static const char req[] = "GET / HTTP/1.1\r\nHost: counted\r\nUser-Agent: counted\r\n\r\n";
   if (conns > HC_MAX_CONNS || depth < 1 || depth > 64)
     return 2;
   rs = calloc((size_t)conns, sizeof *rs);
@@ -291,12 +294,16 @@ static int mode_counted(int conns, int seconds, int depth) {
     if (pf[i].fd >= 0)
       live++, hc_nonblock(pf[i].fd);
   }
-  long written = 0, answered = 0, partial = 0;
+  /* unanswered requests split by how their connection ended: a FIN (the
+   * server closed it, the client may retry) or a reset (answers the server
+   * wrote may have been destroyed) */
+  long written = 0, answered = 0, partial = 0, on_fin = 0, on_reset = 0, resets = 0;
   double end = hc_now_ms() + seconds * 1e3;
   char buf[HC_BUF];
   while (live > 0 && hc_now_ms() < end) {
-    for (int i = 0; i < conns; i++) /* top up: DEPTH requests in flight */
-      while (pf[i].fd >= 0 && sent[i] - rs[i].responses < depth) {
+    /* top up: DEPTH requests in flight, until told Connection: close */
+    for (int i = 0; i < conns; i++)
+      while (pf[i].fd >= 0 && !rs[i].told_close && sent[i] - rs[i].responses < depth) {
         ssize_t n = write(pf[i].fd, req, sizeof req - 1);
         if (n != (ssize_t)(sizeof req - 1)) {
           partial += n > 0; /* a request cut in the middle is not counted as written */
@@ -315,14 +322,22 @@ static int mode_counted(int conns, int seconds, int depth) {
         hc_resp_feed(&rs[i], buf, (size_t)n);
         answered += rs[i].responses - before;
       } else if (n == 0 || errno != EAGAIN) {
+        long left = sent[i] - rs[i].responses;
+        if (n == 0) {
+          on_fin += left;
+        } else {
+          on_reset += left;
+          resets++;
+        }
         close(pf[i].fd);
         pf[i].fd = -1;
         live--;
       }
     }
   }
-  printf("conns=%d written=%ld answered=%ld lost=%ld still_open=%d cut=%ld\n", conns, written,
-         answered, written - answered, live, partial);
+  printf("conns=%d written=%ld answered=%ld lost=%ld unanswered_on_fin=%ld unanswered_on_reset=%ld "
+         "resets=%ld still_open=%d cut=%ld\n", conns, written, answered, written - answered, on_fin,
+         on_reset, resets, live, partial);
   free(rs);
   return 0;
 }

@@ -156,6 +156,15 @@ int config_split_listen(const char *addr, char *host, size_t hostlen, int *port)
   return inet_pton(family, host, tmp) == 1 ? 0 : -EINVAL;
 }
 
+/* Whether a string value survives --print-config and a reload: the INI
+ * reader (inih) trims spaces around a value and takes a ';' at its start or
+ * after a space for an inline comment. '#' only starts a comment line. */
+static int str_reads_back(const char *v, size_t n) {
+  if (n > 0 && (v[0] == ' ' || v[n - 1] == ' ' || v[0] == ';'))
+    return 0;
+  return strstr(v, " ;") == NULL;
+}
+
 /* The setters, one per type: 0, or -EINVAL with the message. */
 static int set_int(const config_key_t *k, int64_t *field, const char *value, char *err,
                    size_t errlen) {
@@ -219,6 +228,12 @@ static int set_string(const config_key_t *k, char *field, const char *value, cha
     return loopd_errf(-EINVAL, err, errlen,
                       "%s = \"%s\": expected printable text of %lld to %lld bytes", k->name, value,
                       (long long)k->min, (long long)k->max);
+  if (!str_reads_back(value, n))
+    return loopd_errf(-EINVAL, err, errlen,
+                      "%s = \"%s\": expected text without a leading or trailing space and "
+                      "without a ';' first or after a space (a config file reads those as a "
+                      "comment)",
+                      k->name, value);
   memcpy(field, value, n + 1);
   return 0;
 }

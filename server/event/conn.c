@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "log.h"
 #include "util.h"
@@ -113,6 +114,25 @@ void conn_finish(conn_t *c) {
     c->loop->nlingering_refused++;
   c->plan_due = now_ms(c) + LINGER_MS;
   conn_arm(c);
+}
+
+/* Whether the kernel holds bytes from the client that loopd has not read:
+ * closing then would send a reset, which destroys answers still unread on
+ * the client's side. */
+static bool unread_input(conn_t *c) {
+  uv_os_fd_t fd;
+  int n = 0;
+  return uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
+/* Draining and nothing left to answer: a request the kernel already holds
+ * is read and answered (with Connection: close); otherwise FIN and the
+ * lingering read, never a bare close. Returns whether the connection ends. */
+static bool drain_idle(conn_t *c) {
+  if (unread_input(c))
+    return false;
+  conn_finish(c);
+  return true;
 }
 
 /* ---- writing ---- */
@@ -526,8 +546,7 @@ static void conn_after(conn_t *c) {
       return;
     }
   } else if (c->loop->draining && c->wait == WAIT_NONE && !c->writing &&
-             session_idle(&c->session) && c->inbuf.len == 0) {
-    conn_close(c);
+             session_idle(&c->session) && c->inbuf.len == 0 && drain_idle(c)) {
     return;
   } else {
     /* Backpressure: no new input while output waits, or while input piles up. */
@@ -540,5 +559,5 @@ void conn_drain(conn_t *c) {
   if (c->closing || c->lingering)
     return;
   if (c->wait == WAIT_NONE && !c->writing && session_idle(&c->session) && c->inbuf.len == 0)
-    conn_close(c);
+    drain_idle(c);
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -94,6 +95,12 @@ static int feed(tconn_t *c) {
   return (int)next;
 }
 
+/* Whether the kernel holds bytes from the client not read yet. */
+static bool unread_input(int fd) {
+  int n = 0;
+  return ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
 /* Flushes, then blocks until input, a timeout or the start of a drain. */
 static int wait_input(tconn_t *c) {
   if (c->out.len > 0 && flush_out(c) != 0)
@@ -102,8 +109,11 @@ static int wait_input(tconn_t *c) {
     buf_free(&c->env.route.scratch); /* a big JSON body's room is not kept per thread */
   for (;;) {
     sync_drain(c);
-    if (c->draining && session_idle(&c->session))
-      return GONE; /* idle at shutdown: nothing to answer */
+    /* Idle at shutdown: a request the kernel already holds is read and
+     * answered; otherwise FIN and the lingering read (finish), since a bare
+     * close with unread input sends a reset that destroys unread answers. */
+    if (c->draining && session_idle(&c->session) && !unread_input(c->fd))
+      return (int)SESSION_CLOSE;
     /* Once draining, the wake fd stays readable: stop watching it. */
     int r = wait_fd(c->fd, POLLIN, c->draining ? -1 : c->sh->wake_fd,
                     session_deadline(&c->session));
@@ -170,7 +180,8 @@ static void finish(tconn_t *c) {
   if (shutdown(c->fd, SHUT_WR) != 0)
     return;
   uint64_t end = clock_ms() + LINGER_MS;
-  while (wait_fd(c->fd, POLLIN, -1, end) == 1) {
+  /* the forced exit at the shutdown deadline cuts the linger short */
+  while (wait_fd(c->fd, POLLIN, c->sh->force_fd, end) == 1) {
     ssize_t n = recv(c->fd, c->rbuf, READ_BUF, MSG_DONTWAIT);
     if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
       return;

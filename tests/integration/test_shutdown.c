@@ -7,9 +7,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -34,6 +39,8 @@ static void test_in_flight_answered(void **state) {
   assert_true(srv_log_wait(&s, "draining", T));
   /* the idle connection is closed at once */
   assert_true(raw_wait_closed(idle, 1000));
+  raw_close(idle); /* as a client does on a FIN: loopd lingers until then */
+  idle = -1;
   /* new connections are refused */
   int late = raw_connect(s.port);
   assert_true(late < 0);
@@ -73,6 +80,165 @@ static void test_pipelined_rest_after_signal(void **state) {
   assert_true(raw_wait_closed(fd, T));
   raw_close(fd);
   assert_int_equal(srv_stop(&s, 0, T), 0);
+}
+
+/* ---- a pipelining flood when SIGTERM arrives ---- */
+
+#define FLOOD_CONNS 32
+#define FLOOD_DEPTH 4  /* requests in flight per connection */
+#define FLOOD_MAX 400  /* requests per connection: the access log keeps every line */
+#define FLOOD_REQ "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+#define FLOOD_REQ_LEN (sizeof FLOOD_REQ - 1)
+
+typedef struct flood {
+  int fd;
+  size_t wbytes;    /* request bytes written */
+  size_t target;    /* requests to have written: FLOOD_DEPTH more than answered */
+  int got;          /* complete responses read */
+  int after_close;  /* responses read after one said Connection: close */
+  bool told_close, eof, reset, bad;
+  char in[65536];
+  size_t in_len;
+} flood_t;
+
+/* Takes every complete response off the front of f->in. */
+static void flood_parse(flood_t *f) {
+  for (;;) {
+    f->in[f->in_len] = '\0';
+    char *end = strstr(f->in, "\r\n\r\n");
+    if (end == NULL)
+      return;
+    size_t head = (size_t)(end - f->in) + 4;
+    const char *cl = strcasestr(f->in, "\r\ncontent-length:");
+    if (strncmp(f->in, "HTTP/1.1 200 ", 13) != 0 || cl == NULL || cl > end) {
+      f->bad = true;
+      return;
+    }
+    size_t len = strtoul(cl + 17, NULL, 10);
+    if (f->in_len < head + len)
+      return;
+    bool close = false;
+    for (const char *h = strcasestr(f->in, "\r\nconnection:"); h != NULL && h < end;
+         h = strcasestr(h + 1, "\r\nconnection:"))
+      close = close || strncasecmp(h + 13 + strspn(h + 13, " "), "close", 5) == 0;
+    f->after_close += f->told_close;
+    f->told_close = f->told_close || close;
+    f->got++;
+    memmove(f->in, f->in + head + len, f->in_len - head - len);
+    f->in_len -= head + len;
+  }
+}
+
+/* One poll event's worth of reading and writing on f. */
+static void flood_io(flood_t *f, short revents) {
+  static char batch[FLOOD_REQ_LEN * 64];
+  if (batch[0] == '\0')
+    for (size_t i = 0; i < 64; i++)
+      memcpy(batch + i * FLOOD_REQ_LEN, FLOOD_REQ, FLOOD_REQ_LEN);
+  if (revents & (POLLIN | POLLHUP | POLLERR)) {
+    ssize_t n = recv(f->fd, f->in + f->in_len, sizeof f->in - 1 - f->in_len, MSG_DONTWAIT);
+    if (n > 0) {
+      f->in_len += (size_t)n;
+      flood_parse(f);
+    } else if (n == 0) {
+      f->eof = true; /* and closes, as a client does: loopd lingers until then */
+      raw_close(f->fd);
+      f->fd = -1;
+    } else if (errno != EAGAIN && errno != EINTR) {
+      f->reset = true; /* ECONNRESET: answers loopd wrote may be lost */
+    }
+  }
+  /* A client stops sending once told the connection closes. */
+  if ((size_t)f->got == f->target && f->target < FLOOD_MAX)
+    f->target += FLOOD_DEPTH;
+  if ((revents & POLLOUT) && !f->told_close && f->wbytes < f->target * FLOOD_REQ_LEN) {
+    size_t off = f->wbytes % sizeof batch, left = f->target * FLOOD_REQ_LEN - f->wbytes;
+    size_t n = sizeof batch - off < left ? sizeof batch - off : left;
+    ssize_t w = send(f->fd, batch + off, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (w > 0)
+      f->wbytes += (size_t)w;
+  }
+}
+
+static int count_lines(const char *path, const char *needle) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return -1;
+  char line[4096];
+  int n = 0;
+  while (fgets(line, sizeof line, f) != NULL)
+    n += strstr(line, needle) != NULL;
+  fclose(f);
+  return n;
+}
+
+/* SPEC section 6 under load: FLOOD_CONNS clients pipelining GET /
+ * FLOOD_DEPTH deep when SIGTERM arrives, so connections are idle with a
+ * request already in the kernel (loopd has not read it yet). Every response that reaches them is complete, none
+ * follows one that said Connection: close, none is destroyed by a reset (each loopd logged
+ * arrived: a close with unread input would reset the connection), and
+ * loopd exits 0. */
+static void test_pipelined_flood_at_signal(void **state) {
+  (void)state;
+  char log[] = "/tmp/loopd-test-floodXXXXXX";
+  int lfd = mkstemp(log);
+  assert_true(lfd >= 0);
+  close(lfd);
+  char set[128];
+  snprintf(set, sizeof set, "log.access=%s", log);
+  srv_t s;
+  assert_int_equal(srv_startv(&s, "--set", set, NULL), 0);
+  static flood_t f[FLOOD_CONNS];
+  struct pollfd p[FLOOD_CONNS];
+  for (int i = 0; i < FLOOD_CONNS; i++) {
+    memset(&f[i], 0, sizeof f[i]);
+    f[i].fd = raw_connect(s.port);
+    assert_true(f[i].fd >= 0);
+    flood_io(&f[i], POLLOUT);
+  }
+  int in_flight_at_signal = -1;
+  double deadline = now_ms() + 20000;
+  for (;;) {
+    int open = 0, got = 0, sent = 0;
+    for (int i = 0; i < FLOOD_CONNS; i++) {
+      bool done = f[i].eof || f[i].reset || f[i].bad;
+      p[i].fd = done ? -1 : f[i].fd;
+      p[i].events = POLLIN | (f[i].wbytes < f[i].target * FLOOD_REQ_LEN ? POLLOUT : 0);
+      open += !done;
+      got += f[i].got;
+      sent += (int)(f[i].wbytes / FLOOD_REQ_LEN);
+    }
+    if (open == 0 || now_ms() > deadline)
+      break;
+    /* the signal once every client has answers and more in flight */
+    if (in_flight_at_signal < 0 && got >= FLOOD_MAX / 4 * FLOOD_CONNS && sent > got) {
+      in_flight_at_signal = sent - got;
+      kill(s.pid, SIGTERM);
+    }
+    assert_true(poll(p, FLOOD_CONNS, 1000) >= 0);
+    for (int i = 0; i < FLOOD_CONNS; i++)
+      if (p[i].fd >= 0 && p[i].revents != 0)
+        flood_io(&f[i], p[i].revents);
+  }
+  assert_true(in_flight_at_signal > 0);
+  assert_int_equal(srv_stop(&s, 0, T), 0);
+  int got = 0;
+  for (int i = 0; i < FLOOD_CONNS; i++) {
+    /* Told Connection: close, or closed idle with a FIN (requests that had
+     * not reached loopd get no answer: the client may retry them). */
+    if (f[i].reset || f[i].bad || !f[i].eof || f[i].in_len != 0 || f[i].after_close != 0)
+      fail_msg("connection %d: reset %d, bad %d, eof %d, %zu bytes of a partial response, "
+               "told close %d, %d answers after it (%d answers, %zu requests)",
+               i, f[i].reset, f[i].bad, f[i].eof, f[i].in_len, f[i].told_close,
+               f[i].after_close, f[i].got, f[i].wbytes / FLOOD_REQ_LEN);
+    got += f[i].got;
+    raw_close(f[i].fd);
+  }
+  int logged = count_lines(log, "\"GET / HTTP/1.1\"");
+  if (logged != got)
+    fail_msg("loopd logged %d answers, the clients read %d (%d in flight at the signal)", logged,
+             got, in_flight_at_signal);
+  unlink(log);
 }
 
 static void test_deadline(void **state) {
@@ -144,6 +310,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_in_flight_answered),
       cmocka_unit_test(test_pipelined_rest_after_signal),
+      cmocka_unit_test(test_pipelined_flood_at_signal),
       cmocka_unit_test(test_deadline),
       cmocka_unit_test(test_deadline_stuck_job),
       cmocka_unit_test(test_second_signal),
