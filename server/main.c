@@ -58,8 +58,8 @@ int main(int argc, char **argv) {
     return finish(0);
   }
   signal(SIGPIPE, SIG_IGN);
-  access_log_t *al = access_log_new(cfg.log.access, (int)cfg.log.format, err, sizeof err);
-  if (al == NULL && strcmp(cfg.log.access, "off") != 0) {
+  access_log_t *al;
+  if (access_log_open(&al, cfg.log.access, (int)cfg.log.format, err, sizeof err) != 0) {
     log_msg("%s", err);
     return finish(2);
   }

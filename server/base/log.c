@@ -1,6 +1,8 @@
 /* log.c: stderr messages and the buffered access log. */
 #include "log.h"
 
+#include "err.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -136,7 +138,7 @@ static int start_writer(pthread_t *th, void *(*fn)(void *), void *arg) {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   int r = pthread_create(th, NULL, fn, arg);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  return r;
+  return -r; /* 0 or a negative errno, like the rest */
 }
 
 int log_start(void) {
@@ -145,7 +147,7 @@ int log_start(void) {
   if (r == 0)
     lg.running = true;
   pthread_mutex_unlock(&lg.mu);
-  return r == 0 ? 0 : -r;
+  return r;
 }
 
 /* Waits until every queued line is written or timeout_ms passed; mu held. */
@@ -346,14 +348,14 @@ static void al_free(access_log_t *al) {
   free(al);
 }
 
-access_log_t *access_log_new(const char *target, int format, char *err, size_t errlen) {
+int access_log_open(access_log_t **out, const char *target, int format, char *err,
+                    size_t errlen) {
+  *out = NULL;
   if (strcmp(target, "off") == 0)
-    return NULL;
+    return 0;
   access_log_t *al = calloc(1, sizeof *al);
-  if (al == NULL) {
-    snprintf(err, errlen, "access log: out of memory");
-    return NULL;
-  }
+  if (al == NULL)
+    return loopd_errf(-ENOMEM, err, errlen, "access log: out of memory");
   al->format = format;
   pthread_mutex_init(&al->mu, NULL);
   pthread_cond_init(&al->cv, NULL);
@@ -366,20 +368,24 @@ access_log_t *access_log_new(const char *target, int format, char *err, size_t e
   } else {
     al->fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     al->own_fd = al->fd >= 0;
-    r = errno; /* before malloc may change it */
+    r = -errno; /* before malloc may change it */
   }
   al->fill = malloc(AL_BUF_SIZE);
   al->spare = malloc(AL_BUF_SIZE);
   if (al->fd < 0)
-    snprintf(err, errlen, "log.access = \"%s\": cannot open: %s", target, strerror(r));
+    r = loopd_errf(r, err, errlen, "log.access = \"%s\": cannot open: %s", target,
+                   loopd_strerror(r));
   else if (al->fill == NULL || al->spare == NULL)
-    snprintf(err, errlen, "access log: out of memory");
+    r = loopd_errf(-ENOMEM, err, errlen, "access log: out of memory");
   else if ((r = start_writer(&al->thread, writer_main, al)) != 0)
-    snprintf(err, errlen, "access log: cannot start its writer thread: %s", strerror(r));
-  else
-    return al;
+    r = loopd_errf(r, err, errlen, "access log: cannot start its writer thread: %s",
+                   loopd_strerror(r));
+  else {
+    *out = al;
+    return 0;
+  }
   al_free(al); /* the one way out of a set-up that failed part-way */
-  return NULL;
+  return r;
 }
 
 void access_log_write(access_log_t *al, const access_entry_t *e) {

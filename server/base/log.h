@@ -45,9 +45,10 @@ typedef struct access_entry {
   uint64_t duration_us;
 } access_entry_t;
 
-/* target: "off" (returns NULL, no error), "stdout", "stderr" or a file path.
- * Returns NULL with a message in err when the file cannot be opened. */
-access_log_t *access_log_new(const char *target, int format, char *err, size_t errlen);
+/* target: "off" (*out NULL, returns 0), "stdout", "stderr" or a file path.
+ * 0, or a negative errno with a message in err (the file cannot be opened). */
+int access_log_open(access_log_t **out, const char *target, int format, char *err,
+                    size_t errlen);
 /* Formats and queues one line; drops it (and counts) rather than block. Thread-safe. */
 void access_log_write(access_log_t *al, const access_entry_t *e);
 /* Lines dropped because the writer fell behind, summed over the process's

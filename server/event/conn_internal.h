@@ -6,10 +6,10 @@
 #define LOOPD_CONN_INTERNAL_H
 
 #include "conn.h"
+#include "service.h" /* LINGER_MS, shared with thread mode */
 
 #define INBUF_MAX (64 * 1024)     /* stop reading once this much waits */
 #define WRITE_QUEUE_MAX (8u << 20) /* a client that stops reading is cut off here */
-#define LINGER_MS 2000            /* after our FIN, how long we drain the client's bytes */
 #define LINGERING_REFUSED_MAX 1024
 
 /* Per-turn budgets: one client must not own the loop. In one loop turn a
