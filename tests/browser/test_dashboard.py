@@ -28,6 +28,15 @@ import time
 SKIP = 77
 START_TIMEOUT_S = 10
 STEP_TIMEOUT_S = 20
+# A first start on a fresh machine builds Chromium's profile and font caches
+# and can take far longer than a step (seen: over 20 s while the sanitizer
+# suite runs beside it); a start that still does not answer is retried once.
+BROWSER_START_TIMEOUT_S = 60
+BROWSER_START_TRIES = 2
+
+
+class NoAnswer(Exception):
+    pass
 
 
 def fail(msg):
@@ -85,7 +94,27 @@ class Browser:
     """Headless Chromium with the DevTools protocol on fds 3 (in) and 4 (out)."""
 
     def __init__(self, exe):
+        for attempt in range(1, BROWSER_START_TRIES + 1):
+            try:
+                self._start(exe)
+                return
+            except NoAnswer:
+                err = self._stderr_tail()
+                self.kill()
+                print("Chromium start %d of %d: no answer in %d s; its stderr ends with:\n%s"
+                      % (attempt, BROWSER_START_TRIES, BROWSER_START_TIMEOUT_S, err), flush=True)
+        fail("Chromium did not start (see above)")
+
+    def _stderr_tail(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read()[-2000:].decode(errors="replace")
+        except OSError:
+            return "(no stderr)"
+
+    def _start(self, exe):
         self.profile = tempfile.mkdtemp(prefix="loopd-chromium-")
+        self.stderr_path = os.path.join(self.profile, "stderr.log")
         to_child_r, self.to_child = os.pipe()
         self.from_child, from_child_w = os.pipe()
 
@@ -97,27 +126,33 @@ class Browser:
         flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-extensions", "--disable-default-apps", "--mute-audio",
+                 "--disable-dev-shm-usage",
                  "--remote-debugging-pipe", "--user-data-dir=" + self.profile, "about:blank"]
-        self.proc = subprocess.Popen([exe, *flags], preexec_fn=fds, close_fds=False,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen([exe, *flags], preexec_fn=fds, close_fds=False,
+                                         stdout=subprocess.DEVNULL, stderr=err)
         os.close(to_child_r)
         os.close(from_child_w)
         self.buf = b""
         self.next_id = 0
         self.events = []
         self.session = None
-        target = self.call("Target.createTarget", url="about:blank")["targetId"]
+        # The first answer proves the browser is up; it gets the start budget.
+        target = self.call("Target.createTarget", timeout_s=BROWSER_START_TIMEOUT_S,
+                           on_timeout=NoAnswer, url="about:blank")["targetId"]
         self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
         for domain in ("Page", "Runtime", "Network"):
             self.call(domain + ".enable")
         self.call("Emulation.setDeviceMetricsOverride", width=1280, height=1200,
                   deviceScaleFactor=1, mobile=False)
 
-    def _read_message(self, deadline):
+    def _read_message(self, deadline, on_timeout=None):
         while b"\0" not in self.buf:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self.from_child], [], [], left)[0]:
-                fail("Chromium did not answer in time")
+                if on_timeout:
+                    raise on_timeout()
+                fail("Chromium did not answer in time:\n" + self._stderr_tail())
             chunk = os.read(self.from_child, 1 << 16)
             if not chunk:
                 fail("Chromium exited")
@@ -125,15 +160,15 @@ class Browser:
         msg, self.buf = self.buf.split(b"\0", 1)
         return json.loads(msg)
 
-    def call(self, method, **params):
+    def call(self, method, timeout_s=STEP_TIMEOUT_S, on_timeout=None, **params):
         self.next_id += 1
         msg = {"id": self.next_id, "method": method, "params": params}
         if self.session and not method.startswith("Target."):
             msg["sessionId"] = self.session
         os.write(self.to_child, json.dumps(msg).encode() + b"\0")
-        deadline = time.monotonic() + STEP_TIMEOUT_S
+        deadline = time.monotonic() + timeout_s
         while True:
-            m = self._read_message(deadline)
+            m = self._read_message(deadline, on_timeout)
             if m.get("id") == self.next_id:
                 if "error" in m:
                     fail("%s: %s" % (method, m["error"]))
@@ -188,9 +223,17 @@ class Browser:
             raise
         except Exception:
             pass
+        self.kill()
+
+    def kill(self):
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        for fd in (self.to_child, self.from_child):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
         shutil.rmtree(self.profile, ignore_errors=True)
 
 
