@@ -18,14 +18,17 @@ static void conn_resume(conn_t *c);
 static void on_idle(uv_idle_t *h);
 static void run_yields(evloop_t *l);
 
-/* Its share of this turn is used: no more input until the next one. */
+/* Its share of this turn is used: no more input until the next one. A
+ * connection that was idle between requests (a new request on a quiet
+ * keep-alive connection, a probe) waits ahead of those that were busy, so
+ * it waits a turn, not a round of every busy connection. */
 static void budget_pause(conn_t *c) {
   evloop_t *l = c->loop;
   if (c->paused || c->closing)
     return;
   c->paused = true;
   conn_set_reading(c, false);
-  again_push(c);
+  again_push(c, c->deferred && session_idle(&c->session) && c->inbuf.len == 0 && !c->writing);
   if (!uv_is_active((uv_handle_t *)&l->idle))
     uv_idle_start(&l->idle, on_idle);
 }
@@ -290,15 +293,23 @@ static void start_plan(conn_t *c) {
 
 /* The connections whose budget ran out in the last turn go on, oldest first,
  * while this turn's again share lasts (at least one goes on every turn);
- * the rest keep their place at the head of the queue. */
+ * the rest keep their place at the head of the queue. A connection that was
+ * deferred unread gets its read in this turn's poll, whatever the loop has
+ * spent by then (on_alloc): what that read is expected to cost (what the
+ * connection spent in its last turn) is charged to the share now, so 500
+ * deferred connections do not all read, and echo, in one turn. */
 static void run_again(evloop_t *l) {
   conn_t *c = l->again_head;
   l->again_head = l->again_tail = NULL;
+  l->again_reads_ns = 0;
   bool first = true;
-  while (c != NULL && (first || !loop_spent(l, TURN_LOOP_NS / 2))) {
+  while (c != NULL &&
+         (first || loop_spent_ns(l) + l->again_reads_ns < TURN_LOOP_NS / 2)) {
     conn_t *next = c->again_next;
     c->paused = false;
     first = false;
+    if (c->deferred)
+      l->again_reads_ns += c->b_ns > TURN_READ_EST_NS ? c->b_ns : TURN_READ_EST_NS;
     budget_start(c);
     conn_resume(c);
     conn_after(c);

@@ -27,9 +27,9 @@ void budget_stop(conn_t *c) {
   c->b_t0 = 0;
 }
 
-bool loop_spent(const evloop_t *l, uint64_t cap) {
-  return l->budget_turn == l->turns && l->budget_ns >= cap;
-}
+uint64_t loop_spent_ns(const evloop_t *l) { return l->budget_turn == l->turns ? l->budget_ns : 0; }
+
+bool loop_spent(const evloop_t *l, uint64_t cap) { return loop_spent_ns(l) >= cap; }
 
 bool budget_spent(const conn_t *c) {
   if (c->b_in >= TURN_CONN_IN || c->b_out + c->loop->out.len >= TURN_CONN_OUT ||
@@ -39,8 +39,13 @@ bool budget_spent(const conn_t *c) {
   return c->b_ns + d >= TURN_CONN_NS || c->loop->budget_ns + d >= TURN_LOOP_NS;
 }
 
-void again_push(conn_t *c) {
+void again_push(conn_t *c, bool front) {
   evloop_t *l = c->loop;
+  if (front && l->again_head != NULL) {
+    c->again_next = l->again_head;
+    l->again_head = c;
+    return;
+  }
   c->again_next = NULL;
   if (l->again_tail != NULL)
     l->again_tail->again_next = c;

@@ -31,6 +31,9 @@
 #define TURN_CONN_NS (500u * 1000)
 #define TURN_LOOP_NS (2u * 1000 * 1000)
 #define TURN_CHECK_EVERY 16
+/* What a granted read is expected to cost when its connection has no
+ * measure of its own yet (a 64 KiB /echo read and write ~30 us, see above). */
+#define TURN_READ_EST_NS (30u * 1000)
 
 enum { WAIT_NONE, WAIT_PLAN, WAIT_WRITE, WAIT_CLOSE };
 
@@ -53,11 +56,13 @@ void conn_arm(conn_t *c);
 /* A callback that may feed the session starts: a new turn refills the budgets. */
 void budget_start(conn_t *c);
 void budget_stop(conn_t *c);
-/* The loop's share for connections is used up in this turn. */
+/* The connection work done in this turn so far; the loop's share is used up. */
+uint64_t loop_spent_ns(const evloop_t *l);
 bool loop_spent(const evloop_t *l, uint64_t cap);
 bool budget_spent(const conn_t *c);
-/* Appends c to the loop's again queue (the caller stops its reading). */
-void again_push(conn_t *c);
+/* Appends c to the loop's again queue (the caller stops its reading);
+ * front: ahead of the connections already waiting. */
+void again_push(conn_t *c, bool front);
 void again_remove(conn_t *c);
 
 #endif

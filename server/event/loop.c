@@ -9,8 +9,31 @@
 /* A listener out of descriptors reports every readiness as an error, and
  * libuv's reserve descriptor may be missing: say so once a second, not in a
  * flood that would itself fill stderr. */
+/* A burst of new connections (500 clients connecting at once) is set up a
+ * turn's worth at a time: each costs a few syscalls, and timers and the
+ * connections already open must not wait for all of them. */
+#define TURN_ACCEPTS 64
+
+/* Next turn: take the connection libuv holds; libuv then watches the
+ * listener again. */
+static void on_accept_idle(uv_idle_t *h) {
+  evloop_t *l = h->data;
+  uv_idle_stop(h);
+  if (!l->draining)
+    conn_accept(l);
+}
+
 static void on_connection(uv_stream_t *server, int status) {
   evloop_t *l = server->data;
+  if (l->accept_turn != l->turns) {
+    l->accept_turn = l->turns;
+    l->accepts = 0;
+  }
+  if (status == 0 && ++l->accepts > TURN_ACCEPTS) {
+    /* Not accepted: libuv keeps the socket and stops watching the listener. */
+    uv_idle_start(&l->accept_idle, on_accept_idle);
+    return;
+  }
   if (status < 0) {
     uint64_t now = uv_now(&l->uv);
     if (l->accept_err_logged_ms == 0 || now >= l->accept_err_logged_ms + 1000) {
@@ -66,6 +89,7 @@ static void close_all(evloop_t *l) {
   evloop_close_handle((uv_handle_t *)&l->listener);
   evloop_close_handle((uv_handle_t *)&l->wake);
   evloop_close_handle((uv_handle_t *)&l->idle);
+  evloop_close_handle((uv_handle_t *)&l->accept_idle);
   evloop_close_handle((uv_handle_t *)&l->drain_timer);
   loopmon_close(l);
   uv_run(&l->uv, UV_RUN_DEFAULT);
@@ -80,11 +104,14 @@ static int setup(evloop_t *l, const char **what) {
   int r;
   l->yield_tail = &l->yield_head;
   l->listener.data = l->wake.data = l->idle.data = l->drain_timer.data = l;
+  l->accept_idle.data = l;
   if ((r = uv_tcp_init(&l->uv, &l->listener)) != 0)
     return *what = "uv_tcp_init", r;
   if ((r = uv_async_init(&l->uv, &l->wake, on_wake)) != 0)
     return *what = "uv_async_init", r;
   if ((r = uv_idle_init(&l->uv, &l->idle)) != 0)
+    return *what = "uv_idle_init", r;
+  if ((r = uv_idle_init(&l->uv, &l->accept_idle)) != 0)
     return *what = "uv_idle_init", r;
   if ((r = uv_timer_init(&l->uv, &l->drain_timer)) != 0)
     return *what = "uv_timer_init", r;

@@ -36,6 +36,11 @@ typedef struct loopmon {
 typedef struct evloop {
   uv_loop_t uv;
   uv_tcp_t listener;
+  /* At most TURN_ACCEPTS new connections a turn (loop.c); the rest wait in
+   * the kernel's backlog, the listener unwatched until accept_idle runs. */
+  uv_idle_t accept_idle;
+  uint64_t accept_turn;
+  unsigned accepts;
   uv_async_t wake;        /* the main thread asks for a drain */
   uv_idle_t idle;         /* runs yielded continuations, one turn at a time */
   uv_timer_t drain_timer; /* shutdown deadline */
@@ -48,10 +53,13 @@ typedef struct evloop {
   struct conn **yield_tail;
   /* Per-turn budgets (conn.c): turns counts loop turns (the monitor's prepare
    * handle ends each); budget_ns is the connection work done in budget_turn;
-   * again_* queues the connections whose share of a turn ran out. */
+   * again_* queues the connections whose share of a turn ran out;
+   * again_reads_ns is what the reads the again queue granted this turn are
+   * expected to cost (conn.c: run_again). */
   uint64_t turns;
   uint64_t budget_turn;
   uint64_t budget_ns;
+  uint64_t again_reads_ns;
   struct conn *again_head;
   struct conn *again_tail;
   size_t nconns;
