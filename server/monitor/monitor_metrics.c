@@ -132,6 +132,7 @@ static int loop_label(char *out, size_t len, int i) {
 typedef struct loop_view {
   mon_lag_t lag; /* no quantiles: the lag histogram carries them */
   mon_heartbeat_t hb;
+  uint64_t requests; /* answered by this loop, every route and status */
 } loop_view_t;
 
 enum { LV_MS, LV_RATIO, LV_COUNT }; /* a double of ms (written in s), 0..1 or NaN, a uint64_t */
@@ -160,6 +161,11 @@ static const struct loop_family {
   {"loopd_heartbeat_late_total", "counter",
    "Heartbeats that came more than 1.5 intervals after the previous one.", NULL, LV_COUNT,
    offsetof(loop_view_t, hb.late_beats)},
+  {"loopd_loop_requests_total", "counter",
+   "HTTP responses this loop answered, every route and status (how SO_REUSEPORT spread the "
+   "work over --loops).",
+   "HTTP responses answered, every route and status (thread mode: all threads, one count).",
+   LV_COUNT, offsetof(loop_view_t, requests)},
 };
 
 static int render_loop_family(const struct loop_family *f, bool threads, const loop_view_t *v,
@@ -185,6 +191,18 @@ static int render_loop_family(const struct loop_family *f, bool threads, const l
   return r;
 }
 
+/* Every response counted in one loop's block. */
+static uint64_t http_block_total(const mon_http_t *b) {
+  uint64_t n = 0;
+  for (int route = 0; route < MON_ROUTES_MAX; route++) {
+    const mon_http_route_t *r = &b->route[route];
+    for (int i = 0; i < MON_CODE_SLOTS; i++)
+      n += atomic_load_explicit(&r->count[i], memory_order_relaxed);
+    n += atomic_load_explicit(&r->other, memory_order_relaxed);
+  }
+  return n;
+}
+
 /* Thread mode keeps the names and the loop="0" label (dashboards work for
  * both), but its one source is the heartbeat thread, and the help says what
  * each figure means there. */
@@ -207,6 +225,7 @@ static int render_loops(mon_hub_t *h, buf_t *b) {
   for (int i = 0; i < n; i++) {
     mon_lag_brief(h, i, &v[i].lag);
     mon_heartbeat_get(h, i, &v[i].hb);
+    v[i].requests = i < h->nhttp ? http_block_total(&h->http[i]) : 0;
   }
   for (size_t f = 0; f < ARRAY_SIZE(loop_families); f++)
     r |= render_loop_family(&loop_families[f], threads, v, n, b);

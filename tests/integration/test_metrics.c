@@ -458,6 +458,32 @@ static void test_two_loops(void **state) {
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }
 
+/* Each loop counts what it answered: the counts add up to the responses sent,
+ * and 40 connections hashed by SO_REUSEPORT land on both loops (all on one:
+ * a chance of 2^-39). */
+static void test_loop_request_counts(void **state) {
+  (void)state;
+  if (!test_event_mode())
+    skip();
+  srv_t s;
+  assert_int_equal(srv_startv(&s, "--loops", "2", NULL), 0);
+  enum { N = 40 };
+  resp_t r;
+  for (int i = 0; i < N; i++) { /* a new connection each */
+    assert_int_equal(raw_get(s.port, "/", &r, T), 0);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+  }
+  assert_int_equal(raw_get(s.port, "/metrics", &r, T), 0);
+  double l0 = metric(r.body, "loopd_loop_requests_total{loop=\"0\"}");
+  double l1 = metric(r.body, "loopd_loop_requests_total{loop=\"1\"}");
+  assert_null(strstr(r.body, "loopd_loop_requests_total{loop=\"2\"}"));
+  resp_free(&r);
+  if (l0 + l1 != N || l0 < 1 || l1 < 1)
+    fail_msg("per-loop counts %.0f + %.0f for %d requests", l0, l1, N);
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+}
+
 /* ---- work counters move ---- */
 
 static double lag_work(int port, const char *key) {
@@ -663,6 +689,7 @@ int main(void) {
       cmocka_unit_test(test_healthz),
       cmocka_unit_test(test_shedding),
       cmocka_unit_test(test_two_loops),
+      cmocka_unit_test(test_loop_request_counts),
       cmocka_unit_test(test_work_counters),
       cmocka_unit_test(test_counts_concurrent),
       cmocka_unit_test(test_threads_live),
