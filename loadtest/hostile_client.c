@@ -26,34 +26,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client_net.h"
+
 #define HC_MAX_CONNS 20000
 #define HC_BUF (64 * 1024)
 
 static int hc_port;
 
-static double hc_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
+#define hc_now_ms lt_now_ms
 
 /* A connected socket (blocking; timeouts of 5 s), or -1. */
-static int hc_dial(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-  if (fd < 0)
-    return -1;
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)hc_port)};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  struct timeval tv = {5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-    close(fd);
-    return -1;
-  }
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  return fd;
-}
+static int hc_dial(void) { return lt_dial(hc_port, 0, 5); }
 
 static void hc_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 

@@ -40,15 +40,7 @@ start_loopd() {
   "${SRV_PIN[@]}" "$(loopd_bin)" --listen 127.0.0.1:0 --set log.access=off "$@" 2>"$log" &
   SRV_PID=$!
   PIDS+=("$SRV_PID")
-  local i
-  for i in $(seq 200); do
-    SRV_PORT=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$log" 2>/dev/null | head -1)
-    [ -n "$SRV_PORT" ] && return 0
-    kill -0 "$SRV_PID" 2>/dev/null || break
-    sleep 0.05
-  done
-  cat "$log" >&2
-  die "loopd did not start"
+  wait_listen_line "$log" loopd
 }
 
 # Starts the asyncio peer (aiohttp; uvloop when $2 is "uvloop") on a port the

@@ -16,25 +16,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client_net.h"
+
 static int port;
 static const char *work;
 static atomic_int stop;
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
+#define now_ms lt_now_ms
 
 static int dial(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+  int fd = lt_dial(port, 0, 0);
+  if (fd < 0) {
     perror("connect");
     exit(1);
   }
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   return fd;
 }
 

@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client_net.h"
+
 #define MAX_CONNS 4000
 
 static int port;
@@ -33,27 +35,14 @@ static atomic_int stop;
 static atomic_ulong answers;
 static atomic_int ready; /* the attacker's connections are all open */ /* responses the attacker read (status lines seen) */
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
+#define now_ms lt_now_ms
 
 static int dial(int rcvbuf) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+  int fd = lt_dial(port, rcvbuf, 0);
   if (fd < 0) {
-    perror("socket");
-    exit(1);
-  }
-  if (rcvbuf > 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
     perror("connect");
     exit(1);
   }
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   return fd;
 }
 

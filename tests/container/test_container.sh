@@ -5,23 +5,9 @@
 # image's HEALTHCHECK, then stops it with SIGTERM and checks a clean exit.
 set -uo pipefail
 src=${LOOPD_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-engine=""
-if command -v podman >/dev/null 2>&1 && podman info >/dev/null 2>&1; then
-  engine=podman
-elif command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
-  engine=docker
-fi
-# CI sets LOOPD_REQUIRE_CONTAINER=1: there a missing engine is a failure, not a skip.
-skip() {
-  echo "$1"
-  [ "${LOOPD_REQUIRE_CONTAINER:-0}" = 1 ] && { echo "FAIL: LOOPD_REQUIRE_CONTAINER=1"; exit 1; }
-  exit 77
-}
-[ -n "$engine" ] || skip "no container engine answers (podman or docker): skipped"
-# The base image must be there or pullable (no registry and no local copy: skip).
-base=$(sed -n 's/^FROM \([^ ]*\).*/\1/p' "$src/Dockerfile" | head -1)
-$engine image inspect "$base" >/dev/null 2>&1 || $engine pull -q "$base" >/dev/null 2>&1 ||
-  skip "base image $base neither local nor pullable: skipped"
+# shellcheck source=tests/container/engine.sh
+. "$src/tests/container/engine.sh"
+engine_find "the container test"
 tag="loopd-test:$$"
 name="loopd-test-$$"
 fail() { echo "FAIL: $*"; $engine logs "$name" 2>&1 | tail -20; cleanup; exit 1; }

@@ -43,22 +43,10 @@ grep -v "running with root privileges" "$tmp/lintian.log"
 [ $st = 0 ] || fail "lintian found errors or warnings"
 echo "ok: lintian: no errors, no warnings"
 
-engine=""
-if command -v podman >/dev/null 2>&1 && podman info >/dev/null 2>&1; then
-  engine=podman
-elif command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
-  engine=docker
-fi
-skip() {
-  echo "$1"
-  [ "${LOOPD_REQUIRE_CONTAINER:-0}" = 1 ] && fail "LOOPD_REQUIRE_CONTAINER=1"
-  exit 77
-}
-[ -n "$engine" ] || skip "built and linted; no container engine answers (podman or docker): install test skipped"
-# The same base image as the Dockerfile's, local or pullable.
-base=$(sed -n 's/^FROM \([^ ]*\).*/\1/p' "$src/Dockerfile" | head -1)
-$engine image inspect "$base" >/dev/null 2>&1 || $engine pull -q "$base" >/dev/null 2>&1 ||
-  skip "built and linted; base image $base neither local nor pullable: install test skipped"
+echo "built and linted"
+# shellcheck source=tests/container/engine.sh
+. "$src/tests/container/engine.sh"
+engine_find "the install test"
 
 mkdir "$tmp/pkg"
 cp "$deb" "$tmp/pkg/"
