@@ -156,6 +156,20 @@ int config_split_listen(const char *addr, char *host, size_t hostlen, int *port)
   return inet_pton(family, host, tmp) == 1 ? 0 : -EINVAL;
 }
 
+/* The longest line, newline not counted, a config file may have: inih reads
+ * each line into INI_MAX_LINE bytes (200 in Debian's libinih), its newline
+ * and NUL included, and would read the rest of a longer one as a line of its
+ * own. */
+#define LINE_MAX_CHARS (INI_MAX_LINE - 2)
+
+/* The longest value of k that --print-config can write as "name = value"
+ * within LINE_MAX_CHARS, and at most the table's own limit. */
+static size_t value_max(const config_key_t *k) {
+  size_t name = strlen(strchr(k->name, '.') + 1);
+  size_t fits = (size_t)LINE_MAX_CHARS - name - strlen(" = ");
+  return fits < (size_t)k->max ? fits : (size_t)k->max;
+}
+
 /* Whether a string value survives --print-config and a reload: the INI
  * reader (inih) trims spaces around a value and takes a ';' at its start or
  * after a space for an inline comment. '#' only starts a comment line. */
@@ -220,14 +234,16 @@ static int set_enum(const config_key_t *k, int64_t *field, const char *value, ch
 static int set_string(const config_key_t *k, char *field, const char *value, char *err,
                       size_t errlen) {
   size_t n = strlen(value);
-  int ok = n >= (size_t)k->min && n <= (size_t)k->max;
+  size_t max = value_max(k);
+  int ok = n >= (size_t)k->min && n <= max;
   for (size_t i = 0; ok && i < n; i++)
     if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
       ok = 0;
   if (!ok)
     return loopd_errf(-EINVAL, err, errlen,
-                      "%s = \"%s\": expected printable text of %lld to %lld bytes", k->name, value,
-                      (long long)k->min, (long long)k->max);
+                      "%s = \"%s\": expected printable text of %lld to %zu bytes (a config file "
+                      "line holds at most %d)",
+                      k->name, value, (long long)k->min, max, LINE_MAX_CHARS);
   if (!str_reads_back(value, n))
     return loopd_errf(-EINVAL, err, errlen,
                       "%s = \"%s\": expected text without a leading or trailing space and "
@@ -242,7 +258,7 @@ static int set_addr(const config_key_t *k, char *field, const char *value, char 
                     size_t errlen) {
   char host[CONFIG_STR_MAX];
   int port;
-  if (strlen(value) > (size_t)k->max || config_split_listen(value, host, sizeof host, &port) != 0)
+  if (strlen(value) > value_max(k) || config_split_listen(value, host, sizeof host, &port) != 0)
     return loopd_errf(
         -EINVAL, err, errlen,
         "%s = \"%s\": expected HOST:PORT with an IP address (127.0.0.1:8080, [::1]:8080, "
@@ -281,15 +297,47 @@ int config_set(config_t *c, const char *key, const char *value, char *err, size_
 
 struct file_ctx {
   config_t *c;
+  FILE *f;
+  int lines;     /* lines read so far */
+  int code;      /* the first error the reader or a setter found, or 0 */
+  int code_line; /* its line */
   char err[512];
-  int code; /* the first error, or 0 */
 };
+
+/* inih's reader (fgets' contract): one line into size bytes, or NULL at the
+ * end. A line that does not fit, or holds a NUL byte, ends the file with an
+ * error: inih would read the rest of it as a line of its own. */
+static char *file_read_line(char *line, int size, void *user) {
+  struct file_ctx *fc = user;
+  int n = 0, ch;
+  if (fc->code != 0)
+    return NULL; /* report only the first error */
+  while ((ch = getc(fc->f)) != EOF && ch != '\n') {
+    if (ch == '\0')
+      fc->code = loopd_errf(-EINVAL, fc->err, sizeof fc->err, "a NUL byte (expected text)");
+    else if (n >= size - 2)
+      fc->code = loopd_errf(-EINVAL, fc->err, sizeof fc->err,
+                            "line longer than %d bytes (the INI reader's limit)", size - 2);
+    if (fc->code != 0) {
+      fc->code_line = fc->lines + 1;
+      return NULL;
+    }
+    line[n++] = (char)ch;
+  }
+  if (ch == EOF && n == 0)
+    return NULL;
+  if (ch == '\n')
+    line[n++] = '\n';
+  line[n] = '\0';
+  fc->lines++;
+  return line;
+}
 
 static int ini_cb(void *user, const char *section, const char *name, const char *value) {
   struct file_ctx *fc = user;
   char key[128];
   if (fc->code != 0)
-    return 1; /* report only the first error; inih returns its line */
+    return 1; /* report only the first error */
   if (section[0] == '\0')
     fc->code = loopd_errf(-EINVAL, fc->err, sizeof fc->err, "key \"%s\" outside a [section]", name);
   else if (snprintf(key, sizeof key, "%s.%s", section, name) >= (int)sizeof key)
@@ -297,24 +345,30 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
                           "unknown key \"%s.%s\" (loopd --help lists them)", section, name);
   else
     fc->code = config_set(fc->c, key, value, fc->err, sizeof fc->err);
+  fc->code_line = fc->lines;
   return fc->code == 0;
 }
 
 int config_load_file(config_t *c, const char *path, char *err, size_t errlen) {
-  struct file_ctx fc = {.c = c, .code = 0};
-  fc.err[0] = '\0';
-  int line = ini_parse(path, ini_cb, &fc);
-  if (line == -1) { /* fopen failed: errno says why */
+  struct file_ctx fc = {.c = c, .f = fopen(path, "r")};
+  if (fc.f == NULL) {
     int e = errno != 0 ? -errno : -EIO;
     return loopd_errf(e, err, errlen, "%s: cannot open: %s", path, loopd_strerror(e));
   }
+  errno = 0;
+  int line = ini_parse_stream(file_read_line, &fc, ini_cb, &fc);
+  int read_error = ferror(fc.f) ? (errno != 0 ? -errno : -EIO) : 0;
+  fclose(fc.f);
+  if (read_error != 0) /* a directory, an I/O error */
+    return loopd_errf(read_error, err, errlen, "%s: cannot read: %s", path,
+                      loopd_strerror(read_error));
   if (line == -2)
     return loopd_errf(-ENOMEM, err, errlen, "%s: out of memory", path);
-  if (line > 0 && fc.code != 0)
-    return loopd_errf(fc.code, err, errlen, "%s:%d: %s", path, line, fc.err);
-  if (line > 0)
+  if (line > 0 && (fc.code == 0 || line < fc.code_line))
     return loopd_errf(-EINVAL, err, errlen,
                       "%s:%d: syntax error (expected [section] or key = value)", path, line);
+  if (fc.code != 0)
+    return loopd_errf(fc.code, err, errlen, "%s:%d: %s", path, fc.code_line, fc.err);
   return 0;
 }
 

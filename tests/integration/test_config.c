@@ -93,6 +93,18 @@ static void test_string_values_read_back(void **state) {
       fail_msg("--set \"%s\": exit %d, want 2", bad[i], st);
     assert_one_line_naming("log.access = \"", "a config file reads those as a comment");
   }
+  /* too long for --print-config's line to load back (the INI reader's line
+   * is 198 characters): refused from --set and the environment alike */
+  char longset[400], longenv[400];
+  snprintf(longset, sizeof longset, "log.access=/%0280d", 0);
+  snprintf(longenv, sizeof longenv, "LOOPD_LOG_ACCESS=/%0280d", 0);
+  const char *too_long[] = {"--set", longset, "--check-config", NULL};
+  assert_int_equal(run(too_long, NULL), 2);
+  assert_one_line_naming("log.access = \"/000", "bytes (a config file line holds at most");
+  const char *env[] = {longenv, NULL};
+  const char *check[] = {"--check-config", NULL};
+  assert_int_equal(run(check, env), 2);
+  assert_one_line_naming("LOOPD_LOG_ACCESS: log.access = \"/000", "a config file line holds");
   char path[] = "/tmp/loopd-test-cfgXXXXXX";
   int fd = mkstemp(path);
   close(fd);
@@ -134,6 +146,12 @@ static void test_file_errors_name_line(void **state) {
   assert_int_equal(run(args, NULL), 2);
   snprintf(where, sizeof where, "%s:1:", path);
   assert_one_line_naming(where, NULL);
+  char long_line[512]; /* inih would read it as two lines: refused with its number */
+  snprintf(long_line, sizeof long_line, "[server]\nloops = 2\n[log]\naccess = /%0300d\n", 0);
+  write_file(path, long_line);
+  assert_int_equal(run(args, NULL), 2);
+  snprintf(where, sizeof where, "%s:4:", path);
+  assert_one_line_naming(where, "line longer than");
   write_file(path, "[server]\nloops = 2\n[limits]\nmax_body_bytes = 2m\n");
   assert_int_equal(run(args, NULL), 0);
   unlink(path);

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +161,62 @@ static void test_config_print_round_trip(void **state) {
   assert_int_equal(config_load_file(&b, path, err, sizeof err), 0);
   unlink(path);
   assert_memory_equal(&a, &b, sizeof a);
+}
+
+/* Writes text (or a's --print-config when text is NULL) to a file and loads
+ * it into b over the defaults: config_load_file's result, err its message. */
+static int load_text(const config_t *a, const char *text, config_t *b, char *err, size_t errlen,
+                     char *path, size_t pathlen) {
+  snprintf(path, pathlen, "/tmp/loopd-unit-XXXXXX");
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  FILE *f = fdopen(fd, "w");
+  if (text != NULL)
+    fputs(text, f);
+  else
+    config_print(a, f);
+  fclose(f);
+  config_defaults(b);
+  int r = config_load_file(b, path, err, errlen);
+  unlink(path);
+  return r;
+}
+
+/* inih reads a line into INI_MAX_LINE bytes (200 in Debian's libinih), its
+ * newline and NUL included. A string value is at most as long as lets
+ * --print-config's "access = VALUE" line fit, from --set and the file alike;
+ * a longer line in a file is refused with its line number, never read as two
+ * lines (found by fuzz_config: a 280-byte log.access printed a config that
+ * did not load back). */
+static void test_config_line_limit(void **state) {
+  (void)state;
+  enum { LINE = INI_MAX_LINE - 2, ACCESS_MAX = LINE - (int)sizeof "access = " + 1 };
+  config_t a, b;
+  char err[512], path[64], value[LINE + 2], want[128], text[LINE + 64];
+  config_defaults(&a);
+  memset(value, 'a', sizeof value);
+  value[0] = '/';
+  value[ACCESS_MAX] = '\0';
+  assert_int_equal(config_set(&a, "log.access", value, err, sizeof err), 0);
+  assert_int_equal(load_text(&a, NULL, &b, err, sizeof err, path, sizeof path), 0);
+  assert_memory_equal(&a, &b, sizeof a);
+  value[ACCESS_MAX] = 'a';
+  value[ACCESS_MAX + 1] = '\0';
+  assert_int_equal(config_set(&a, "log.access", value, err, sizeof err), -EINVAL);
+  snprintf(want, sizeof want, "expected printable text of 1 to %d bytes", ACCESS_MAX);
+  assert_non_null(strstr(err, "log.access = \"/aaa"));
+  assert_non_null(strstr(err, want));
+  snprintf(text, sizeof text, "[log]\naccess=%s\n", value); /* the line fits, the value not */
+  assert_int_equal(load_text(NULL, text, &b, err, sizeof err, path, sizeof path), -EINVAL);
+  assert_non_null(strstr(err, ":2: log.access = \"/aaa"));
+  snprintf(text, sizeof text, "[log]\naccess =  %s\n", value); /* the line does not fit */
+  assert_int_equal(load_text(NULL, text, &b, err, sizeof err, path, sizeof path), -EINVAL);
+  snprintf(want, sizeof want, ":2: line longer than %d bytes", LINE);
+  assert_non_null(strstr(err, want));
+  value[ACCESS_MAX] = '\0'; /* the longest value fits with no newline at the end too */
+  snprintf(text, sizeof text, "[log]\naccess = %s", value);
+  assert_int_equal(load_text(NULL, text, &b, err, sizeof err, path, sizeof path), 0);
+  assert_string_equal(b.log.access, value);
 }
 
 /* ---- response writing ---- */
@@ -410,6 +467,7 @@ int main(void) {
       cmocka_unit_test(test_config_file_errors),
       cmocka_unit_test(test_config_env),
       cmocka_unit_test(test_config_print_round_trip),
+      cmocka_unit_test(test_config_line_limit),
       cmocka_unit_test(test_resp_head),
       cmocka_unit_test(test_resp_chunks),
       cmocka_unit_test(test_date),
