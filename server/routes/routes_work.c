@@ -73,7 +73,8 @@ static job_state_t *job_begin(route_ctx_t *rc, bool want_slice) {
   const http_req_t *r = rc->req;
   char reason[160];
   int64_t max = rc->env->cfg->work.max_ms;
-  if (query_int(r->query, r->query_len, "ms", DEFAULT_MS, 0, max, &st->ms, reason, sizeof reason) != 0 ||
+  int64_t def = DEFAULT_MS < max ? DEFAULT_MS : max; /* no route runs longer than max */
+  if (query_int(r->query, r->query_len, "ms", def, 0, max, &st->ms, reason, sizeof reason) != 0 ||
       query_flag(r->query, r->query_len, "cpu", false, &st->cpu, reason, sizeof reason) != 0 ||
       (want_slice && query_int(r->query, r->query_len, "slice_ms", 1, 0, max, &st->slice_ms, reason,
                                sizeof reason) != 0)) {

@@ -269,7 +269,7 @@ static void test_many_cpu_jobs_share_the_loop(void **state) {
 static void test_bad_params_and_block_off(void **state) {
   (void)state;
   srv_t s;
-  assert_int_equal(srv_startv(&s, "--set", "work.max_ms=1000", NULL), 0);
+  assert_int_equal(srv_startv(&s, "--set", "work.max_ms=50", NULL), 0);
   const char *bad[] = {"/slow?ms=abc", "/slow?ms=1001", "/slow?cpu=2", "/block?ms=-1",
                        "/cpu?ms=5&slice_ms=x", "/cpu?ms=2000"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -281,6 +281,12 @@ static void test_bad_params_and_block_off(void **state) {
       fail_msg("%s: %d", bad[i], r.status);
     resp_free(&r);
   }
+  /* the default (100 ms) is no exception to work.max_ms */
+  resp_t slow;
+  assert_int_equal(raw_exchange(s.port, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n", &slow, T), 0);
+  assert_int_equal(slow.status, 200);
+  assert_true(json_num(slow.body, "ms") == 50);
+  resp_free(&slow);
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
   assert_int_equal(srv_startv(&s, "--set", "routes.block=off", NULL), 0);
   resp_t r;
