@@ -300,7 +300,8 @@ static void start_plan(conn_t *c) {
  * deferred connections do not all read, and echo, in one turn. */
 static void run_again(evloop_t *l) {
   conn_t *c = l->again_head;
-  l->again_head = l->again_tail = NULL;
+  conn_t *lane = l->again_lane; /* the front lane's last, while it is in the queue */
+  l->again_head = l->again_tail = l->again_lane = NULL;
   l->again_reads_ns = 0;
   bool first = true;
   while (c != NULL &&
@@ -314,6 +315,8 @@ static void run_again(evloop_t *l) {
     conn_resume(c);
     conn_after(c);
     budget_stop(c);
+    if (c == lane)
+      lane = NULL;
     c = next;
   }
   if (c == NULL)
@@ -325,6 +328,8 @@ static void run_again(evloop_t *l) {
   if (l->again_head == NULL)
     l->again_tail = last;
   l->again_head = c;
+  if (l->again_lane == NULL)
+    l->again_lane = lane; /* the front lane's rest is still ahead of new arrivals */
 }
 
 static void on_idle(uv_idle_t *h) {

@@ -39,13 +39,21 @@ bool budget_spent(const conn_t *c) {
   return c->b_ns + d >= TURN_CONN_NS || c->loop->budget_ns + d >= TURN_LOOP_NS;
 }
 
+/* The front lane is a FIFO of its own ahead of the rest: a steady stream of
+ * front arrivals cannot keep an earlier one from its turn. */
 void again_push(conn_t *c, bool front) {
   evloop_t *l = c->loop;
   if (front && l->again_head != NULL) {
-    c->again_next = l->again_head;
-    l->again_head = c;
+    conn_t **at = l->again_lane != NULL ? &l->again_lane->again_next : &l->again_head;
+    c->again_next = *at;
+    *at = c;
+    l->again_lane = c;
+    if (c->again_next == NULL)
+      l->again_tail = c;
     return;
   }
+  if (front)
+    l->again_lane = c;
   c->again_next = NULL;
   if (l->again_tail != NULL)
     l->again_tail->again_next = c;
@@ -65,6 +73,8 @@ void again_remove(conn_t *c) {
         l->again_head = p->again_next;
       if (l->again_tail == c)
         l->again_tail = prev;
+      if (l->again_lane == c)
+        l->again_lane = prev; /* the lane is the queue's first part */
       break;
     }
   }

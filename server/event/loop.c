@@ -6,9 +6,6 @@
 #include "log.h"
 #include "service.h"
 
-/* A listener out of descriptors reports every readiness as an error, and
- * libuv's reserve descriptor may be missing: say so once a second, not in a
- * flood that would itself fill stderr. */
 /* A burst of new connections (500 clients connecting at once) is set up a
  * turn's worth at a time: each costs a few syscalls, and timers and the
  * connections already open must not wait for all of them. */
@@ -23,6 +20,9 @@ static void on_accept_idle(uv_idle_t *h) {
     conn_accept(l);
 }
 
+/* A listener out of descriptors reports every readiness as an error, and
+ * libuv's reserve descriptor may be missing: say so once a second, not in a
+ * flood that would itself fill stderr. */
 static void on_connection(uv_stream_t *server, int status) {
   evloop_t *l = server->data;
   if (l->accept_turn != l->turns) {

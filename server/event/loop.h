@@ -62,6 +62,7 @@ typedef struct evloop {
   uint64_t again_reads_ns;
   struct conn *again_head;
   struct conn *again_tail;
+  struct conn *again_lane; /* the last of those queued at the front, or NULL */
   size_t nconns;
   size_t nlingering_refused;
   const config_t *cfg;
