@@ -60,6 +60,8 @@ static void finish_hook(session_t *s) {
 
 void session_free(session_t *s) {
   finish_hook(s);
+  if (s->env->stall != NULL)
+    stall_forget(s->env->stall, s); /* another session may get this address */
   http_parser_free(&s->hp);
   buf_free(&s->hold);
 }
@@ -125,7 +127,7 @@ static void count_request(session_t *s, int status) {
 static void running(session_t *s) {
   if (s->env->stall != NULL) {
     const http_req_t *r = s->rc.req;
-    stall_publish(s->env->stall, r->method, r->target, r->target_len, s->peer);
+    stall_publish(s->env->stall, s, r->method, r->target, r->target_len, s->peer);
   }
 }
 

@@ -6,10 +6,56 @@
 
 #define WORDS (STALL_WHAT_MAX / 8)
 
-/* Runs for every request: lengths are clamped once up front so the text is
- * built with four plain copies and no per-piece bound checks. */
-void stall_publish(stall_slot_t *s, const char *method, const char *target, size_t target_len,
-                   const char *peer) {
+/* The same text as the last one published? */
+static bool same_as_last(const stall_slot_t *s, const void *key, const char *method,
+                         const char *target, size_t target_len) {
+  if (s->last_key != key || s->last_method != method || s->last_target_len != target_len)
+    return false;
+  for (size_t i = 0; i < target_len; i++) /* targets are short: no call */
+    if (target[i] != s->last_target[i])
+      return false;
+  return true;
+}
+
+static void remember(stall_slot_t *s, const void *key, const char *method, const char *target,
+                     size_t target_len) {
+  if (target_len > STALL_TARGET_MAX) {
+    s->last_key = NULL; /* long targets are rare: always written */
+    return;
+  }
+  s->last_key = key;
+  s->last_method = method;
+  s->last_target_len = target_len;
+  memcpy(s->last_target, target, target_len);
+}
+
+/* The seqlock write of n bytes of text (u: whole words, NUL-padded). */
+static void write_text(stall_slot_t *s, const uint64_t *w, size_t n) {
+  size_t words = n / 8 + 1; /* the NUL too */
+  uint32_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
+  atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
+  atomic_thread_fence(memory_order_release);
+  if (w != NULL) {
+    for (size_t i = 0; i < words; i++)
+      atomic_store_explicit(&s->what[i], w[i], memory_order_relaxed);
+    atomic_store_explicit(&s->len, (uint32_t)n, memory_order_relaxed);
+  }
+  atomic_store_explicit(&s->turn, atomic_load_explicit(&s->since_ms, memory_order_relaxed),
+                        memory_order_relaxed);
+  atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
+}
+
+/* Runs for every request: a request like the last one only moves the turn
+ * (nothing at all within the same turn); otherwise lengths are clamped once
+ * up front so the text is built with four plain copies. */
+void stall_publish(stall_slot_t *s, const void *key, const char *method, const char *target,
+                   size_t target_len, const char *peer) {
+  if (same_as_last(s, key, method, target, target_len)) {
+    if (atomic_load_explicit(&s->turn, memory_order_relaxed) !=
+        atomic_load_explicit(&s->since_ms, memory_order_relaxed))
+      write_text(s, NULL, 0);
+    return;
+  }
   union {
     char c[STALL_WHAT_MAX];
     uint64_t w[WORDS];
@@ -35,17 +81,9 @@ void stall_publish(stall_slot_t *s, const char *method, const char *target, size
   memcpy(p, peer, pl);
   p += pl;
   size_t n = (size_t)(p - u.c);
-  size_t words = n / 8 + 1; /* the NUL too */
-  memset(u.c + n, 0, words * 8 - n);
-  uint32_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
-  atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
-  atomic_thread_fence(memory_order_release);
-  for (size_t i = 0; i < words; i++)
-    atomic_store_explicit(&s->what[i], u.w[i], memory_order_relaxed);
-  atomic_store_explicit(&s->len, (uint32_t)n, memory_order_relaxed);
-  atomic_store_explicit(&s->turn, atomic_load_explicit(&s->since_ms, memory_order_relaxed),
-                        memory_order_relaxed);
-  atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
+  memset(u.c + n, 0, (n / 8 + 1) * 8 - n);
+  write_text(s, u.w, n);
+  remember(s, key, method, target, target_len);
 }
 
 size_t stall_read(stall_slot_t *s, uint64_t turn_ms, char *out, size_t outlen) {

@@ -23,6 +23,13 @@ typedef struct stall_slot {
   /* Words, not chars: every access is atomic, so torn reads are only ever
    * retried, never undefined. */
   _Atomic uint64_t what[STALL_WHAT_MAX / 8];
+  /* The loop thread's own note of what it last published (never read by
+   * another thread): a request like the last one (a pipelined run, a busy
+   * keep-alive client) rewrites nothing, or only the turn. */
+  const void *last_key; /* the publisher (a session); NULL: none */
+  const char *last_method;
+  size_t last_target_len;
+  char last_target[STALL_TARGET_MAX];
 } stall_slot_t;
 
 /* A callback starts; now_ms is the loop's clock (uv_now: when it woke). */
@@ -43,9 +50,16 @@ static inline uint64_t stall_busy_ms(const stall_slot_t *s, uint64_t now_ms) {
   return since != 0 && now_ms > since ? now_ms - since : 0;
 }
 
-/* The loop thread: a handler of this request is about to run. */
-void stall_publish(stall_slot_t *s, const char *method, const char *target, size_t target_len,
-                   const char *peer);
+/* The loop thread: a handler of this request is about to run. key names the
+ * publisher (its peer text must not change while it lives); method is a
+ * static name (llhttp_method_name), compared by address. */
+void stall_publish(stall_slot_t *s, const void *key, const char *method, const char *target,
+                   size_t target_len, const char *peer);
+/* The loop thread: the publisher key is going away (its address may be reused). */
+static inline void stall_forget(stall_slot_t *s, const void *key) {
+  if (s->last_key == key)
+    s->last_key = NULL;
+}
 
 /* Any thread: copies the culprit if it ran in the turn that began at turn_ms.
  * Returns its length, or 0 (out = "") when none did. */

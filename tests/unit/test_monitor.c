@@ -224,7 +224,9 @@ static void test_stall_culprit(void **state) {
   stall_enter(&s, 5007); /* the turn began at the first callback */
   assert_int_equal(stall_busy_ms(&s, 5100), 100);
   const char *t = "/block?ms=500";
-  stall_publish(&s, "GET", t, strlen(t), "127.0.0.1:40312");
+  static const char get[] = "GET", post[] = "POST";
+  int who = 0, other = 0;
+  stall_publish(&s, &who, get, t, strlen(t), "127.0.0.1:40312");
   size_t n = stall_read(&s, 5000, out, sizeof out);
   assert_string_equal(out, "GET /block?ms=500 from 127.0.0.1:40312");
   assert_int_equal(n, strlen(out));
@@ -233,11 +235,24 @@ static void test_stall_culprit(void **state) {
   char longt[300];
   memset(longt, 'a', sizeof longt);
   longt[0] = '/';
-  stall_publish(&s, "POST", longt, sizeof longt, "[::1]:1");
+  stall_publish(&s, &other, post, longt, sizeof longt, "[::1]:1");
   stall_read(&s, 5000, out, sizeof out);
   assert_int_equal(strncmp(out, "POST /aaa", 9), 0);
   assert_non_null(strstr(out, "a... from [::1]:1"));
   assert_true(strlen(out) < STALL_WHAT_MAX);
+  /* the same request again, in a later turn: the text stays, the turn moves */
+  stall_publish(&s, &who, get, t, strlen(t), "127.0.0.1:40312");
+  stall_turn_end(&s);
+  stall_enter(&s, 7000);
+  stall_publish(&s, &who, get, t, strlen(t), "127.0.0.1:40312");
+  assert_int_equal(stall_read(&s, 5000, out, sizeof out), 0);
+  stall_read(&s, 7000, out, sizeof out);
+  assert_string_equal(out, "GET /block?ms=500 from 127.0.0.1:40312");
+  /* a forgotten publisher's address may come back with another peer */
+  stall_forget(&s, &who);
+  stall_publish(&s, &who, get, t, strlen(t), "10.0.0.1:1");
+  stall_read(&s, 7000, out, sizeof out);
+  assert_string_equal(out, "GET /block?ms=500 from 10.0.0.1:1");
   stall_turn_end(&s);
   assert_int_equal(stall_busy_ms(&s, 6000), 0);
 }
@@ -301,7 +316,7 @@ static void test_hub(void **state) {
   assert_false(mon_last_stall(h, &st));
   stall_slot_t *slot = mon_src_stall(s);
   stall_enter(slot, 7000);
-  stall_publish(slot, "GET", "/block?ms=150", 13, "127.0.0.1:1");
+  stall_publish(slot, slot, "GET", "/block?ms=150", 13, "127.0.0.1:1");
   mon_stall_ended(s, 7000, 7150);
   stall_turn_end(slot);
   assert_true(mon_last_stall(h, &st));
