@@ -19,7 +19,7 @@ void buf_free(buf_t *b) {
   b->cap = 0;
 }
 
-int buf_reserve(buf_t *b, size_t n) {
+int buf_grow(buf_t *b, size_t n) {
   if (b->cap - b->len >= n)
     return 0;
   if (n > b->max || b->len > b->max - n)
@@ -74,16 +74,7 @@ int buf_printf(buf_t *b, const char *fmt, ...) {
   return r;
 }
 
-size_t fmt_u64(char *out, unsigned long long v) {
-  if (v < 100) { /* most Content-Lengths of small answers: no loop */
-    if (v < 10) {
-      out[0] = (char)('0' + v);
-      return 1;
-    }
-    out[0] = (char)('0' + v / 10);
-    out[1] = (char)('0' + v % 10);
-    return 2;
-  }
+size_t fmt_u64_long(char *out, unsigned long long v) {
   char tmp[20];
   size_t n = 0;
   do {

@@ -17,8 +17,14 @@ typedef struct buf {
 void buf_init(buf_t *b, size_t max);
 /* Frees the storage; the buffer stays usable (empty). */
 void buf_free(buf_t *b);
-/* Makes room for n more bytes. Returns 0, or -1 when over max or out of memory. */
-int buf_reserve(buf_t *b, size_t n);
+int buf_grow(buf_t *b, size_t n);
+/* Makes room for n more bytes. Returns 0, or -1 when over max or out of memory.
+ * Inline: there usually is room already. */
+static inline int buf_reserve(buf_t *b, size_t n) {
+  if (b->cap - b->len >= n)
+    return 0;
+  return buf_grow(b, n);
+}
 int buf_append_slow(buf_t *b, const void *p, size_t n);
 /* Appends n bytes. Inline for the hot path: most appends fit the capacity
  * already reserved (n - 1 wraps for n == 0, which the slow path accepts). */
@@ -40,7 +46,19 @@ static inline int buf_append_str(buf_t *b, const char *s) {
 
 static inline void buf_reset(buf_t *b) { b->len = 0; }
 
+size_t fmt_u64_long(char *out, unsigned long long v);
 /* Writes the decimal form of v into out (at least 20 bytes); returns its length. */
-size_t fmt_u64(char *out, unsigned long long v);
+static inline size_t fmt_u64(char *out, unsigned long long v) {
+  if (v < 100) { /* most Content-Lengths of small answers: no loop, no call */
+    if (v < 10) {
+      out[0] = (char)('0' + v);
+      return 1;
+    }
+    out[0] = (char)('0' + v / 10);
+    out[1] = (char)('0' + v % 10);
+    return 2;
+  }
+  return fmt_u64_long(out, v);
+}
 
 #endif

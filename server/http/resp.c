@@ -3,90 +3,104 @@
 
 #include "date.h"
 
+/* The statuses loopd knows, with their reason phrases. */
+#define STATUSES \
+  X(100, "Continue") \
+  X(200, "OK") \
+  X(201, "Created") \
+  X(202, "Accepted") \
+  X(203, "Non-Authoritative Information") \
+  X(204, "No Content") \
+  X(205, "Reset Content") \
+  X(206, "Partial Content") \
+  X(300, "Multiple Choices") \
+  X(301, "Moved Permanently") \
+  X(302, "Found") \
+  X(303, "See Other") \
+  X(304, "Not Modified") \
+  X(307, "Temporary Redirect") \
+  X(308, "Permanent Redirect") \
+  X(400, "Bad Request") \
+  X(401, "Unauthorized") \
+  X(402, "Payment Required") \
+  X(403, "Forbidden") \
+  X(404, "Not Found") \
+  X(405, "Method Not Allowed") \
+  X(406, "Not Acceptable") \
+  X(408, "Request Timeout") \
+  X(409, "Conflict") \
+  X(410, "Gone") \
+  X(411, "Length Required") \
+  X(412, "Precondition Failed") \
+  X(413, "Content Too Large") \
+  X(414, "URI Too Long") \
+  X(415, "Unsupported Media Type") \
+  X(416, "Range Not Satisfiable") \
+  X(417, "Expectation Failed") \
+  X(418, "I'm a teapot") \
+  X(421, "Misdirected Request") \
+  X(422, "Unprocessable Content") \
+  X(425, "Too Early") \
+  X(426, "Upgrade Required") \
+  X(428, "Precondition Required") \
+  X(429, "Too Many Requests") \
+  X(431, "Request Header Fields Too Large") \
+  X(451, "Unavailable For Legal Reasons") \
+  X(500, "Internal Server Error") \
+  X(501, "Not Implemented") \
+  X(502, "Bad Gateway") \
+  X(503, "Service Unavailable") \
+  X(504, "Gateway Timeout") \
+  X(505, "HTTP Version Not Supported")
+
 const char *resp_reason(int status) {
   switch (status) {
-  case 100: return "Continue";
-  case 200: return "OK";
-  case 201: return "Created";
-  case 202: return "Accepted";
-  case 203: return "Non-Authoritative Information";
-  case 204: return "No Content";
-  case 205: return "Reset Content";
-  case 206: return "Partial Content";
-  case 300: return "Multiple Choices";
-  case 301: return "Moved Permanently";
-  case 302: return "Found";
-  case 303: return "See Other";
-  case 304: return "Not Modified";
-  case 307: return "Temporary Redirect";
-  case 308: return "Permanent Redirect";
-  case 400: return "Bad Request";
-  case 401: return "Unauthorized";
-  case 402: return "Payment Required";
-  case 403: return "Forbidden";
-  case 404: return "Not Found";
-  case 405: return "Method Not Allowed";
-  case 406: return "Not Acceptable";
-  case 408: return "Request Timeout";
-  case 409: return "Conflict";
-  case 410: return "Gone";
-  case 411: return "Length Required";
-  case 412: return "Precondition Failed";
-  case 413: return "Content Too Large";
-  case 414: return "URI Too Long";
-  case 415: return "Unsupported Media Type";
-  case 416: return "Range Not Satisfiable";
-  case 417: return "Expectation Failed";
-  case 418: return "I'm a teapot";
-  case 421: return "Misdirected Request";
-  case 422: return "Unprocessable Content";
-  case 425: return "Too Early";
-  case 426: return "Upgrade Required";
-  case 428: return "Precondition Required";
-  case 429: return "Too Many Requests";
-  case 431: return "Request Header Fields Too Large";
-  case 451: return "Unavailable For Legal Reasons";
-  case 500: return "Internal Server Error";
-  case 501: return "Not Implemented";
-  case 502: return "Bad Gateway";
-  case 503: return "Service Unavailable";
-  case 504: return "Gateway Timeout";
-  case 505: return "HTTP Version Not Supported";
+#define X(code, reason) \
+  case code:            \
+    return reason;
+    STATUSES
+#undef X
   default: return "Unknown";
+  }
+}
+
+/* The head's fixed start for a status, "HTTP/1.1 200 OK\r\nServer: loopd\r\nDate: ",
+ * in a slot of fixed size so it is copied with one constant-size memcpy. */
+#define HEAD_START(code, reason) "HTTP/1.1 " #code " " reason "\r\nServer: loopd\r\nDate: "
+#define START_SLOT 96
+typedef struct head_start {
+  char text[START_SLOT];
+  size_t len;
+} head_start_t;
+
+static const head_start_t starts[] = {
+#define X(code, reason) {HEAD_START(code, reason), sizeof HEAD_START(code, reason) - 1},
+    STATUSES
+#undef X
+    {HEAD_START(000, "Unknown"), sizeof HEAD_START(000, "Unknown") - 1},
+};
+
+static const head_start_t *head_start(int status) {
+  enum {
+#define X(code, reason) I_##code,
+    STATUSES
+#undef X
+    I_UNKNOWN
+  };
+  switch (status) {
+#define X(code, reason) \
+  case code:            \
+    return &starts[I_##code];
+    STATUSES
+#undef X
+  default: return &starts[I_UNKNOWN];
   }
 }
 
 #define LIT(b, s) buf_append((b), (s), sizeof(s) - 1)
 
-int resp_write_head(buf_t *out, const resp_head_t *h, const char *date) {
-  const char *reason = resp_reason(h->status);
-  size_t rlen = strlen(reason);
-  size_t ctlen = h->content_type ? strlen(h->content_type) : 0;
-  size_t xlen = h->extra ? strlen(h->extra) : 0;
-  /* One reservation, then plain copies: this runs for every response. */
-  if (buf_reserve(out, 160 + rlen + ctlen + xlen) != 0)
-    return -1;
-  char *p = out->data + out->len;
-  memcpy(p, "HTTP/1.1 ", 9);
-  p += 9;
-  p[0] = (char)('0' + h->status / 100 % 10);
-  p[1] = (char)('0' + h->status / 10 % 10);
-  p[2] = (char)('0' + h->status % 10);
-  p[3] = ' ';
-  p += 4;
-  memcpy(p, reason, rlen);
-  p += rlen;
-  static const char srv[] = "\r\nServer: loopd\r\nDate: ";
-  memcpy(p, srv, sizeof srv - 1);
-  p += sizeof srv - 1;
-  memcpy(p, date, DATE_LEN);
-  p += DATE_LEN;
-  if (ctlen) {
-    memcpy(p, "\r\nContent-Type: ", 16);
-    p += 16;
-    memcpy(p, h->content_type, ctlen);
-    p += ctlen;
-  }
+/* The framing and Connection lines, after Date (and Content-Type). */
+static char *write_framing(char *p, const resp_head_t *h) {
   if (h->content_length >= 0) {
     memcpy(p, "\r\nContent-Length: ", 18);
     p += 18;
@@ -104,7 +118,33 @@ int resp_write_head(buf_t *out, const resp_head_t *h, const char *date) {
     p += 24;
   }
   memcpy(p, "\r\n", 2);
-  p += 2;
+  return p + 2;
+}
+
+int resp_write_head(buf_t *out, const resp_head_t *h, const char *date) {
+  const head_start_t *st = head_start(h->status);
+  size_t ctlen = h->content_type ? strlen(h->content_type) : 0;
+  size_t xlen = h->extra ? strlen(h->extra) : 0;
+  /* One reservation, then plain copies: this runs for every response. */
+  if (buf_reserve(out, START_SLOT + 128 + ctlen + xlen) != 0)
+    return -1;
+  char *p = out->data + out->len;
+  memcpy(p, st->text, START_SLOT); /* constant size: no call; the slack is overwritten */
+  if (st == &starts[sizeof starts / sizeof starts[0] - 1]) {
+    p[9] = (char)('0' + h->status / 100 % 10);
+    p[10] = (char)('0' + h->status / 10 % 10);
+    p[11] = (char)('0' + h->status % 10);
+  }
+  p += st->len;
+  memcpy(p, date, DATE_LEN);
+  p += DATE_LEN;
+  if (ctlen) {
+    memcpy(p, "\r\nContent-Type: ", 16);
+    p += 16;
+    memcpy(p, h->content_type, ctlen);
+    p += ctlen;
+  }
+  p = write_framing(p, h);
   if (xlen) {
     memcpy(p, h->extra, xlen);
     p += xlen;
