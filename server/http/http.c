@@ -6,10 +6,9 @@
 #include <strings.h>
 
 #include "http_check.h"
+#include "http_store.h"
 #include "util.h"
 
-#define POOL_KEEP 64          /* idle stores kept per pool */
-#define STORE_KEEP_BYTES 8192 /* stores that grew past this are freed, not pooled */
 #define MAX_EXTENSION_BYTES 4096
 
 enum { CB_NONE, CB_FIELD, CB_VALUE };
@@ -22,100 +21,20 @@ static http_parser_t *from(llhttp_t *p) { return p->data; }
 
 #define fail http_fail
 
-/* ---- storage ---- */
-
-void http_store_pool_init(http_store_pool_t *pool) {
-  pool->free = NULL;
-  pool->nfree = 0;
-}
-
-static void store_free(http_store_t *s) {
-  buf_free(&s->bytes);
-  free(s->hdr);
-  free(s);
-}
-
-void http_store_pool_free(http_store_pool_t *pool) {
-  while (pool->free != NULL) {
-    http_store_t *s = pool->free;
-    pool->free = s->next;
-    store_free(s);
-  }
-  pool->nfree = 0;
-}
-
-static http_store_t *store_get(http_parser_t *hp) {
-  http_store_t *s;
-  if (hp->pool != NULL && hp->pool->free != NULL) {
-    s = hp->pool->free; /* keeps its buffers: that is the point of the pool */
-    hp->pool->free = s->next;
-    hp->pool->nfree--;
-  } else {
-    s = calloc(1, sizeof *s);
-    if (s == NULL)
-      return NULL;
-    buf_init(&s->bytes, 0);
-  }
-  const config_t *c = hp->cfg;
-  /* Room for the request line, the header section and one NUL per string. */
-  s->bytes.max = (size_t)(c->limits.max_request_line_bytes + 2 * c->limits.max_header_bytes + 64);
-  s->bytes.len = 0;
-  s->nhdr = 0;
-  s->next = NULL;
-  return s;
-}
-
-static void store_put(http_parser_t *hp, http_store_t *s) {
-  if (hp->pool != NULL && hp->pool->nfree < POOL_KEEP && s->bytes.cap <= STORE_KEEP_BYTES) {
-    s->next = hp->pool->free;
-    hp->pool->free = s;
-    hp->pool->nfree++;
-  } else {
-    store_free(s);
-  }
-}
-
-static int store_add(http_parser_t *hp, const char *at, size_t len) {
-  if (buf_append(&hp->store->bytes, at, len) != 0)
+/* Adds a span to one of the store's pieces; 431 when the store is full. */
+static int piece(http_parser_t *hp, uint32_t *off, uint32_t *len, const char *at, size_t n) {
+  if (http_store_piece(hp->store, off, len, at, n) != 0)
     return fail(hp, 431, "request header fields too large");
   return 0;
-}
-
-static int store_nul(http_parser_t *hp) { return store_add(hp, "", 1); }
-
-/* ---- request accessors ---- */
-
-const char *http_req_header(const http_req_t *r, const char *name, size_t *len) {
-  const http_store_t *s = r->store;
-  size_t n = strlen(name);
-  for (uint32_t i = 0; i < s->nhdr; i++) {
-    const http_hdr_t *h = &s->hdr[i];
-    if (h->name_len == n && strncasecmp(s->bytes.data + h->name, name, n) == 0) {
-      if (len != NULL)
-        *len = h->value_len;
-      return s->bytes.data + h->value;
-    }
-  }
-  return NULL;
-}
-
-void http_req_header_at(const http_req_t *r, uint32_t i, const char **name, size_t *nlen,
-                        const char **value, size_t *vlen) {
-  const http_hdr_t *h = &r->store->hdr[i];
-  *name = r->store->bytes.data + h->name;
-  *nlen = h->name_len;
-  *value = r->store->bytes.data + h->value;
-  *vlen = h->value_len;
 }
 
 /* ---- llhttp callbacks ---- */
 
 static int on_message_begin(llhttp_t *p) {
   http_parser_t *hp = from(p);
-  if (hp->store == NULL && (hp->store = store_get(hp)) == NULL)
+  if (hp->store == NULL && (hp->store = http_store_get(hp)) == NULL)
     return fail(hp, 503, "out of memory");
-  hp->store->bytes.len = 0;
-  hp->store->nhdr = 0;
+  http_store_begin(hp->store, hp->feed_data);
   hp->line_bytes = 0;
   hp->line_done = false;
   hp->need_cr = false;
@@ -149,7 +68,7 @@ static char byte_before(const http_parser_t *hp, const char *at, size_t k) {
 static int on_url(llhttp_t *p, const char *at, size_t len) {
   http_parser_t *hp = from(p);
   /* llhttp takes several spaces between method and target; the grammar has one. */
-  if (hp->store->bytes.len == 0 && byte_before(hp, at, 2) == ' ')
+  if (hp->store->target_len == 0 && byte_before(hp, at, 2) == ' ')
     return fail(hp, 400, "malformed request line");
   hp->line_bytes += len;
   /* The byte that ends the span ends the target (a span cut by the end of a
@@ -161,13 +80,13 @@ static int on_url(llhttp_t *p, const char *at, size_t len) {
   /* method SP target SP HTTP/x.y: line_bytes + 10 once the version arrives */
   if (hp->line_bytes + 10 > (uint64_t)hp->cfg->limits.max_request_line_bytes)
     return fail(hp, 414, "request line too long");
-  return store_add(hp, at, len);
+  return piece(hp, &hp->store->target, &hp->store->target_len, at, len);
 }
 
 static int on_url_complete(llhttp_t *p) {
   http_parser_t *hp = from(p);
-  hp->store->req.target_len = hp->store->bytes.len;
-  return store_nul(hp);
+  hp->store->req.target_len = hp->store->target_len;
+  return 0;
 }
 
 static int on_version(llhttp_t *p, const char *at, size_t len) {
@@ -219,10 +138,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
         s->hdr = h;
         s->hdr_cap = cap;
       }
-      s->hdr[s->nhdr].name = (uint32_t)s->bytes.len;
-      s->hdr[s->nhdr].name_len = 0;
-      s->hdr[s->nhdr].value = 0;
-      s->hdr[s->nhdr].value_len = 0;
+      s->hdr[s->nhdr] = (http_hdr_t){0, 0, 0, 0};
       s->nhdr++;
     }
   }
@@ -230,7 +146,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
     hp->field_bytes = true;
   if (hp->in_trailers)
     return count_extra(hp, len);
-  return store_add(hp, at, len);
+  http_hdr_t *h = &hp->store->hdr[hp->store->nhdr - 1];
+  return piece(hp, &h->name, &h->name_len, at, len);
 }
 
 static int on_header_field_complete(llhttp_t *p) {
@@ -244,8 +161,7 @@ static int on_header_field_complete(llhttp_t *p) {
   }
   http_store_t *s = hp->store;
   http_hdr_t *h = &s->hdr[s->nhdr - 1];
-  h->name_len = (uint32_t)(s->bytes.len - h->name);
-  const char *name = s->bytes.data + h->name;
+  const char *name = http_store_base(s) + h->name;
   hp->cur_kind = HK_OTHER;
   switch (h->name_len) { /* the length first: most names are none of these */
   case 4:
@@ -263,7 +179,7 @@ static int on_header_field_complete(llhttp_t *p) {
   default:
     break;
   }
-  return store_nul(hp);
+  return 0;
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len) {
@@ -278,11 +194,8 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len) {
   hp->last_cb = CB_VALUE;
   if (hp->in_trailers)
     return count_extra(hp, len);
-  http_store_t *s = hp->store;
-  http_hdr_t *h = &s->hdr[s->nhdr - 1];
-  if (h->value == 0)
-    h->value = (uint32_t)s->bytes.len;
-  return store_add(hp, at, len);
+  http_hdr_t *h = &hp->store->hdr[hp->store->nhdr - 1];
+  return piece(hp, &h->value, &h->value_len, at, len);
 }
 
 static int on_header_value_complete(llhttp_t *p) {
@@ -291,11 +204,8 @@ static int on_header_value_complete(llhttp_t *p) {
   if (hp->in_trailers)
     return 0;
   http_store_t *s = hp->store;
-  http_hdr_t *h = &s->hdr[s->nhdr - 1];
-  if (h->value == 0) /* empty value: no span was seen */
-    h->value = (uint32_t)s->bytes.len;
-  h->value_len = (uint32_t)(s->bytes.len - h->value);
-  const char *v = s->bytes.data + h->value;
+  const http_hdr_t *h = &s->hdr[s->nhdr - 1];
+  const char *v = http_store_base(s) + h->value;
   switch (hp->cur_kind) {
   case HK_HOST:
     if (++hp->host_count > 1)
@@ -316,7 +226,7 @@ static int on_header_value_complete(llhttp_t *p) {
   default:
     break;
   }
-  return store_nul(hp);
+  return 0;
 }
 
 /* Most requests have no body: their message completes at once, and pausing
@@ -515,10 +425,23 @@ static int deliver(http_parser_t *hp, size_t rest) {
   return r;
 }
 
+/* The feed ends: a message that goes on past it (a head cut by the end of
+ * the bytes, a body to come, an owner that paused) keeps its head as a copy,
+ * since the mode may reuse these bytes. 0, or -1 out of memory. */
+static int keep_store(http_parser_t *hp, bool paused) {
+  http_store_t *st = hp->store;
+  if (st == NULL || st->copied || (!paused && http_parser_idle(hp)))
+    return 0;
+  if (http_store_pin(st) != 0)
+    return fail(hp, 503, "out of memory"), -1;
+  return 0;
+}
+
 size_t http_parser_feed(http_parser_t *hp, const char *data, size_t len, http_result_t *result) {
   const char *p = data;
   const char *end = data + len;
   *result = HTTP_OK;
+  hp->feed_data = data;
   /* After headers complete, llhttp needs one more call (even with no bytes)
    * to go on with the message: "kick" asks for it. */
   while (p < end || hp->kick || hp->pending != PENDING_NONE) {
@@ -534,10 +457,14 @@ size_t http_parser_feed(http_parser_t *hp, const char *data, size_t len, http_re
     if (r < 0)
       goto error;
     if (r == HTTP_EV_PAUSE) {
+      if (keep_store(hp, true) != 0)
+        goto error;
       *result = HTTP_PAUSED;
       return (size_t)(p - data);
     }
   }
+  if (keep_store(hp, false) != 0)
+    goto error;
   return len;
 
 error:
@@ -549,14 +476,19 @@ bool http_parser_idle(const http_parser_t *hp) { return hp->in_head && hp->head_
 
 void http_parser_release(http_parser_t *hp) {
   if (hp->store != NULL && http_parser_idle(hp)) {
-    store_put(hp, hp->store);
+    http_store_put(hp, hp->store);
     hp->store = NULL;
   }
 }
 
+const char *http_parser_target(const http_parser_t *hp, size_t *len) {
+  *len = hp->store->req.target_len;
+  return http_store_base(hp->store) + hp->store->target;
+}
+
 void http_parser_free(http_parser_t *hp) {
   if (hp->store != NULL) {
-    store_put(hp, hp->store);
+    http_store_put(hp, hp->store);
     hp->store = NULL;
   }
 }

@@ -34,18 +34,30 @@ typedef struct http_req {
 } http_req_t;
 
 typedef struct http_hdr {
-  uint32_t name, name_len, value, value_len; /* offsets into the store's bytes */
+  uint32_t name, name_len, value, value_len; /* offsets from the store's base */
 } http_hdr_t;
 
-/* Storage for one request's target and headers. Pooled per loop (or per
- * thread) so idle connections hold none and busy ones allocate nothing. */
+/* One request's target and headers. While a head lies in the bytes of one
+ * feed, its pieces are slices of those bytes (nothing copied); a head that
+ * spans feeds, or a request that outlives the feed that read it (a body, a
+ * plan, a pause), is copied into bytes when that feed ends (http_store.c).
+ * Pooled per loop (or per thread) so idle connections hold none and busy
+ * ones allocate nothing. */
 typedef struct http_store {
   http_req_t req; /* here, not in the parser: idle connections hold no store */
   buf_t bytes;
+  const char *slice_base; /* the feed's bytes the pieces are offsets into */
+  bool copied;            /* the pieces are offsets into bytes instead */
+  uint32_t target, target_len; /* the request target piece */
   http_hdr_t *hdr;
   uint32_t nhdr, hdr_cap;
   struct http_store *next;
 } http_store_t;
+
+/* Where the store's offsets count from. */
+static inline const char *http_store_base(const http_store_t *s) {
+  return s->copied ? s->bytes.data : s->slice_base;
+}
 
 typedef struct http_store_pool {
   http_store_t *free;
@@ -93,6 +105,7 @@ typedef struct http_parser {
   const char *value_end; /* where the last header value span ended */
   const char *version_end; /* where the version span ended (NULL: at a read's end) */
   size_t rest; /* during on_head/on_done: bytes of this feed after the event */
+  const char *feed_data; /* the bytes of the current feed */
   int error_status;
   const char *error_reason;
   uint8_t pending;     /* event held until llhttp returns (PENDING_*) */
@@ -122,6 +135,8 @@ size_t http_parser_feed(http_parser_t *hp, const char *data, size_t len, http_re
 bool http_parser_idle(const http_parser_t *hp);
 /* Gives the request storage back to the pool; only when idle. */
 void http_parser_release(http_parser_t *hp);
+/* The request target read so far (a head refused before it was complete). */
+const char *http_parser_target(const http_parser_t *hp, size_t *len);
 /* Frees everything (connection closing). */
 void http_parser_free(http_parser_t *hp);
 

@@ -142,7 +142,7 @@ int http_status_of(const http_parser_t *hp, llhttp_errno_t err, const char **rea
 /* Splits the target into path and query; origin-form or absolute-form only. */
 static int split_target(http_parser_t *hp) {
   http_req_t *r = &hp->store->req;
-  const char *t = hp->store->bytes.data;
+  const char *t = http_store_base(hp->store) + hp->store->target;
   size_t n = r->target_len;
   r->target = t;
   const char *path = t;

@@ -60,8 +60,10 @@ static void finish_hook(session_t *s) {
 
 void session_free(session_t *s) {
   finish_hook(s);
-  if (s->env->stall != NULL)
-    stall_forget(s->env->stall, s); /* another session may get this address */
+  /* another session may get this address (a refused connection's session
+   * was never initialized: no env) */
+  if (s->env != NULL && s->env->stall != NULL)
+    stall_forget(s->env->stall, s);
   http_parser_free(&s->hp);
   buf_free(&s->hold);
 }
@@ -102,8 +104,7 @@ static void log_request(session_t *s, int status) {
   } else if (s->hp.store != NULL && s->hp.line_done) {
     /* rejected before its head was complete: log what was read */
     e.method = llhttp_method_name((llhttp_method_t)s->hp.p.method);
-    e.target = s->hp.store->bytes.data;
-    e.target_len = s->hp.store->req.target_len;
+    e.target = http_parser_target(&s->hp, &e.target_len);
     e.http_major = s->hp.p.http_major;
     e.http_minor = s->hp.p.http_minor;
   }
