@@ -47,7 +47,12 @@ static int on_message_begin(llhttp_t *p) {
   hp->te_chunked = false;
   hp->te_other = false;
   hp->expect_other = false;
-  memset(&hp->store->req, 0, sizeof hp->store->req);
+  /* http_finish_head sets the rest; these are read before it (a pin) or
+   * set only by a header (Expect) */
+  http_req_t *r = &hp->store->req;
+  r->target = r->path = r->query = NULL;
+  r->target_len = 0;
+  r->expect_continue = false;
   return 0;
 }
 

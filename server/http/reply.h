@@ -105,7 +105,11 @@ typedef struct route_table {
 const route_t *route_match(const route_table_t *t, const config_t *cfg, const char *path,
                            size_t len, int method, int *status, const char **allow);
 /* Index of a route in its table (for per-route counters), or -1. */
-int route_index(const route_table_t *t, const route_t *r);
+static inline int route_index(const route_table_t *t, const route_t *r) {
+  if (t == NULL || r < t->rows || r >= t->rows + t->n)
+    return -1;
+  return (int)(r - t->rows);
+}
 
 /* ---- answering ----
  * reply_head, reply_body and reply_end write into the session (session.c);

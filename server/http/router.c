@@ -4,12 +4,6 @@
 
 #include "reply.h"
 
-int route_index(const route_table_t *t, const route_t *r) {
-  if (t == NULL || r < t->rows || r >= t->rows + t->n)
-    return -1;
-  return (int)(r - t->rows);
-}
-
 /* Walks the row's path and the request's together: most rows differ from
  * the path within a byte or two, so no strlen or memcmp per row. */
 static bool path_matches(const route_t *r, const char *path, size_t len) {

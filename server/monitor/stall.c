@@ -48,8 +48,8 @@ static void write_text(stall_slot_t *s, const uint64_t *w, size_t n) {
 /* Runs for every request: a request like the last one only moves the turn
  * (nothing at all within the same turn); otherwise lengths are clamped once
  * up front so the text is built with four plain copies. */
-void stall_publish(stall_slot_t *s, const void *key, const char *method, const char *target,
-                   size_t target_len, const char *peer) {
+void stall_publish_text(stall_slot_t *s, const void *key, const char *method, const char *target,
+                        size_t target_len, const char *peer) {
   if (same_as_last(s, key, method, target, target_len)) {
     if (atomic_load_explicit(&s->turn, memory_order_relaxed) !=
         atomic_load_explicit(&s->since_ms, memory_order_relaxed))

@@ -53,8 +53,23 @@ static inline uint64_t stall_busy_ms(const stall_slot_t *s, uint64_t now_ms) {
 /* The loop thread: a handler of this request is about to run. key names the
  * publisher (its peer text must not change while it lives); method is a
  * static name (llhttp_method_name), compared by address. */
-void stall_publish(stall_slot_t *s, const void *key, const char *method, const char *target,
-                   size_t target_len, const char *peer);
+void stall_publish_text(stall_slot_t *s, const void *key, const char *method, const char *target,
+                        size_t target_len, const char *peer);
+static inline void stall_publish(stall_slot_t *s, const void *key, const char *method,
+                                 const char *target, size_t target_len, const char *peer) {
+  /* The common case inline: the same request as the last, in the same turn
+   * (a pipelined run): nothing to write. */
+  if (s->last_key == key && s->last_method == method && s->last_target_len == target_len &&
+      atomic_load_explicit(&s->turn, memory_order_relaxed) ==
+          atomic_load_explicit(&s->since_ms, memory_order_relaxed)) {
+    size_t i = 0;
+    while (i < target_len && target[i] == s->last_target[i])
+      i++;
+    if (i == target_len)
+      return;
+  }
+  stall_publish_text(s, key, method, target, target_len, peer);
+}
 /* The loop thread: the publisher key is going away (its address may be reused). */
 static inline void stall_forget(stall_slot_t *s, const void *key) {
   if (s->last_key == key)

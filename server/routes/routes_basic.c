@@ -1,5 +1,6 @@
 /* routes_basic.c: GET / (the wrk baseline) and /echo. */
 #include <stdio.h>
+#include <string.h>
 
 #include "json.h"
 #include "query.h"
@@ -57,8 +58,12 @@ static void echo_start(route_ctx_t *rc) {
   }
   size_t ctlen;
   const char *ct = http_req_header(r, "content-type", &ctlen);
-  char ctype[256];
-  snprintf(ctype, sizeof ctype, "%.*s", ct ? (int)(ctlen < 255 ? ctlen : 255) : 0, ct ? ct : "");
+  char ctype[256]; /* the head wants a C string: the value is a slice of the request */
+  if (ct != NULL) {
+    size_t n = ctlen < sizeof ctype - 1 ? ctlen : sizeof ctype - 1;
+    memcpy(ctype, ct, n);
+    ctype[n] = '\0';
+  }
   /* Stream the body back as it arrives: never held whole, never copied twice. */
   rc->on_body = echo_body;
   rc->on_end = echo_end;
