@@ -40,17 +40,8 @@ void date_cache_init(date_cache_t *dc) {
   dc->text[0] = '\0';
 }
 
-const char *date_cache_at(date_cache_t *dc, time_t now) {
-  if (now != dc->sec) {
-    date_format(now, dc->text);
-    dc->sec = now;
-  }
+const char *date_cache_set(date_cache_t *dc, time_t now) {
+  date_format(now, dc->text);
+  dc->sec = now;
   return dc->text;
-}
-
-const char *date_cache_get(date_cache_t *dc) {
-  struct timespec ts;
-  /* The coarse clock is a plain memory read in the vDSO. */
-  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-  return date_cache_at(dc, ts.tv_sec);
 }

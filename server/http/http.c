@@ -143,15 +143,15 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
         s->hdr = h;
         s->hdr_cap = cap;
       }
-      s->hdr[s->nhdr] = (http_hdr_t){0, 0, 0, 0};
-      s->nhdr++;
+      hp->cur_hdr = &s->hdr[s->nhdr++];
+      *hp->cur_hdr = (http_hdr_t){0, 0, 0, 0};
     }
   }
   if (len > 0)
     hp->field_bytes = true;
   if (hp->in_trailers)
     return count_extra(hp, len);
-  http_hdr_t *h = &hp->store->hdr[hp->store->nhdr - 1];
+  http_hdr_t *h = hp->cur_hdr;
   return piece(hp, &h->name, &h->name_len, at, len);
 }
 
@@ -165,7 +165,7 @@ static int on_header_field_complete(llhttp_t *p) {
     return 0;
   }
   http_store_t *s = hp->store;
-  http_hdr_t *h = &s->hdr[s->nhdr - 1];
+  const http_hdr_t *h = hp->cur_hdr;
   const char *name = http_store_base(s) + h->name;
   hp->cur_kind = HK_OTHER;
   switch (h->name_len) { /* the length first: most names are none of these */
@@ -199,7 +199,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len) {
   hp->last_cb = CB_VALUE;
   if (hp->in_trailers)
     return count_extra(hp, len);
-  http_hdr_t *h = &hp->store->hdr[hp->store->nhdr - 1];
+  http_hdr_t *h = hp->cur_hdr;
   return piece(hp, &h->value, &h->value_len, at, len);
 }
 
@@ -209,7 +209,7 @@ static int on_header_value_complete(llhttp_t *p) {
   if (hp->in_trailers)
     return 0;
   http_store_t *s = hp->store;
-  const http_hdr_t *h = &s->hdr[s->nhdr - 1];
+  const http_hdr_t *h = hp->cur_hdr;
   const char *v = http_store_base(s) + h->value;
   switch (hp->cur_kind) {
   case HK_HOST:

@@ -106,6 +106,7 @@ typedef struct http_parser {
   const char *version_end; /* where the version span ended (NULL: at a read's end) */
   size_t rest; /* during on_head/on_done: bytes of this feed after the event */
   const char *feed_data; /* the bytes of the current feed */
+  http_hdr_t *cur_hdr;   /* the header being parsed (not in trailers) */
   int error_status;
   const char *error_reason;
   uint8_t pending;     /* event held until llhttp returns (PENDING_*) */
