@@ -19,6 +19,10 @@ enum { HK_OTHER, HK_HOST, HK_TE, HK_EXPECT };
 
 static http_parser_t *from(llhttp_t *p) { return p->data; }
 
+/* Two sets of callbacks: the head's, and (from the end of the head on) the
+ * same with the trailer section's field callbacks. */
+static llhttp_settings_t settings, trailer_settings;
+
 #define fail http_fail
 
 /* Adds a span to one of the store's pieces; 431 when the store is full. */
@@ -43,7 +47,7 @@ static int on_message_begin(llhttp_t *p) {
   hp->last_cb = CB_NONE;
   hp->host_count = 0;
   hp->version_digit = 0;
-  hp->in_trailers = false;
+  p->settings = &settings;
   hp->te_chunked = false;
   hp->te_other = false;
   hp->expect_other = false;
@@ -124,49 +128,42 @@ static int count_extra(http_parser_t *hp, size_t len) {
   return 0;
 }
 
+/* A new header field begins: a slot for it in the store. */
+static int new_field(http_parser_t *hp) {
+  http_store_t *s = hp->store;
+  hp->last_cb = CB_FIELD;
+  hp->value_started = false;
+  if (s->nhdr == s->hdr_cap) {
+    uint32_t cap = s->hdr_cap ? s->hdr_cap * 2 : 16;
+    uint32_t most = (uint32_t)(hp->cfg->limits.max_header_bytes / 3 + 1);
+    if (s->hdr_cap >= most)
+      return fail(hp, 431, "too many header fields");
+    http_hdr_t *h = realloc(s->hdr, cap * sizeof *h);
+    if (h == NULL)
+      return fail(hp, 503, "out of memory");
+    s->hdr = h;
+    s->hdr_cap = cap;
+  }
+  hp->cur_hdr = &s->hdr[s->nhdr++];
+  *hp->cur_hdr = (http_hdr_t){0, 0, 0, 0};
+  return 0;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len) {
   http_parser_t *hp = from(p);
-  if (hp->last_cb != CB_FIELD) {
-    hp->last_cb = CB_FIELD;
-    hp->field_bytes = false;
-    hp->value_started = false;
-    if (!hp->in_trailers) {
-      http_store_t *s = hp->store;
-      if (s->nhdr == s->hdr_cap) {
-        uint32_t cap = s->hdr_cap ? s->hdr_cap * 2 : 16;
-        uint32_t most = (uint32_t)(hp->cfg->limits.max_header_bytes / 3 + 1);
-        if (s->hdr_cap >= most)
-          return fail(hp, 431, "too many header fields");
-        http_hdr_t *h = realloc(s->hdr, cap * sizeof *h);
-        if (h == NULL)
-          return fail(hp, 503, "out of memory");
-        s->hdr = h;
-        s->hdr_cap = cap;
-      }
-      hp->cur_hdr = &s->hdr[s->nhdr++];
-      *hp->cur_hdr = (http_hdr_t){0, 0, 0, 0};
-    }
-  }
-  if (len > 0)
-    hp->field_bytes = true;
-  if (hp->in_trailers)
-    return count_extra(hp, len);
+  if (hp->last_cb != CB_FIELD && new_field(hp) != 0)
+    return HPE_USER;
   http_hdr_t *h = hp->cur_hdr;
   return piece(hp, &h->name, &h->name_len, at, len);
 }
 
 static int on_header_field_complete(llhttp_t *p) {
   http_parser_t *hp = from(p);
-  if (!hp->field_bytes)
+  const http_hdr_t *h = hp->cur_hdr;
+  if (h->name_len == 0)
     return fail(hp, 400, "empty header name");
   hp->value_end = NULL;
-  if (hp->in_trailers) {
-    hp->cur_kind = HK_OTHER;
-    return 0;
-  }
-  http_store_t *s = hp->store;
-  const http_hdr_t *h = hp->cur_hdr;
-  const char *name = http_store_base(s) + h->name;
+  const char *name = http_store_base(hp->store) + h->name;
   hp->cur_kind = HK_OTHER;
   switch (h->name_len) { /* the length first: most names are none of these */
   case 4:
@@ -187,27 +184,63 @@ static int on_header_field_complete(llhttp_t *p) {
   return 0;
 }
 
-static int on_header_value(llhttp_t *p, const char *at, size_t len) {
-  http_parser_t *hp = from(p);
-  /* llhttp hands an obs-fold continuation over as a second span of the same
-   * value. A second span is legitimate only when the first one stopped at the
-   * end of the previous read and this one starts the next. */
+/* llhttp hands an obs-fold continuation over as a second span of the same
+ * value. A second span is legitimate only when the first one stopped at the
+ * end of the previous read and this one starts the next. */
+static int value_span(http_parser_t *hp, const char *at, size_t len) {
   if (hp->value_started && !(hp->value_end == NULL && at == hp->exec_start))
     return fail(hp, 400, "obsolete header line folding");
   hp->value_started = true;
   hp->value_end = (at + len == hp->exec_end) ? NULL : at + len;
   hp->last_cb = CB_VALUE;
-  if (hp->in_trailers)
-    return count_extra(hp, len);
+  return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len) {
+  http_parser_t *hp = from(p);
+  if (value_span(hp, at, len) != 0)
+    return HPE_USER;
   http_hdr_t *h = hp->cur_hdr;
   return piece(hp, &h->value, &h->value_len, at, len);
+}
+
+/* ---- trailers (after a chunked body): counted and checked, not stored ---- */
+
+static int on_trailer_field(llhttp_t *p, const char *at, size_t len) {
+  http_parser_t *hp = from(p);
+  if (hp->last_cb != CB_FIELD) {
+    hp->last_cb = CB_FIELD;
+    hp->field_bytes = false;
+    hp->value_started = false;
+  }
+  if (len > 0)
+    hp->field_bytes = true;
+  return count_extra(hp, len);
+}
+
+static int on_trailer_field_complete(llhttp_t *p) {
+  http_parser_t *hp = from(p);
+  if (!hp->field_bytes)
+    return fail(hp, 400, "empty header name");
+  hp->value_end = NULL;
+  return 0;
+}
+
+static int on_trailer_value(llhttp_t *p, const char *at, size_t len) {
+  http_parser_t *hp = from(p);
+  if (value_span(hp, at, len) != 0)
+    return HPE_USER;
+  return count_extra(hp, len);
+}
+
+static int on_trailer_value_complete(llhttp_t *p) {
+  from(p)->last_cb = CB_VALUE;
+  return 0;
 }
 
 static int on_header_value_complete(llhttp_t *p) {
   http_parser_t *hp = from(p);
   hp->last_cb = CB_VALUE;
-  if (hp->in_trailers)
-    return 0;
   http_store_t *s = hp->store;
   const http_hdr_t *h = hp->cur_hdr;
   const char *v = http_store_base(s) + h->value;
@@ -249,7 +282,7 @@ static bool completes_with_head(const llhttp_t *p) {
 static int on_headers_complete(llhttp_t *p) {
   http_parser_t *hp = from(p);
   hp->pending = PENDING_HEAD;
-  hp->in_trailers = true; /* any later field is a trailer */
+  p->settings = &trailer_settings; /* any later field is a trailer */
   return completes_with_head(p) ? 0 : HPE_PAUSED;
 }
 
@@ -284,8 +317,6 @@ static int on_message_complete(llhttp_t *p) {
   return HPE_PAUSED;
 }
 
-static llhttp_settings_t settings;
-
 static void settings_init(void) {
   http_check_init();
   llhttp_settings_init(&settings);
@@ -305,6 +336,11 @@ static void settings_init(void) {
   settings.on_chunk_extension_name = on_chunk_extension;
   settings.on_chunk_extension_value = on_chunk_extension;
   settings.on_message_complete = on_message_complete;
+  trailer_settings = settings;
+  trailer_settings.on_header_field = on_trailer_field;
+  trailer_settings.on_header_field_complete = on_trailer_field_complete;
+  trailer_settings.on_header_value = on_trailer_value;
+  trailer_settings.on_header_value_complete = on_trailer_value_complete;
 }
 
 void http_parser_init(http_parser_t *hp, const config_t *cfg, http_store_pool_t *pool,
@@ -366,7 +402,7 @@ static int execute(http_parser_t *hp, const char **pp, const char *end) {
   hp->exec_start = p;
   hp->exec_end = p + n;
   llhttp_errno_t err = llhttp_execute(&hp->p, p, n);
-  size_t used = err == HPE_OK ? n : (size_t)(llhttp_get_error_pos(&hp->p) - p);
+  size_t used = err == HPE_OK ? n : (size_t)(hp->p.error_pos - p); /* llhttp_get_error_pos */
   if ((err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) && hp->pending != PENDING_NONE &&
       !ends_with_crlf(hp, p + used))
     return fail(hp, 400, "header section must end with CRLF"), -1;
@@ -391,7 +427,7 @@ static int execute(http_parser_t *hp, const char **pp, const char *end) {
     hp->error_status = http_status_of(hp, llhttp_get_errno(&hp->p), &hp->error_reason);
     return -1;
   }
-  llhttp_resume(&hp->p);
+  hp->p.error = HPE_OK; /* llhttp_resume, which is what HPE_PAUSED needs */
   return 1;
 }
 

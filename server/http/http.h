@@ -120,8 +120,7 @@ typedef struct http_parser {
   bool line_done;      /* the request line is complete */
   bool kick;           /* llhttp must run once more, even without bytes */
   bool need_cr;        /* the next byte must be the CR ending the request line */
-  bool in_trailers;
-  bool field_bytes;    /* the current header name has at least one byte */
+  bool field_bytes;    /* the current trailer name has at least one byte */
   bool value_started;
   bool te_chunked;
   bool te_other;

@@ -24,7 +24,24 @@ static bool ipv6_byte(char c) {
          c == '.';
 }
 
-void http_check_init(void) { host_table_init(); }
+/* llhttp_method_name is a switch behind a call: a table, read per request. */
+#define METHOD_NAMES 64
+static const char *method_names[METHOD_NAMES];
+
+void http_check_init(void) {
+  host_table_init();
+#define XX(num, name, string)                                                                     \
+  if ((num) < METHOD_NAMES)                                                                        \
+    method_names[num] = #string;
+  HTTP_METHOD_MAP(XX)
+#undef XX
+}
+
+static const char *method_name(uint8_t m) {
+  if (m < METHOD_NAMES && method_names[m] != NULL)
+    return method_names[m];
+  return llhttp_method_name((llhttp_method_t)m);
+}
 
 bool http_check_host(const char *v, size_t n) {
   size_t i = 0;
@@ -191,7 +208,7 @@ int http_finish_head(http_parser_t *hp) {
     return http_fail(hp, 400, "request line has no HTTP version"), -1;
   }
   r->method_id = p->method;
-  r->method = llhttp_method_name((llhttp_method_t)p->method);
+  r->method = method_name(p->method);
   r->major = p->http_major;
   r->minor = p->http_minor;
   r->store = hp->store;
