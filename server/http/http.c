@@ -40,14 +40,14 @@ static int on_message_begin(llhttp_t *p) {
     return fail(hp, 503, "out of memory");
   http_store_begin(hp->store, hp->feed_data);
   hp->line_bytes = 0;
-  hp->line_done = false;
-  hp->need_cr = false;
   hp->body_bytes = 0;
   hp->extra_bytes = 0;
+  p->settings = &settings;
   hp->last_cb = CB_NONE;
   hp->host_count = 0;
   hp->version_digit = 0;
-  p->settings = &settings;
+  hp->line_done = false;
+  hp->need_cr = false;
   hp->te_chunked = false;
   hp->te_other = false;
   hp->expect_other = false;

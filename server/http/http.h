@@ -110,18 +110,19 @@ typedef struct http_parser {
   int error_status;
   const char *error_reason;
   uint8_t pending;     /* event held until llhttp returns (PENDING_*) */
-  uint8_t last_cb;     /* CB_FIELD or CB_VALUE */
   uint8_t cur_kind;    /* header being parsed (HK_*) */
-  uint8_t host_count;
-  uint8_t version_digit;
   char last_byte;  /* the last two bytes consumed by earlier llhttp_execute calls */
   char last_byte2;
   bool in_head;        /* between messages or before headers complete */
-  bool line_done;      /* the request line is complete */
   bool kick;           /* llhttp must run once more, even without bytes */
-  bool need_cr;        /* the next byte must be the CR ending the request line */
   bool field_bytes;    /* the current trailer name has at least one byte */
   bool value_started;
+  /* Reset as each message begins: kept together (one wide store). */
+  _Alignas(8) uint8_t last_cb; /* CB_FIELD or CB_VALUE */
+  uint8_t host_count;
+  uint8_t version_digit;
+  bool line_done;      /* the request line is complete */
+  bool need_cr;        /* the next byte must be the CR ending the request line */
   bool te_chunked;
   bool te_other;
   bool expect_other;
