@@ -74,15 +74,31 @@ int buf_printf(buf_t *b, const char *fmt, ...) {
   return r;
 }
 
+/* v >= 100: the digits counted first, then written from the end two at a
+ * time, from a table of the hundred pairs. */
 size_t fmt_u64_long(char *out, unsigned long long v) {
-  char tmp[20];
-  size_t n = 0;
-  do {
-    tmp[n++] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
-  for (size_t i = 0; i < n; i++)
-    out[i] = tmp[n - 1 - i];
+  static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+                              "25262728293031323334353637383940414243444546474849"
+                              "50515253545556575859606162636465666768697071727374"
+                              "75767778798081828384858687888990919293949596979899";
+  size_t n = 3;
+  for (unsigned long long t = v / 1000; t != 0; t /= 10)
+    n++;
+  char *p = out + n;
+  while (v >= 100) {
+    unsigned d = (unsigned)(v % 100) * 2;
+    v /= 100;
+    p -= 2;
+    p[0] = pairs[d];
+    p[1] = pairs[d + 1];
+  }
+  if (v >= 10) {
+    p -= 2;
+    p[0] = pairs[v * 2];
+    p[1] = pairs[v * 2 + 1];
+  } else {
+    *--p = (char)('0' + v);
+  }
   return n;
 }
 
