@@ -70,7 +70,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int guard = 0;
   while (pos < size && next != SESSION_CLOSE && guard++ < 100000) {
     size_t n = size - pos < step ? size - pos : step;
-    size_t used = session_feed(&s, &out, (const char *)data + pos, n, now, &next);
+    /* Each read in a buffer of its own, gone once the feed returns: a mode
+     * reuses its read buffer, so nothing may point into it afterwards. */
+    char *chunk = malloc(n);
+    if (chunk == NULL)
+      abort();
+    memcpy(chunk, data + pos, n);
+    size_t used = session_feed(&s, &out, chunk, n, now, &next);
+    free(chunk);
     if (used > n)
       abort();
     pos += used;
