@@ -198,37 +198,14 @@ static int split_target(http_parser_t *hp) {
   return 0;
 }
 
-int http_finish_head(http_parser_t *hp) {
-  llhttp_t *p = &hp->p;
-  http_req_t *r = &hp->store->req;
-  if (!hp->line_done) {
-    /* llhttp reads "GET /" alone as HTTP/0.9, and skips the version callback for "HTTP/0.9" */
-    if (hp->version_digit != 0)
-      return http_fail(hp, 505, "only HTTP/1.0 and HTTP/1.1 are supported"), -1;
-    return http_fail(hp, 400, "request line has no HTTP version"), -1;
-  }
-  r->method_id = p->method;
-  r->method = method_name(p->method);
-  r->major = p->http_major;
-  r->minor = p->http_minor;
-  r->store = hp->store;
-  r->chunked = (p->flags & F_CHUNKED) != 0;
-  r->content_length = (p->flags & F_CONTENT_LENGTH) ? (int64_t)p->content_length : -1;
-  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > (uint64_t)INT64_MAX)
-    r->content_length = INT64_MAX;
-  r->has_body = r->chunked || r->content_length > 0;
-  /* llhttp_should_keep_alive, for a request (which never needs EOF to end). */
-  r->keep_alive = r->minor > 0 ? !(p->flags & F_CONNECTION_CLOSE)
-                               : (p->flags & F_CONNECTION_KEEP_ALIVE) != 0;
-  if (split_target(hp) != 0)
-    return -1;
-  if (hp->host_count == 0 && r->minor == 1)
-    return http_fail(hp, 400, "missing Host header"), -1;
-  if ((p->flags & F_TRANSFER_ENCODING) && r->minor == 0)
+/* The rules over the head's framing and expectations, in the order their
+ * errors take precedence. */
+static int check_framing(http_parser_t *hp, http_req_t *r, unsigned flags) {
+  if ((flags & F_TRANSFER_ENCODING) && r->minor == 0)
     return http_fail(hp, 400, "Transfer-Encoding in an HTTP/1.0 request"), -1;
   if (hp->te_other)
     return http_fail(hp, 501, "only the chunked transfer coding is supported"), -1;
-  if (hp->te_chunked != ((p->flags & F_CHUNKED) != 0)) /* one reading of the header, not two */
+  if (hp->te_chunked != ((flags & F_CHUNKED) != 0)) /* one reading of the header, not two */
     return http_fail(hp, 400, "invalid Transfer-Encoding"), -1;
   if (r->content_length > hp->cfg->limits.max_body_bytes)
     return http_fail(hp, 413, "request body too large"), -1;
@@ -241,3 +218,39 @@ int http_finish_head(http_parser_t *hp) {
   return 0;
 }
 
+int http_finish_head(http_parser_t *hp) {
+  llhttp_t *p = &hp->p;
+  http_req_t *r = &hp->store->req;
+  if (!hp->line_done) {
+    /* llhttp reads "GET /" alone as HTTP/0.9, and skips the version callback for "HTTP/0.9" */
+    if (hp->version_digit != 0)
+      return http_fail(hp, 505, "only HTTP/1.0 and HTTP/1.1 are supported"), -1;
+    return http_fail(hp, 400, "request line has no HTTP version"), -1;
+  }
+  unsigned flags = p->flags;
+  r->method_id = p->method;
+  r->method = method_name(p->method);
+  r->major = p->http_major;
+  r->minor = p->http_minor;
+  r->store = hp->store;
+  r->chunked = (flags & F_CHUNKED) != 0;
+  r->content_length = -1;
+  if (flags & F_CONTENT_LENGTH)
+    r->content_length = p->content_length > (uint64_t)INT64_MAX ? INT64_MAX
+                                                                : (int64_t)p->content_length;
+  r->has_body = r->chunked || r->content_length > 0;
+  /* llhttp_should_keep_alive, for a request (which never needs EOF to end). */
+  r->keep_alive = r->minor > 0 ? !(flags & F_CONNECTION_CLOSE)
+                               : (flags & F_CONNECTION_KEEP_ALIVE) != 0;
+  if (split_target(hp) != 0)
+    return -1;
+  if (hp->host_count == 0 && r->minor == 1)
+    return http_fail(hp, 400, "missing Host header"), -1;
+  /* most heads: no body, no Transfer-Encoding, no Expect: nothing to check */
+  if (!(flags & (F_TRANSFER_ENCODING | F_CHUNKED | F_CONTENT_LENGTH)) && !hp->te_other &&
+      !hp->te_chunked && !hp->expect_other) {
+    r->expect_continue = false; /* no body */
+    return 0;
+  }
+  return check_framing(hp, r, flags);
+}
