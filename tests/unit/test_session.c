@@ -323,6 +323,47 @@ static void test_idle_and_trim(void **state) {
   assert_int_equal(f->env.pool.nfree, 1);
 }
 
+/* Feeds req step bytes at a time, each read from a scratch buffer that is
+ * scribbled over once the feed returns (as a mode reuses its read buffer),
+ * plans carried out after that. */
+static void feed_scrubbed(fixture_t *f, const char *req, size_t step) {
+  char scratch[512];
+  size_t len = strlen(req), pos = 0;
+  assert_true(len <= sizeof scratch);
+  for (int guard = 0; pos < len && guard < 10000; guard++) {
+    size_t n = len - pos < step ? len - pos : step;
+    memcpy(scratch, req + pos, n);
+    session_next_t next;
+    pos += session_feed(&f->s, &f->out, scratch, n, 1000, &next);
+    memset(scratch, 'Z', sizeof scratch);
+    while (next == SESSION_PLAN)
+      next = session_continue(&f->s, &f->out, 1000);
+    assert_int_not_equal(next, SESSION_CLOSE);
+  }
+  assert_int_equal(pos, len);
+}
+
+/* The request's target and headers are slices of the read while they can be:
+ * a head cut across reads, or a request whose handler runs after the read
+ * is gone (a plan), must still see its own bytes. */
+static void test_head_outlives_its_reads(void **state) {
+  fixture_t *f = *state;
+  const char *req = "GET /echo?delay_ms=5&q=1 HTTP/1.1\r\nHost: a\r\nX-One: first\r\n"
+                    "X-Two: second value\r\n\r\n";
+  const size_t steps[] = {1, 7, 40, 512};
+  for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+    buf_reset(&f->out);
+    feed_scrubbed(f, req, steps[i]);
+    assert_int_equal(only_status(f), 200);
+    const char *want[] = {"\"path\":\"/echo\"", "\"query\":\"delay_ms=5&q=1\"",
+                          "[\"Host\",\"a\"]", "[\"X-One\",\"first\"]",
+                          "[\"X-Two\",\"second value\"]"};
+    for (size_t k = 0; k < sizeof want / sizeof want[0]; k++)
+      if (memmem(f->out.data, f->out.len, want[k], strlen(want[k])) == NULL)
+        fail_msg("step %zu: no %s in %.*s", steps[i], want[k], (int)f->out.len, f->out.data);
+  }
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
   const struct CMUnitTest tests[] = {
@@ -330,6 +371,7 @@ int main(void) {
       T(test_request_line_limit), T(test_header_limit),       T(test_body_limit_chunked),
       T(test_timeouts),          T(test_body_timeout_moves), T(test_expect_continue_order),
       T(test_http10_stream_until_close), T(test_head_has_no_body), T(test_idle_and_trim),
+      T(test_head_outlives_its_reads),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
