@@ -238,6 +238,18 @@ static int on_trailer_value_complete(llhttp_t *p) {
   return 0;
 }
 
+static bool host_valid(http_store_t *s, const char *v, uint32_t n) {
+  if (n != 0 && n == s->host_ok_len && memcmp(v, s->host_ok, n) == 0)
+    return true;
+  if (!http_check_host(v, n))
+    return false;
+  if (n <= sizeof s->host_ok) {
+    memcpy(s->host_ok, v, n);
+    s->host_ok_len = (uint8_t)n;
+  }
+  return true;
+}
+
 static int on_header_value_complete(llhttp_t *p) {
   http_parser_t *hp = from(p);
   hp->last_cb = CB_VALUE;
@@ -248,7 +260,7 @@ static int on_header_value_complete(llhttp_t *p) {
   case HK_HOST:
     if (++hp->host_count > 1)
       return fail(hp, 400, "repeated Host header");
-    if (!http_check_host(v, h->value_len))
+    if (!host_valid(s, v, h->value_len))
       return fail(hp, 400, "invalid Host header");
     break;
   case HK_TE:

@@ -52,6 +52,10 @@ typedef struct http_store {
   http_hdr_t *hdr;
   uint32_t nhdr, hdr_cap;
   struct http_store *next;
+  /* The last Host value found valid (a client sends the same one each
+   * time): here, in the pooled store, not in every idle connection. */
+  uint8_t host_ok_len; /* 0: none */
+  char host_ok[47];
 } http_store_t;
 
 /* Where the store's offsets count from. */
