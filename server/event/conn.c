@@ -37,8 +37,6 @@ static void budget_pause(conn_t *c) {
 
 static void on_close(uv_handle_t *h) {
   conn_t *c = h->data;
-  if (--c->open_handles > 0)
-    return;
   session_free(&c->session);
   buf_free(&c->inbuf);
   buf_free(&c->wbuf);
@@ -84,8 +82,8 @@ void conn_close(conn_t *c) {
     l->nconns--;
     stats_conn_give(l->stats);
   }
+  timeq_remove(&l->tq, &c->tq);
   uv_close((uv_handle_t *)&c->tcp, on_close);
-  uv_close((uv_handle_t *)&c->timer, on_close);
 }
 
 
@@ -486,8 +484,6 @@ void conn_set_reading(conn_t *c, bool on) {
 
 /* ---- timers ---- */
 
-static void on_timer(uv_timer_t *t);
-
 void conn_arm(conn_t *c) {
   if (c->closing)
     return;
@@ -507,16 +503,18 @@ void conn_arm(conn_t *c) {
   }
   if (due == UINT64_MAX)
     return;
-  /* Timeouts move with every request; the timer only moves when it must fire sooner. */
-  if (uv_is_active((uv_handle_t *)&c->timer) && c->timer_due <= due)
+  /* Timeouts move with every request; the deadline only moves when it must
+   * come sooner (conn_expire checks, and arms it again). */
+  if (timeq_queued(&c->tq) && c->tq.due <= due)
     return;
-  uint64_t now = now_ms(c);
-  uv_timer_start(&c->timer, on_timer, due > now ? due - now : 0, 0);
-  c->timer_due = due;
+  if (timeq_set(&c->loop->tq, &c->tq, due) != 0)
+    conn_close(c);
 }
 
-static void on_timer(uv_timer_t *t) {
-  conn_t *c = t->data;
+/* The loop's timer queue reached the connection's deadline (loop.c). */
+void conn_expire(tq_node_t *n, void *arg) {
+  conn_t *c = container_of(n, conn_t, tq);
+  (void)arg;
   turn_begins(c->loop);
   uint64_t now = now_ms(c);
   if (c->lingering) {

@@ -1,5 +1,5 @@
-/* conn.h: one event-mode connection: a uv_tcp_t, a timer (timeouts, delays,
- * lingering close), a uv_write_t only while a write waits, and the session
+/* conn.h: one event-mode connection: a uv_tcp_t, a deadline in its loop's
+ * timer queue (timeouts, delays, lingering close), a uv_write_t only while a write waits, and the session
  * that speaks HTTP on it.
  * Input is parsed straight out of the loop's read buffer; only bytes that
  * must wait (a paused pipeline) are copied into the connection. Idle
@@ -11,12 +11,12 @@
 
 #include "loop.h"
 #include "session.h"
+#include "timeq.h"
 
 typedef struct job job_t;
 
 typedef struct conn {
   uv_tcp_t tcp;
-  uv_timer_t timer;
   session_t session;
   evloop_t *loop;
   struct conn *prev, *next;
@@ -26,7 +26,7 @@ typedef struct conn {
   buf_t inbuf; /* input waiting for the session */
   buf_t wbuf;  /* bytes handed to uv_write */
   buf_t wnext; /* bytes produced while that write is in flight */
-  uint64_t timer_due;
+  tq_node_t tq; /* its deadline in the loop's timer queue */
   uint64_t plan_due;
   uint64_t write_ms; /* last write progress */
   /* What it spent in turn b_turn (conn.c: budgets) */
@@ -34,7 +34,6 @@ typedef struct conn {
   size_t b_in, b_out;
   uint32_t b_reqs; /* session.requests when the turn began */
   uint8_t wait;
-  uint8_t open_handles;
   bool writing;
   bool closing;
   bool lingering;
@@ -52,5 +51,7 @@ void conn_accept(evloop_t *l);
 void conn_drain(conn_t *c);
 /* Close now, whatever it was doing. */
 void conn_abort(conn_t *c);
+/* The loop's timer queue fires a connection's deadline (timeq.h: tq_fire_fn). */
+void conn_expire(tq_node_t *n, void *arg);
 
 #endif

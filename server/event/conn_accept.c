@@ -25,10 +25,7 @@ void conn_accept(evloop_t *l) {
   }
   c->loop = l;
   uv_tcp_init(&l->uv, &c->tcp);
-  uv_timer_init(&l->uv, &c->timer);
   c->tcp.data = c;
-  c->timer.data = c;
-  c->open_handles = 2;
   c->prev = NULL;
   c->next = l->conns;
   if (l->conns != NULL)

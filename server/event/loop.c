@@ -91,8 +91,10 @@ static void close_all(evloop_t *l) {
   evloop_close_handle((uv_handle_t *)&l->idle);
   evloop_close_handle((uv_handle_t *)&l->accept_idle);
   evloop_close_handle((uv_handle_t *)&l->drain_timer);
+  timeq_close(&l->tq);
   loopmon_close(l);
   uv_run(&l->uv, UV_RUN_DEFAULT);
+  timeq_free(&l->tq);
   int r = uv_loop_close(&l->uv);
   if (r != 0)
     log_msg("loop %d closed with handles open: %s", l->index, loopd_strerror(r));
@@ -115,6 +117,8 @@ static int setup(evloop_t *l, const char **what) {
     return *what = "uv_idle_init", r;
   if ((r = uv_timer_init(&l->uv, &l->drain_timer)) != 0)
     return *what = "uv_timer_init", r;
+  if ((r = timeq_init(&l->tq, &l->uv, conn_expire, l)) != 0)
+    return *what = "its timer queue", r;
   if ((r = loopmon_start(l)) != 0)
     return *what = "its monitor timers", r;
   if ((r = uv_tcp_open(&l->listener, l->listen_fd)) != 0)

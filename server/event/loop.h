@@ -11,6 +11,7 @@
 #include "monitor.h"
 #include "session.h"
 #include "stats.h"
+#include "timeq.h"
 #include "work.h"
 
 #define LOOP_READ_BUF (64 * 1024)
@@ -44,6 +45,7 @@ typedef struct evloop {
   uv_async_t wake;        /* the main thread asks for a drain */
   uv_idle_t idle;         /* runs yielded continuations, one turn at a time */
   uv_timer_t drain_timer; /* shutdown deadline */
+  timeq_t tq;             /* every connection's deadline, one timer (timeq.h) */
   session_env_t env;
   loopmon_t mon;
   mon_view_t view; /* what this loop's handlers read */
