@@ -237,7 +237,7 @@ static void on_write_done(conn_t *c) {
 static void plan_done(conn_t *c) {
   budget_start(c);
   c->wait = WAIT_NONE;
-  c->session.rc.out_backlog = c->writing ? c->wbuf.len + c->wnext.len : 0;
+  c->session.rc->out_backlog = c->writing ? c->wbuf.len + c->wnext.len : 0;
   session_input_held(&c->session, c->inbuf.len);
   conn_step(c, session_continue(&c->session, &c->loop->out, now_ms(c)));
   conn_resume(c);
@@ -250,7 +250,7 @@ static void on_job_done(void *owner, const route_state_t *state, int status) {
   turn_begins(c->loop);
   c->job = NULL;
   (void)status; /* a cancelled job never reaches an owner */
-  c->session.rc.state = *state;
+  c->session.rc->state = *state;
   uv_update_time(&c->loop->uv);
   plan_done(c);
 }
@@ -276,7 +276,7 @@ static void start_plan(conn_t *c) {
       uv_idle_start(&l->idle, on_idle);
     break;
   case PLAN_JOB:
-    c->job = work_submit(l->work, &l->uv, p->job, &c->session.rc.state, on_job_done, c);
+    c->job = work_submit(l->work, &l->uv, p->job, &c->session.rc->state, on_job_done, c);
     if (c->job == NULL) {
       c->wait = WAIT_NONE;
       conn_step(c, session_refuse(&c->session, &l->out, now_ms(c), 503,

@@ -5,6 +5,7 @@
 
 #include "monitor.h"
 #include "resp.h"
+#include "session_rc.h"
 #include "util.h"
 
 #define SCRATCH_MAX (16u << 20)
@@ -28,9 +29,12 @@ void session_env_init(session_env_t *env, const config_t *cfg, const route_table
   env->http = NULL;
   env->stall = NULL;
   buf_init(&env->spare_hold, SESSION_HOLD_BYTES + 2048);
+  env->rc_free = NULL;
+  env->rc_nfree = 0;
 }
 
 void session_env_free(session_env_t *env) {
+  rc_pool_free(env);
   buf_free(&env->route.scratch);
   http_store_pool_free(&env->pool);
   buf_free(&env->spare_hold);
@@ -40,8 +44,6 @@ void session_init(session_t *s, session_env_t *env, const char *peer, uint64_t n
   memset(s, 0, sizeof *s);
   s->env = env;
   http_parser_init(&s->hp, env->route.cfg, &env->pool, &events, s);
-  s->rc.env = &env->route;
-  s->rc.peer = s->peer;
   s->phase = PHASE_IDLE;
   s->phase_ms = now_ms;
   s->now_ms = now_ms;
@@ -52,14 +54,17 @@ void session_init(session_t *s, session_env_t *env, const char *peer, uint64_t n
 
 /* The request a closing connection leaves unanswered ends here too. */
 static void finish_hook(session_t *s) {
-  void (*fn)(route_ctx_t *) = s->rc.on_finish;
-  s->rc.on_finish = NULL;
+  if (s->rc == NULL)
+    return;
+  void (*fn)(route_ctx_t *) = s->rc->on_finish;
+  s->rc->on_finish = NULL;
   if (fn != NULL)
-    fn(&s->rc);
+    fn(s->rc);
 }
 
 void session_free(session_t *s) {
   finish_hook(s);
+  rc_give(s);
   /* another session may get this address (a refused connection's session
    * was never initialized: no env) */
   if (s->env != NULL && s->env->stall != NULL)
@@ -74,7 +79,7 @@ static void session_trim(session_t *s) {
     http_parser_release(&s->hp);
 }
 
-static session_t *session_of(route_ctx_t *rc) { return container_of(rc, session_t, rc); }
+static session_t *session_of(route_ctx_t *rc) { return rc_owner(rc); }
 
 static const config_t *cfg_of(const session_t *s) { return s->env->route.cfg; }
 
@@ -88,7 +93,7 @@ static void log_request(session_t *s, int status) {
                       .http_major = 1, .http_minor = 1, .status = status,
                       .bytes = s->resp_bytes, .referer = "", .user_agent = ""};
   if (s->req_active) {
-    const http_req_t *r = s->rc.req;
+    const http_req_t *r = s->rc->req;
     e.method = r->method;
     e.target = r->target;
     e.target_len = r->target_len;
@@ -127,7 +132,7 @@ static void count_request(session_t *s, int status) {
  * the watchdog names this request. */
 static void running(session_t *s) {
   if (s->env->stall != NULL) {
-    const http_req_t *r = s->rc.req;
+    const http_req_t *r = s->rc->req;
     stall_publish(s->env->stall, s, r->method, r->target, r->target_len, s->peer);
   }
 }
@@ -204,7 +209,7 @@ static void drop_hold(session_t *s) {
 
 static void write_head(session_t *s, int status, const char *ctype, int64_t length,
                        const char *extra) {
-  const http_req_t *r = s->rc.req;
+  const http_req_t *r = s->rc->req;
   /* Draining: requests already read are answered; the last one closes. */
   bool more_input = s->hp.rest > 0 || s->held_in > 0;
   bool keep = s->keep_alive && (!s->env->route.draining || more_input);
@@ -238,7 +243,7 @@ static void send_continue(session_t *s) {
 
 /* True while the client waits for 100 Continue before sending its body. */
 static bool awaiting_continue(const session_t *s) {
-  const http_req_t *r = s->rc.req;
+  const http_req_t *r = s->rc->req;
   return !s->req_done && r->has_body && r->expect_continue && !s->continue_sent;
 }
 
@@ -293,9 +298,9 @@ void reply_end(route_ctx_t *rc) {
 /* The session's own complete answers (shed, refusals, errors, misses), on
  * the same three primitives the handlers' reply.c uses. */
 static void answer(session_t *s, int status, const char *extra, const char *body, size_t len) {
-  reply_head(&s->rc, status, "text/plain", (int64_t)len, extra);
-  reply_body(&s->rc, body, len);
-  reply_end(&s->rc);
+  reply_head(s->rc, status, "text/plain", (int64_t)len, extra);
+  reply_body(s->rc, body, len);
+  reply_end(s->rc);
 }
 
 static void answer_error(session_t *s, int status, const char *reason) {
@@ -334,6 +339,7 @@ static session_next_t finish(session_t *s) {
   count_request(s, s->resp_status);
   log_request(s, s->resp_status);
   s->req_active = false;
+  rc_give(s);
   s->resp_started = false;
   s->resp_done = false;
   s->route = NULL;
@@ -352,7 +358,7 @@ static session_next_t finish(session_t *s) {
 static session_next_t settle(session_t *s) {
   if (s->broken)
     return SESSION_CLOSE;
-  if (s->rc.plan.kind != PLAN_NONE) {
+  if (s->rc->plan.kind != PLAN_NONE) {
     s->phase = PHASE_BUSY;
     return SESSION_PLAN;
   }
@@ -363,7 +369,7 @@ static session_next_t settle(session_t *s) {
     }
     if (awaiting_continue(s))
       send_continue(s);
-    s->phase = s->rc.req->has_body ? PHASE_BODY : PHASE_BUSY;
+    s->phase = s->rc->req->has_body ? PHASE_BODY : PHASE_BUSY;
     s->phase_ms = s->now_ms;
     return SESSION_READ;
   }
@@ -385,6 +391,11 @@ static int pause_unless_read(session_t *s, session_next_t next) {
 static int ev_head(void *owner, const http_req_t *req) {
   session_t *s = owner;
   const config_t *c = cfg_of(s);
+  if (!rc_take(s)) {
+    s->broken = true;
+    s->phase = PHASE_CLOSED;
+    return pause_unless_read(s, SESSION_CLOSE);
+  }
   s->requests++;
   s->req_active = true;
   s->req_done = false;
@@ -399,12 +410,12 @@ static int ev_head(void *owner, const http_req_t *req) {
   s->start_ns = clock_ns();
   s->keep_alive = req->keep_alive && (c->limits.max_requests_per_connection == 0 ||
                                       s->requests < (uint64_t)c->limits.max_requests_per_connection);
-  s->rc.req = req;
-  s->rc.plan.kind = PLAN_NONE;
-  s->rc.on_body = NULL;
-  s->rc.on_end = NULL;
-  s->rc.on_finish = NULL;
-  s->rc.out_backlog = 0;
+  s->rc->req = req;
+  s->rc->plan.kind = PLAN_NONE;
+  s->rc->on_body = NULL;
+  s->rc->on_end = NULL;
+  s->rc->on_finish = NULL;
+  s->rc->out_backlog = 0;
   int status = 0;
   const char *allow = NULL;
   s->route = route_match(s->env->route.routes, c, req->path, req->path_len, req->method_id, &status, &allow);
@@ -415,15 +426,15 @@ static int ev_head(void *owner, const http_req_t *req) {
     /* answered */
   } else if (s->route->flags & ROUTE_BODY) {
     running(s);
-    s->route->handle(&s->rc);
+    s->route->handle(s->rc);
   }
   return pause_unless_read(s, settle(s));
 }
 
 static void ev_body(void *owner, const char *data, size_t len) {
   session_t *s = owner;
-  if (s->rc.on_body != NULL)
-    s->rc.on_body(&s->rc, data, len);
+  if (s->rc->on_body != NULL)
+    s->rc->on_body(s->rc, data, len);
 }
 
 static void answer_miss(session_t *s) {
@@ -434,7 +445,7 @@ static void answer_miss(session_t *s) {
     snprintf(extra, sizeof extra, "Allow: %s\r\n", allow);
     char body[160];
     int n = snprintf(body, sizeof body, "method %s not allowed here; allowed: %s\n",
-                     s->rc.req->method, allow);
+                     s->rc->req->method, allow);
     answer(s, 405, extra, body, (size_t)n);
   } else {
     answer_error(s, 404, "not found");
@@ -450,11 +461,11 @@ static int ev_done(void *owner) {
   } else if (s->route == NULL) {
     answer_miss(s);
   } else if (s->route->flags & ROUTE_BODY) {
-    if (s->rc.on_end != NULL)
-      s->rc.on_end(&s->rc);
+    if (s->rc->on_end != NULL)
+      s->rc->on_end(s->rc);
   } else {
     running(s);
-    s->route->handle(&s->rc);
+    s->route->handle(s->rc);
   }
   return pause_unless_read(s, settle(s));
 }
@@ -507,11 +518,11 @@ static session_next_t resume_parser(session_t *s, session_next_t next) {
 session_next_t session_continue(session_t *s, buf_t *out, uint64_t now_ms) {
   s->out = out;
   s->now_ms = now_ms;
-  plan_t p = s->rc.plan;
-  s->rc.plan.kind = PLAN_NONE;
+  plan_t p = s->rc->plan;
+  s->rc->plan.kind = PLAN_NONE;
   if (p.then != NULL) {
     running(s);
-    p.then(&s->rc);
+    p.then(s->rc);
   }
   session_next_t next = resume_parser(s, settle(s));
   s->held_in = 0;
@@ -522,7 +533,7 @@ session_next_t session_refuse(session_t *s, buf_t *out, uint64_t now_ms, int sta
                               const char *reason, const char *extra) {
   s->out = out;
   s->now_ms = now_ms;
-  s->rc.plan.kind = PLAN_NONE;
+  s->rc->plan.kind = PLAN_NONE;
   if (s->resp_started) {
     s->broken = true;
     return SESSION_CLOSE;

@@ -15,6 +15,7 @@
 
 struct mon_http;
 struct stall_slot;
+struct rc_slot;
 
 /* Shared by every session of one loop (or one thread). */
 typedef struct session_env {
@@ -25,6 +26,9 @@ typedef struct session_env {
   struct mon_http *http;    /* request counters, or NULL; set by the mode */
   struct stall_slot *stall; /* told which request runs, or NULL; set by the mode */
   buf_t spare_hold; /* one hold's storage kept between requests (session.c: hold) */
+  /* Route states of finished requests, for the next (session.c: rc_take). */
+  struct rc_slot *rc_free;
+  unsigned rc_nfree;
 } session_env_t;
 
 /* routes: the table requests are matched against (the mode passes routes_table()). */
@@ -51,7 +55,10 @@ enum { PHASE_IDLE, PHASE_HEAD, PHASE_BODY, PHASE_BUSY, PHASE_CLOSED };
 
 typedef struct session {
   http_parser_t hp;
-  route_ctx_t rc;
+  /* The request's route state, taken from the env's pool when its head
+   * arrives and given back when it is over: idle connections hold none.
+   * NULL between requests. */
+  route_ctx_t *rc;
   session_env_t *env;
   buf_t *out;
   buf_t hold; /* the held-back response (see SESSION_HOLD_BYTES) */
@@ -107,7 +114,8 @@ session_next_t session_timeout(session_t *s, buf_t *out, uint64_t now_ms);
 /* When the current phase times out (mode clock, ms); UINT64_MAX = never. */
 uint64_t session_deadline(const session_t *s);
 
-static inline const plan_t *session_plan(const session_t *s) { return &s->rc.plan; }
+/* Only while a plan runs (SESSION_PLAN until session_continue). */
+static inline const plan_t *session_plan(const session_t *s) { return &s->rc->plan; }
 /* Between requests with nothing buffered: safe to close (shutdown). */
 static inline bool session_idle(const session_t *s) {
   return s->phase == PHASE_IDLE && http_parser_idle(&s->hp);

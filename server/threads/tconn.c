@@ -155,7 +155,7 @@ static int run_plan(tconn_t *c) {
       return (int)session_refuse(&c->session, &c->out, clock_ms(), 503,
                                  "work queue full; retry later", "Retry-After: 1\r\n");
     }
-    p->job(&c->session.rc);
+    p->job(c->session.rc);
     atomic_fetch_sub_explicit(&c->sh->jobs_running, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&c->sh->jobs_done, 1, memory_order_relaxed);
     break;

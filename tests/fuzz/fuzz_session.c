@@ -84,7 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     while (next == SESSION_PLAN && guard++ < 100000) {
       const plan_t *p = session_plan(&s);
       if (p->kind == PLAN_JOB && p->job != NULL)
-        p->job(&s.rc);
+        p->job(s.rc);
       now += p->kind == PLAN_DELAY ? p->delay_ms : 1;
       next = session_continue(&s, &out, now);
     }

@@ -95,14 +95,14 @@ static void test_backlog_skips(void **state) {
   uint64_t end = clock_ms() + 600;
   int steps = 0;
   while (clock_ms() < end) {
-    s.rc.out_backlog = 4096;
+    s.rc->out_backlog = 4096;
     assert_int_equal(step(f, &s), SESSION_PLAN);
     steps++;
   }
   assert_true(steps >= 2);
   assert_int_equal(f->out.len, before);
   /* drained: the next snapshot comes, and says how many it skipped */
-  s.rc.out_backlog = 0;
+  s.rc->out_backlog = 0;
   while (count(&f->out, "data: ") < 2)
     assert_int_equal(step(f, &s), SESSION_PLAN);
   const char *p = memmem(f->out.data + before, f->out.len - before, "\"skipped\":", 10);

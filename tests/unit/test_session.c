@@ -57,7 +57,7 @@ static session_next_t feed(fixture_t *f, const char *data, size_t len, int *plan
         (*plans)++;
       const plan_t *p = session_plan(&f->s);
       if (p->kind == PLAN_JOB)
-        p->job(&f->s.rc);
+        p->job(f->s.rc);
       next = session_continue(&f->s, &f->out, 1000);
     }
     if (next == SESSION_CLOSE || (next == SESSION_READ && used == len))

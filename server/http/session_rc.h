@@ -1,0 +1,28 @@
+/* session_rc.h: the route state (route_ctx_t) of a running request, pooled
+ * per session env (one per loop or thread): a session holds one only from
+ * its request's head to its end, so idle connections hold none. Shared by
+ * session.c and session_rc.c only. */
+#ifndef LOOPD_SESSION_RC_H
+#define LOOPD_SESSION_RC_H
+
+#include "session.h"
+#include "util.h"
+
+/* A request's route state and the session it belongs to. */
+typedef struct rc_slot {
+  route_ctx_t rc;
+  session_t *s;
+  struct rc_slot *next;
+} rc_slot_t;
+
+static inline session_t *rc_owner(route_ctx_t *rc) { return container_of(rc, rc_slot_t, rc)->s; }
+
+/* s->rc for the request whose head arrived (kept if it has one); false when
+ * out of memory. */
+bool rc_take(session_t *s);
+/* The request is over: s->rc goes back to the pool, s->rc = NULL. */
+void rc_give(session_t *s);
+/* Frees the pool (session_env_free). */
+void rc_pool_free(session_env_t *env);
+
+#endif
