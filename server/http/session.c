@@ -2,6 +2,7 @@
 #include "session.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "monitor.h"
 #include "resp.h"
@@ -47,7 +48,15 @@ void session_init(session_t *s, session_env_t *env, const char *peer, uint64_t n
   s->phase = PHASE_IDLE;
   s->phase_ms = now_ms;
   s->now_ms = now_ms;
-  snprintf(s->peer, sizeof s->peer, "%s", peer);
+  size_t n = strlen(peer);
+  char *p = s->peer_in;
+  if (n >= sizeof s->peer_in && (p = malloc(n + 1)) == NULL) {
+    p = s->peer_in; /* out of memory: cut short, nothing depends on it */
+    n = sizeof s->peer_in - 1;
+  }
+  memcpy(p, peer, n);
+  p[n] = '\0';
+  s->peer = p;
   /* room for the head (a bounded Content-Type and no extra lines) too */
   buf_init(&s->hold, SESSION_HOLD_BYTES + 2048);
 }
@@ -69,6 +78,9 @@ void session_free(session_t *s) {
    * was never initialized: no env) */
   if (s->env != NULL && s->env->stall != NULL)
     stall_forget(s->env->stall, s);
+  if (s->peer != s->peer_in)
+    free((char *)s->peer);
+  s->peer = s->peer_in;
   http_parser_free(&s->hp);
   buf_free(&s->hold);
 }

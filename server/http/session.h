@@ -88,7 +88,10 @@ typedef struct session {
   bool holding;
   bool continue_sent;
   bool broken;
-  char peer[56];
+  /* The client's address as text: in peer_in when it fits (every IPv4
+   * address does), else on the heap (a long IPv6 one). */
+  const char *peer;
+  char peer_in[24];
 } session_t;
 
 /* peer: the client's address as text, e.g. "127.0.0.1:40312". */

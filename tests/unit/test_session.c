@@ -364,6 +364,33 @@ static void test_head_outlives_its_reads(void **state) {
   }
 }
 
+/* An idle session holds no route state (it comes from the env's pool for a
+ * request and goes back after), and keeps a long IPv6 peer whole. */
+static void test_idle_holds_no_route_state(void **state) {
+  fixture_t *f = *state;
+  assert_null(f->s.rc);
+  session_free(&f->s);
+  const char *v6 = "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535";
+  session_init(&f->s, &f->env, v6, 1000);
+  assert_string_equal(f->s.peer, v6);
+  assert_int_equal(feeds(f, "GET /echo HTTP/1.1\r\nHost: a\r\n\r\nGET /echo HTTP/1.1\r\nHost: a\r\n\r\n"),
+                   SESSION_READ);
+  assert_null(f->s.rc);
+  assert_int_equal(f->env.rc_nfree, 1); /* one state served both requests */
+  assert_non_null(memmem(f->out.data, f->out.len, v6, strlen(v6)));
+  /* a plan holds it until it is over */
+  f->out.len = 0;
+  session_next_t next;
+  const char *req = "GET /echo?delay_ms=5 HTTP/1.1\r\nHost: a\r\n\r\n";
+  assert_int_equal(session_feed(&f->s, &f->out, req, strlen(req), 1000, &next), strlen(req));
+  assert_int_equal(next, SESSION_PLAN);
+  assert_non_null(f->s.rc);
+  assert_int_equal(f->env.rc_nfree, 0);
+  assert_int_equal(session_continue(&f->s, &f->out, 1010), SESSION_READ);
+  assert_null(f->s.rc);
+  assert_int_equal(only_status(f), 200);
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
   const struct CMUnitTest tests[] = {
@@ -372,6 +399,7 @@ int main(void) {
       T(test_timeouts),          T(test_body_timeout_moves), T(test_expect_continue_order),
       T(test_http10_stream_until_close), T(test_head_has_no_body), T(test_idle_and_trim),
       T(test_head_outlives_its_reads),
+      T(test_idle_holds_no_route_state),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
