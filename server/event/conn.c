@@ -9,8 +9,8 @@
 #include "log.h"
 #include "util.h"
 
-static void conn_after(conn_t *c);
 static void conn_step(conn_t *c, session_next_t next);
+static void conn_after(conn_t *c);
 static void conn_resume(conn_t *c);
 
 /* ---- budgets ---- */
@@ -39,8 +39,7 @@ static void on_close(uv_handle_t *h) {
   conn_t *c = h->data;
   session_free(&c->session);
   buf_free(&c->inbuf);
-  buf_free(&c->wbuf);
-  buf_free(&c->wnext);
+  wstate_give(c);
   free(c);
 }
 
@@ -136,26 +135,26 @@ static bool drain_idle(conn_t *c) {
   return true;
 }
 
-/* ---- writing ---- */
+/* ---- writing: uv_try_write first, a write state (conn_write.c) only for what waits ---- */
 
 static void on_write(uv_write_t *req, int status);
-static void on_write_done(conn_t *c);
 
-/* uv_try_write takes what the socket has room for; a write request of its
- * own only when the rest must wait, so idle connections carry none. libuv
- * runs its callback (ECANCELED at the latest) before the handle's close. */
+/* libuv runs the callback (ECANCELED at the latest) before the handle's
+ * close, so the state outlives its request. */
 static int start_write(conn_t *c) {
-  uv_buf_t b = uv_buf_init(c->wbuf.data, (unsigned)c->wbuf.len);
-  uv_write_t *req = malloc(sizeof *req);
-  if (req == NULL)
+  uv_buf_t b = uv_buf_init(c->w->buf.data, (unsigned)c->w->buf.len);
+  if (uv_write(&c->w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0)
     return -1;
-  req->data = c;
-  if (uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
-    free(req);
-    return -1;
-  }
   c->writing = true;
   return 0;
+}
+
+/* What the socket did not take waits for a write of its own. */
+static int queue_rest(conn_t *c, const char *data, size_t len) {
+  wstate_t *w = wstate_take(c);
+  if (w == NULL || buf_append(&w->buf, data, len) != 0)
+    return -1;
+  return start_write(c);
 }
 
 /* Writes what the session produced in this callback. */
@@ -170,7 +169,8 @@ static void conn_flush(conn_t *c) {
     return;
   }
   if (c->writing) {
-    if (c->wnext.len + out->len > WRITE_QUEUE_MAX || buf_append(&c->wnext, out->data, out->len) != 0)
+    buf_t *next = &c->w->next;
+    if (next->len + out->len > WRITE_QUEUE_MAX || buf_append(next, out->data, out->len) != 0)
       conn_close(c);
     out->len = 0;
     return;
@@ -185,23 +185,40 @@ static void conn_flush(conn_t *c) {
     return;
   }
   c->write_ms = now_ms(c);
-  if ((size_t)n < out->len) {
-    if (buf_append(&c->wbuf, out->data + n, out->len - (size_t)n) != 0 || start_write(c) != 0) {
-      out->len = 0;
-      conn_close(c);
-      return;
-    }
+  if ((size_t)n < out->len && queue_rest(c, out->data + n, out->len - (size_t)n) != 0) {
+    out->len = 0;
+    conn_close(c);
+    return;
   }
   out->len = 0;
 }
 
+static void on_write_done(conn_t *c) {
+  c->write_ms = now_ms(c);
+  wstate_t *w = c->w;
+  buf_t t = w->buf;
+  w->buf = w->next;
+  w->next = t;
+  buf_reset(&w->next);
+  if (w->buf.len > 0) {
+    if (start_write(c) != 0)
+      conn_close(c);
+    return;
+  }
+  wstate_give(c); /* drained: idle connections hold none */
+  if (c->wait == WAIT_WRITE) {
+    c->wait = WAIT_NONE;
+    conn_resume(c);
+  }
+  conn_after(c);
+}
+
 static void on_write(uv_write_t *req, int status) {
   conn_t *c = req->data;
-  free(req);
   turn_begins(c->loop);
   c->writing = false;
   if (c->closing)
-    return;
+    return; /* the state goes with the connection (conn.c: on_close) */
   if (status < 0) {
     conn_close(c);
     return;
@@ -211,33 +228,12 @@ static void on_write(uv_write_t *req, int status) {
   budget_stop(c);
 }
 
-static void on_write_done(conn_t *c) {
-  c->write_ms = now_ms(c);
-  buf_t t = c->wbuf;
-  c->wbuf = c->wnext;
-  c->wnext = t;
-  buf_reset(&c->wnext);
-  if (c->wbuf.len > 0) {
-    if (start_write(c) != 0)
-      conn_close(c);
-    return;
-  }
-  /* Drained: give the memory back, idle connections hold none. */
-  buf_free(&c->wbuf);
-  buf_free(&c->wnext);
-  if (c->wait == WAIT_WRITE) {
-    c->wait = WAIT_NONE;
-    conn_resume(c);
-  }
-  conn_after(c);
-}
-
 /* ---- plans ---- */
 
 static void plan_done(conn_t *c) {
   budget_start(c);
   c->wait = WAIT_NONE;
-  c->session.rc->out_backlog = c->writing ? c->wbuf.len + c->wnext.len : 0;
+  c->session.rc->out_backlog = c->w != NULL ? c->w->buf.len + c->w->next.len : 0;
   session_input_held(&c->session, c->inbuf.len);
   conn_step(c, session_continue(&c->session, &c->loop->out, now_ms(c)));
   conn_resume(c);

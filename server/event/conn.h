@@ -14,6 +14,7 @@
 #include "timeq.h"
 
 typedef struct job job_t;
+struct wstate;
 
 typedef struct conn {
   uv_tcp_t tcp;
@@ -24,8 +25,7 @@ typedef struct conn {
   struct conn *again_next; /* on the loop's again queue (paused) */
   job_t *job;
   buf_t inbuf; /* input waiting for the session */
-  buf_t wbuf;  /* bytes handed to uv_write */
-  buf_t wnext; /* bytes produced while that write is in flight */
+  struct wstate *w; /* only while a write waits (conn_write.c) */
   tq_node_t tq; /* its deadline in the loop's timer queue */
   uint64_t plan_due;
   uint64_t write_ms; /* last write progress */
@@ -51,6 +51,8 @@ void conn_accept(evloop_t *l);
 void conn_drain(conn_t *c);
 /* Close now, whatever it was doing. */
 void conn_abort(conn_t *c);
+/* The loop's end: frees what its connections pooled. */
+void conn_pools_free(evloop_t *l);
 /* The loop's timer queue fires a connection's deadline (timeq.h: tq_fire_fn). */
 void conn_expire(tq_node_t *n, void *arg);
 

@@ -61,8 +61,6 @@ void conn_accept(evloop_t *l) {
   format_peer(&c->tcp, peer, sizeof peer);
   session_init(&c->session, &l->env, peer, now_ms(c));
   buf_init(&c->inbuf, INBUF_MAX + LOOP_READ_BUF);
-  buf_init(&c->wbuf, WRITE_QUEUE_MAX);
-  buf_init(&c->wnext, WRITE_QUEUE_MAX);
   conn_set_reading(c, true);
   conn_arm(c);
 }

@@ -1,7 +1,8 @@
-/* conn_internal.h: what conn.c shares with its two helpers in event/,
- * conn_budget.c (the per-turn budgets and the again queue, plain bookkeeping
- * that calls nothing back) and conn_accept.c (a new connection, which only
- * calls into conn.c). Neither is called back by conn.c's callers. */
+/* conn_internal.h: what conn.c shares with its helpers in event/,
+ * conn_budget.c (the per-turn budgets and the again queue) and conn_write.c
+ * (the pooled write states), plain bookkeeping that calls nothing back, and
+ * conn_accept.c (a new connection, which only calls into conn.c). None is
+ * called back by conn.c's callers. */
 #ifndef LOOPD_CONN_INTERNAL_H
 #define LOOPD_CONN_INTERNAL_H
 
@@ -44,13 +45,29 @@ static inline uint64_t now_ms(const conn_t *c) { return uv_now(&c->loop->uv); }
  * per turn; the loop's prepare handle ends the turn). */
 static inline void turn_begins(evloop_t *l) { stall_enter(l->mon.stall, uv_now(&l->uv)); }
 
+/* The state of a write that must wait for the socket, attached to a
+ * connection only then (conn.h: w) and pooled per loop (conn_write.c). */
+typedef struct wstate {
+  uv_write_t req;
+  buf_t buf;  /* bytes handed to uv_write */
+  buf_t next; /* bytes produced while that write is in flight */
+  struct wstate *free_next;
+} wstate_t;
+
 /* conn.c */
 void conn_close(conn_t *c);
+
 /* After the last byte: FIN, then a lingering read (LINGER_MS). */
 void conn_finish(conn_t *c);
 void conn_set_reading(conn_t *c, bool on);
 /* (Re)starts the connection's timer for its next deadline. */
 void conn_arm(conn_t *c);
+
+/* conn_write.c */
+/* c->w, taken from the loop's pool if c has none; NULL when out of memory. */
+wstate_t *wstate_take(conn_t *c);
+/* The connection is gone: its write state (if any) goes back to the pool. */
+void wstate_give(conn_t *c);
 
 /* conn_budget.c */
 /* A callback that may feed the session starts: a new turn refills the budgets. */

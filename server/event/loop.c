@@ -95,6 +95,7 @@ static void close_all(evloop_t *l) {
   loopmon_close(l);
   uv_run(&l->uv, UV_RUN_DEFAULT);
   timeq_free(&l->tq);
+  conn_pools_free(l);
   int r = uv_loop_close(&l->uv);
   if (r != 0)
     log_msg("loop %d closed with handles open: %s", l->index, loopd_strerror(r));

@@ -65,6 +65,8 @@ typedef struct evloop {
   struct conn *again_head;
   struct conn *again_tail;
   struct conn *again_lane; /* the last of those queued at the front, or NULL */
+  struct wstate *wfree;    /* write states for the next writes that wait (conn_write.c) */
+  unsigned nwfree;
   size_t nconns;
   size_t nlingering_refused;
   const config_t *cfg;
