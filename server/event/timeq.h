@@ -5,7 +5,10 @@
  * Expirations are handled at most TIMEQ_BATCH per loop turn: a burst (6,000
  * slowloris connections reaching the header timeout together) is spread
  * over turns, with I/O polled between them; the rest runs from an idle
- * handle in the following turns, oldest deadline first. */
+ * handle in the following turns, oldest deadline first. Measured here: an
+ * expiry that answers 408 costs ~50 us of loop time with its FIN, lingering
+ * read and close, so 256 a turn made turns of 13-22 ms; 64 keeps them under
+ * ~5 ms and ends the burst no later. */
 #ifndef LOOPD_TIMEQ_H
 #define LOOPD_TIMEQ_H
 
@@ -13,7 +16,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#define TIMEQ_BATCH 256
+#define TIMEQ_BATCH 64
 
 typedef struct tq_node {
   uint64_t due; /* loop clock, ms */
