@@ -351,7 +351,6 @@ static session_next_t finish(session_t *s) {
   count_request(s, s->resp_status);
   log_request(s, s->resp_status);
   s->req_active = false;
-  rc_give(s);
   s->resp_started = false;
   s->resp_done = false;
   s->route = NULL;
@@ -515,7 +514,9 @@ static size_t feed(session_t *s, buf_t *out, const char *data, size_t len, uint6
 size_t session_feed(session_t *s, buf_t *out, const char *data, size_t len, uint64_t now_ms,
                     session_next_t *next) {
   s->held_in = 0; /* the mode feeds all it holds */
-  return feed(s, out, data, len, now_ms, next);
+  size_t used = feed(s, out, data, len, now_ms, next);
+  rc_done(s);
+  return used;
 }
 
 /* A plan that ran at the head is over: let the parser go on with the message
@@ -538,6 +539,7 @@ session_next_t session_continue(session_t *s, buf_t *out, uint64_t now_ms) {
   }
   session_next_t next = resume_parser(s, settle(s));
   s->held_in = 0;
+  rc_done(s);
   return next;
 }
 
@@ -553,7 +555,9 @@ session_next_t session_refuse(session_t *s, buf_t *out, uint64_t now_ms, int sta
   char body[256];
   int n = snprintf(body, sizeof body, "%s\n", reason);
   answer(s, status, extra, body, (size_t)n);
-  return resume_parser(s, settle(s));
+  session_next_t next = resume_parser(s, settle(s));
+  rc_done(s);
+  return next;
 }
 
 uint64_t session_deadline(const session_t *s) {

@@ -1,6 +1,7 @@
 /* session_rc.h: the route state (route_ctx_t) of a running request, pooled
  * per session env (one per loop or thread): a session holds one only from
- * its request's head to its end, so idle connections hold none. Shared by
+ * its request's head until the mode's call that ended it returns, so idle
+ * connections hold none. Shared by
  * session.c and session_rc.c only. */
 #ifndef LOOPD_SESSION_RC_H
 #define LOOPD_SESSION_RC_H
@@ -22,6 +23,12 @@ static inline session_t *rc_owner(route_ctx_t *rc) { return container_of(rc, rc_
 bool rc_take(session_t *s);
 /* The request is over: s->rc goes back to the pool, s->rc = NULL. */
 void rc_give(session_t *s);
+/* Back to the mode with no request running: the route state goes back to
+ * the pool (kept from one pipelined request to the next within a call). */
+static inline void rc_done(session_t *s) {
+  if (!s->req_active)
+    rc_give(s);
+}
 /* Frees the pool (session_env_free). */
 void rc_pool_free(session_env_t *env);
 
