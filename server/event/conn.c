@@ -82,7 +82,17 @@ void conn_close(conn_t *c) {
     stats_conn_give(l->stats);
   }
   timeq_remove(&l->tq, &c->tq);
-  uv_close((uv_handle_t *)&c->tcp, on_close);
+  if (close_allowed(l)) {
+    uv_close((uv_handle_t *)&c->tcp, on_close);
+  } else {
+    close_defer(c); /* a burst of closes: spread over turns (TURN_CLOSES) */
+    uv_idle_start(&l->idle, on_idle);
+  }
+}
+
+void conn_closes_flush(evloop_t *l) {
+  for (conn_t *c; (c = close_pop(l, false)) != NULL;)
+    uv_close((uv_handle_t *)&c->tcp, on_close);
 }
 
 
@@ -329,6 +339,8 @@ static void run_again(evloop_t *l) {
 static void on_idle(uv_idle_t *h) {
   evloop_t *l = h->data;
   turn_begins(l);
+  for (conn_t *c; (c = close_pop(l, true)) != NULL;)
+    uv_close((uv_handle_t *)&c->tcp, on_close);
   if (l->again_head != NULL)
     run_again(l);
   run_yields(l);
@@ -346,7 +358,7 @@ static void run_yields(evloop_t *l) {
     c->in_yield = false;
     plan_done(c); /* may yield again: back of the line */
   }
-  if (l->yield_head == NULL && l->again_head == NULL)
+  if (l->yield_head == NULL && l->again_head == NULL && l->close_head == NULL)
     uv_idle_stop(&l->idle);
 }
 

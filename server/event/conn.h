@@ -51,6 +51,9 @@ void conn_accept(evloop_t *l);
 void conn_drain(conn_t *c);
 /* Close now, whatever it was doing. */
 void conn_abort(conn_t *c);
+/* Closes the handles whose close waited for a later turn (conn_close): the
+ * loop is being torn down. */
+void conn_closes_flush(evloop_t *l);
 /* The loop's end: frees what its connections pooled. */
 void conn_pools_free(evloop_t *l);
 /* The loop's timer queue fires a connection's deadline (timeq.h: tq_fire_fn). */

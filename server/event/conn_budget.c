@@ -81,3 +81,36 @@ void again_remove(conn_t *c) {
   c->paused = false;
 }
 
+
+bool close_allowed(evloop_t *l) {
+  if (l->close_turn != l->turns) {
+    l->close_turn = l->turns;
+    l->ncloses = 0;
+  }
+  if (l->ncloses >= TURN_CLOSES)
+    return false;
+  l->ncloses++;
+  return true;
+}
+
+void close_defer(conn_t *c) {
+  evloop_t *l = c->loop;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  c->reading = false;
+  c->again_next = NULL;
+  if (l->close_tail != NULL)
+    l->close_tail->again_next = c;
+  else
+    l->close_head = c;
+  l->close_tail = c;
+}
+
+conn_t *close_pop(evloop_t *l, bool budgeted) {
+  conn_t *c = l->close_head;
+  if (c == NULL || (budgeted && !close_allowed(l)))
+    return NULL;
+  l->close_head = c->again_next;
+  if (l->close_head == NULL)
+    l->close_tail = NULL;
+  return c;
+}

@@ -86,6 +86,7 @@ void evloop_request_drain(evloop_t *l) {
 
 /* Every handle the loop may own; then one run lets the closes finish. */
 static void close_all(evloop_t *l) {
+  conn_closes_flush(l);
   evloop_close_handle((uv_handle_t *)&l->listener);
   evloop_close_handle((uv_handle_t *)&l->wake);
   evloop_close_handle((uv_handle_t *)&l->idle);

@@ -65,6 +65,11 @@ typedef struct evloop {
   struct conn *again_head;
   struct conn *again_tail;
   struct conn *again_lane; /* the last of those queued at the front, or NULL */
+  /* Handle closes beyond TURN_CLOSES in a turn wait here (conn_budget.c). */
+  struct conn *close_head;
+  struct conn *close_tail;
+  uint64_t close_turn;
+  unsigned ncloses;
   struct wstate *wfree;    /* write states for the next writes that wait (conn_write.c) */
   unsigned nwfree;
   size_t nconns;
