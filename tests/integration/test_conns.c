@@ -287,7 +287,9 @@ static void test_clients_leave_together(void **state) {
   static int fds[CONNS_LEAVING];
   srv_t s;
   assert_int_equal(srv_startv(&s, "--set", "limits.idle_timeout_ms=60000", NULL), 0);
-  long base = (warm_base(&s), proc_fds(s.pid));
+  long base = proc_fds(s.pid); /* no connection yet */
+  warm_base(&s);
+  assert_true(fds_become(s.pid, base, T));
   open_answered(s.port, fds, CONNS_LEAVING);
   assert_true(proc_fds(s.pid) >= base + CONNS_LEAVING);
   for (int i = 0; i < CONNS_LEAVING; i++)
