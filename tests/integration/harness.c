@@ -596,6 +596,19 @@ long proc_threads(pid_t pid) {
   return v;
 }
 
+long proc_fds(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+  DIR *d = opendir(path);
+  if (d == NULL)
+    return -1;
+  long n = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;)
+    n += e->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+
 ssize_t raw_recv_to_eof(int fd, char *buf, size_t cap, int timeout_ms) {
   size_t got = 0;
   buf[0] = '\0';
@@ -684,19 +697,25 @@ bool wait_metric(int port, const char *series, const char *op, double value, int
   return false;
 }
 
-typedef struct threads_wait {
+typedef struct count_wait {
   pid_t pid;
   long want;
-} threads_wait_t;
+  long (*count)(pid_t pid);
+} count_wait_t;
 
-static bool threads_are(void *arg) {
-  const threads_wait_t *w = arg;
-  return proc_threads(w->pid) == w->want;
+static bool count_is(void *arg) {
+  const count_wait_t *w = arg;
+  return w->count(w->pid) == w->want;
 }
 
 bool wait_threads(pid_t pid, long want, int deadline_ms) {
-  threads_wait_t w = {.pid = pid, .want = want};
-  return wait_until(threads_are, &w, deadline_ms);
+  count_wait_t w = {.pid = pid, .want = want, .count = proc_threads};
+  return wait_until(count_is, &w, deadline_ms);
+}
+
+bool wait_fds(pid_t pid, long want, int deadline_ms) {
+  count_wait_t w = {.pid = pid, .want = want, .count = proc_fds};
+  return wait_until(count_is, &w, deadline_ms);
 }
 
 bool timing_strict(const char **why) {

@@ -111,6 +111,8 @@ bool test_event_mode(void);
 double json_num(const char *body, const char *key);
 /* "Threads:" of /proc/PID/status, or -1. */
 long proc_threads(pid_t pid);
+/* The open descriptors of pid (/proc/PID/fd), or -1. */
+long proc_fds(pid_t pid);
 
 /* Milliseconds on a monotonic clock. */
 double now_ms(void);
@@ -155,5 +157,7 @@ int proc_sleepers(pid_t pid);
 bool wait_sleepers(pid_t pid, int want, int deadline_ms);
 /* The thread count of pid (/proc) becomes want. */
 bool wait_threads(pid_t pid, long want, int deadline_ms);
+/* The open descriptor count of pid becomes want. */
+bool wait_fds(pid_t pid, long want, int deadline_ms);
 
 #endif

@@ -246,30 +246,6 @@ static void test_stack_size(void **state) {
   assert_true(def > 256);
 }
 
-/* The smallest stack the config accepts still serves every route. */
-static long proc_fds(pid_t pid) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-  DIR *d = opendir(path);
-  if (d == NULL)
-    return -1;
-  long n = 0;
-  for (struct dirent *e; (e = readdir(d)) != NULL;)
-    n += e->d_name[0] != '.';
-  closedir(d);
-  return n;
-}
-
-static bool fds_become(pid_t pid, long want, int timeout_ms) {
-  double end = now_ms() + timeout_ms;
-  while (proc_fds(pid) != want) {
-    if (now_ms() > end)
-      return false;
-    usleep(5000); /* a retry pace under the deadline */
-  }
-  return true;
-}
-
 /* Clients leaving together: 300 connections closed at once (event mode
  * spreads the closes over turns, 64 a turn) all end; the server answers
  * meanwhile, and a SIGTERM with closes still queued exits 0. */
@@ -289,7 +265,7 @@ static void test_clients_leave_together(void **state) {
   assert_int_equal(srv_startv(&s, "--set", "limits.idle_timeout_ms=60000", NULL), 0);
   long base = proc_fds(s.pid); /* no connection yet */
   warm_base(&s);
-  assert_true(fds_become(s.pid, base, T));
+  assert_true(wait_fds(s.pid, base, T));
   open_answered(s.port, fds, CONNS_LEAVING);
   assert_true(proc_fds(s.pid) >= base + CONNS_LEAVING);
   for (int i = 0; i < CONNS_LEAVING; i++)
@@ -298,13 +274,14 @@ static void test_clients_leave_together(void **state) {
   assert_true(probe >= 0);
   get_root(probe);
   raw_close(probe);
-  assert_true(fds_become(s.pid, base, T));
+  assert_true(wait_fds(s.pid, base, T));
   open_answered(s.port, fds, CONNS_LEAVING);
   for (int i = 0; i < CONNS_LEAVING; i++)
     close(fds[i]);
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }
 
+/* The smallest stack the config accepts still serves every route. */
 static void test_small_stack_serves(void **state) {
   (void)state;
   if (!threads_mode())
