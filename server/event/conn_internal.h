@@ -56,7 +56,6 @@ typedef struct wstate {
   uv_write_t req;
   buf_t buf;  /* bytes handed to uv_write */
   buf_t next; /* bytes produced while that write is in flight */
-  struct wstate *free_next;
 } wstate_t;
 
 /* conn.c */

@@ -119,6 +119,7 @@ static int setup(evloop_t *l, const char **what) {
     return *what = "uv_idle_init", r;
   if ((r = uv_timer_init(&l->uv, &l->drain_timer)) != 0)
     return *what = "uv_timer_init", r;
+  pool_init(&l->wpool, LOOP_WSTATES_KEPT);
   if ((r = timeq_init(&l->tq, &l->uv, conn_expire, l)) != 0)
     return *what = "its timer queue", r;
   if ((r = loopmon_start(l)) != 0)

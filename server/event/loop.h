@@ -8,11 +8,16 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "handle.h"
 #include "monitor.h"
+#include "pool.h"
 #include "session.h"
 #include "stats.h"
 #include "timeq.h"
 #include "work.h"
+
+/* Write states a loop keeps for its next waiting writes; more are freed. */
+#define LOOP_WSTATES_KEPT 64
 
 #define LOOP_READ_BUF (64 * 1024)
 
@@ -70,8 +75,7 @@ typedef struct evloop {
   struct conn *close_tail;
   uint64_t close_turn;
   unsigned ncloses;
-  struct wstate *wfree;    /* write states for the next writes that wait (conn_write.c) */
-  unsigned nwfree;
+  pool_t wpool; /* write states for the next writes that wait (conn_write.c), at most LOOP_WSTATES_KEPT */
   size_t nconns;
   size_t nlingering_refused;
   const config_t *cfg;
@@ -97,13 +101,6 @@ typedef struct evloop {
   char rbuf[LOOP_READ_BUF]; /* every read lands here first */
 } evloop_t;
 
-/* Closes h if it was initialised and is not closing yet: the one teardown
- * for a loop built all the way or only part of it (the loop is zeroed, and a
- * failed uv_*_init leaves the handle's type UV_UNKNOWN_HANDLE). */
-static inline void evloop_close_handle(uv_handle_t *h) {
-  if (h->type != UV_UNKNOWN_HANDLE && !uv_is_closing(h))
-    uv_close(h, NULL);
-}
 
 /* Starts the monitor's handles on l (after uv_loop_init; l->mon.src set). */
 int loopmon_start(evloop_t *l);

@@ -2,6 +2,8 @@
  * for the earliest, an idle handle for a burst's rest (timeq.h). */
 #include "timeq.h"
 
+#include "handle.h"
+
 #include <stdlib.h>
 
 #define TIMEQ_MIN_CAP 64
@@ -107,14 +109,9 @@ int timeq_init(timeq_t *q, uv_loop_t *loop, tq_fire_fn fire, void *arg) {
   return 0;
 }
 
-static void close_handle(uv_handle_t *h) {
-  if (h->type != UV_UNKNOWN_HANDLE && !uv_is_closing(h))
-    uv_close(h, NULL);
-}
-
 void timeq_close(timeq_t *q) {
-  close_handle((uv_handle_t *)&q->timer);
-  close_handle((uv_handle_t *)&q->idle);
+  evloop_close_handle((uv_handle_t *)&q->timer);
+  evloop_close_handle((uv_handle_t *)&q->idle);
 }
 
 void timeq_free(timeq_t *q) {

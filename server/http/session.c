@@ -30,12 +30,11 @@ void session_env_init(session_env_t *env, const config_t *cfg, const route_table
   env->http = NULL;
   env->stall = NULL;
   buf_init(&env->spare_hold, SESSION_HOLD_BYTES + 2048);
-  env->rc_free = NULL;
-  env->rc_nfree = 0;
+  pool_init(&env->rc_pool, RC_POOL_MAX);
 }
 
 void session_env_free(session_env_t *env) {
-  rc_pool_free(env);
+  pool_drain(&env->rc_pool);
   buf_free(&env->route.scratch);
   http_store_pool_free(&env->pool);
   buf_free(&env->spare_hold);

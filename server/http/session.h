@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "pool.h"
 #include "date.h"
 #include "http.h"
 #include "log.h"
@@ -27,8 +28,7 @@ typedef struct session_env {
   struct stall_slot *stall; /* told which request runs, or NULL; set by the mode */
   buf_t spare_hold; /* one hold's storage kept between requests (session.c: hold) */
   /* Route states of finished requests, for the next (session.c: rc_take). */
-  struct rc_slot *rc_free;
-  unsigned rc_nfree;
+  pool_t rc_pool;
 } session_env_t;
 
 /* routes: the table requests are matched against (the mode passes routes_table()). */

@@ -6,6 +6,9 @@
 #ifndef LOOPD_SESSION_RC_H
 #define LOOPD_SESSION_RC_H
 
+/* Route states an env keeps for its next requests; more are freed. */
+#define RC_POOL_MAX 64
+
 #include "session.h"
 #include "util.h"
 
@@ -13,7 +16,6 @@
 typedef struct rc_slot {
   route_ctx_t rc;
   session_t *s;
-  struct rc_slot *next;
 } rc_slot_t;
 
 static inline session_t *rc_owner(route_ctx_t *rc) { return container_of(rc, rc_slot_t, rc)->s; }
@@ -29,7 +31,5 @@ static inline void rc_done(session_t *s) {
   if (!s->req_active)
     rc_give(s);
 }
-/* Frees the pool (session_env_free). */
-void rc_pool_free(session_env_t *env);
 
 #endif

@@ -376,7 +376,7 @@ static void test_idle_holds_no_route_state(void **state) {
   assert_int_equal(feeds(f, "GET /echo HTTP/1.1\r\nHost: a\r\n\r\nGET /echo HTTP/1.1\r\nHost: a\r\n\r\n"),
                    SESSION_READ);
   assert_null(f->s.rc);
-  assert_int_equal(f->env.rc_nfree, 1); /* one state served both requests */
+  assert_int_equal(f->env.rc_pool.n, 1); /* one state served both requests */
   assert_non_null(memmem(f->out.data, f->out.len, v6, strlen(v6)));
   /* a plan holds it until it is over */
   f->out.len = 0;
@@ -385,7 +385,7 @@ static void test_idle_holds_no_route_state(void **state) {
   assert_int_equal(session_feed(&f->s, &f->out, req, strlen(req), 1000, &next), strlen(req));
   assert_int_equal(next, SESSION_PLAN);
   assert_non_null(f->s.rc);
-  assert_int_equal(f->env.rc_nfree, 0);
+  assert_int_equal(f->env.rc_pool.n, 0);
   assert_int_equal(session_continue(&f->s, &f->out, 1010), SESSION_READ);
   assert_null(f->s.rc);
   assert_int_equal(only_status(f), 200);
