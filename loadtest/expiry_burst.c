@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client_net.h"
+
 static double now_ms(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
@@ -55,11 +57,17 @@ static int reap(struct pollfd *p, int n, double *first, double *last) {
   return closed;
 }
 
+static const char USAGE[] =
+    "usage: expiry_burst PORT N\n"
+    "  N connections to 127.0.0.1:PORT send the same partial head in one sweep\n"
+    "  (after 1.5 s), so they reach the server's header timeout together; a probe\n"
+    "  times GET / on its own connection until the server has closed all N.\n"
+    "  loadtest/run expiry-burst starts loopd and runs this.\n";
+
 int main(int argc, char **argv) {
-  if (argc != 3) {
-    fprintf(stderr, "usage: expiry_burst PORT N\n");
-    return 2;
-  }
+  lt_help(argc, argv, USAGE);
+  if (argc != 3)
+    return lt_usage(USAGE);
   int port = atoi(argv[1]), n = atoi(argv[2]);
   struct rlimit rl;
   getrlimit(RLIMIT_NOFILE, &rl);
