@@ -31,7 +31,12 @@ LT_ABOUT=""
 LT_ARGS_SPEC=""
 declare -A LT_GIVEN=()
 lt_about() { LT_ABOUT=$1; }
-lt_opt() { LT_OPTS+=("$1|$2|val|$4"); printf -v "$2" '%s' "$3"; }
+lt_opt() {
+  local h=$4
+  [ -n "$3" ] && [[ $h != *default* ]] && h+=" (default $3)"
+  LT_OPTS+=("$1|$2|val|$h")
+  printf -v "$2" '%s' "$3"
+}
 lt_flag() { LT_OPTS+=("$1|$2|flag|$3"); printf -v "$2" '%s' 0; }
 lt_args() { LT_ARGS_SPEC="$1|$2"; }
 # lt_common REPEAT_DEFAULT "what --repeat repeats" "what --quick does"
@@ -51,6 +56,7 @@ lt_usage() {
     IFS='|' read -r name _ kind help <<<"$o"
     line="--$name"
     [ "$kind" = val ] && line+=" V"
+    help=${help//\\n/ }
     printf '  %-18s %s\n' "$line" "$help" | fold -s -w 96 | sed '2,$s/^/                     /'
   done
   printf '  %-18s %s\n' "-h, --help" "this text; runs nothing"
