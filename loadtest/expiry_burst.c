@@ -4,8 +4,8 @@
  * same partial head in one sweep, then probes until the server has closed
  * all N. Run loopd with a short limits.header_timeout_ms (e.g. 3000) and a
  * low monitor.stall_ms (e.g. 3) to see the burst's turns in its stall lines.
- * Usage: expiry_burst PORT N   Prints the sweep, the closes' spread and the
- * probe's latency while they came. */
+ * Usage: expiry_burst PORT N   Prints one key=value line: the sweep, the
+ * closes' spread and the probe's latency while they came. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -82,7 +82,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < n; i++)
     if (write(p[i].fd, part, sizeof part - 1) < 0)
       return 1;
-  printf("partial heads sent to %d connections in %.0f ms\n", n, now_ms() - t0);
+  double sweep = now_ms() - t0;
   int probe = dial(port), open_n = n, probes = 0;
   const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
   char buf[65536];
@@ -101,7 +101,7 @@ int main(int argc, char **argv) {
       max = lat > max ? lat : max;
     }
   }
-  printf("closes spread over %.1f ms; probe GET / while they came: %d, mean %.2f ms, max %.2f ms\n",
-         last - first, probes, probes ? sum / probes : 0.0, max);
+  printf("conns=%d sweep_ms=%.0f closes_spread_ms=%.1f probes=%d probe_mean_ms=%.2f probe_max_ms=%.2f\n",
+         n, sweep, last - first, probes, probes ? sum / probes : 0.0, max);
   return 0;
 }

@@ -76,7 +76,7 @@ static const char USAGE[] =
 
 int main(int argc, char **argv) {
   lt_help(argc, argv, USAGE);
-  if (argc < 3)
+  if (argc < 3 || argc > 5)
     return lt_usage(USAGE);
   port = atoi(argv[1]);
   work = argv[2];

@@ -240,7 +240,7 @@ static const char USAGE[] =
 
 int main(int argc, char **argv) {
   lt_help(argc, argv, USAGE);
-  if (argc < 3)
+  if (argc < 3 || argc > 5)
     return lt_usage(USAGE);
   signal(SIGPIPE, SIG_IGN);
   port = atoi(argv[1]);
