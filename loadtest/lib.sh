@@ -399,7 +399,7 @@ stop_pid() {
   done
   kill -KILL "$pid" 2>/dev/null
   wait "$pid" 2>/dev/null
-  local keep=()
+  local keep=() p
   for p in "${PIDS[@]}"; do [ "$p" != "$pid" ] && keep+=("$p"); done
   PIDS=("${keep[@]}")
 }

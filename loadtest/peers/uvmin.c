@@ -10,7 +10,9 @@
  *                   requests=Q" (Q/R above 1: the client pipelined) and exits 0.
  *
  * The responses made from one read go out in one write (uv_try_write, the
- * rest queued), as loopd does; the Date is formatted once a second. */
+ * rest queued), as loopd does; the Date is formatted once a second. After
+ * Connection: close the answer is written and the connection closed, with no
+ * lingering close (a client that pipelined past it may lose the answer). */
 #include <llhttp.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # test_no_shared.sh: nothing a user runs or reads refers to the coordinator's
-# kit beside the repository (../shared, shared/peers): every figure must be
-# reproducible from a clone. Only .ci/ (CI's container preparation) may, and
-# loadtest/results/ (old result sets, kept as they were measured). The
-# patterns are spelt in two halves so this file does not match itself.
+# kit beside the repository (its shared folder and the peers in it): every
+# figure must be reproducible from a clone. Only .ci/ (CI's container
+# preparation) may, and loadtest/results/ (old result sets, kept as they were
+# measured). The patterns are spelt in two halves so this file does not match
+# itself.
 set -uo pipefail
 src=${LOOPD_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$src" || exit 1
