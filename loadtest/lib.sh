@@ -198,12 +198,13 @@ LT_AWK_SPREAD='function spread(f, m, lo, hi) { if (m == "null" || m == "") retur
 lt_spans_decade() { awk '$1 > 0 { if (lo == "" || $1 < lo) lo = $1; if ($1 > hi) hi = $1 } END { exit !(lo != "" && hi / lo > 10) }'; }
 
 # lt_kv_csv FILE KEY...: the lines of FILE that hold key=value pairs, as CSV
-# with one column per KEY (in that order; "null" where a line lacks one).
+# with one column per KEY (in that order; "null" where a line lacks one). A
+# value runs from the first "=" to the next blank (work=/block?ms=50 is one).
 lt_kv_csv() {
   local f=$1
   shift
   awk -v keys="$*" 'BEGIN { nk = split(keys, k, " "); h = k[1]; for (i = 2; i <= nk; i++) h = h "," k[i]; print h }
-    /=/ { delete v; for (i = 1; i <= NF; i++) if (split($i, kv, "=") == 2) v[kv[1]] = kv[2]
+    /=/ { delete v; for (i = 1; i <= NF; i++) if ((e = index($i, "=")) > 1) v[substr($i, 1, e - 1)] = substr($i, e + 1)
       if (!(k[1] in v)) next
       line = v[k[1]]; for (i = 2; i <= nk; i++) line = line "," ((k[i] in v) ? v[k[i]] : "null"); print line }' "$f"
 }
