@@ -17,6 +17,10 @@
  * (coordinated omission). The client's own lateness (send time minus due
  * time, for requests whose connection had a free slot) is reported apart as
  * client_late: when it is large the client, not the server, fell behind.
+ * client_cpu_pct is the client's own CPU over the run: near 100 the client
+ * is saturated (on loopback it also pays the kernel's half of every
+ * exchange), and requests then wait in its queues although the server is
+ * idle, so the point measures the client; the scenario marks it.
  * After SECONDS no request is due any more; answers are awaited 2 s more, and
  * a request still unanswered then is recorded at its age (a lower bound) and
  * counted as unanswered, never dropped. Requests due in the first --warmup
@@ -63,7 +67,7 @@ static const char USAGE[] =
     "  keep-alive connections for SECONDS, at most D (default 1) in flight per connection,\n"
     "  timing each from when it was due (no coordinated omission; see openloop.c).\n"
     "  Prints OPENLOOP key=value ...: p50_us p90_us p99_us p999_us max_us, achieved rate,\n"
-    "  errors, unanswered, client_late_p99_us.\n";
+    "  errors, unanswered, client_late_p99_us, client_cpu_pct.\n";
 
 typedef struct {
   int fd, up;
@@ -237,6 +241,26 @@ static void ol_lost(ol_t *o, conn_t *c) {
     o->errors++;
 }
 
+/* Reads and consumes the answers on c (edge-triggered): until a read comes
+ * back short, as bytes or a FIN arriving later raise a new edge; a FIN
+ * already here (closing: EPOLLRDHUP) is read on to the 0 that says it.
+ * -1 when the connection is lost. */
+static int ol_read(ol_t *o, conn_t *c, int closing) {
+  for (;;) {
+    size_t room = sizeof c->r - c->rlen;
+    ssize_t r = read(c->fd, c->r + c->rlen, room);
+    if (r < 0 && errno == EAGAIN)
+      return 0;
+    if (r <= 0)
+      return -1;
+    c->rlen += (size_t)r;
+    if (ol_consume(o, c) != 0)
+      return -1;
+    if ((size_t)r < room && !closing)
+      return 0; /* drained (saves an EAGAIN read per answer) */
+  }
+}
+
 static void ol_event(ol_t *o, conn_t *c, uint32_t ev) {
   if (!c->up) { /* connecting: up once the socket is writable and has a peer */
     int err = 0;
@@ -251,24 +275,13 @@ static void ol_event(ol_t *o, conn_t *c, uint32_t ev) {
       return;
     }
     c->up = 1;
-    struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLET, .data.ptr = c};
+    struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
     epoll_ctl(o->ep, EPOLL_CTL_MOD, c->fd, &e);
   }
-  if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-    for (;;) {
-      ssize_t r = read(c->fd, c->r + c->rlen, sizeof c->r - c->rlen);
-      if (r < 0 && errno == EAGAIN)
-        break;
-      if (r <= 0) {
-        ol_lost(o, c);
-        return;
-      }
-      c->rlen += (size_t)r;
-      if (ol_consume(o, c) != 0) {
-        ol_lost(o, c);
-        return;
-      }
-    }
+  if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) &&
+      ol_read(o, c, (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) != 0) {
+    ol_lost(o, c);
+    return;
   }
   if (c->out_off > 0 && c->out_off < o->req_len) { /* a write the socket cut short */
     int r = ol_write(o, c);
@@ -360,14 +373,22 @@ static void ol_finish(ol_t *o) {
   }
 }
 
-static void ol_print(const ol_t *o, double seconds, double warmup) {
+/* The client's own CPU (user + system) so far, in seconds. */
+static double cpu_s(void) {
+  struct rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+static void ol_print(const ol_t *o, double seconds, double warmup, double cpu_pct) {
   const hdr_t *h = &o->lat;
   double measured = seconds - warmup;
   printf("OPENLOOP rate=%.0f conns=%u depth=%d seconds=%.3f warmup=%.3f sent=%llu "
          "answered=%llu achieved_rps=%.0f non2xx=%llu errors=%llu unanswered=%llu "
          "overflow=%llu reconnects=%llu recorded=%llu mean_us=%.1f p50_us=%.1f p90_us=%.1f "
          "p99_us=%.1f p999_us=%.1f p9999_us=%.1f max_us=%.1f client_late_samples=%llu "
-         "client_late_p99_us=%.1f client_late_max_us=%.1f\n",
+         "client_late_p99_us=%.1f client_late_max_us=%.1f client_cpu_pct=%.0f\n",
          o->rate, o->nconns, o->depth, seconds, warmup, (unsigned long long)o->sent,
          (unsigned long long)o->answered, measured > 0 ? (double)o->answered / measured : 0.0,
          (unsigned long long)o->non2xx, (unsigned long long)o->errors,
@@ -376,8 +397,7 @@ static void ol_print(const ol_t *o, double seconds, double warmup) {
          h->n ? (double)h->sum / (double)h->n / 1e3 : 0.0, hdr_quantile(h, 0.50) / 1e3,
          hdr_quantile(h, 0.90) / 1e3, hdr_quantile(h, 0.99) / 1e3, hdr_quantile(h, 0.999) / 1e3,
          hdr_quantile(h, 0.9999) / 1e3, h->max / 1e3, (unsigned long long)o->late.n,
-         hdr_quantile(&o->late, 0.99) / 1e3,
-         o->late.max / 1e3);
+         hdr_quantile(&o->late, 0.99) / 1e3, o->late.max / 1e3, cpu_pct);
 }
 
 static int ol_args(ol_t *o, int argc, char **argv, double *seconds, double *warmup) {
@@ -439,6 +459,7 @@ int main(int argc, char **argv) {
   o.warm_end = o.t0 + (uint64_t)(warmup * 1e9);
   o.sched_end = o.t0 + (uint64_t)(seconds * 1e9);
   o.total = (uint64_t)(seconds * o.rate);
+  double cpu0 = cpu_s();
   while (o.next < o.total || (owed(&o) > 0 && now_ns() < o.sched_end + GRACE_NS)) {
     ol_schedule(&o);
     uint64_t deadline = o.next < o.total ? o.t0 + (uint64_t)((double)o.next * 1e9 / o.rate)
@@ -446,7 +467,8 @@ int main(int argc, char **argv) {
     if (ol_wait(&o, deadline) != 0)
       break;
   }
+  uint64_t wall = now_ns() > o.t0 ? now_ns() - o.t0 : 1;
   ol_finish(&o);
-  ol_print(&o, seconds, warmup);
+  ol_print(&o, seconds, warmup, 100.0 * (cpu_s() - cpu0) / ((double)wall / 1e9));
   return 0;
 }
