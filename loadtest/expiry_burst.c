@@ -58,7 +58,7 @@ static int reap(struct pollfd *p, int n, double *first, double *last) {
 }
 
 static const char USAGE[] =
-    "usage: expiry_burst PORT N\n"
+    "usage: expiry_burst PORT N   (N: 1 to 100,000 connections)\n"
     "  N connections to 127.0.0.1:PORT send the same partial head in one sweep\n"
     "  (after 1.5 s), so they reach the server's header timeout together; a probe\n"
     "  times GET / on its own connection until the server has closed all N.\n"
@@ -69,11 +69,15 @@ int main(int argc, char **argv) {
   if (argc != 3)
     return lt_usage(USAGE);
   int port = atoi(argv[1]), n = atoi(argv[2]);
+  if (port <= 0 || port > 65535 || n < 1 || n > 100000)
+    return lt_usage(USAGE);
   struct rlimit rl;
   getrlimit(RLIMIT_NOFILE, &rl);
   rl.rlim_cur = rl.rlim_max;
   setrlimit(RLIMIT_NOFILE, &rl);
   struct pollfd *p = calloc((size_t)n, sizeof *p);
+  if (p == NULL)
+    return 1;
   for (int i = 0; i < n; i++)
     p[i] = (struct pollfd){.fd = dial(port), .events = POLLIN};
   usleep(1500 * 1000);
@@ -103,5 +107,7 @@ int main(int argc, char **argv) {
   }
   printf("conns=%d sweep_ms=%.0f closes_spread_ms=%.1f probes=%d probe_mean_ms=%.2f probe_max_ms=%.2f\n",
          n, sweep, last - first, probes, probes ? sum / probes : 0.0, max);
+  close(probe);
+  free(p);
   return 0;
 }
