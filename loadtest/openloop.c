@@ -21,6 +21,9 @@
  * is saturated (on loopback it also pays the kernel's half of every
  * exchange), and requests then wait in its queues although the server is
  * idle, so the point measures the client; the scenario marks it.
+ * client_runq_pct is the share of the run the client spent runnable but
+ * waiting for its core (/proc/self/schedstat): other processes on a shared
+ * machine; above a few percent its figures carry their scheduling delays.
  * After SECONDS no request is due any more; answers are awaited 2 s more, and
  * a request still unanswered then is recorded at its age (a lower bound) and
  * counted as unanswered, never dropped. Requests due in the first --warmup
@@ -67,7 +70,7 @@ static const char USAGE[] =
     "  keep-alive connections for SECONDS, at most D (default 1) in flight per connection,\n"
     "  timing each from when it was due (no coordinated omission; see openloop.c).\n"
     "  Prints OPENLOOP key=value ...: p50_us p90_us p99_us p999_us max_us, achieved rate,\n"
-    "  errors, unanswered, client_late_p99_us, client_cpu_pct.\n";
+    "  errors, unanswered, client_late_p99_us, client_cpu_pct, client_runq_pct.\n";
 
 typedef struct {
   int fd, up;
@@ -381,14 +384,29 @@ static double cpu_s(void) {
          (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
-static void ol_print(const ol_t *o, double seconds, double warmup, double cpu_pct) {
+/* How long this process has waited, runnable, for a CPU (ns; the second
+ * field of /proc/self/schedstat), 0 when the kernel does not say. */
+static uint64_t runq_ns(void) {
+  unsigned long long run = 0, wait = 0;
+  FILE *f = fopen("/proc/self/schedstat", "r");
+  if (f != NULL) {
+    if (fscanf(f, "%llu %llu", &run, &wait) != 2)
+      wait = 0;
+    fclose(f);
+  }
+  return (uint64_t)wait;
+}
+
+static void ol_print(const ol_t *o, double seconds, double warmup, double cpu_pct,
+                     double runq_pct) {
   const hdr_t *h = &o->lat;
   double measured = seconds - warmup;
   printf("OPENLOOP rate=%.0f conns=%u depth=%d seconds=%.3f warmup=%.3f sent=%llu "
          "answered=%llu achieved_rps=%.0f non2xx=%llu errors=%llu unanswered=%llu "
          "overflow=%llu reconnects=%llu recorded=%llu mean_us=%.1f p50_us=%.1f p90_us=%.1f "
          "p99_us=%.1f p999_us=%.1f p9999_us=%.1f max_us=%.1f client_late_samples=%llu "
-         "client_late_p99_us=%.1f client_late_max_us=%.1f client_cpu_pct=%.0f\n",
+         "client_late_p99_us=%.1f client_late_max_us=%.1f client_cpu_pct=%.0f "
+         "client_runq_pct=%.0f\n",
          o->rate, o->nconns, o->depth, seconds, warmup, (unsigned long long)o->sent,
          (unsigned long long)o->answered, measured > 0 ? (double)o->answered / measured : 0.0,
          (unsigned long long)o->non2xx, (unsigned long long)o->errors,
@@ -397,7 +415,7 @@ static void ol_print(const ol_t *o, double seconds, double warmup, double cpu_pc
          h->n ? (double)h->sum / (double)h->n / 1e3 : 0.0, hdr_quantile(h, 0.50) / 1e3,
          hdr_quantile(h, 0.90) / 1e3, hdr_quantile(h, 0.99) / 1e3, hdr_quantile(h, 0.999) / 1e3,
          hdr_quantile(h, 0.9999) / 1e3, h->max / 1e3, (unsigned long long)o->late.n,
-         hdr_quantile(&o->late, 0.99) / 1e3, o->late.max / 1e3, cpu_pct);
+         hdr_quantile(&o->late, 0.99) / 1e3, o->late.max / 1e3, cpu_pct, runq_pct);
 }
 
 static int ol_args(ol_t *o, int argc, char **argv, double *seconds, double *warmup) {
@@ -460,6 +478,7 @@ int main(int argc, char **argv) {
   o.sched_end = o.t0 + (uint64_t)(seconds * 1e9);
   o.total = (uint64_t)(seconds * o.rate);
   double cpu0 = cpu_s();
+  uint64_t runq0 = runq_ns();
   while (o.next < o.total || (owed(&o) > 0 && now_ns() < o.sched_end + GRACE_NS)) {
     ol_schedule(&o);
     uint64_t deadline = o.next < o.total ? o.t0 + (uint64_t)((double)o.next * 1e9 / o.rate)
@@ -469,6 +488,7 @@ int main(int argc, char **argv) {
   }
   uint64_t wall = now_ns() > o.t0 ? now_ns() - o.t0 : 1;
   ol_finish(&o);
-  ol_print(&o, seconds, warmup, 100.0 * (cpu_s() - cpu0) / ((double)wall / 1e9));
+  ol_print(&o, seconds, warmup, 100.0 * (cpu_s() - cpu0) / ((double)wall / 1e9),
+           100.0 * (double)(runq_ns() - runq0) / (double)wall);
   return 0;
 }
