@@ -46,7 +46,9 @@ typedef struct srv {
 const char *test_mode(void);
 
 /* Starts loopd with --listen 127.0.0.1:0 --mode MODE and the extra args
- * (NULL-terminated). Returns 0 once it printed its start line. */
+ * (NULL-terminated), and LOOPD_SERVER_ALLOWED_HOSTS=* (the tests' requests
+ * say "Host: x"; --set or env overrides it). Returns 0 once it printed its
+ * start line. */
 int srv_start(srv_t *s, const char *const *args);
 /* Same, with extra environment entries ("NAME=value", NULL-terminated). */
 int srv_start_env(srv_t *s, const char *const *args, const char *const *env);
