@@ -266,7 +266,7 @@ static bool is_unspecified(const host_view_t *v) {
   return v->ip_len > 0 && memcmp(v->ip, zero, v->ip_len) == 0;
 }
 
-bool hostlist_listen_loopback(const char *listen) {
+static bool listen_loopback(const char *listen) {
   host_view_t l;
   listen_view(listen, &l);
   return is_loopback_ip(&l) || eq_nocase(l.name, l.name_len, "localhost", 9);
@@ -323,7 +323,7 @@ bool hostlist_allows(const hostlist_t *h, const char *listen, const char *host, 
   host_view_t v;
   view_of(host, len, &v);
   if (h->automatic)
-    return !hostlist_listen_loopback(listen) || loopback_allows(&v, listen);
+    return !listen_loopback(listen) || loopback_allows(&v, listen);
   for (uint8_t i = 0; i < h->n; i++)
     if (entry_allows(h, &h->e[i], &v, listen))
       return true;

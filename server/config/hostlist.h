@@ -53,7 +53,4 @@ int hostlist_set(hostlist_t *h, const char *key, const char *value, size_t max_l
  * "loopback" read it). */
 bool hostlist_allows(const hostlist_t *h, const char *listen, const char *host, size_t len);
 
-/* Whether server.listen's address is a loopback one. */
-bool hostlist_listen_loopback(const char *listen);
-
 #endif

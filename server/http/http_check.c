@@ -156,12 +156,9 @@ int http_status_of(const http_parser_t *hp, llhttp_errno_t err, const char **rea
     /* Within the head llhttp refuses a value only where "chunked" is
      * followed by a comma ("chunked, gzip", "chunked, chunked", "chunked,"):
      * chunked must be the last coding, so the list is malformed. */
-    if (hp->in_head) {
-      *reason = "invalid Transfer-Encoding: chunked must be the last coding, once";
-      return 400;
-    }
-    if (hp->te_chunked) {
-      *reason = "invalid Transfer-Encoding";
+    if (hp->in_head || hp->te_chunked) {
+      *reason = hp->in_head ? "invalid Transfer-Encoding: chunked must be the last coding, once"
+                            : "invalid Transfer-Encoding";
       return 400;
     }
     *reason = "only the chunked transfer coding is supported";

@@ -32,7 +32,9 @@ static uint64_t allow_of(uint64_t methods) {
   return methods | METHOD(HTTP_OPTIONS);
 }
 
-/* OPTIONS *: every method some route of the table answers. */
+/* OPTIONS *: every method some route of the table answers. OPTIONS is
+ * answered 200 with Allow and Content-Length: 0 (RFC 9110 9.3.7 asks for
+ * that length, which a 204 must not carry, 8.6). */
 static uint64_t server_methods(const route_table_t *t, const config_t *cfg) {
   uint64_t all = 0;
   for (size_t i = 0; t != NULL && i < t->n; i++)

@@ -453,8 +453,7 @@ static void ev_body(void *owner, const char *data, size_t len) {
     s->rc->on_body(s->rc, data, len);
 }
 
-/* No route ran: 404, 405, or OPTIONS (200 with Allow and no body, which
- * RFC 9110 9.3.7 wants as Content-Length: 0, and a 204 could not carry). */
+/* No route ran: 404, 405, or OPTIONS (200, Allow, no body: router.c). */
 static void answer_miss(session_t *s) {
   char allow[112], extra[128], body[160];
   route_allow_text(s->miss_allow, allow, sizeof allow);
