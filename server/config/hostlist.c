@@ -63,10 +63,14 @@ static int parse_ip(const char *s, size_t n, bool v6, unsigned char *ip) {
 }
 
 static bool digits_and_dots(const char *s, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (!(s[i] == '.' || (s[i] >= '0' && s[i] <= '9')))
+  bool digit = false;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] >= '0' && s[i] <= '9')
+      digit = true;
+    else if (s[i] != '.')
       return false;
-  return n > 0;
+  }
+  return digit;
 }
 
 /* A name of an entry: letters, digits, '-', '_', dots between labels. */
