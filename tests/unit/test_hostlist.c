@@ -1,4 +1,4 @@
-/* test_hosts.c: server.allowed_hosts (config/hostlist.c): what the list
+/* test_hostlist.c: server.allowed_hosts (config/hostlist.c): what the list
  * accepts and refuses, with the key's messages, and what a Host matches;
  * then the rules in a session (http/guard.c): 421 and its close, 403 on the
  * routes that drive the loop, the remembered verdict, and the counters. */
