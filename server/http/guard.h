@@ -11,20 +11,24 @@
 #include "http.h"
 #include "reply.h"
 
-/* The whole check, for requests the fast path below cannot settle. */
-int guard_check(http_parser_t *hp, const config_t *c, const route_t *route, const char *peer,
-                const char **reason);
+/* The whole check, for requests the fast path below cannot settle (kept
+ * out of line: the fast path is what every request runs). */
+__attribute__((noinline)) int guard_check(http_parser_t *hp, const config_t *c,
+                                          const route_t *route, const char *peer,
+                                          const char **reason);
 
 /* 0: the request goes on; else the status to answer (421, then close; 403)
- * and *reason. Runs for every request, so the common case costs a few
- * loads: one Host header, the one this store last allowed under this very
- * list (http.c resets host_verdict whenever host_ok changes), an
- * origin-form target, a route open to any page. */
+ * and *reason (set only then). Runs for every request, so the common case
+ * costs a few loads: the Host is the one this store last allowed under this
+ * very list, and the route is open to any page. host_verdict holds only
+ * while it speaks for this request: http.c resets it whenever host_ok
+ * changes (host_ok is the request's Host whenever it has one; without one
+ * there is nothing to check), and http_check.c for an absolute-form target,
+ * whose authority is what counts. */
 static inline int guard_request(http_parser_t *hp, const config_t *c, const route_t *route,
                                 const char *peer, const char **reason) {
-  const http_store_t *st = hp->store;
-  if (hp->host_count == 1 && st->host_verdict == c->server.allowed_hosts.id &&
-      st->req.path == st->req.target && (route == NULL || !(route->flags & ROUTE_SAME_ORIGIN)))
+  if (hp->store->host_verdict == c->server.allowed_hosts.id &&
+      (route == NULL || !(route->flags & ROUTE_SAME_ORIGIN)))
     return 0;
   return guard_check(hp, c, route, peer, reason);
 }

@@ -194,6 +194,7 @@ static int split_target(http_parser_t *hp) {
       skip = 8;
     else
       return http_fail(hp, 400, "request target must be a path or an absolute URI");
+    hp->store->host_verdict = 0; /* the authority here, not Host, is checked (guard.h) */
     path = memchr(t + skip, '/', n - skip);
     if (path == NULL) {
       const char *q = memchr(t + skip, '?', n - skip);

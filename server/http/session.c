@@ -428,7 +428,7 @@ static int ev_head(void *owner, const http_req_t *req) {
   s->rc->on_finish = NULL;
   s->rc->out_backlog = 0;
   int status = 0;
-  const char *why = NULL;
+  const char *why;
   s->route = route_match(s->env->route.routes, c, req->path, req->path_len, req->method_id, &status,
                          &s->miss_allow);
   int refused = guard_request(&s->hp, c, s->route, s->peer, &why);
