@@ -28,13 +28,12 @@ static const char *request_host(const http_parser_t *hp, const http_req_t *r, si
 }
 
 /* Matches the Host against the list, remembering a yes in the store when
- * host_ok holds this very Host (guard_request's fast path). */
+ * host_ok holds this very Host (guard_request's fast path; the caller has
+ * seen no verdict for this list). */
 static bool host_allowed(http_parser_t *hp, const config_t *c, const char *host, size_t len) {
   http_store_t *st = hp->store;
   const hostlist_t *list = &c->server.allowed_hosts;
   bool cacheable = hp->host_count == 1 && st->req.path == st->req.target && st->host_ok_len != 0;
-  if (cacheable && st->host_verdict == list->id)
-    return true;
   if (!hostlist_allows(list, c->server.listen, host, len))
     return false;
   if (cacheable)
@@ -88,16 +87,22 @@ int guard_check(http_parser_t *hp, const config_t *c, const route_t *route, cons
   const http_req_t *r = &hp->store->req;
   refusal_t f = {.method = r->method, .target = r->target, .target_len = r->target_len,
                  .peer = peer};
-  f.host = request_host(hp, r, &f.host_len);
-  if (f.host != NULL && !host_allowed(hp, c, f.host, f.host_len)) {
-    f.why = REFUSAL_HOST;
-    refusal_note(&f);
-    *reason = HOST_REASON;
-    return 421;
+  if (hp->store->host_verdict != c->server.allowed_hosts.id) { /* else allowed already */
+    f.host = request_host(hp, r, &f.host_len);
+    if (f.host != NULL && !host_allowed(hp, c, f.host, f.host_len)) {
+      f.why = REFUSAL_HOST;
+      refusal_note(&f);
+      *reason = HOST_REASON;
+      return 421;
+    }
   }
   if (route == NULL || !(route->flags & ROUTE_SAME_ORIGIN))
     return 0;
   fetch_headers(r, &f);
+  if (f.origin == NULL && f.fetch_site == NULL)
+    return 0; /* not a browser: curl, wrk, probes, Prometheus */
+  if (f.host == NULL)
+    f.host = request_host(hp, r, &f.host_len);
   if (!cross_site(&f))
     return 0;
   f.why = REFUSAL_CROSS_SITE;
