@@ -26,6 +26,10 @@ COPY --from=build /build/loopd /usr/local/bin/loopd
 COPY config/loopd.ini /etc/loopd/loopd.ini
 USER loopd
 # The environment overrides the file: listen on every interface in the container.
+# There server.allowed_hosts=auto answers any Host (a published port is
+# reached by whatever name the host has); -e LOOPD_SERVER_ALLOWED_HOSTS=
+# localhost,127.0.0.1,... refuses the others with 421 (keep localhost: the
+# HEALTHCHECK below sends it).
 ENV LOOPD_SERVER_LISTEN=0.0.0.0:8080
 EXPOSE 8080
 STOPSIGNAL SIGTERM

@@ -25,6 +25,8 @@ static const char *const format_names[] = {"text", "json", NULL};
 static const config_key_t keys[] = {
     {"server.listen", CFG_ADDR, "127.0.0.1:8080", 0, CONFIG_STR_MAX - 1, OFF(server.listen), NULL,
      "address to listen on: HOST:PORT, [V6]:PORT; port 0 picks a free port"},
+    {"server.allowed_hosts", CFG_HOSTS, "auto", 0, HOSTLIST_TEXT_MAX - 1, OFF(server.allowed_hosts),
+     NULL, "Host values answered (others: 421): auto, or names, .suffix, *.suffix, IPs, loopback, *"},
     {"server.mode", CFG_ENUM, "event", 0, 0, OFF(server.mode), mode_names,
      "event (libuv loops) or threads (one thread per connection)"},
     {"server.loops", CFG_INT_AUTO, "1", 1, 64, OFF(server.loops), NULL,
@@ -284,6 +286,8 @@ static int set_checked(const config_key_t *k, config_t *c, const char *value, ch
     return set_string(k, field, value, err, errlen);
   case CFG_ADDR:
     return set_addr(k, field, value, err, errlen);
+  case CFG_HOSTS:
+    return hostlist_set(field, k->name, value, value_max(k), err, errlen);
   }
   return loopd_errf(-EINVAL, err, errlen, "%s: no such type", k->name);
 }
@@ -443,6 +447,7 @@ void config_format_value(const config_t *c, const config_key_t *k, char *out, si
     break;
   case CFG_STRING:
   case CFG_ADDR:
+  case CFG_HOSTS: /* its text comes first */
     snprintf(out, outlen, "%s", (const char *)field);
     break;
   }

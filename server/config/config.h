@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "hostlist.h"
+
 #define CONFIG_STR_MAX 256
 #define CONFIG_PATH_MAX 1024
 
@@ -16,6 +18,7 @@ enum { MODE_EVENT = 0, MODE_THREADS = 1 };
 typedef struct config {
   struct {
     char listen[CONFIG_STR_MAX];
+    hostlist_t allowed_hosts;
     int64_t mode;
     int64_t loops; /* 0 = auto (one per usable core) */
     int64_t backlog;
@@ -63,7 +66,8 @@ typedef enum config_type {
   CFG_BOOL,     /* on/off, true/false, yes/no, 1/0 */
   CFG_ENUM,     /* one of names[] (stored as its index) */
   CFG_STRING,   /* printable text */
-  CFG_ADDR      /* HOST:PORT, [V6]:PORT */
+  CFG_ADDR,     /* HOST:PORT, [V6]:PORT */
+  CFG_HOSTS     /* a host list (hostlist.h) */
 } config_type_t;
 
 typedef struct config_key {

@@ -63,7 +63,7 @@ typedef struct session {
   buf_t *out;
   buf_t hold; /* the held-back response (see SESSION_HOLD_BYTES) */
   const route_t *route;
-  const char *miss_allow; /* no route: the Allow list for a 405 */
+  uint64_t miss_allow; /* no route: the methods Allow lists (405, OPTIONS) */
   uint64_t now_ms;
   uint64_t phase_ms;
   uint64_t start_ns;

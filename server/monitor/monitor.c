@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "refusal.h"
 #include "util.h"
 
 #define NOTE_FIRST_MS 2000 /* a stall still running this long is reported before it ends */
@@ -210,6 +211,7 @@ void mon_beat(mon_src_t *s, uint64_t now_ns) {
   s->ring[r].t_ns = now_ns;
   s->ring[r].gap_ns = gap;
   pthread_mutex_unlock(&s->mu);
+  refusal_tick(); /* a "more refused" line waits for a beat at most */
 }
 
 /* ---- reading ---- */

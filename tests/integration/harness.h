@@ -46,7 +46,9 @@ typedef struct srv {
 const char *test_mode(void);
 
 /* Starts loopd with --listen 127.0.0.1:0 --mode MODE and the extra args
- * (NULL-terminated). Returns 0 once it printed its start line. */
+ * (NULL-terminated), and LOOPD_SERVER_ALLOWED_HOSTS=* (the tests' requests
+ * say "Host: x"; --set or env overrides it). Returns 0 once it printed its
+ * start line. */
 int srv_start(srv_t *s, const char *const *args);
 /* Same, with extra environment entries ("NAME=value", NULL-terminated). */
 int srv_start_env(srv_t *s, const char *const *args, const char *const *env);
@@ -98,9 +100,9 @@ void resp_free(resp_t *r);
 /* One request on a new connection: sends raw, reads one response. */
 int raw_exchange(int port, const char *request, resp_t *r, int timeout_ms);
 
-/* GET path on a new connection (Host: x); the response in r. 0 or -1. */
+/* GET path on a new connection (Host: localhost); the response in r. 0 or -1. */
 int raw_get(int port, const char *path, resp_t *r, int timeout_ms);
-/* Sends GET path (Host: x) on fd. 0 or -1. */
+/* Sends GET path (Host: localhost) on fd. 0 or -1. */
 int raw_send_get(int fd, const char *path);
 /* "127.0.0.1:PORT" of our end of fd: what the server calls the peer. */
 void raw_local_name(int fd, char *out, size_t len);
