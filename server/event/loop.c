@@ -93,6 +93,7 @@ static void on_reload(uv_async_t *a) {
     l->gen = g;
   }
   live_hold(&l->gen_seen, g);
+  uv_async_send(l->done); /* the main thread says the reload once every loop is here */
 }
 
 /* Only a running loop has async handles to send to (loop.h: running); the

@@ -104,7 +104,7 @@ typedef struct evloop {
   uv_sem_t *ready; /* posted once listening, or once a failed start is torn down */
   int start_error;        /* 0, or the libuv error that stopped the start */
   const char *start_what; /* what failed: "uv_loop_init", "uv_listen", ... */
-  uv_async_t *done; /* sent once the loop has closed */
+  uv_async_t *done; /* sent once the loop has closed, and each time it moved to a new configuration */
   uv_thread_t thread;
   char rbuf[LOOP_READ_BUF]; /* every read lands here first */
 } evloop_t;

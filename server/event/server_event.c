@@ -43,6 +43,7 @@ typedef struct evserver {
   uv_async_t loop_done;
   uv_timer_t deadline;
   uv_timer_t collect; /* while old configurations wait for the loops to move on */
+  reload_note_t note; /* a published reload, said once every loop runs it */
   uv_sem_t ready;
   int signals;
 } evserver_t;
@@ -77,15 +78,28 @@ static void on_signal(uv_signal_t *h, int signum) {
 /* Frees the configurations every started loop has moved past; looks again
  * every COLLECT_MS while some wait (a loop inside a /block moves on later). */
 #define COLLECT_MS 100
-static void on_collect(uv_timer_t *t) {
-  evserver_t *s = t->data;
+static int collect(evserver_t *s) {
   uint64_t oldest = LIVE_OFFLINE;
   for (int i = 0; i < s->nstarted; i++) {
     uint64_t seen = live_slot_read(&s->loops[i].gen_seen);
     oldest = seen < oldest ? seen : oldest;
   }
-  if (live_collect(s->live, oldest) == 0)
+  return live_collect(s->live, oldest);
+}
+
+static void on_collect(uv_timer_t *t) {
+  if (collect(t->data) == 0)
     uv_timer_stop(t);
+}
+
+/* Says the published reload once every started loop runs it (a closed
+ * loop's slot is LIVE_OFFLINE): a request read after the line is answered
+ * under the new configuration. A loop inside a /block moves on when it ends. */
+static void say_if_moved(evserver_t *s) {
+  for (int i = 0; s->note.id != 0 && i < s->nstarted; i++)
+    if (live_slot_read(&s->loops[i].gen_seen) < s->note.id)
+      return;
+  reload_say(&s->note);
 }
 
 static void on_sighup(uv_signal_t *h, int signum) {
@@ -95,7 +109,9 @@ static void on_sighup(uv_signal_t *h, int signum) {
     log_msg("SIGHUP: ignored while draining");
     return;
   }
-  live_gen_t *g = reload_run(s->live, s->cli);
+  reload_say(&s->note); /* an earlier reload still on its way: said now, in order */
+  collect(s); /* the loops moved on from the last reload within a turn */
+  live_gen_t *g = reload_run(s->live, s->cli, &s->note);
   if (g == NULL)
     return;
   s->svc.cfg = &g->cfg;
@@ -122,6 +138,7 @@ static void report_work(void *arg, mon_work_t *out) {
 
 static void on_loop_done(uv_async_t *a) {
   evserver_t *s = a->data;
+  say_if_moved(s);
   int done = 0;
   for (int i = 0; i < s->nstarted; i++)
     done += atomic_load_explicit(&s->loops[i].closed, memory_order_acquire);

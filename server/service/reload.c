@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "clock.h"
 #include "err.h"
 #include "net.h"
 #include "notify.h"
@@ -77,11 +78,20 @@ static int build(live_gen_t *g, const live_gen_t *cur, const cli_t *cli, key_lis
   return open_log(g, cur, err, errlen);
 }
 
-live_gen_t *reload_run(live_t *lv, const cli_t *cli) {
+/* RELOADING=1 with the time systemd (Type=notify-reload and later
+ * versions) needs to pair it with the READY=1 that ends the reload. */
+static void notify_reloading(void) {
+  char msg[64];
+  snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%llu",
+           (unsigned long long)(clock_ns() / 1000));
+  notify_send(msg);
+}
+
+live_gen_t *reload_run(live_t *lv, const cli_t *cli, reload_note_t *note) {
   char err[1024], from[512];
   key_list_t changed = {.len = 0}, restart = {.len = 0};
   live_gen_t *cur = live_current(lv);
-  notify_send("RELOADING=1");
+  notify_reloading();
   live_gen_t *g = live_gen_new();
   int r = g == NULL ? loopd_errf(-ENOMEM, err, sizeof err, "out of memory")
                     : build(g, cur, cli, &changed, &restart, err, sizeof err);
@@ -96,15 +106,26 @@ live_gen_t *reload_run(live_t *lv, const cli_t *cli) {
     notify_send("READY=1");
     return NULL;
   }
-  cli_sources(cli, from, sizeof from);
-  log_msg("SIGHUP: configuration reloaded from %s (%s%s)", from,
-          changed.n ? "changed: " : "no key changed", changed.text);
-  if (restart.n)
-    log_msg("SIGHUP: %s: a restart is needed to change %s", restart.text,
-            restart.n == 1 ? "it" : "them");
   service_warn_watchdog(&g->cfg, &cur->cfg);
-  notify_send("READY=1");
+  cli_sources(cli, from, sizeof from);
+  snprintf(note->done, sizeof note->done, "SIGHUP: configuration reloaded from %s (%s%s)", from,
+           changed.n ? "changed: " : "no key changed", changed.text);
+  note->restart[0] = '\0';
+  if (restart.n)
+    snprintf(note->restart, sizeof note->restart, "SIGHUP: %s: a restart is needed to change %s",
+             restart.text, restart.n == 1 ? "it" : "them");
+  note->id = g->id;
   return g;
+}
+
+void reload_say(reload_note_t *note) {
+  if (note->id == 0)
+    return;
+  log_msg("%s", note->done);
+  if (note->restart[0] != '\0')
+    log_msg("%s", note->restart);
+  notify_send("READY=1");
+  note->id = 0;
 }
 
 void reload_reopen_logs(live_t *lv) {

@@ -327,13 +327,18 @@ static void collect(tserver_t *t) {
   t->collect_due = live_collect(sh->gens, oldest) > 0 ? clock_ms() + COLLECT_MS : 0;
 }
 
+/* A connection thread takes the new configuration before it reads again
+ * (tconn.c: online), so the reload is in effect once published: said at once. */
 static void reload(tserver_t *t) {
-  live_gen_t *g = reload_run(t->sh.gens, t->cli);
+  reload_note_t note;
+  collect(t);
+  live_gen_t *g = reload_run(t->sh.gens, t->cli, &note);
   if (g == NULL)
     return;
   t->svc.cfg = &g->cfg;
   t->svc.al = g->al;
   mon_hub_set_stall_ms(t->mon, (uint64_t)g->cfg.monitor.stall_ms);
+  reload_say(&note);
   collect(t); /* idle threads hold none: most of it goes at once */
 }
 
