@@ -222,6 +222,11 @@ static bool quoted(const char *v, size_t n) {
   return n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0];
 }
 
+/* A quote at either end of a value: a matched pair (quoted), or a typo. */
+static bool quote_at_end(const char *v, size_t n) {
+  return n > 0 && (v[0] == '"' || v[0] == '\'' || v[n - 1] == '"' || v[n - 1] == '\'');
+}
+
 /* The setters, one per type: 0, or -EINVAL with the message. */
 static int set_int(const config_key_t *k, int64_t *field, const char *value, char *err,
                    size_t errlen) {
@@ -284,11 +289,11 @@ static int set_string(const config_key_t *k, char *field, const char *value, cha
                       "%s = \"%s\": expected printable text of %lld to %zu bytes (a config file "
                       "line holds at most %d)",
                       k->name, value, (long long)k->min, max, LINE_MAX_CHARS);
-  if (quoted(value, n))
+  if (quote_at_end(value, n))
     return loopd_errf(-EINVAL, err, errlen,
-                      "%s = \"%s\": a value in quotes (a config file drops one pair of quotes; "
+                      "%s = \"%s\": %s (a config file drops one matched pair of quotes; "
                       "elsewhere give the value without them)",
-                      k->name, value);
+                      k->name, value, quoted(value, n) ? "a value in quotes" : "an unmatched quote");
   if (!str_reads_back(value, n))
     return loopd_errf(-EINVAL, err, errlen,
                       "%s = \"%s\": expected text without a leading or trailing space and "

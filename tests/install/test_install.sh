@@ -2,7 +2,8 @@
 # test_install.sh: `meson install` into a DESTDIR puts the binary, loopd(1), the
 # config and the systemd unit where meson's options say (the paths come from the
 # build, never from this script), and what it installed works:
-#   - the installed binary's --version names loopd's, libuv's and llhttp's versions;
+#   - the installed binary's --version names loopd's, libuv's and llhttp's versions,
+#     and the git commit when built from a checkout (none from a tree without .git);
 #   - the installed config checks and serves /healthz;
 #   - loopd(1) documents every option, key (with its default), route, exit status
 #     and metric the binary has (check_man.py), and man finds it on its MANPATH;
@@ -45,11 +46,31 @@ fi
 echo "installed:"
 (cd "$dest" && find . -type f | sed 's|^\.|  |' | sort)
 
-# --version: loopd's, and the libraries' it runs with.
-want="loopd $LOOPD_VERSION (libuv $LOOPD_UV_VERSION, llhttp $LOOPD_LLHTTP_VERSION)"
+# --version: loopd's, the git commit it was built from (with -dirty when the
+# tree had changes) when built from a git checkout, and the libraries' it runs with.
+libs="libuv $LOOPD_UV_VERSION, llhttp $LOOPD_LLHTTP_VERSION"
+want="loopd $LOOPD_VERSION ($libs)"
+src=$LOOPD_SOURCE_DIR
+if [ "$(git -C "$src" rev-parse --show-toplevel 2>/dev/null)" = "$(cd "$src" && pwd -P)" ]; then
+  commit=$(git -C "$src" rev-parse --short=12 HEAD)
+  dirty=$(git -C "$src" status --porcelain --untracked-files=no | head -c1)
+  want="loopd $LOOPD_VERSION (commit $commit${dirty:+-dirty}, $libs)"
+fi
 got=$("$bin" --version) || fail "--version exited non-zero"
 [ "$got" = "$want" ] || fail "--version said \"$got\", wanted \"$want\""
 echo "ok: $got"
+
+# A release tarball has no .git: the tree still configures, and the commit
+# part is left out (vcs_tag's fallback), also when the copy sits inside
+# another git checkout.
+mkdir -p "$tmp/tree"
+tar -C "$src" --exclude=./.git --exclude='./build*' -cf - . | tar -C "$tmp/tree" -xf -
+meson setup "$tmp/tree-build" "$tmp/tree" -Dtests=false -Dman=disabled >"$tmp/tree.log" 2>&1 &&
+  ninja -C "$tmp/tree-build" server/base/version.c >>"$tmp/tree.log" 2>&1 ||
+  { cat "$tmp/tree.log"; fail "a tree without .git does not configure"; }
+grep -q 'return "";' "$tmp/tree-build/server/base/version.c" ||
+  fail "built without git, version.c names a commit: $(grep return "$tmp/tree-build/server/base/version.c")"
+echo "ok: a tree without .git builds version.c with no commit"
 
 "$bin" --config "$ini" --check-config 2>"$tmp/check.err" || { cat "$tmp/check.err"; fail "--check-config on the installed config"; }
 

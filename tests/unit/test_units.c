@@ -357,6 +357,15 @@ static void test_query(void **state) {
   assert_int_equal(query_flag(q, n, "flag", false, &f, reason, sizeof reason), 0);
   assert_true(f);
   assert_int_equal(query_flag("cpu=2", 5, "cpu", false, &f, reason, sizeof reason), -1);
+  assert_string_equal(reason, "cpu=2: expected on/off, true/false, yes/no or 1/0"); /* as config keys */
+  assert_int_equal(query_flag("cpu=yes", 7, "cpu", false, &f, reason, sizeof reason), 0);
+  assert_true(f);
+  assert_int_equal(query_flag("cpu=off", 7, "cpu", true, &f, reason, sizeof reason), 0);
+  assert_false(f);
+  assert_int_equal(query_bool("on", 2), 1);
+  assert_int_equal(query_bool("0", 1), 0);
+  assert_int_equal(query_bool("On", 2), -1);
+  assert_int_equal(query_bool("", 0), -1);
 }
 
 /* ---- JSON ---- */
