@@ -4,6 +4,7 @@
 #ifndef LOOPD_CONFIG_H
 #define LOOPD_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -83,6 +84,14 @@ typedef struct config_key {
 /* The key table, in file order. */
 const config_key_t *config_keys(size_t *n);
 
+/* Whether SIGHUP cannot change k (it needs a restart); every other key
+ * changes live. */
+bool config_key_restart(const config_key_t *k);
+/* Whether a and b hold the same value of k. */
+bool config_key_same(const config_t *a, const config_t *b, const config_key_t *k);
+/* Copies k's value from src into dst. */
+void config_key_copy(config_t *dst, const config_t *src, const config_key_t *k);
+
 /* Fills c with the built-in defaults. */
 void config_defaults(config_t *c);
 
@@ -95,11 +104,14 @@ void config_defaults(config_t *c);
 int config_set(config_t *c, const char *key, const char *value, char *err, size_t errlen);
 
 /* Loads an INI file; errors read "FILE:LINE: ..." (-EINVAL, -ENOENT), or
- * "FILE: cannot open: ..." (the errno of the open). */
+ * "FILE: cannot open: ..." (the errno of the open). A key given twice is an
+ * error naming both lines; a value in a matched pair of quotes ("..." or
+ * '...') is read without them. */
 int config_load_file(config_t *c, const char *path, char *err, size_t errlen);
 
 /* Applies LOOPD_SECTION_KEY=VALUE variables from env (NULL-terminated);
- * a LOOPD_<SECTION>_ name that is no key is -ENOENT. */
+ * returns how many were applied, or an error: a LOOPD_<SECTION>_ name that is
+ * no key is -ENOENT. */
 int config_load_env(config_t *c, char *const *env, char *err, size_t errlen);
 
 /* Writes the effective configuration as a config file that loads back. */

@@ -105,7 +105,7 @@ static void test_config_env(void **state) {
   char e1[] = "PATH=/bin", e2[] = "LOOPD_LIMITS_IDLE_TIMEOUT_MS=1234", e3[] = "LOOPD_LOG_FORMAT=json",
        e4[] = "LOOPD_BIN=ignored", e5[] = "LOOPD_WORK_NOPE=1";
   char *env[] = {e1, e2, e3, e4, NULL};
-  assert_int_equal(config_load_env(&c, env, err, sizeof err), 0);
+  assert_int_equal(config_load_env(&c, env, err, sizeof err), 2); /* two name a key */
   assert_int_equal(c.limits.idle_timeout_ms, 1234);
   assert_int_equal(c.log.format, LOG_FORMAT_JSON);
   char *bad[] = {e5, NULL};
@@ -381,6 +381,15 @@ static void test_query(void **state) {
   assert_int_equal(query_flag(q, n, "flag", false, &f, reason, sizeof reason), 0);
   assert_true(f);
   assert_int_equal(query_flag("cpu=2", 5, "cpu", false, &f, reason, sizeof reason), -1);
+  assert_string_equal(reason, "cpu=2: expected on/off, true/false, yes/no or 1/0"); /* as config keys */
+  assert_int_equal(query_flag("cpu=yes", 7, "cpu", false, &f, reason, sizeof reason), 0);
+  assert_true(f);
+  assert_int_equal(query_flag("cpu=off", 7, "cpu", true, &f, reason, sizeof reason), 0);
+  assert_false(f);
+  assert_int_equal(query_bool("on", 2), 1);
+  assert_int_equal(query_bool("0", 1), 0);
+  assert_int_equal(query_bool("On", 2), -1);
+  assert_int_equal(query_bool("", 0), -1);
 }
 
 /* ---- JSON ---- */
