@@ -18,10 +18,9 @@ struct job {
   work_pool_t *wp;
 };
 
-int work_pool_init(work_pool_t *wp, int threads, int64_t limit) {
+int work_pool_init(work_pool_t *wp, int threads) {
   memset(wp, 0, sizeof *wp);
   wp->threads = threads;
-  wp->limit = limit;
   char want[16];
   snprintf(want, sizeof want, "%d", threads);
   /* libuv reads this once, when the pool first starts: it must be set before
@@ -116,10 +115,10 @@ static void after_work_cb(uv_work_t *req, int status) {
   free(j);
 }
 
-job_t *work_submit(work_pool_t *wp, uv_loop_t *loop, route_fn fn, const route_state_t *state,
-                   job_done_cb done, void *owner) {
+job_t *work_submit(work_pool_t *wp, uv_loop_t *loop, int64_t limit, route_fn fn,
+                   const route_state_t *state, job_done_cb done, void *owner) {
   int64_t n = atomic_fetch_add_explicit(&wp->inflight, 1, memory_order_relaxed);
-  if (n >= wp->limit) {
+  if (n >= limit) {
     atomic_fetch_sub_explicit(&wp->inflight, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&wp->rejected, 1, memory_order_relaxed);
     return NULL;

@@ -1,5 +1,6 @@
 /* work.h: blocking jobs on libuv's thread pool (event mode). A bounded queue
- * (work.queue_limit jobs queued or running, process-wide), cancellation of
+ * (work.queue_limit jobs queued or running, process-wide; the caller passes
+ * the limit it reads from its configuration now), cancellation of
  * jobs that have not started, and the counters /lag and /metrics report. */
 #ifndef LOOPD_WORK_H
 #define LOOPD_WORK_H
@@ -11,7 +12,6 @@
 #include "reply.h"
 
 typedef struct work_pool {
-  int64_t limit;
   int threads;
   _Atomic int64_t inflight; /* queued + running */
   _Atomic int64_t running;
@@ -22,7 +22,7 @@ typedef struct work_pool {
 
 /* Sets the pool size (UV_THREADPOOL_SIZE) before anything uses the pool.
  * Returns 0, or a negative errno (-EINVAL: the environment kept another size). */
-int work_pool_init(work_pool_t *wp, int threads, int64_t limit);
+int work_pool_init(work_pool_t *wp, int threads);
 
 /* Checks that the pool really has wp->threads threads (libuv reads the size
  * once, and the environment may have fixed it first). Returns how many jobs
@@ -35,10 +35,10 @@ typedef struct job job_t;
  * UV_ECANCELED when the job never ran. Never called after work_cancel. */
 typedef void (*job_done_cb)(void *owner, const route_state_t *state, int status);
 
-/* Queues fn to run on a pool thread with a copy of state. NULL when the queue
- * is full (counted as rejected) or on error. */
-job_t *work_submit(work_pool_t *wp, uv_loop_t *loop, route_fn fn, const route_state_t *state,
-                   job_done_cb done, void *owner);
+/* Queues fn to run on a pool thread with a copy of state. NULL when limit
+ * jobs are queued or running (counted as rejected) or on error. */
+job_t *work_submit(work_pool_t *wp, uv_loop_t *loop, int64_t limit, route_fn fn,
+                   const route_state_t *state, job_done_cb done, void *owner);
 /* The owner is gone: cancel if not started; a running job finishes unheard. */
 void work_cancel(job_t *j);
 

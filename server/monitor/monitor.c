@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "refusal.h"
 #include "util.h"
 
 #define NOTE_FIRST_MS 2000 /* a stall still running this long is reported before it ends */
@@ -78,7 +79,7 @@ mon_hub_t *mon_hub_new(const config_t *cfg, int mode, int nsrc, int nhttp) {
   h->start_ns = clock_ns();
   h->sample_ns = (uint64_t)cfg->monitor.sample_ms * NS_PER_MS;
   h->beat_ns = (uint64_t)cfg->monitor.heartbeat_ms * NS_PER_MS;
-  h->stall_ms = (uint64_t)cfg->monitor.stall_ms;
+  atomic_init(&h->stall_ms, (uint64_t)cfg->monitor.stall_ms);
   size_t bytes = (size_t)nsrc * sizeof(mon_src_t);
   h->src = aligned_alloc(64, (bytes + 63) / 64 * 64);
   h->http = calloc((size_t)(nhttp > 0 ? nhttp : 1), sizeof(mon_http_t));
@@ -210,6 +211,7 @@ void mon_beat(mon_src_t *s, uint64_t now_ns) {
   s->ring[r].t_ns = now_ns;
   s->ring[r].gap_ns = gap;
   pthread_mutex_unlock(&s->mu);
+  refusal_tick(); /* a "more refused" line waits for a beat at most */
 }
 
 /* ---- reading ---- */
@@ -416,13 +418,23 @@ void mon_stall_ended(mon_src_t *s, uint64_t since_ms, uint64_t now_ms) {
   log_stall(s, ms, false, what);
 }
 
-uint64_t mon_stall_ms(const mon_hub_t *h) { return h->stall_ms; }
+uint64_t mon_stall_ms(const mon_hub_t *h) {
+  return atomic_load_explicit(&h->stall_ms, memory_order_relaxed);
+}
+
+void mon_hub_set_stall_ms(mon_hub_t *h, uint64_t ms) {
+  pthread_mutex_lock(&h->wd_mu);
+  atomic_store_explicit(&h->stall_ms, ms, memory_order_relaxed);
+  pthread_cond_signal(&h->wd_cv); /* it may be sleeping for the old threshold */
+  pthread_mutex_unlock(&h->wd_mu);
+}
 
 /* Looks at one source; returns how many ms it may sleep before looking again. */
 static uint64_t watch_src(mon_hub_t *h, mon_src_t *s, uint64_t now) {
   uint64_t since = atomic_load_explicit(&s->stall.since_ms, memory_order_acquire);
   __typeof__(s->wd) *w = &s->wd;
-  uint64_t half = h->stall_ms / 2 > 0 ? h->stall_ms / 2 : 1;
+  uint64_t stall_ms = mon_stall_ms(h);
+  uint64_t half = stall_ms / 2 > 0 ? stall_ms / 2 : 1;
   if (half > WATCH_IDLE_MS)
     half = WATCH_IDLE_MS;
   if (w->active && since != w->turn) {
@@ -441,8 +453,8 @@ static uint64_t watch_src(mon_hub_t *h, mon_src_t *s, uint64_t now) {
     return half;
   uint64_t busy = now > since ? now - since : 0;
   if (!w->active) {
-    if (busy < h->stall_ms)
-      return h->stall_ms - busy; /* look again just as it would become a stall */
+    if (busy < stall_ms)
+      return stall_ms - busy; /* look again just as it would become a stall */
     /* A stall, still running: count it and name it now, while its culprit
      * is the one on the stack. */
     char what[STALL_WHAT_MAX];
