@@ -66,11 +66,14 @@
 
 static const char USAGE[] =
     "usage: openloop PORT RATE CONNS SECONDS [--warmup S] [--path P] [--depth D]\n"
+    "                [--reconnects N]\n"
     "  Sends GET P (default /) to 127.0.0.1:PORT at RATE requests/s in total over CONNS\n"
     "  keep-alive connections for SECONDS, at most D (default 1) in flight per connection,\n"
     "  timing each from when it was due (no coordinated omission; see openloop.c).\n"
     "  Prints OPENLOOP key=value ...: p50_us p90_us p99_us p999_us max_us, achieved rate,\n"
-    "  errors, unanswered, client_late_p99_us, client_cpu_pct, client_runq_pct.\n";
+    "  errors, unanswered, client_late_p99_us, client_cpu_pct, client_runq_pct.\n"
+    "  A connection the server closes is reopened, at most N times in all (default\n"
+    "  10 x CONNS + 100); past that its requests count as errors.\n";
 
 typedef struct {
   int fd, up;
@@ -90,7 +93,7 @@ typedef struct {
   size_t req_len;
   conn_t *c;
   hdr_t lat, late;
-  uint64_t sent, answered, non2xx, errors, unanswered, overflow, reconnects;
+  uint64_t sent, answered, non2xx, errors, unanswered, overflow, reconnects, max_reconnects;
 } ol_t;
 
 static uint64_t now_ns(void) {
@@ -238,7 +241,7 @@ static void ol_lost(ol_t *o, conn_t *c) {
   }
   c->up = 0;
   c->fd = -1;
-  if (o->reconnects++ < 10u * o->nconns + 100u && ol_connect(o, c) == 0)
+  if (o->reconnects++ < o->max_reconnects && ol_connect(o, c) == 0)
     return;
   for (; c->len > 0; c->len--, c->head = (c->head + 1) % QCAP)
     o->errors++;
@@ -429,6 +432,7 @@ static int ol_args(ol_t *o, int argc, char **argv, double *seconds, double *warm
   *seconds = atof(argv[4]);
   *warmup = 0;
   o->depth = 1;
+  long long reconnects = -1;
   for (int i = 5; i < argc; i += 2) {
     if (i + 1 >= argc)
       return -1;
@@ -438,9 +442,14 @@ static int ol_args(ol_t *o, int argc, char **argv, double *seconds, double *warm
       path = argv[i + 1];
     else if (strcmp(argv[i], "--depth") == 0)
       o->depth = atoi(argv[i + 1]);
+    else if (strcmp(argv[i], "--reconnects") == 0)
+      reconnects = atoll(argv[i + 1]);
     else
       return -1;
   }
+  if (reconnects < -1 || reconnects > 100000000)
+    return -1;
+  o->max_reconnects = reconnects >= 0 ? (uint64_t)reconnects : 10u * o->nconns + 100u;
   if (o->port <= 0 || o->port > 65535 || o->rate <= 0 || o->nconns < 1 ||
       o->nconns > MAX_CONNS || *seconds <= 0 || *seconds > 3600 || *warmup < 0 ||
       *warmup >= *seconds || o->depth < 1 || o->depth > (int)QCAP || path[0] != '/')
