@@ -28,26 +28,27 @@ ask() {
 heads() { tr -d '\r' | sed -n '1,/^$/p' | grep -v -i -e '^date:' -e '^server:' -e '^$' | sort; }
 
 start_loopd "$out/loopd.log"
-ask "$SRV_PORT" 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' >"$out/loopd.txt"
+ask "$SRV_PORT" 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' >"$out/loopd.txt"
+grep -q '^HTTP/1.1 200' "$out/loopd.txt" || fail "loopd's own answer is not a 200: $(head -1 "$out/loopd.txt")"
 stop_pid "$SRV_PID"
 for p in uvmin floor; do
   start_peer "$p" "$out/$p.log" "$out"
   [ "$SRV_PORT" -gt 0 ] || fail "$p: no port"
   grep -q "^$p: listening on http://127.0.0.1:$SRV_PORT" "$out/$p.log" || fail "$p: no listen line"
-  ask "$SRV_PORT" 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' >"$out/$p.txt"
+  ask "$SRV_PORT" 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' >"$out/$p.txt"
   [ "$(heads <"$out/$p.txt")" = "$(heads <"$out/loopd.txt")" ] ||
     fail "$p answers otherwise than loopd: $(heads <"$out/$p.txt" | tr '\n' '|') vs $(heads <"$out/loopd.txt" | tr '\n' '|')"
   [ "$(tail -c 13 "$out/$p.txt")" = "Hello, World!" ] || fail "$p body: $(tail -c 20 "$out/$p.txt")"
   # two requests, the second's end split across two writes: two answers
-  n=$(ask "$SRV_PORT" 'GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r' '\n' | grep -o 'HTTP/1.1 200' | wc -l)
+  n=$(ask "$SRV_PORT" 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r' '\n' | grep -o 'HTTP/1.1 200' | wc -l)
   [ "$n" = 2 ] || fail "$p: $n answers to two requests (one split across writes)"
   if [ "$p" = uvmin ]; then
     grep -qi '^date: ' "$out/$p.txt" || fail "uvmin sends no Date"
-    n=$(ask "$SRV_PORT" 'GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n' | grep -o 'HTTP/1' | wc -l)
+    n=$(ask "$SRV_PORT" 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n' | grep -o 'HTTP/1' | wc -l)
     [ "$n" = 0 ] || fail "uvmin answered a request strict llhttp refuses"
     # Connection: close: one answer, then the server closes (cat ends before its timeout)
     exec 3<>"/dev/tcp/127.0.0.1/$SRV_PORT" || fail "uvmin: no connection"
-    printf 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3
+    printf 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3
     timeout 2 cat <&3 >"$out/close.txt"
     rc=$?
     exec 3<&-
