@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client_net.h"
+
 #define MAX_CONNS 100000
 #define IO_TIMEOUT_S 20 /* a server that stops answering fails the run, not hangs it */
 
@@ -86,11 +88,15 @@ static int parse_addr(const char *ip, int port, struct sockaddr_in *a) {
   return inet_pton(AF_INET, ip, &a->sin_addr) == 1 ? 0 : -1;
 }
 
+static const char USAGE[] =
+    "usage: c10k_hold HOST PORT N [SRC]\n"
+    "  Opens N keep-alive connections to HOST:PORT (from SRC when given), one GET / on\n"
+    "  each, holds them idle until SIGTERM; prints \"held K of N\" (loadtest/run c10k).\n";
+
 int main(int argc, char **argv) {
-  if (argc < 4 || argc > 5) {
-    fprintf(stderr, "usage: c10k_hold HOST PORT N [SRC]\n");
-    return 2;
-  }
+  lt_help(argc, argv, USAGE);
+  if (argc < 4 || argc > 5)
+    return lt_usage(USAGE);
   int port = atoi(argv[2]);
   long n = atol(argv[3]);
   struct sockaddr_in dst, src;

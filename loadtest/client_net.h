@@ -1,15 +1,31 @@
-/* client_net.h: what loadtest's C clients share: a monotonic clock in ms and
- * a blocking TCP connection to 127.0.0.1. */
+/* client_net.h: what loadtest's C clients share: --help, a monotonic clock
+ * in ms and a blocking TCP connection to 127.0.0.1. */
 #ifndef LOADTEST_CLIENT_NET_H
 #define LOADTEST_CLIENT_NET_H
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+/* --help or -h as the first argument: USAGE on stdout, exit 0. Called first
+ * in main; a usage error prints USAGE on stderr and exits 2 (lt_usage). */
+static inline void lt_help(int argc, char **argv, const char *usage) {
+  if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+    fputs(usage, stdout);
+    exit(0);
+  }
+}
+static inline int lt_usage(const char *usage) {
+  fputs(usage, stderr);
+  return 2;
+}
 
 static inline double lt_now_ms(void) {
   struct timespec ts;

@@ -17,6 +17,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "client_net.h"
+
 #define REQ_MAX 2048
 #define RBUF (1 << 20)
 
@@ -66,11 +68,15 @@ static long response_length(const char *buf, size_t len) {
   return head + (size_t)body <= len ? (long)(head + (size_t)body) : 0;
 }
 
+static const char USAGE[] =
+    "usage: cost_client PORT KIND N DEPTH\n"
+    "  KIND: get | echo1k | lag | metrics | heartbeat. One connection sends N requests,\n"
+    "  DEPTH per write, reading every answer whole (loadtest/run cost drives it).\n";
+
 int main(int argc, char **argv) {
-  if (argc != 5) {
-    fprintf(stderr, "usage: cost_client PORT KIND N DEPTH\n");
-    return 2;
-  }
+  lt_help(argc, argv, USAGE);
+  if (argc != 5)
+    return lt_usage(USAGE);
   int port = atoi(argv[1]);
   long n = atol(argv[3]);
   int depth = atoi(argv[4]);

@@ -4,8 +4,8 @@
  * same partial head in one sweep, then probes until the server has closed
  * all N. Run loopd with a short limits.header_timeout_ms (e.g. 3000) and a
  * low monitor.stall_ms (e.g. 3) to see the burst's turns in its stall lines.
- * Usage: expiry_burst PORT N   Prints the sweep, the closes' spread and the
- * probe's latency while they came. */
+ * Usage: expiry_burst PORT N   Prints one key=value line: the sweep, the
+ * closes' spread and the probe's latency while they came. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -16,6 +16,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "client_net.h"
 
 static double now_ms(void) {
   struct timespec t;
@@ -55,17 +57,27 @@ static int reap(struct pollfd *p, int n, double *first, double *last) {
   return closed;
 }
 
+static const char USAGE[] =
+    "usage: expiry_burst PORT N   (N: 1 to 100,000 connections)\n"
+    "  N connections to 127.0.0.1:PORT send the same partial head in one sweep\n"
+    "  (after 1.5 s), so they reach the server's header timeout together; a probe\n"
+    "  times GET / on its own connection until the server has closed all N.\n"
+    "  loadtest/run expiry-burst starts loopd and runs this.\n";
+
 int main(int argc, char **argv) {
-  if (argc != 3) {
-    fprintf(stderr, "usage: expiry_burst PORT N\n");
-    return 2;
-  }
+  lt_help(argc, argv, USAGE);
+  if (argc != 3)
+    return lt_usage(USAGE);
   int port = atoi(argv[1]), n = atoi(argv[2]);
+  if (port <= 0 || port > 65535 || n < 1 || n > 100000)
+    return lt_usage(USAGE);
   struct rlimit rl;
   getrlimit(RLIMIT_NOFILE, &rl);
   rl.rlim_cur = rl.rlim_max;
   setrlimit(RLIMIT_NOFILE, &rl);
   struct pollfd *p = calloc((size_t)n, sizeof *p);
+  if (p == NULL)
+    return 1;
   for (int i = 0; i < n; i++)
     p[i] = (struct pollfd){.fd = dial(port), .events = POLLIN};
   usleep(1500 * 1000);
@@ -74,7 +86,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < n; i++)
     if (write(p[i].fd, part, sizeof part - 1) < 0)
       return 1;
-  printf("partial heads sent to %d connections in %.0f ms\n", n, now_ms() - t0);
+  double sweep = now_ms() - t0;
   int probe = dial(port), open_n = n, probes = 0;
   const char req[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
   char buf[65536];
@@ -93,7 +105,9 @@ int main(int argc, char **argv) {
       max = lat > max ? lat : max;
     }
   }
-  printf("closes spread over %.1f ms; probe GET / while they came: %d, mean %.2f ms, max %.2f ms\n",
-         last - first, probes, probes ? sum / probes : 0.0, max);
+  printf("conns=%d sweep_ms=%.0f closes_spread_ms=%.1f probes=%d probe_mean_ms=%.2f probe_max_ms=%.2f\n",
+         n, sweep, last - first, probes, probes ? sum / probes : 0.0, max);
+  close(probe);
+  free(p);
   return 0;
 }

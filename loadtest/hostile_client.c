@@ -512,7 +512,20 @@ static int mode_freeport(void) {
   return 0;
 }
 
+static const char USAGE[] =
+    "usage: hostile_client MODE ...\n"
+    "  probe PORT SECONDS [INTERVAL_MS]   sequential GET / on one connection\n"
+    "  pipeline PORT PATH SECONDS [DEPTH] one connection, DEPTH requests per write\n"
+    "  noread PORT CONNS BYTES SECONDS    POST /echo with BYTES, never read\n"
+    "  counted PORT CONNS SECONDS [DEPTH] count requests written and answered\n"
+    "  abandon PORT N PATH                send PATH on N connections, close at once\n"
+    "  hold PORT N SECONDS                open N connections, check each answer\n"
+    "  smuggle SOCKET                     smuggling payloads through a proxy socket\n"
+    "  freeport                           print a free loopback port\n"
+    "  (loadtest/run hostile drives it)\n";
+
 int main(int argc, char **argv) {
+  lt_help(argc, argv, USAGE);
   const char *m = argc > 1 ? argv[1] : "";
   int a3 = argc > 3 ? atoi(argv[3]) : 0, a4 = argc > 4 ? atoi(argv[4]) : 0;
   hc_port = argc > 2 ? atoi(argv[2]) : 0;
@@ -534,7 +547,5 @@ int main(int argc, char **argv) {
     return mode_smuggle(argv[2]);
   if (!strcmp(m, "freeport"))
     return mode_freeport();
-  fprintf(stderr, "usage: hostile_client probe|pipeline|noread|counted|abandon|hold|smuggle|"
-                  "freeport ... (see the comment at the top of hostile_client.c)\n");
-  return 2;
+  return lt_usage(USAGE);
 }

@@ -12,6 +12,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "client_net.h"
+
 static long rss_kb(int pid) {
   char path[64], line[256];
   snprintf(path, sizeof path, "/proc/%d/status", pid);
@@ -25,11 +27,16 @@ static long rss_kb(int pid) {
   return v;
 }
 
+static const char USAGE[] =
+    "usage: idle_rss PORT PID N\n"
+    "  Opens N keep-alive connections to 127.0.0.1:PORT, one GET / on each, holds\n"
+    "  them and prints the VmRSS of process PID before and after, and per connection.\n"
+    "  loadtest/run idle-rss starts loopd and runs this.\n";
+
 int main(int argc, char **argv) {
-  if (argc != 4) {
-    fprintf(stderr, "usage: idle_rss PORT PID N\n");
-    return 2;
-  }
+  lt_help(argc, argv, USAGE);
+  if (argc != 4)
+    return lt_usage(USAGE);
   int port = atoi(argv[1]), pid = atoi(argv[2]), n = atoi(argv[3]);
   struct rlimit rl;
   getrlimit(RLIMIT_NOFILE, &rl);

@@ -68,11 +68,16 @@ static int cmp(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+static const char USAGE[] =
+    "usage: probe_latency PORT WORK_PATH|- [tries] [inflight]\n"
+    "  Keeps INFLIGHT requests for WORK_PATH in flight on their own connections and\n"
+    "  times TRIES sequential GET / on a keep-alive connection: p50/p99/max.\n"
+    "  loadtest/run probe-latency starts loopd and runs this.\n";
+
 int main(int argc, char **argv) {
-  if (argc < 3) {
-    fprintf(stderr, "usage: probe_latency PORT WORK_PATH|- [tries] [inflight]\n");
-    return 2;
-  }
+  lt_help(argc, argv, USAGE);
+  if (argc < 3 || argc > 5)
+    return lt_usage(USAGE);
   port = atoi(argv[1]);
   work = argv[2];
   int tries = argc > 3 ? atoi(argv[3]) : 100;

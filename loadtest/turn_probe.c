@@ -232,12 +232,16 @@ static int setup_attack(const char *attack, void *(**fn)(void *)) {
   return 0;
 }
 
+static const char USAGE[] =
+    "usage: turn_probe PORT pipe:PATH|noread:N:BYTES|slowread:N:PATH|none [seconds] [probe_interval_ms]\n"
+    "  What a GET / on its own connection sees while one hostile client (or a crowd)\n"
+    "  works on the server's loop (see the comment at the top of turn_probe.c).\n"
+    "  loadtest/run turn-probe starts loopd and runs this.\n";
+
 int main(int argc, char **argv) {
-  if (argc < 3) {
-    fprintf(stderr, "usage: turn_probe PORT pipe:PATH|noread:N:BYTES|slowread:N:PATH|none "
-                    "[seconds] [probe_interval_ms]\n");
-    return 2;
-  }
+  lt_help(argc, argv, USAGE);
+  if (argc < 3 || argc > 5)
+    return lt_usage(USAGE);
   signal(SIGPIPE, SIG_IGN);
   port = atoi(argv[1]);
   double secs = argc > 3 ? atof(argv[3]) : 10;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_cost.sh: loadtest/cost in quick mode against the committed budgets
+# test_cost.sh: loadtest/run cost in quick mode against the committed budgets
 # (loadtest/cost-budget.txt): instructions per request are deterministic, so
 # a slower hot path fails here where a wall-clock test could not tell.
 set -uo pipefail
@@ -7,7 +7,7 @@ src=${LOOPD_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 command -v valgrind >/dev/null || { echo "valgrind not installed: skipped"; exit 77; }
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-"$src/loadtest/cost" --quick --out "$out" --check "$src/loadtest/cost-budget.txt"
+"$src/loadtest/run" cost --quick --out "$out" --check "$src/loadtest/cost-budget.txt"
 status=$?
 [ "$status" = 0 ] || { echo "FAIL: cost exited $status"; exit 1; }
 rows=$(($(wc -l <"$out/results.csv") - 1))

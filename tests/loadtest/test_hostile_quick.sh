@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_hostile_quick.sh: loadtest/hostile in quick mode (seconds per attack),
+# test_hostile_quick.sh: loadtest/run hostile in quick mode (seconds per attack),
 # so the suite cannot rot: every attack has its rows (loopd, and nginx where
 # it applies), each measured or skipped with a reason, nothing crashed, the
 # CSV and summary written. Not a benchmark: latency targets are not checked,
@@ -10,12 +10,12 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-"$src/loadtest/hostile" --quick --out "$out" >"$out/stdout" 2>"$out/stderr" ||
+"$src/loadtest/run" hostile --quick --out "$out" >"$out/stdout" 2>"$out/stderr" ||
   { tail -20 "$out/stderr"; fail "hostile exited $?"; }
 csv="$out/results.csv"
 [ -s "$csv" ] || fail "no results.csv"
 both="baseline slowloris slowbody slowread pipeline-root"
-for a in $("$src/loadtest/hostile" --list); do
+for a in $("$src/loadtest/run" hostile --list); do
   servers=loopd
   case " $both " in *" $a "*) servers="loopd nginx" ;; esac
   for s in $servers; do

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # test_peers_quick.sh: the lesson's own world on the bench, in quick mode, so
 # it cannot rot. One argument says which part:
-#   compare  loadtest/compare --peers asyncio,uvloop,h2o,nginx,node (GET /, echo)
-#   lag      loadtest/lag-demo --server loopd,asyncio,uvloop (the four phases)
-#   c10k     loadtest/c10k against event, threads, asyncio, nginx (200 and 1000)
+#   compare  loadtest/run compare --peers asyncio,uvloop,h2o,nginx,node (GET /, echo)
+#   lag      loadtest/run lag-demo --server loopd,asyncio,uvloop (the four phases)
+#   c10k     loadtest/run c10k against event, threads, asyncio, nginx (200 and 1000)
 # A peer that is not installed is skipped with a message (and the whole test
 # with 77 when no peer is there). Not a benchmark: the checks are what must
 # hold on any machine (every point served, stalls where /block is and only
@@ -28,7 +28,7 @@ case $part in
     command -v wrk >/dev/null || { echo "wrk not installed: skipped"; exit 77; }
     peers=$(installed asyncio,uvloop,h2o,nginx,node)
     [ -n "$peers" ] || { echo "no peer installed: skipped"; exit 77; }
-    "$src/loadtest/compare" --quick --duration 1 --conns 10 --modes event --loads get,echo \
+    "$src/loadtest/run" compare --quick --duration 1 --conns 10 --modes event --loads get,echo \
       --peers "${peers// /,}" --out "$out" || fail "compare exited $?"
     csv="$out/results.csv"
     for p in loopd-event $peers; do
@@ -48,7 +48,7 @@ case $part in
     command -v wrk >/dev/null || { echo "wrk not installed: skipped"; exit 77; }
     peers=$(installed asyncio,uvloop)
     [ -n "$peers" ] || { echo "python3-aiohttp not installed: skipped"; exit 77; }
-    "$src/loadtest/lag-demo" --quick --server "loopd,${peers// /,}" --out "$out" || fail "lag-demo exited $?"
+    "$src/loadtest/run" lag-demo --quick --server "loopd,${peers// /,}" --out "$out" || fail "lag-demo exited $?"
     head -c 8 "$out/timeline.png" | grep -q PNG || fail "no side-by-side timeline.png"
     for s in loopd $peers; do
       for phase in baseline block slow cpu; do
@@ -67,7 +67,7 @@ case $part in
     ;;
   c10k)
     peers=$(installed asyncio,nginx)
-    "$src/loadtest/c10k" --quick --servers "event,threads${peers:+,${peers// /,}}" --out "$out" ||
+    "$src/loadtest/run" c10k --quick --servers "event,threads${peers:+,${peers// /,}}" --out "$out" ||
       fail "c10k exited $?"
     csv="$out/results.csv"
     for s in event threads $peers; do

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# test_quick.sh: the loadtest harness in quick mode (a second or two per
-# point), so it cannot rot: every point measured, the CSV, the summary and the
-# plots written. Skipped (77) without wrk. Not a benchmark: numbers unchecked
+# test_quick.sh: the loadtest harness in quick mode (a second per point
+# here), so it cannot rot: every point measured, the CSV, the summary, the
+# plots and each result set's meta.txt written. Skipped (77) without wrk. Not a benchmark: numbers unchecked
 # beyond "requests were served".
 set -uo pipefail
 src=${LOOPD_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -10,7 +10,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-"$src/loadtest/compare" --quick --duration 1 --conns 10,50 --modes event,threads \
+"$src/loadtest/run" compare --quick --duration 1 --conns 10,50 --modes event,threads \
   --out "$out" || fail "compare exited $?"
 csv="$out/results.csv"
 rows=$(($(wc -l <"$csv") - 1))
@@ -27,7 +27,7 @@ for load in get echo pipeline mixed; do
 done
 grep -q "event/threads" "$out/summary.md" || fail "no ratio table"
 
-"$src/loadtest/lag-demo" --quick --out "$out/lag" || fail "lag-demo exited $?"
+"$src/loadtest/run" lag-demo --quick --out "$out/lag" || fail "lag-demo exited $?"
 for f in summary.md timeline.png timeline.csv; do
   [ -s "$out/lag/$f" ] || fail "lag-demo wrote no $f"
 done
@@ -42,10 +42,17 @@ awk -F, '$3=="block" && $2+0 >= 140 {hit=1} END {exit !hit}' "$out/lag/timeline.
   fail "lag-demo timeline shows no /block stall in the block phase"
 awk -F, '$3=="baseline" && $2+0 >= 140 {hit=1} END {exit hit}' "$out/lag/timeline.csv" ||
   fail "lag-demo timeline puts a stall in the baseline"
-"$src/loadtest/monitor-cost" --rounds 1 --duration 1 --out "$out/cost" || fail "monitor-cost exited $?"
+"$src/loadtest/run" monitor-cost --quick --out "$out/cost" || fail "monitor-cost exited $?"
 [ "$(grep -c '^o[nf]*,1,[0-9]' "$out/cost/results.csv")" = 2 ] || fail "monitor-cost: expected an on and an off run"
 grep -q '^Medians: on [0-9]* req/s, off [0-9]* req/s' "$out/cost/summary.md" || fail "monitor-cost summary"
-ec=$("$src/loadtest/events-cost" --streams 2 --interval-ms 100 --seconds 1 --rounds 1 \
-  --bin "${LOOPD_BIN:-$src/build/loopd}") || fail "events-cost exited $?"
-echo "$ec" | grep -q '^median: process CPU .* us per snapshot per viewer' || fail "events-cost: $ec"
+"$src/loadtest/run" events-cost --quick --out "$out/ev" >/dev/null || fail "events-cost exited $?"
+grep -q '^median: process CPU .* us per snapshot per viewer' "$out/ev/results.txt" ||
+  fail "events-cost: $(cat "$out/ev/results.txt")"
+# every result set says how it was made
+for d in "$out" "$out/lag" "$out/cost" "$out/ev"; do
+  for k in commit command loopd kernel cpu pinning repeats 'load before' 'load after'; do
+    grep -q "^$k: ." "$d/meta.txt" || fail "$d/meta.txt lacks $k"
+  done
+done
+grep -q '^command: loadtest/run compare --quick --duration 1' "$out/meta.txt" || fail "meta.txt: $(grep command "$out/meta.txt")"
 echo "ok: $rows points, summary, plots, lag-demo, monitor-cost, events-cost"

@@ -9,7 +9,7 @@ counts the snapshots the readers received. Reports, as medians over rounds,
 the process CPU (ms per second) idle and with streams, the thread that paid
 the most (the loop), and the CPU per snapshot (per viewer per interval).
 
-  loadtest/events-cost [--streams 10] [--interval-ms 50] [--seconds 10]
+  loadtest/tools/events_cost.py [--streams 10] [--interval-ms 50] [--seconds 10]
                        [--rounds 3] [--mode event|threads] [--bin build/loopd]
 """
 import argparse
@@ -103,7 +103,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--mode", default="event")
-    ap.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "build", "loopd"))
+    ap.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "..", "build", "loopd"))
     a = ap.parse_args()
     p, port = start(a.bin, a.mode)
     idle, busy, idle_top, busy_top, per_snap, per_snap_top, sizes = [], [], [], [], [], [], []
@@ -130,6 +130,9 @@ def main():
           "%.1f us per snapshot per viewer (busiest thread, the loop: %.1f us); %.0f bytes each"
           % (med(idle), med(busy), a.streams, a.interval_ms, med(per_snap), med(per_snap_top),
              med(sizes)))
+    print("range over %d rounds: %.1f-%.1f us per snapshot per viewer (busiest thread %.1f-%.1f us); "
+          "%.2f-%.2f ms/s with streams" % (a.rounds, min(per_snap), max(per_snap), min(per_snap_top),
+                                            max(per_snap_top), min(busy), max(busy)))
 
 
 if __name__ == "__main__":
