@@ -4,7 +4,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 
 #include "log.h"
 #include "util.h"
@@ -80,6 +79,7 @@ void conn_close(conn_t *c) {
   } else {
     l->nconns--;
     stats_conn_give(l->stats);
+    conn_untrack(c);
   }
   timeq_remove(&l->tq, &c->tq);
   if (close_allowed(l)) {
@@ -95,55 +95,6 @@ void conn_closes_flush(evloop_t *l) {
     uv_close((uv_handle_t *)&c->tcp, on_close);
 }
 
-
-static void on_shutdown(uv_shutdown_t *req, int status) {
-  conn_t *c = req->data;
-  free(req);
-  if (status < 0)
-    conn_close(c);
-}
-
-/* After the last byte: send FIN, then read and drop what the client still
- * sends, so our final response is not destroyed by a reset. */
-void conn_finish(conn_t *c) {
-  if (c->closing || c->lingering)
-    return;
-  if (c->read_eof) {
-    conn_close(c);
-    return;
-  }
-  uv_shutdown_t *req = malloc(sizeof *req);
-  if (req == NULL || uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
-    free(req);
-    conn_close(c);
-    return;
-  }
-  req->data = c;
-  c->lingering = true;
-  if (c->refused)
-    c->loop->nlingering_refused++;
-  c->plan_due = now_ms(c) + LINGER_MS;
-  conn_arm(c);
-}
-
-/* Whether the kernel holds bytes from the client that loopd has not read:
- * closing then would send a reset, which destroys answers still unread on
- * the client's side. */
-static bool unread_input(conn_t *c) {
-  uv_os_fd_t fd;
-  int n = 0;
-  return uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, FIONREAD, &n) == 0 && n > 0;
-}
-
-/* Draining and nothing left to answer: a request the kernel already holds
- * is read and answered (with Connection: close); otherwise FIN and the
- * lingering read, never a bare close. Returns whether the connection ends. */
-static bool drain_idle(conn_t *c) {
-  if (unread_input(c))
-    return false;
-  conn_finish(c);
-  return true;
-}
 
 /* ---- writing: uv_try_write first, a write state (conn_write.c) only for what waits ---- */
 
@@ -251,12 +202,18 @@ static void plan_done(conn_t *c) {
   budget_stop(c);
 }
 
-static void on_job_done(void *owner, const route_state_t *state, int status) {
+static void on_job_done(void *owner, const route_state_t *state, int status, bool last) {
   conn_t *c = owner;
+  (void)status; /* a cancelled job never reaches an owner */
+  route_ctx_t *rc = c->session.rc;
+  if (rc->plan.merge != NULL)
+    rc->plan.merge(rc, state); /* a burst: each job's result folds into the request's */
+  else
+    rc->state = *state;
+  if (!last)
+    return;
   turn_begins(c->loop);
   c->job = NULL;
-  (void)status; /* a cancelled job never reaches an owner */
-  c->session.rc->state = *state;
   uv_update_time(&c->loop->uv);
   plan_done(c);
 }
@@ -282,7 +239,8 @@ static void start_plan(conn_t *c) {
       uv_idle_start(&l->idle, on_idle);
     break;
   case PLAN_JOB:
-    c->job = work_submit(l->work, &l->uv, p->job, &c->session.rc->state, on_job_done, c);
+    c->job = work_submit(l->work, &l->uv, p->job, &c->session.rc->state, p->jobs, on_job_done, c,
+                         conn_track_pool(c));
     if (c->job == NULL) {
       c->wait = WAIT_NONE;
       conn_step(c, session_refuse(&c->session, &l->out, now_ms(c), 503,
@@ -557,7 +515,7 @@ void conn_expire(tq_node_t *n, void *arg) {
 }
 
 /* End of every callback: write, then decide about reading, closing, timers. */
-static void conn_after(conn_t *c) {
+static void conn_after_io(conn_t *c) {
   conn_flush(c);
   if (c->closing)
     return;
@@ -575,7 +533,7 @@ static void conn_after(conn_t *c) {
       return;
     }
   } else if (c->loop->draining && c->wait == WAIT_NONE && !c->writing &&
-             session_idle(&c->session) && c->inbuf.len == 0 && drain_idle(c)) {
+             session_idle(&c->session) && c->inbuf.len == 0 && conn_drain_idle(c)) {
     return;
   } else {
     /* Backpressure: no new input while output waits, or while input piles up. */
@@ -584,9 +542,7 @@ static void conn_after(conn_t *c) {
   conn_arm(c);
 }
 
-void conn_drain(conn_t *c) {
-  if (c->closing || c->lingering)
-    return;
-  if (c->wait == WAIT_NONE && !c->writing && session_idle(&c->session) && c->inbuf.len == 0)
-    drain_idle(c);
+static void conn_after(conn_t *c) {
+  conn_after_io(c);
+  conn_track(c); /* what it waits on now, for /requests */
 }

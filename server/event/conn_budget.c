@@ -2,9 +2,8 @@
  * again queue of connections whose share ran out (conn_internal.h says why). */
 #include "conn_internal.h"
 
-#include <stdio.h>
+#include "util.h"
 
-#include "session_rc.h"
 
 void budget_start(conn_t *c) {
   evloop_t *l = c->loop;
@@ -33,12 +32,8 @@ static void budget_attrib(conn_t *c) {
   const session_t *s = &c->session;
   if (l->mon.stall->text_key == s)
     stall_own_text(l->mon.stall, e->what);
-  else if (e->what[0] != '\0')
-    return; /* a later share of the same connection (a write): it keeps its request */
-  else if (s->req_active && s->rc != NULL)
-    stall_format(e->what, s->rc->req->method, s->rc->req->target, s->rc->req->target_len, s->peer);
-  else
-    snprintf(e->what, sizeof e->what, "(between requests) from %s", s->peer);
+  else if (e->what[0] == '\0') /* (a later share of the same connection keeps its request) */
+    session_describe(s, e->what);
 }
 
 void budget_stop(conn_t *c) {

@@ -61,11 +61,28 @@ typedef struct wstate {
 /* conn.c */
 void conn_close(conn_t *c);
 
-/* After the last byte: FIN, then a lingering read (LINGER_MS). */
+/* conn_accept.c: after the last byte: FIN, then a lingering read (LINGER_MS). */
 void conn_finish(conn_t *c);
+/* Draining and nothing left to answer: FIN and the lingering read, unless
+ * the kernel holds a request (it is answered first). Whether it ends. */
+bool conn_drain_idle(conn_t *c);
 void conn_set_reading(conn_t *c, bool on);
 /* (Re)starts the connection's timer for its next deadline. */
 void conn_arm(conn_t *c);
+
+/* conn_track.c: the lasting state (reqslot.h), after each callback. The
+ * common case inline: idle, and it was idle. */
+void conn_track_state(conn_t *c);
+static inline void conn_track(conn_t *c) {
+  if (c->rq_state == RQ_IDLE && c->rq_slot == 0 && c->wait == WAIT_NONE && !c->writing &&
+      !c->lingering && c->session.phase == PHASE_IDLE)
+    return;
+  conn_track_state(c);
+}
+/* The connection is gone (conn_close): out of the counts and the table. */
+void conn_untrack(conn_t *c);
+/* Before a pool submission: where its jobs say they have started. */
+job_seen_t conn_track_pool(conn_t *c);
 
 /* conn_write.c */
 /* c->w, taken from the loop's pool if c has none; NULL when out of memory. */

@@ -137,13 +137,40 @@ void mon_work_get(mon_hub_t *h, mon_work_t *out) {
     h->work_fn(h->work_arg, out);
 }
 
-void mon_conns_get(mon_hub_t *h, int64_t *active, uint64_t *accepted) {
-  *active = 0;
-  *accepted = 0;
+void mon_hub_set_conn_source(mon_hub_t *h, mon_conn_source_t src) { h->conns = src; }
+
+void mon_conns_full(mon_hub_t *h, mon_conns_t *out) {
+  memset(out, 0, sizeof *out);
   if (h->stats != NULL) {
-    *active = atomic_load_explicit(&h->stats->conn_active, memory_order_relaxed);
-    *accepted = atomic_load_explicit(&h->stats->conn_accepted, memory_order_relaxed);
+    out->active = atomic_load_explicit(&h->stats->conn_active, memory_order_relaxed);
+    out->handled = atomic_load_explicit(&h->stats->conn_handled, memory_order_relaxed);
+    out->refused = atomic_load_explicit(&h->stats->conn_refused, memory_order_relaxed);
+    out->accepted = out->handled + out->refused;
   }
+  if (h->conns.states != NULL)
+    h->conns.states(h->conns.arg, out->state);
+  for (int i = 0; i < RQ_NSTATES; i++)
+    out->gauge[rq_gauge_of(i)] += out->state[i] > 0 ? out->state[i] : 0;
+}
+
+void mon_conns_json(jw_t *w, mon_hub_t *h) {
+  mon_conns_t cn;
+  mon_conns_full(h, &cn);
+  jw_obj(w, "connections");
+  jw_int(w, "active", cn.active);
+  jw_int(w, "accepted", (int64_t)cn.accepted); /* nginx's accepts: handled + refused */
+  jw_int(w, "handled", (int64_t)cn.handled);
+  jw_int(w, "refused", (int64_t)cn.refused);   /* the short 503 at server.max_connections */
+  for (int g = 0; g < RQ_NGAUGES; g++)          /* open ones by state; they sum to active */
+    jw_int(w, rq_gauge_id(g), cn.gauge[g]);
+  if (h->mode == MODE_THREADS)
+    jw_int(w, "threads_live", mon_threads_live(h));
+  jw_obj_end(w);
+}
+
+void mon_requests_visit(mon_hub_t *h, int self, mon_rq_fn fn, void *ctx) {
+  if (h->conns.visit != NULL)
+    h->conns.visit(h->conns.arg, self, fn, ctx);
 }
 
 int64_t mon_threads_live(mon_hub_t *h) {

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "json.h"
 #include "prom.h"
+#include "reqslot.h"
 #include "stall.h"
 #include "stats.h"
 
@@ -181,7 +182,33 @@ int mon_mode(const mon_hub_t *h);
 double mon_uptime_s(const mon_hub_t *h);
 double mon_window_s(const mon_hub_t *h);
 void mon_work_get(mon_hub_t *h, mon_work_t *out);
-void mon_conns_get(mon_hub_t *h, int64_t *active, uint64_t *accepted);
+/* ---- connections, nginx stub_status style, and what is in flight ---- */
+
+typedef struct mon_conns {
+  int64_t active;                     /* open (admitted, not closed yet) */
+  uint64_t accepted, handled, refused; /* accepted = handled + refused (server.max_connections) */
+  int64_t state[RQ_NSTATES];          /* open connections by lasting state (reqslot.h) */
+  int64_t gauge[RQ_NGAUGES];          /* the same in stub_status's buckets */
+} mon_conns_t;
+void mon_conns_full(mon_hub_t *h, mon_conns_t *out);
+/* "connections": {active, accepted, handled, refused, reading, handler,
+ * writing, idle, closing, threads_live (thread mode)}, as /lag and /events show it. */
+void mon_conns_json(jw_t *w, mon_hub_t *h);
+
+/* What a mode tells about its connections (event: the loops' request
+ * tables; threads: each connection thread's slot). */
+typedef void (*mon_rq_fn)(void *ctx, const rq_view_t *r);
+typedef struct mon_conn_source {
+  /* Adds the open connections in each lasting state to state[RQ_NSTATES]. */
+  void (*states)(void *arg, int64_t *state);
+  /* fn for each request in flight: the lasting states, and what each loop
+   * (or thread) has run for 1 ms or more right now (RQ_HANDLER), but the
+   * handler of source self (the caller itself). */
+  void (*visit)(void *arg, int self, mon_rq_fn fn, void *ctx);
+  void *arg;
+} mon_conn_source_t;
+void mon_hub_set_conn_source(mon_hub_t *h, mon_conn_source_t src);
+void mon_requests_visit(mon_hub_t *h, int self, mon_rq_fn fn, void *ctx);
 /* Thread mode: connection threads alive (proc_stats_t.threads_live); 0 in event mode. */
 int64_t mon_threads_live(mon_hub_t *h);
 

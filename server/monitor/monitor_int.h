@@ -62,6 +62,7 @@ struct mon_hub {
   mon_work_fn work_fn;
   void *work_arg;
   const proc_stats_t *stats;
+  mon_conn_source_t conns;
   pthread_t wd_thread;
   pthread_mutex_t wd_mu;
   pthread_cond_t wd_cv;

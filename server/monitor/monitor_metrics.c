@@ -345,11 +345,26 @@ static int counter1(buf_t *b, const char *name, const char *help, uint64_t v) {
 
 static int render_counts(mon_hub_t *h, buf_t *b) {
   int r = 0;
-  int64_t active;
-  uint64_t accepted;
-  mon_conns_get(h, &active, &accepted);
-  r |= family1(b, "loopd_connections_active", "gauge", "Open client connections.", (double)active);
-  r |= counter1(b, "loopd_connections_accepted_total", "Connections accepted.", accepted);
+  mon_conns_t cn;
+  mon_conns_full(h, &cn);
+  r |= family1(b, "loopd_connections_active", "gauge", "Open client connections.",
+               (double)cn.active);
+  r |= counter1(b, "loopd_connections_accepted_total",
+                "Connections accepted: handled + refused (nginx stub_status' accepts).",
+                cn.accepted);
+  r |= counter1(b, "loopd_connections_handled_total",
+                "Connections admitted and served (nginx stub_status' handled).", cn.handled);
+  r |= counter1(b, "loopd_connections_refused_total",
+                "Connections refused with the short 503 at server.max_connections.", cn.refused);
+  r |= prom_family(b, "loopd_connections_state", "gauge",
+                   "Open connections by what they do: reading a request, in a handler or "
+                   "waiting for its plan (the pool, a delay, a /cpu slice), writing, idle "
+                   "keep-alive, closing (lingering). They sum to loopd_connections_active.");
+  for (int g = 0; g < RQ_NGAUGES; g++) {
+    char lab[32];
+    snprintf(lab, sizeof lab, "state=\"%s\"", rq_gauge_id(g));
+    r |= prom_sample(b, "loopd_connections_state", lab, (double)cn.gauge[g]);
+  }
   mon_work_t w;
   mon_work_get(h, &w);
   r |= family1(b, "loopd_work_threads", "gauge", "Thread-pool size for /slow.", w.threads);

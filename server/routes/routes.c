@@ -18,6 +18,7 @@ static const route_t table[] = {
     {"/healthz", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_healthz},
     {"/events", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_events},
     {"/dashboard", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_dashboard},
+    {"/requests", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_requests},
 };
 
 /* /metrics counts requests per row, with one more for "no route". */

@@ -154,15 +154,7 @@ static void json_counts(jw_t *w, mon_hub_t *h) {
   jw_int(w, "rejected", (int64_t)wk.rejected);
   jw_int(w, "cancelled", (int64_t)wk.cancelled);
   jw_obj_end(w);
-  int64_t active;
-  uint64_t accepted;
-  mon_conns_get(h, &active, &accepted);
-  jw_obj(w, "connections");
-  jw_int(w, "active", active);
-  jw_int(w, "accepted", (int64_t)accepted);
-  if (mon_mode(h) == MODE_THREADS)
-    jw_int(w, "threads_live", mon_threads_live(h));
-  jw_obj_end(w);
+  mon_conns_json(w, h);
 }
 
 /* The snapshot as one `data:` line in the scratch buffer; -1 when too large. */

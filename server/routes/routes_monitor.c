@@ -10,8 +10,9 @@
 #include "monitor.h"
 #include "query.h"
 #include "routes.h"
+#include "routes_int.h"
 
-#define EXTRA "Cache-Control: no-store\r\n"
+#define EXTRA MONITOR_EXTRA
 #define STREAM_CTYPE "text/plain; charset=utf-8"
 #define LAG_STREAM_MS 1000
 
@@ -51,15 +52,6 @@ static bool stream_begin(route_ctx_t *rc) {
     return false;
   }
   return true;
-}
-
-static void reply_buf(route_ctx_t *rc, int status, const char *ctype, int err) {
-  buf_t *b = &rc->env->scratch;
-  if (err != 0) {
-    reply_error(rc, 500, "response too large");
-    return;
-  }
-  reply_with(rc, status, ctype, EXTRA, b->data, b->len);
 }
 
 /* ---- /heartbeat ----
@@ -187,9 +179,6 @@ static void json_util(jw_t *w, double u) {
 static void lag_json(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
   mon_work_t wk;
   mon_work_get(h, &wk);
-  int64_t active;
-  uint64_t accepted;
-  mon_conns_get(h, &active, &accepted);
   mon_stall_t st;
   bool stalled = mon_last_stall(h, &st);
   jw_t w = reply_json_begin(rc);
@@ -233,10 +222,7 @@ static void lag_json(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
   jw_int(&w, "rejected", (int64_t)wk.rejected);
   jw_int(&w, "cancelled", (int64_t)wk.cancelled);
   jw_obj_end(&w);
-  jw_obj(&w, "connections");
-  jw_int(&w, "active", active);
-  jw_int(&w, "accepted", (int64_t)accepted);
-  jw_obj_end(&w);
+  mon_conns_json(&w, h);
   if (mon_mode(h) == MODE_THREADS) {
     jw_obj(&w, "threads");
     jw_int(&w, "live", mon_threads_live(h));
@@ -258,9 +244,8 @@ static void lag_text(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
   buf_reset(b);
   mon_work_t wk;
   mon_work_get(h, &wk);
-  int64_t active;
-  uint64_t accepted;
-  mon_conns_get(h, &active, &accepted);
+  mon_conns_t cn;
+  mon_conns_full(h, &cn);
   const mon_lag_t *l = &a->worst;
   char u[16];
   fmt_util(u, sizeof u, l->utilization);
@@ -300,11 +285,16 @@ static void lag_text(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
                     wk.threads, (long long)wk.running, (long long)wk.queued,
                     (unsigned long long)wk.completed, (unsigned long long)wk.rejected,
                     (unsigned long long)wk.cancelled);
-  err |= buf_printf(b, "connections: %lld active, %llu accepted\n", (long long)active,
-                    (unsigned long long)accepted);
+  err |= buf_printf(b, "connections: %lld active (%lld reading, %lld in a handler, %lld writing, "
+                       "%lld idle, %lld closing); %llu accepted, %llu handled, %llu refused\n",
+                    (long long)cn.active, (long long)cn.gauge[RQ_G_READING],
+                    (long long)cn.gauge[RQ_G_HANDLER], (long long)cn.gauge[RQ_G_WRITING],
+                    (long long)cn.gauge[RQ_G_IDLE], (long long)cn.gauge[RQ_G_CLOSING],
+                    (unsigned long long)cn.accepted, (unsigned long long)cn.handled,
+                    (unsigned long long)cn.refused);
   if (threads)
     err |= buf_printf(b, "connection threads: %lld live\n", (long long)mon_threads_live(h));
-  reply_buf(rc, 200, STREAM_CTYPE, err);
+  route_reply_buf(rc, 200, STREAM_CTYPE, err);
 }
 
 static void lag_step(route_ctx_t *rc) {
@@ -330,24 +320,17 @@ static void lag_step(route_ctx_t *rc) {
   plan_delay(rc, LAG_STREAM_MS, lag_step);
 }
 
-static bool wants_text(const route_ctx_t *rc) {
-  const http_req_t *r = rc->req;
-  const char *f;
-  size_t fl;
-  if (query_get(r->query, r->query_len, "format", &f, &fl))
-    return fl == 4 && memcmp(f, "text", 4) == 0;
-  size_t al;
-  const char *acc = http_req_header(r, "accept", &al);
-  return acc != NULL && memmem(acc, al, "text/plain", 10) != NULL &&
-         memmem(acc, al, "json", 4) == NULL;
-}
-
 void route_lag(route_ctx_t *rc) {
   const mon_view_t *v = view_or_503(rc);
-  bool stream;
+  bool stream, text;
   int64_t count;
+  char reason[160];
   if (v == NULL || stream_params(rc, &stream, &count) != 0)
     return;
+  if (route_format(rc, &text, reason, sizeof reason) != 0) {
+    reply_error(rc, 400, reason);
+    return;
+  }
   if (stream) {
     *ROUTE_STATE(rc, stream_state_t) = (stream_state_t){.left = count};
     if (stream_begin(rc))
@@ -356,7 +339,7 @@ void route_lag(route_ctx_t *rc) {
   }
   lag_all_t *a = &(lag_all_t){0};
   lag_collect(v->hub, a);
-  if (wants_text(rc))
+  if (text)
     lag_text(rc, v->hub, a);
   else
     lag_json(rc, v->hub, a);
@@ -378,7 +361,7 @@ void route_metrics(route_ctx_t *rc) {
     names[i] = t->rows[i].path;
   buf_reset(&rc->env->scratch);
   int err = mon_metrics_render(v->hub, names, (int)n, &rc->env->scratch);
-  reply_buf(rc, 200, PROM_CONTENT_TYPE, err);
+  route_reply_buf(rc, 200, PROM_CONTENT_TYPE, err);
 }
 
 /* ---- /healthz ----
