@@ -19,7 +19,8 @@ void budget_start(conn_t *c) {
     c->b_out = 0;
     c->b_reqs = c->session.requests;
   }
-  c->b_t0 = uv_hrtime();
+  c->b_t0 = uv_hrtime(); /* CLOCK_MONOTONIC, as clock_ns() */
+  session_share_begin(&l->env, c->b_t0, (uint64_t)c->loop_us * 1000);
 }
 
 /* A share long enough to name in a stall line: what the connection ran.
@@ -39,8 +40,11 @@ static void budget_attrib(conn_t *c) {
 void budget_stop(conn_t *c) {
   if (c->b_t0 == 0)
     return;
-  uint64_t d = uv_hrtime() - c->b_t0;
+  uint64_t t1 = uv_hrtime();
+  uint64_t d = t1 - c->b_t0;
   uint64_t before = c->b_ns;
+  uint64_t carry = session_share_end(&c->loop->env, t1) / 1000;
+  c->loop_us = carry < UINT32_MAX ? (uint32_t)carry : UINT32_MAX;
   c->b_ns += d;
   c->loop->budget_ns += d;
   c->b_t0 = 0;

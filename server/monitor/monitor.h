@@ -43,20 +43,36 @@ typedef struct mon_http_route {
   _Atomic uint32_t code[MON_CODE_SLOTS]; /* 0 = free slot */
   _Atomic uint64_t count[MON_CODE_SLOTS];
   _Atomic uint64_t other;
+  /* Loop time its requests took (parsing, handler, writing: their shares
+   * of loop turns), by status as count[] (thread mode: time connection
+   * threads spent in session calls, the handlers' time). */
+  _Atomic uint64_t loop_ns[MON_CODE_SLOTS];
+  _Atomic uint64_t other_loop_ns;
   prom_hist_t duration;
 } mon_http_route_t;
+
+enum { MON_SHED_LAG, MON_SHED_UTILIZATION, MON_SHED_N }; /* why a request was shed */
 
 typedef struct mon_http {
   bool shared; /* several threads write it (thread mode): use atomic read-modify-write */
   mon_http_route_t route[MON_ROUTES_MAX];
+  _Atomic uint64_t shed[MON_SHED_N]; /* requests answered 503 by monitor.shed_* */
 } mon_http_t;
 
 extern const prom_bounds_t mon_duration_bounds;
 extern const prom_bounds_t mon_lag_bounds;
 
 /* One answered request. route: route_index(), or -1 for none (404, 405, bad
- * request); duration_ns may be MON_NO_DURATION (not observed). */
-void mon_http_count(mon_http_t *h, int route, int status, uint64_t duration_ns);
+ * request); duration_ns may be MON_NO_DURATION (not observed); loop_ns: the
+ * loop (or handler) time it took. */
+void mon_http_count_loop(mon_http_t *h, int route, int status, uint64_t duration_ns,
+                         uint64_t loop_ns);
+static inline void mon_http_count(mon_http_t *h, int route, int status, uint64_t duration_ns) {
+  mon_http_count_loop(h, route, status, duration_ns, 0);
+}
+/* A request shed (MON_SHED_*). */
+void mon_http_shed(mon_http_t *h, int reason);
+uint64_t mon_shed_total(mon_hub_t *h, int reason);
 
 /* ---- the hub ---- */
 
@@ -142,6 +158,9 @@ typedef struct mon_lag {
 void mon_lag_get(mon_hub_t *h, int src, mon_lag_t *out);
 /* The latest sample, lock-free (for shedding on every request). */
 double mon_lag_now_ms(mon_hub_t *h, int src);
+/* Utilization over the last whole second (0..1; 0 before there is one),
+ * lock-free: monitor.shed_utilization's signal. */
+double mon_util_1s(mon_hub_t *h, int src);
 /* The worst over all sources of the latest sample and of the current turn's
  * length (a loop stuck right now is lagging by that much). */
 double mon_health_lag_ms(mon_hub_t *h, int *worst_src);
@@ -177,6 +196,17 @@ typedef struct mon_stall {
 /* The most recent stall of any source; false when there was none. */
 bool mon_last_stall(mon_hub_t *h, mon_stall_t *out);
 uint64_t mon_stalls_total(mon_hub_t *h);
+
+/* Loop time by route over the window (thread mode: handler time), the
+ * largest first (out: MON_ROUTES_MAX; route MON_ROUTES_MAX - 1 is "no
+ * route"), and over the same time the loops' busy time (time outside the
+ * poll, summed over loops; thread mode: unused) and how long that window
+ * really is (it is shorter in the first 10 s). */
+typedef struct mon_route_time {
+  int route;
+  double ms;
+} mon_route_time_t;
+size_t mon_route_times(mon_hub_t *h, mon_route_time_t *out, double *busy_ms, double *span_s);
 
 int mon_mode(const mon_hub_t *h);
 double mon_uptime_s(const mon_hub_t *h);

@@ -25,6 +25,7 @@ struct mon_src {
   /* Written by the source's thread on every callback: a cache line of its own. */
   _Alignas(64) stall_slot_t stall;
   _Alignas(64) _Atomic uint64_t lag_now_ns;
+  _Atomic uint64_t util_1s_ppm; /* utilization over the last whole second, in millionths */
   prom_hist_t lag_cum; /* single writer: the source's thread */
   mon_hub_t *hub;
   int index;
@@ -36,6 +37,9 @@ struct mon_src {
   struct {
     uint64_t epoch, t, idle;
   } mark[HIST_WIN_SLOTS]; /* the first (time, idle) sample of each slot */
+  /* With each mark, every route's loop time so far (its http block's), so
+   * a window's loop time by route lines up with its busy time. */
+  uint64_t route_mark[HIST_WIN_SLOTS][MON_ROUTES_MAX];
   uint64_t last_t, last_idle;
   bool have_idle;
   uint64_t beats, late, last_beat_ns;

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "build.h"
 #include "log.h"
 #include "monitor_int.h"
 #include "util.h"
@@ -244,6 +245,7 @@ static int render_loops(mon_hub_t *h, buf_t *b) {
 typedef struct code_count {
   uint32_t code; /* 0: "other" */
   uint64_t n;
+  uint64_t loop_ns;
 } code_count_t;
 
 /* The route's (status, count) pairs summed over every counter block, by status. */
@@ -253,14 +255,16 @@ static size_t route_codes(mon_hub_t *h, int route, code_count_t *out, size_t max
     const mon_http_route_t *r = &h->http[k].route[route];
     for (int i = 0; i <= MON_CODE_SLOTS; i++) {
       uint32_t code = 0;
-      uint64_t c;
+      uint64_t c, ns;
       if (i < MON_CODE_SLOTS) {
         code = atomic_load_explicit(&r->code[i], memory_order_acquire);
         if (code == 0)
           continue;
         c = atomic_load_explicit(&r->count[i], memory_order_relaxed);
+        ns = atomic_load_explicit(&r->loop_ns[i], memory_order_relaxed);
       } else {
         c = atomic_load_explicit(&r->other, memory_order_relaxed);
+        ns = atomic_load_explicit(&r->other_loop_ns, memory_order_relaxed);
       }
       if (c == 0)
         continue;
@@ -275,13 +279,47 @@ static size_t route_codes(mon_hub_t *h, int route, code_count_t *out, size_t max
           out[j] = out[j - 1];
           j--;
         }
-        out[j] = (code_count_t){code, 0};
+        out[j] = (code_count_t){code, 0, 0};
         n++;
       }
       out[j].n += c;
+      out[j].loop_ns += ns;
     }
   }
   return n;
+}
+
+/* route="...",code="..." into lab (NUL-terminated). */
+static int route_code_label(buf_t *lab, const char *route, uint32_t code) {
+  char c[16];
+  if (code == 0)
+    snprintf(c, sizeof c, "other");
+  else
+    snprintf(c, sizeof c, "%u", code);
+  buf_reset(lab);
+  return prom_label(lab, "route", route) | buf_append(lab, ",", 1) | prom_label(lab, "code", c) |
+         buf_append(lab, "", 1);
+}
+
+static int render_loop_seconds(mon_hub_t *h, const char *const *names, int nroutes,
+                               code_count_t *codes, buf_t *lab, buf_t *b) {
+  int r = prom_family(b, "loopd_http_loop_seconds_total", "counter",
+                      h->mode == MODE_THREADS
+                          ? "Thread mode: handler time by route and status: what connection "
+                            "threads spent in session calls (parsing, handlers) for them."
+                          : "Loop time by route and status: the loop's time spent on their "
+                            "requests (parsing, handler, writing; their shares of loop turns).");
+  for (int route = 0; route < MON_ROUTES_MAX; route++) {
+    bool other = route >= nroutes;
+    if (other && route != MON_ROUTES_MAX - 1)
+      continue;
+    size_t n = route_codes(h, route, codes, (size_t)h->nhttp * (MON_CODE_SLOTS + 1) + 1);
+    for (size_t i = 0; i < n; i++) {
+      r |= route_code_label(lab, other ? "other" : names[route], codes[i].code);
+      r |= prom_sample(b, "loopd_http_loop_seconds_total", lab->data, (double)codes[i].loop_ns / 1e9);
+    }
+  }
+  return r;
 }
 
 static int render_http(mon_hub_t *h, const char *const *names, int nroutes, buf_t *b) {
@@ -298,19 +336,11 @@ static int render_http(mon_hub_t *h, const char *const *names, int nroutes, buf_
       continue;
     size_t n = route_codes(h, route, codes, (size_t)h->nhttp * (MON_CODE_SLOTS + 1) + 1);
     for (size_t i = 0; i < n; i++) {
-      char code[16];
-      if (codes[i].code == 0)
-        snprintf(code, sizeof code, "other");
-      else
-        snprintf(code, sizeof code, "%u", codes[i].code);
-      buf_reset(&lab);
-      r |= prom_label(&lab, "route", other ? "other" : names[route]);
-      r |= buf_append(&lab, ",", 1);
-      r |= prom_label(&lab, "code", code);
-      r |= buf_append(&lab, "", 1) /* NUL */;
+      r |= route_code_label(&lab, other ? "other" : names[route], codes[i].code);
       r |= prom_sample_u64(b, "loopd_http_requests_total", lab.data, codes[i].n);
     }
   }
+  r |= render_loop_seconds(h, names, nroutes, codes, &lab, b);
   r |= prom_family(b, "loopd_http_request_duration_seconds", "histogram",
                    "Time from a request's head to the end of its response, by route.");
   for (int route = 0; route < MON_ROUTES_MAX; route++) {
@@ -413,12 +443,35 @@ static int render_process(buf_t *b) {
   return r;
 }
 
+/* The shed requests by reason, and what was built (one series, value 1). */
+static int render_shed_build(mon_hub_t *h, buf_t *b) {
+  int r = prom_family(b, "loopd_http_shed_total", "counter",
+                      "Requests answered 503 by load shedding, by reason (monitor.shed_lag_ms: "
+                      "lag; monitor.shed_utilization: utilization).");
+  r |= prom_sample_u64(b, "loopd_http_shed_total", "reason=\"lag\"", mon_shed_total(h, MON_SHED_LAG));
+  r |= prom_sample_u64(b, "loopd_http_shed_total", "reason=\"utilization\"",
+                       mon_shed_total(h, MON_SHED_UTILIZATION));
+  buf_t lab;
+  buf_init(&lab, 512);
+  r |= prom_family(b, "loopd_build_info", "gauge", "The running build: version, git commit, mode.");
+  r |= prom_label(&lab, "version", LOOPD_VERSION);
+  r |= buf_append(&lab, ",", 1);
+  r |= prom_label(&lab, "commit", LOOPD_COMMIT_TEXT);
+  r |= buf_append(&lab, ",", 1);
+  r |= prom_label(&lab, "mode", h->mode == MODE_THREADS ? "threads" : "event");
+  r |= buf_append(&lab, "", 1);
+  r |= prom_sample(b, "loopd_build_info", lab.data, 1);
+  buf_free(&lab);
+  return r;
+}
+
 int mon_metrics_render(mon_hub_t *h, const char *const *route_names, int nroutes, buf_t *out) {
   if (nroutes > MON_ROUTES_MAX - 1)
     nroutes = MON_ROUTES_MAX - 1;
   int r = render_loops(h, out);
   r |= render_http(h, route_names, nroutes, out);
   r |= render_counts(h, out);
+  r |= render_shed_build(h, out);
   r |= render_logs(out);
   r |= render_process(out);
   return r != 0 ? -1 : 0;

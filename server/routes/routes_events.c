@@ -18,6 +18,7 @@
 #include "monitor.h"
 #include "query.h"
 #include "routes.h"
+#include "routes_int.h"
 
 #define EV_CTYPE "text/event-stream; charset=utf-8"
 /* no-cache: a proxy must not store a stream; X-Accel-Buffering: nginx must
@@ -184,7 +185,12 @@ static int ev_snapshot(route_ctx_t *rc, ev_state_t *st, double now) {
   jw_obj(&w, "requests");
   jw_int(&w, "total", (int64_t)req);
   jw_num(&w, "per_s", st->seq > 0 && dt > 0.001 ? (double)(req - st->last_req) / dt : NAN, 1);
+  jw_obj(&w, "shed"); /* answered 503 by monitor.shed_lag_ms and monitor.shed_utilization */
+  jw_int(&w, "lag", (int64_t)mon_shed_total(h, MON_SHED_LAG));
+  jw_int(&w, "utilization", (int64_t)mon_shed_total(h, MON_SHED_UTILIZATION));
   jw_obj_end(&w);
+  jw_obj_end(&w);
+  route_diag_json(&w, rc, h, worst.max_ms >= (double)mon_stall_ms(h));
   jw_int(&w, "streams", atomic_load_explicit(&ev_open, memory_order_relaxed));
   jw_obj_end(&w);
   st->last_req = req;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "build.h"
 #include "json.h"
 #include "monitor.h"
 #include "query.h"
@@ -202,6 +203,7 @@ static void lag_json(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
     jw_null(&w, "last_stall");
   }
   jw_int(&w, "stalls", (int64_t)a->worst.stalls);
+  route_diag_json(&w, rc, h, a->worst.max_ms >= (double)mon_stall_ms(h));
   jw_arr(&w, "loops");
   for (int i = 0; i < a->n; i++) {
     jw_obj(&w, NULL);
@@ -223,6 +225,19 @@ static void lag_json(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
   jw_int(&w, "cancelled", (int64_t)wk.cancelled);
   jw_obj_end(&w);
   mon_conns_json(&w, h);
+  jw_obj(&w, "requests");
+  jw_int(&w, "total", (int64_t)mon_requests_total(h));
+  jw_obj(&w, "shed"); /* answered 503 by monitor.shed_lag_ms and monitor.shed_utilization */
+  jw_int(&w, "lag", (int64_t)mon_shed_total(h, MON_SHED_LAG));
+  jw_int(&w, "utilization", (int64_t)mon_shed_total(h, MON_SHED_UTILIZATION));
+  jw_obj_end(&w);
+  jw_obj_end(&w);
+  if (mon_mode(h) == MODE_EVENT)
+    jw_bool(&w, "turn_budgets", rc->env->cfg->server.turn_budgets != 0);
+  jw_obj(&w, "build");
+  jw_str(&w, "version", LOOPD_VERSION);
+  jw_str(&w, "commit", LOOPD_COMMIT_TEXT);
+  jw_obj_end(&w);
   if (mon_mode(h) == MODE_THREADS) {
     jw_obj(&w, "threads");
     jw_int(&w, "live", mon_threads_live(h));
@@ -294,6 +309,11 @@ static void lag_text(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
                     (unsigned long long)cn.refused);
   if (threads)
     err |= buf_printf(b, "connection threads: %lld live\n", (long long)mon_threads_live(h));
+  err |= buf_printf(b, "requests: %llu answered, %llu shed for lag, %llu shed for utilization\n",
+                    (unsigned long long)mon_requests_total(h),
+                    (unsigned long long)mon_shed_total(h, MON_SHED_LAG),
+                    (unsigned long long)mon_shed_total(h, MON_SHED_UTILIZATION));
+  err |= route_diag_text(b, rc, h, l->max_ms >= (double)mon_stall_ms(h));
   route_reply_buf(rc, 200, STREAM_CTYPE, err);
 }
 

@@ -102,6 +102,21 @@ static int flush_out(tconn_t *c) {
   return rc;
 }
 
+/* A session call begins: the handlers that run in it are "in handler"
+ * (its running record) and their time is handler time by route (session.h:
+ * shares). Returns the clock in ms for the session. */
+static uint64_t share_begin(tconn_t *c) {
+  uint64_t t0 = clock_ns();
+  stall_enter(&c->running, t0 / NS_PER_MS);
+  session_share_begin(&c->env, t0, c->carry_ns);
+  return t0 / NS_PER_MS;
+}
+
+static void share_end(tconn_t *c) {
+  c->carry_ns = session_share_end(&c->env, clock_ns());
+  stall_turn_end(&c->running);
+}
+
 static int input_state(const session_t *s) {
   return s->phase == PHASE_HEAD ? RQ_HEAD : s->phase == PHASE_BODY ? RQ_BODY : RQ_IDLE;
 }
@@ -109,10 +124,9 @@ static int input_state(const session_t *s) {
 static int feed(tconn_t *c) {
   session_next_t next;
   sync_drain(c);
-  uint64_t now = clock_ms();
-  stall_enter(&c->running, now); /* handlers that run now are "in handler" */
+  uint64_t now = share_begin(c);
   size_t used = session_feed(&c->session, &c->out, c->rbuf + c->rpos, c->rlen, now, &next);
-  stall_turn_end(&c->running);
+  share_end(c);
   c->rpos += used;
   c->rlen -= used;
   return (int)next;
@@ -215,10 +229,9 @@ static int run_plan(tconn_t *c) {
   }
   sync_drain(c);
   session_input_held(&c->session, c->rlen);
-  uint64_t now = clock_ms();
-  stall_enter(&c->running, now);
+  uint64_t now = share_begin(c);
   int next = (int)session_continue(&c->session, &c->out, now);
-  stall_turn_end(&c->running);
+  share_end(c);
   return next;
 }
 

@@ -54,6 +54,7 @@ struct tconn {
   rq_slot_t rq;
   stall_slot_t running;
   _Atomic uint8_t rq_state;
+  uint64_t carry_ns; /* handler time not given to a request yet (session.h: shares) */
   buf_t out;
   char *rbuf;
   size_t rpos, rlen; /* input not yet consumed by the session */
