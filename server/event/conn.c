@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "log.h"
 #include "util.h"
@@ -40,19 +41,6 @@ static void on_close(uv_handle_t *h) {
   buf_free(&c->inbuf);
   wstate_give(c);
   free(c);
-}
-
-static void yield_remove(conn_t *c) {
-  evloop_t *l = c->loop;
-  for (conn_t **p = &l->yield_head; *p != NULL; p = &(*p)->yield_next) {
-    if (*p == c) {
-      *p = c->yield_next;
-      if (*p == NULL)
-        l->yield_tail = p;
-      break;
-    }
-  }
-  c->in_yield = false;
 }
 
 void conn_close(conn_t *c) {
@@ -95,6 +83,56 @@ void conn_closes_flush(evloop_t *l) {
     uv_close((uv_handle_t *)&c->tcp, on_close);
 }
 
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  conn_t *c = req->data;
+  free(req);
+  if (status < 0)
+    conn_close(c);
+}
+
+/* After the last byte: send FIN, then read and drop what the client still
+ * sends, so our final response is not destroyed by a reset. */
+void conn_finish(conn_t *c) {
+  if (c->closing || c->lingering)
+    return;
+  if (c->read_eof) {
+    conn_close(c);
+    return;
+  }
+  uv_shutdown_t *req = malloc(sizeof *req);
+  if (req == NULL || uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+    free(req);
+    conn_close(c);
+    return;
+  }
+  req->data = c;
+  c->lingering = true;
+  if (c->refused)
+    c->loop->nlingering_refused++;
+  c->plan_due = now_ms(c) + LINGER_MS;
+  conn_arm(c);
+  conn_track(c);
+}
+
+/* Whether the kernel holds bytes from the client that loopd has not read:
+ * closing then would send a reset, which destroys answers still unread on
+ * the client's side. */
+static bool unread_input(conn_t *c) {
+  uv_os_fd_t fd;
+  int n = 0;
+  return uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
+/* Draining and nothing left to answer: a request the kernel already holds
+ * is read and answered (with Connection: close); otherwise FIN and the
+ * lingering read, never a bare close. Returns whether the connection ends. */
+static bool drain_idle(conn_t *c) {
+  if (unread_input(c))
+    return false;
+  conn_finish(c);
+  return true;
+}
 
 /* ---- writing: uv_try_write first, a write state (conn_write.c) only for what waits ---- */
 
@@ -533,7 +571,7 @@ static void conn_after_io(conn_t *c) {
       return;
     }
   } else if (c->loop->draining && c->wait == WAIT_NONE && !c->writing &&
-             session_idle(&c->session) && c->inbuf.len == 0 && conn_drain_idle(c)) {
+             session_idle(&c->session) && c->inbuf.len == 0 && drain_idle(c)) {
     return;
   } else {
     /* Backpressure: no new input while output waits, or while input piles up. */
@@ -545,4 +583,11 @@ static void conn_after_io(conn_t *c) {
 static void conn_after(conn_t *c) {
   conn_after_io(c);
   conn_track(c); /* what it waits on now, for /requests */
+}
+
+void conn_drain(conn_t *c) {
+  if (c->closing || c->lingering)
+    return;
+  if (c->wait == WAIT_NONE && !c->writing && session_idle(&c->session) && c->inbuf.len == 0)
+    drain_idle(c);
 }

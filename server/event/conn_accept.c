@@ -1,10 +1,8 @@
-/* conn_accept.c: a connection's start (accepted for this loop, or the short
- * 503 and lingering close of one over server.max_connections) and its
- * graceful end (FIN, the lingering read, closing idle ones at a drain). */
+/* conn_accept.c: a connection for this loop, or the short 503 and lingering
+ * close of one over server.max_connections. */
 #include "conn_internal.h"
 
 #include <stdlib.h>
-#include <sys/ioctl.h>
 #include <string.h>
 
 #include "log.h"
@@ -69,62 +67,3 @@ void conn_accept(evloop_t *l) {
 }
 
 void conn_abort(conn_t *c) { conn_close(c); }
-
-/* ---- the graceful end ---- */
-
-static void on_shutdown(uv_shutdown_t *req, int status) {
-  conn_t *c = req->data;
-  free(req);
-  if (status < 0)
-    conn_close(c);
-}
-
-/* After the last byte: send FIN, then read and drop what the client still
- * sends, so our final response is not destroyed by a reset. */
-void conn_finish(conn_t *c) {
-  if (c->closing || c->lingering)
-    return;
-  if (c->read_eof) {
-    conn_close(c);
-    return;
-  }
-  uv_shutdown_t *req = malloc(sizeof *req);
-  if (req == NULL || uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
-    free(req);
-    conn_close(c);
-    return;
-  }
-  req->data = c;
-  c->lingering = true;
-  if (c->refused)
-    c->loop->nlingering_refused++;
-  c->plan_due = now_ms(c) + LINGER_MS;
-  conn_arm(c);
-  conn_track(c);
-}
-
-/* Whether the kernel holds bytes from the client that loopd has not read:
- * closing then would send a reset, which destroys answers still unread on
- * the client's side. */
-static bool unread_input(conn_t *c) {
-  uv_os_fd_t fd;
-  int n = 0;
-  return uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, FIONREAD, &n) == 0 && n > 0;
-}
-
-/* Draining and nothing left to answer: a request the kernel already holds
- * is read and answered (with Connection: close); otherwise FIN and the
- * lingering read, never a bare close. Returns whether the connection ends. */
-bool conn_drain_idle(conn_t *c) {
-  if (unread_input(c))
-    return false;
-  conn_finish(c);
-  return true;
-}
-
-void conn_drain(conn_t *c) {
-  if (c->closing || c->lingering)
-    return;
-  if (c->wait == WAIT_NONE && !c->writing && session_idle(&c->session) && c->inbuf.len == 0)
-    conn_drain_idle(c);
-}

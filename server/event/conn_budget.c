@@ -1,9 +1,9 @@
-/* conn_budget.c: what a connection spent in this loop turn, and the loop's
- * again queue of connections whose share ran out (conn_internal.h says why). */
+/* conn_budget.c: what a connection spent in this loop turn, the loop's again
+ * queue of connections whose share ran out (conn_internal.h says why), and
+ * the plain bookkeeping of its other queues (yielded continuations, closes). */
 #include "conn_internal.h"
 
 #include "util.h"
-
 
 void budget_start(conn_t *c) {
   evloop_t *l = c->loop;
@@ -146,3 +146,17 @@ conn_t *close_pop(evloop_t *l, bool budgeted) {
     l->close_tail = NULL;
   return c;
 }
+
+void yield_remove(conn_t *c) {
+  evloop_t *l = c->loop;
+  for (conn_t **p = &l->yield_head; *p != NULL; p = &(*p)->yield_next) {
+    if (*p == c) {
+      *p = c->yield_next;
+      if (*p == NULL)
+        l->yield_tail = p;
+      break;
+    }
+  }
+  c->in_yield = false;
+}
+

@@ -61,11 +61,8 @@ typedef struct wstate {
 /* conn.c */
 void conn_close(conn_t *c);
 
-/* conn_accept.c: after the last byte: FIN, then a lingering read (LINGER_MS). */
+/* After the last byte: FIN, then a lingering read (LINGER_MS). */
 void conn_finish(conn_t *c);
-/* Draining and nothing left to answer: FIN and the lingering read, unless
- * the kernel holds a request (it is answered first). Whether it ends. */
-bool conn_drain_idle(conn_t *c);
 void conn_set_reading(conn_t *c, bool on);
 /* (Re)starts the connection's timer for its next deadline. */
 void conn_arm(conn_t *c);
@@ -102,6 +99,8 @@ bool budget_spent(const conn_t *c);
  * front: ahead of the connections already waiting. */
 void again_push(conn_t *c, bool front);
 void again_remove(conn_t *c);
+/* Takes c off the loop's queue of yielded continuations (it is closing). */
+void yield_remove(conn_t *c);
 /* Counts a handle close against this turn's TURN_CLOSES; false once spent. */
 bool close_allowed(evloop_t *l);
 /* Queues the handle close of c (conn_close'd) for a later turn. */

@@ -103,6 +103,10 @@ typedef struct route {
   uint64_t methods;  /* METHOD(HTTP_GET) | ...; GET implies HEAD; 0 = any */
   const char *allow; /* the Allow header for 405 */
   route_fn handle;
+  /* The query parameters it takes (NULL-terminated); another one, or one
+   * given twice, is a 400 naming it before the handler runs. NULL: any
+   * query (/echo echoes it, /dashboard's page reads its own). */
+  const char *const *params;
 } route_t;
 
 /* A route table, given to the session from outside (routes/ has loopd's). */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "monitor.h"
+#include "query.h"
 #include "resp.h"
 #include "session_rc.h"
 #include "util.h"
@@ -389,12 +390,16 @@ static int ev_head(void *owner, const http_req_t *req) {
   s->rc->out_backlog = 0;
   int status = 0;
   const char *allow = NULL;
-  char shed_body[160];
+  char shed_body[256]; /* a 400's reason, or a 503's body */
   size_t shed_len;
   s->route = route_match(s->env->route.routes, c, req->path, req->path_len, req->method_id, &status, &allow);
   if (s->route == NULL) {
     s->resp_status = (int16_t)status;
     s->miss_allow = allow;
+  } else if (req->query_len > 0 && s->route->params != NULL &&
+             query_check(req->query, req->query_len, s->route->params, shed_body,
+                         sizeof shed_body) != 0) {
+    answer_error(s, 400, shed_body); /* a parameter the route does not take */
   } else if ((shed_len = session_shed(s, shed_body, sizeof shed_body)) > 0) {
     answer(s, 503, "Retry-After: 1\r\n", shed_body, shed_len);
   } else if (s->route->flags & ROUTE_BODY) {

@@ -108,6 +108,7 @@ mon_hub_t *mon_hub_new(const config_t *cfg, int mode, int nsrc, int nhttp) {
     hist_win_init(&s->lag, MON_SLOT_NS);
   }
   pthread_mutex_init(&h->wd_mu, NULL);
+  pthread_mutex_init(&h->snap_mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -124,6 +125,9 @@ void mon_hub_free(mon_hub_t *h) {
     pthread_mutex_destroy(&h->src[i].mu);
   pthread_mutex_destroy(&h->wd_mu);
   pthread_cond_destroy(&h->wd_cv);
+  pthread_mutex_destroy(&h->snap_mu);
+  for (size_t i = 0; i < MON_SNAP_RING; i++)
+    buf_free(&h->snap[i].json);
   free(h->src);
   free(h->http);
   free(h);

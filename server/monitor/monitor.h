@@ -263,6 +263,16 @@ typedef struct mon_stall_ev {
  * per-loop stall counters count both). */
 size_t mon_stalls_since(mon_hub_t *h, double since_s, mon_stall_ev_t *out, size_t max);
 
+/* A snapshot (its JSON object) a stream sent at hub time t: kept for later
+ * streams' backlog, at most one a second, the last MON_SNAP_RING. */
+void mon_snap_put(mon_hub_t *h, double t, const char *json, size_t len);
+/* The last n kept, oldest first, each as a `data:` line marked
+ * "backlog":true, appended to out; returns how many. */
+size_t mon_snap_backlog(mon_hub_t *h, size_t n, buf_t *out);
+
+/* The process's resident memory (bytes) and CPU time so far (s); NAN when unknown. */
+void mon_proc_get(double *rss_bytes, double *cpu_s);
+
 /* The whole /metrics page (Prometheus text 0.0.4). route_names[i] labels
  * route i (the caller knows the table; the monitor does not). 0, or -1 when
  * out of room. */

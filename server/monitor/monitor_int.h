@@ -56,6 +56,8 @@ struct mon_src {
   } wd;
 };
 
+#define MON_SNAP_RING 300 /* /events snapshots kept for ?backlog: five minutes at one a second */
+
 struct mon_hub {
   int mode;
   int nsrc, nhttp;
@@ -71,6 +73,13 @@ struct mon_hub {
   pthread_mutex_t wd_mu;
   pthread_cond_t wd_cv;
   bool wd_running, wd_stop;
+  /* Recent /events snapshots (monitor_events.c), at most one a second. */
+  pthread_mutex_t snap_mu;
+  struct {
+    double t;
+    buf_t json;
+  } snap[MON_SNAP_RING];
+  size_t snap_next, snap_n;
 };
 
 /* How long the stall r lasted, or, while it still runs at now_ns, has so

@@ -104,16 +104,20 @@ static double read_rss_bytes(void) {
   return k == 2 ? (double)resident * (double)sysconf(_SC_PAGESIZE) : NAN;
 }
 
+void mon_proc_get(double *rss_bytes, double *cpu_s) {
+  struct rusage ru;
+  *cpu_s = getrusage(RUSAGE_SELF, &ru) == 0
+               ? (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                     (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6
+               : NAN;
+  *rss_bytes = read_rss_bytes();
+}
+
 static void proc_read(proc_info_t *p) {
   p->open_fds = count_fds(clock_ns());
   struct rlimit rl;
   p->max_fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (double)rl.rlim_cur : NAN;
-  struct rusage ru;
-  p->cpu_s = getrusage(RUSAGE_SELF, &ru) == 0
-                 ? (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-                       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6
-                 : NAN;
-  p->rss_bytes = read_rss_bytes();
+  mon_proc_get(&p->rss_bytes, &p->cpu_s);
   pthread_mutex_lock(&proc_mu);
   if (!proc_start_read) {
     proc_start_s = read_start_s();

@@ -177,31 +177,52 @@ static void json_util(jw_t *w, double u) {
     jw_num(w, "utilization", u, 4);
 }
 
+/* "last_stall": the latest stall of any loop, with the requests that took it, or null. */
+static void json_last_stall(jw_t *w, mon_hub_t *h) {
+  mon_stall_t st;
+  if (!mon_last_stall(h, &st)) {
+    jw_null(w, "last_stall");
+    return;
+  }
+  jw_obj(w, "last_stall");
+  jw_num(w, "ms", st.ms, 0);
+  if (st.what[0])
+    jw_str(w, "request", st.what);
+  else
+    jw_null(w, "request");
+  mon_culprits_json(w, &st.who);
+  jw_num(w, "ago_s", st.ago_s, 3);
+  jw_bool(w, "ongoing", st.ongoing);
+  jw_int(w, "loop", st.src);
+  jw_obj_end(w);
+}
+
+/* "requests" (answered, shed by reason), turn_budgets and "build". */
+static void json_requests_build(jw_t *w, route_ctx_t *rc, mon_hub_t *h) {
+  jw_obj(w, "requests");
+  jw_int(w, "total", (int64_t)mon_requests_total(h));
+  jw_obj(w, "shed"); /* answered 503 by monitor.shed_lag_ms and monitor.shed_utilization */
+  jw_int(w, "lag", (int64_t)mon_shed_total(h, MON_SHED_LAG));
+  jw_int(w, "utilization", (int64_t)mon_shed_total(h, MON_SHED_UTILIZATION));
+  jw_obj_end(w);
+  jw_obj_end(w);
+  if (mon_mode(h) == MODE_EVENT) /* server.turn_budgets: on (true) or off */
+    jw_bool(w, "turn_budgets", rc->env->cfg->server.turn_budgets != 0);
+  jw_obj(w, "build");
+  jw_str(w, "version", LOOPD_VERSION);
+  jw_str(w, "commit", LOOPD_COMMIT_TEXT);
+  jw_obj_end(w);
+}
+
 static void lag_json(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
   mon_work_t wk;
   mon_work_get(h, &wk);
-  mon_stall_t st;
-  bool stalled = mon_last_stall(h, &st);
   jw_t w = reply_json_begin(rc);
   jw_str(&w, "mode", mon_mode(h) == MODE_THREADS ? "threads" : "event");
   jw_num(&w, "uptime_s", mon_uptime_s(h), 3);
   json_lag_ms(&w, &a->worst, mon_window_s(h));
   json_util(&w, a->worst.utilization);
-  if (stalled) {
-    jw_obj(&w, "last_stall");
-    jw_num(&w, "ms", st.ms, 0);
-    if (st.what[0])
-      jw_str(&w, "request", st.what);
-    else
-      jw_null(&w, "request");
-    mon_culprits_json(&w, &st.who);
-    jw_num(&w, "ago_s", st.ago_s, 3);
-    jw_bool(&w, "ongoing", st.ongoing);
-    jw_int(&w, "loop", st.src);
-    jw_obj_end(&w);
-  } else {
-    jw_null(&w, "last_stall");
-  }
+  json_last_stall(&w, h);
   jw_int(&w, "stalls", (int64_t)a->worst.stalls);
   route_diag_json(&w, rc, h, a->worst.max_ms >= (double)mon_stall_ms(h));
   jw_arr(&w, "loops");
@@ -225,19 +246,7 @@ static void lag_json(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
   jw_int(&w, "cancelled", (int64_t)wk.cancelled);
   jw_obj_end(&w);
   mon_conns_json(&w, h);
-  jw_obj(&w, "requests");
-  jw_int(&w, "total", (int64_t)mon_requests_total(h));
-  jw_obj(&w, "shed"); /* answered 503 by monitor.shed_lag_ms and monitor.shed_utilization */
-  jw_int(&w, "lag", (int64_t)mon_shed_total(h, MON_SHED_LAG));
-  jw_int(&w, "utilization", (int64_t)mon_shed_total(h, MON_SHED_UTILIZATION));
-  jw_obj_end(&w);
-  jw_obj_end(&w);
-  if (mon_mode(h) == MODE_EVENT)
-    jw_bool(&w, "turn_budgets", rc->env->cfg->server.turn_budgets != 0);
-  jw_obj(&w, "build");
-  jw_str(&w, "version", LOOPD_VERSION);
-  jw_str(&w, "commit", LOOPD_COMMIT_TEXT);
-  jw_obj_end(&w);
+  json_requests_build(&w, rc, h);
   if (mon_mode(h) == MODE_THREADS) {
     jw_obj(&w, "threads");
     jw_int(&w, "live", mon_threads_live(h));
@@ -251,6 +260,24 @@ static void fmt_util(char *out, size_t len, double u) {
     snprintf(out, len, "n/a");
   else
     snprintf(out, len, "%.1f%%", u * 100);
+}
+
+/* "last stall: 401 ms, 1.5 s ago (3 so far): GET /a from P (200 ms), ..." */
+static int text_last_stall(buf_t *b, mon_hub_t *h, uint64_t stalls) {
+  mon_stall_t st = {.ms = 0};
+  char who[3 * STALL_WHAT_MAX + 64];
+  bool any = mon_last_stall(h, &st);
+  if (any && mon_culprits_text(&st.who, who, sizeof who) > 0)
+    return buf_printf(b, "last stall: %.0f ms, %s%.1f s ago (%llu so far): %s\n", st.ms,
+                      st.ongoing ? "STILL RUNNING, " : "", st.ago_s, (unsigned long long)stalls,
+                      who);
+  if (any)
+    return buf_printf(b, "last stall: %.0f ms with no request running, %s%.1f s ago (%llu so far)\n",
+                      st.ms, st.ongoing ? "STILL RUNNING, " : "", st.ago_s,
+                      (unsigned long long)stalls);
+  return buf_printf(b, "last stall: none%s\n", mon_mode(h) == MODE_THREADS
+                                                     ? " (thread mode: no shared loop to stall)"
+                                                     : "");
 }
 
 /* A few lines for a person. */
@@ -282,20 +309,7 @@ static void lag_text(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
                         i, a->loop[i].now_ms, a->loop[i].p99_ms, a->loop[i].max_ms, u,
                         (unsigned long long)a->loop[i].stalls, a->loop[i].stalls == 1 ? "" : "s");
     }
-  mon_stall_t st = {.ms = 0};
-  char who[3 * STALL_WHAT_MAX + 64];
-  bool any = mon_last_stall(h, &st);
-  if (any && mon_culprits_text(&st.who, who, sizeof who) > 0)
-    err |= buf_printf(b, "last stall: %.0f ms, %s%.1f s ago (%llu so far): %s\n", st.ms,
-                      st.ongoing ? "STILL RUNNING, " : "", st.ago_s,
-                      (unsigned long long)l->stalls, who);
-  else if (any)
-    err |= buf_printf(b, "last stall: %.0f ms with no request running, %s%.1f s ago (%llu so far)\n",
-                      st.ms, st.ongoing ? "STILL RUNNING, " : "", st.ago_s,
-                      (unsigned long long)l->stalls);
-  else
-    err |= buf_printf(b, "last stall: none%s\n",
-                      threads ? " (thread mode: no shared loop to stall)" : "");
+  err |= text_last_stall(b, h, l->stalls);
   err |= buf_printf(b, "work: %d threads, %lld running, %lld queued; %llu completed, %llu rejected, %llu cancelled\n",
                     wk.threads, (long long)wk.running, (long long)wk.queued,
                     (unsigned long long)wk.completed, (unsigned long long)wk.rejected,
