@@ -224,6 +224,8 @@ static int run_plan(tconn_t *c) {
     wait_fd(c->sh->force_fd, POLLIN, -1, clock_ms() + p->delay_ms);
     break;
   case PLAN_YIELD: /* the kernel schedules threads: nothing to yield to */
+    track(c, RQ_HANDLER); /* the thread goes on with the next slice at once */
+    break;
   case PLAN_NONE:
     break;
   }
