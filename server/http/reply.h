@@ -105,7 +105,8 @@ typedef struct route {
   route_fn handle;
   /* The query parameters it takes (NULL-terminated); another one, or one
    * given twice, is a 400 naming it before the handler runs. NULL: any
-   * query (/echo echoes it, /dashboard's page reads its own). */
+   * query (/ is the benchmark baseline, where cache-busting queries are
+   * common; /echo echoes it; /dashboard's page reads its own). */
   const char *const *params;
 } route_t;
 

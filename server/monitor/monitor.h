@@ -33,6 +33,12 @@
 #define MON_CODE_SLOTS 8    /* distinct statuses counted per route; more go to "other" */
 #define MON_NO_IDLE UINT64_MAX
 #define MON_NO_DURATION UINT64_MAX
+/* The latest stalls of each source kept (each with its requests), so a
+ * stream that looks every interval lists every stall since its previous
+ * look (two stalls of one loop between looks are two entries); past 16,
+ * the oldest is overwritten, and a stream that missed it counts it in
+ * stalls_unlisted (routes_events.c). */
+#define MON_STALL_RING 16
 
 typedef struct mon_hub mon_hub_t;
 typedef struct mon_src mon_src_t;
@@ -249,6 +255,7 @@ uint64_t mon_requests_total(mon_hub_t *h);
 
 typedef struct mon_stall_ev {
   int src;
+  uint64_t n;    /* its number on its source: 1 for the first */
   uint64_t turn; /* which turn stalled (the loop clock, ms): the same stall seen twice has the same */
   double ms;     /* so far, while ongoing */
   double at_s;   /* since the hub started: when it ended, or was seen running */
@@ -256,12 +263,18 @@ typedef struct mon_stall_ev {
   char what[STALL_WHAT_MAX];
   mon_culprits_t who; /* as in mon_stall_t */
 } mon_stall_ev_t;
-/* Each source's latest stall if it was recorded (began, or ended) after
- * since_s (hub time); at most max. A stream that asks every interval sees
- * each stall at least once (twice when the watchdog saw it running); two
- * stalls of one loop within one interval show as the later one (the
- * per-loop stall counters count both). */
-size_t mon_stalls_since(mon_hub_t *h, double since_s, mon_stall_ev_t *out, size_t max);
+/* The kept stalls (the latest MON_STALL_RING of each source) recorded, or
+ * changed (ended, or seen running longer), since the previous look (*pass_ns:
+ * its clock, 0 for none: then every kept one; set to this look's), each
+ * source's oldest first; at most max. A stream that looks every interval
+ * sees each stall at least once (twice when the watchdog saw it running),
+ * every one of them while no source has more than MON_STALL_RING between
+ * two looks. *total: the stalls counted so far, every source; *fresh: how
+ * many of those listed were first recorded since the previous look (all on
+ * the first), so total - the previous look's total - fresh is how many
+ * stalls since then are not listed (overwritten, or beyond max). */
+size_t mon_stalls_since(mon_hub_t *h, uint64_t *pass_ns, mon_stall_ev_t *out, size_t max,
+                        uint64_t *total, uint64_t *fresh);
 
 /* A snapshot (its JSON object) a stream sent at hub time t: kept for later
  * streams' backlog, at most one a second, the last MON_SNAP_RING. */

@@ -20,22 +20,27 @@ uint64_t mon_requests_total(mon_hub_t *h) {
   return n;
 }
 
-size_t mon_stalls_since(mon_hub_t *h, double since_s, mon_stall_ev_t *out, size_t max) {
-  uint64_t now = clock_ns();
+size_t mon_stalls_since(mon_hub_t *h, uint64_t *pass_ns, mon_stall_ev_t *out, size_t max,
+                        uint64_t *total, uint64_t *fresh) {
+  uint64_t since = *pass_ns, now = clock_ns();
+  *pass_ns = now;
   size_t n = 0;
-  for (int i = 0; i < h->nsrc && n < max; i++) {
+  *total = *fresh = 0;
+  for (int i = 0; i < h->nsrc; i++) {
     mon_src_t *s = &h->src[i];
     pthread_mutex_lock(&s->mu);
-    double at_s = (double)(s->last.at_ns - h->start_ns) / 1e9;
-    if (s->last.any && at_s > since_s) {
+    *total += s->stalls;
+    uint64_t kept = s->stalls < MON_STALL_RING ? s->stalls : MON_STALL_RING;
+    for (uint64_t k = s->stalls - kept; k < s->stalls && n < max; k++) { /* oldest first */
+      const mon_stall_rec_t *r = &s->rec[k % MON_STALL_RING];
+      if (since > 0 && r->at_ns <= since)
+        continue; /* listed before, and not changed since */
       mon_stall_ev_t *e = &out[n++];
-      e->src = i;
-      e->turn = s->last.turn;
-      e->ms = mon_stall_rec_ms(&s->last, now);
-      e->ongoing = s->last.ongoing;
-      e->at_s = at_s;
-      memcpy(e->what, s->last.what, sizeof e->what);
-      e->who = s->last.who;
+      *e = (mon_stall_ev_t){.src = i, .n = r->n, .turn = r->turn, .ongoing = r->ongoing,
+                            .ms = mon_stall_rec_ms(r, now),
+                            .at_s = (double)(r->at_ns - h->start_ns) / 1e9, .who = r->who};
+      memcpy(e->what, r->what, sizeof e->what);
+      *fresh += since == 0 || r->counted_ns > since;
     }
     pthread_mutex_unlock(&s->mu);
   }

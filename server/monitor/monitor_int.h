@@ -12,11 +12,14 @@
 #define MON_BEAT_RING 64
 #define MON_SLOT_NS NS_PER_S /* window slots are one second */
 
+/* A stall; the latest MON_STALL_RING of each source are kept (monitor.h). */
 typedef struct mon_stall_rec {
-  bool any, ongoing;
+  bool ongoing;
+  uint64_t n;    /* its number on its source: 1 for the first (the source's stalls then) */
   uint64_t turn; /* since_ms of the stalled turn: which turn this is */
   uint64_t ms;
-  uint64_t at_ns; /* when it ended (or was last seen running) */
+  uint64_t counted_ns; /* when it was first recorded (and counted) */
+  uint64_t at_ns;      /* when it ended (or was last seen running) */
   char what[STALL_WHAT_MAX]; /* the main culprit: who.top[0], or the one running */
   mon_culprits_t who;
 } mon_stall_rec_t;
@@ -47,8 +50,8 @@ struct mon_src {
   struct {
     uint64_t n, t_ns, gap_ns;
   } ring[MON_BEAT_RING];
-  uint64_t stalls;
-  mon_stall_rec_t last;
+  uint64_t stalls; /* counted so far; stall n is rec[(n - 1) % MON_STALL_RING] while kept */
+  mon_stall_rec_t rec[MON_STALL_RING];
   /* The watchdog's own bookkeeping: no one else touches it. */
   struct {
     bool active;
@@ -87,6 +90,11 @@ struct mon_hub {
 static inline double mon_stall_rec_ms(const mon_stall_rec_t *r, uint64_t now_ns) {
   uint64_t now_ms = now_ns / NS_PER_MS;
   return r->ongoing && now_ms > r->turn ? (double)(now_ms - r->turn) : (double)r->ms;
+}
+
+/* The newest stall kept of s, or NULL before the first. Under s->mu. */
+static inline mon_stall_rec_t *mon_stall_newest(mon_src_t *s) {
+  return s->stalls > 0 ? &s->rec[(s->stalls - 1) % MON_STALL_RING] : NULL;
 }
 
 /* Stops the stall watchdog if it runs (monitor_stall.c). */

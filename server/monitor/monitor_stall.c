@@ -1,6 +1,7 @@
 /* monitor_stall.c: stalls, the loop turns longer than monitor.stall_ms: the
- * record of each source's latest (with the requests that took it), its one
- * log line, and the watchdog thread that notices a stall while it runs. */
+ * records of each source's latest MON_STALL_RING (with the requests that
+ * took each), one log line each, and the watchdog thread that notices a
+ * stall while it runs. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -21,15 +22,16 @@ bool mon_last_stall(mon_hub_t *h, mon_stall_t *out) {
   for (int i = 0; i < h->nsrc; i++) {
     mon_src_t *s = &h->src[i];
     pthread_mutex_lock(&s->mu);
-    if (s->last.any && (!any || s->last.at_ns > best_at)) {
+    const mon_stall_rec_t *l = mon_stall_newest(s);
+    if (l != NULL && (!any || l->at_ns > best_at)) {
       any = true;
-      best_at = s->last.at_ns;
+      best_at = l->at_ns;
       out->src = i;
-      out->ongoing = s->last.ongoing;
-      out->ms = mon_stall_rec_ms(&s->last, now);
-      out->ago_s = s->last.ongoing || now < s->last.at_ns ? 0 : (double)(now - s->last.at_ns) / 1e9;
-      memcpy(out->what, s->last.what, sizeof out->what);
-      out->who = s->last.who;
+      out->ongoing = l->ongoing;
+      out->ms = mon_stall_rec_ms(l, now);
+      out->ago_s = l->ongoing || now < l->at_ns ? 0 : (double)(now - l->at_ns) / 1e9;
+      memcpy(out->what, l->what, sizeof out->what);
+      out->who = l->who;
     }
     pthread_mutex_unlock(&s->mu);
   }
@@ -129,20 +131,34 @@ static mon_culprits_t who_of(const char *what, uint32_t more) {
   return c;
 }
 
-/* Records a stall of the turn that began at turn; counts it the first time. */
+/* The kept record of the stall of the turn that began at turn, or NULL
+ * (not recorded, or overwritten since). Under s->mu. */
+static mon_stall_rec_t *rec_of(mon_src_t *s, uint64_t turn) {
+  uint64_t kept = s->stalls < MON_STALL_RING ? s->stalls : MON_STALL_RING;
+  for (uint64_t k = 0; k < kept; k++) {
+    mon_stall_rec_t *r = &s->rec[(s->stalls - 1 - k) % MON_STALL_RING];
+    if (r->turn == turn)
+      return r;
+  }
+  return NULL;
+}
+
+/* Records a stall of the turn that began at turn; counts it the first time
+ * (a new entry in the ring, over the oldest). */
 static void record_stall(mon_src_t *s, uint64_t turn, uint64_t ms, bool ongoing,
                          const mon_culprits_t *who) {
-  mon_stall_rec_t *l = &s->last;
   pthread_mutex_lock(&s->mu);
-  bool known = l->any && l->turn == turn;
-  if (!(known && !l->ongoing && ongoing)) { /* the watchdog never reopens an ended stall */
-    if (!known)
-      s->stalls++;
-    l->any = true;
-    l->turn = turn;
+  uint64_t now = clock_ns();
+  mon_stall_rec_t *l = rec_of(s, turn);
+  if (l == NULL) {
+    s->stalls++;
+    l = &s->rec[(s->stalls - 1) % MON_STALL_RING];
+    *l = (mon_stall_rec_t){.n = s->stalls, .turn = turn, .counted_ns = now, .ongoing = true};
+  }
+  if (l->ongoing) { /* the watchdog never reopens an ended stall */
     l->ongoing = ongoing;
     l->ms = ms;
-    l->at_ns = clock_ns();
+    l->at_ns = now;
     l->who = *who;
     snprintf(l->what, sizeof l->what, "%s", who->n > 0 ? who->top[0].what : "");
   }
@@ -157,8 +173,9 @@ void mon_stall_ended(mon_src_t *s, uint64_t since_ms, uint64_t now_ms, const mon
      * the turn ran (the one on the stack then), else the latest published. */
     char what[STALL_WHAT_MAX] = "";
     pthread_mutex_lock(&s->mu);
-    if (s->last.any && s->last.turn == since_ms && s->last.what[0] != '\0')
-      snprintf(what, sizeof what, "%s", s->last.what);
+    const mon_stall_rec_t *l = rec_of(s, since_ms);
+    if (l != NULL && l->what[0] != '\0')
+      snprintf(what, sizeof what, "%s", l->what);
     pthread_mutex_unlock(&s->mu);
     if (what[0] == '\0')
       stall_read(&s->stall, since_ms, what, sizeof what);
@@ -172,8 +189,9 @@ void mon_stall_ended(mon_src_t *s, uint64_t since_ms, uint64_t now_ms, const mon
  * clocks differ by up to a millisecond): it records and logs it itself. */
 static void watch_ended(mon_src_t *s, uint64_t turn, uint64_t busy) {
   pthread_mutex_lock(&s->mu);
-  bool open = s->last.turn == turn && s->last.ongoing;
-  mon_culprits_t who = s->last.who;
+  const mon_stall_rec_t *l = rec_of(s, turn);
+  bool open = l != NULL && l->ongoing;
+  mon_culprits_t who = open ? l->who : (mon_culprits_t){.n = 0};
   pthread_mutex_unlock(&s->mu);
   if (open) {
     record_stall(s, turn, busy, false, &who);

@@ -46,6 +46,8 @@ typedef struct ev_state {
   double next_t;     /* when the next snapshot is due */
   double wrote_t;    /* when anything was last written */
   double last_cpu_s; /* process CPU time at the previous snapshot */
+  uint64_t last_stalls;   /* stalls counted (every loop) at the previous snapshot */
+  uint64_t stall_pass_ns; /* when it read them (mon_stalls_since); 0 before the first */
   uint32_t interval_ms, keepalive_ms;
   bool slot; /* holds one of ev_open */
 } ev_state_t;
@@ -143,13 +145,25 @@ static void json_loops(jw_t *w, mon_hub_t *h, double since, mon_lag_t *worst) {
   jw_arr_end(w);
 }
 
-static void json_stalls(jw_t *w, mon_hub_t *h, double since, double now) {
+/* "stalls": every stall recorded or changed since the previous snapshot
+ * (the first: every one kept), each loop's oldest first, with "n" its
+ * number on its loop (1 for the first: a gap after the previous snapshot's
+ * loops[].stalls means stalls not listed); "stalls_unlisted": how many
+ * stalls counted since the previous snapshot are not listed (a loop had
+ * more than MON_STALL_RING of them between two snapshots, or the list was
+ * full); the first snapshot: stalls no longer kept. */
+static void json_stalls(jw_t *w, mon_hub_t *h, ev_state_t *st, double now) {
   mon_stall_ev_t ev[EV_STALLS_MAX];
-  size_t n = mon_stalls_since(h, since, ev, EV_STALLS_MAX);
+  uint64_t total, fresh;
+  size_t n = mon_stalls_since(h, &st->stall_pass_ns, ev, EV_STALLS_MAX, &total, &fresh);
+  uint64_t counted = total > st->last_stalls ? total - st->last_stalls : 0;
+  st->last_stalls = total;
+  jw_int(w, "stalls_unlisted", (int64_t)(counted > fresh ? counted - fresh : 0));
   jw_arr(w, "stalls");
   for (size_t i = 0; i < n; i++) {
     jw_obj(w, NULL);
     jw_int(w, "loop", ev[i].src);
+    jw_int(w, "n", (int64_t)ev[i].n);
     jw_int(w, "id", (int64_t)ev[i].turn);
     jw_num(w, "ms", ev[i].ms, 0);
     if (ev[i].what[0])
@@ -215,7 +229,7 @@ static int ev_snapshot(route_ctx_t *rc, ev_state_t *st, double now) {
   json_loops(&w, h, st->last_t, &worst);
   json_lag(&w, &worst);
   jw_int(&w, "stalls_total", (int64_t)worst.stalls);
-  json_stalls(&w, h, st->seq == 0 ? -1.0 : st->last_t, now); /* the first: the latest ever */
+  json_stalls(&w, h, st, now);
   json_counts(&w, h);
   uint64_t req = mon_requests_total(h);
   double dt = now - st->last_t;
