@@ -211,13 +211,16 @@ static void note_idle(mon_src_t *s, uint64_t now_ns, uint64_t idle_ns) {
     uint64_t e = now_ns / MON_SLOT_NS + 1;
     size_t i = (size_t)(e % HIST_WIN_SLOTS);
     if (s->mark[i].epoch != e) {
-      const __typeof__(s->mark[0]) *prev = &s->mark[(e - 1) % HIST_WIN_SLOTS];
-      if (prev->epoch == e - 1 && now_ns > prev->t && idle_ns >= prev->idle) {
+      /* since the previous mark: a second, or longer when the loop was
+       * stuck past a second's end (then that is the share to shed on) */
+      const __typeof__(s->mark[0]) *prev = &s->mark[s->mark_e % HIST_WIN_SLOTS];
+      if (s->mark_e != 0 && prev->epoch == s->mark_e && now_ns > prev->t && idle_ns >= prev->idle) {
         double u = 1.0 - (double)(idle_ns - prev->idle) / (double)(now_ns - prev->t);
         atomic_store_explicit(&s->util_1s_ppm, (uint64_t)(fmax(0, fmin(1, u)) * 1e6),
                               memory_order_relaxed);
       }
       s->mark[i].epoch = e;
+      s->mark_e = e;
       s->mark[i].t = now_ns;
       s->mark[i].idle = idle_ns;
       const mon_hub_t *h = s->hub;

@@ -164,7 +164,9 @@ typedef struct mon_lag {
 void mon_lag_get(mon_hub_t *h, int src, mon_lag_t *out);
 /* The latest sample, lock-free (for shedding on every request). */
 double mon_lag_now_ms(mon_hub_t *h, int src);
-/* Utilization over the last whole second (0..1; 0 before there is one),
+/* Utilization between the two latest whole-second marks (0..1; 0 before
+ * there are two): the last second, or longer when the loop was stuck past
+ * a second's end, so a loop that just ran 1.5 s of CPU reads 1, not 0,
  * lock-free: monitor.shed_utilization's signal. */
 double mon_util_1s(mon_hub_t *h, int src);
 /* The worst over all sources of the latest sample and of the current turn's

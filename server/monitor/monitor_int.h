@@ -40,6 +40,7 @@ struct mon_src {
   struct {
     uint64_t epoch, t, idle;
   } mark[HIST_WIN_SLOTS]; /* the first (time, idle) sample of each slot */
+  uint64_t mark_e;         /* the latest slot marked (0: none yet) */
   /* With each mark, every route's loop time so far (its http block's), so
    * a window's loop time by route lines up with its busy time. */
   uint64_t route_mark[HIST_WIN_SLOTS][MON_ROUTES_MAX];
