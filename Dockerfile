@@ -2,11 +2,15 @@
 # Debian bookworm's packages (llhttp from node-llhttp, in strict mode); the
 # runtime stage holds the binary, the example config and the two shared
 # libraries it needs, and runs as an unprivileged user.
-#   docker build -t loopd .   &&   docker run --rm -p 8080:8080 loopd
+#   docker build -t loopd .   &&   docker run --rm -p 127.0.0.1:8080:8080 loopd
+# (the dashboard's buttons and /block are for this machine only: publish the
+# port on the loopback, not on every interface)
 
 FROM debian:bookworm-slim AS build
+# make: GCC's link-time optimizer runs its parallel jobs through it (without
+# it the link warns and compiles them one by one).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc libc6-dev pkg-config meson ninja-build \
+ && apt-get install -y --no-install-recommends gcc libc6-dev make pkg-config meson ninja-build \
       libuv1-dev node-llhttp libinih-dev libsystemd-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -21,16 +25,23 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libuv1 libinih1 \
  && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
- && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin loopd
+ && useradd --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin loopd
 COPY --from=build /build/loopd /usr/local/bin/loopd
 COPY config/loopd.ini /etc/loopd/loopd.ini
 USER loopd
 # The environment overrides the file: listen on every interface in the container.
+# There server.allowed_hosts=auto answers any Host (a published port is
+# reached by whatever name the host has); -e LOOPD_SERVER_ALLOWED_HOSTS=
+# localhost,127.0.0.1,... refuses the others with 421 (keep localhost: the
+# HEALTHCHECK below sends it).
 ENV LOOPD_SERVER_LISTEN=0.0.0.0:8080
 EXPOSE 8080
 STOPSIGNAL SIGTERM
-# No curl in the image: bash's /dev/tcp asks /healthz and checks for a 200.
+# No curl in the image: loopd --health reads the configuration as the server
+# does (this file, then LOOPD_* such as LOOPD_SERVER_LISTEN=0.0.0.0:9000) and
+# asks that port's /healthz on the loopback; exit 0 on a 200.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=3s --retries=3 \
-  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /healthz HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && read -r _ code _ <&3 && [ \"$code\" = 200 ]"]
+  CMD ["/usr/local/bin/loopd", "--config", "/etc/loopd/loopd.ini", "--health"]
 ENTRYPOINT ["/usr/local/bin/loopd"]
 CMD ["--config", "/etc/loopd/loopd.ini"]

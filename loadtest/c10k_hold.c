@@ -22,7 +22,7 @@
 #define MAX_CONNS 100000
 #define IO_TIMEOUT_S 20 /* a server that stops answering fails the run, not hangs it */
 
-static const char REQ[] = "GET / HTTP/1.1\r\nHost: c10k\r\nConnection: keep-alive\r\n\r\n";
+static const char REQ[] = "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n";
 
 /* Reads one whole response (headers, then Content-Length bytes of body).
  * Returns 0, or -1 with a reason in why. */

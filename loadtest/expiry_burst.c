@@ -69,14 +69,14 @@ int main(int argc, char **argv) {
   for (int i = 0; i < n; i++)
     p[i] = (struct pollfd){.fd = dial(port), .events = POLLIN};
   usleep(1500 * 1000);
-  const char part[] = "GET / HTTP/1.1\r\nHost: x\r\n";
+  const char part[] = "GET / HTTP/1.1\r\nHost: localhost\r\n";
   double t0 = now_ms();
   for (int i = 0; i < n; i++)
     if (write(p[i].fd, part, sizeof part - 1) < 0)
       return 1;
   printf("partial heads sent to %d connections in %.0f ms\n", n, now_ms() - t0);
   int probe = dial(port), open_n = n, probes = 0;
-  const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  const char req[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
   char buf[65536];
   double first = 0, last = 0, max = 0, sum = 0;
   while (open_n > 0) {

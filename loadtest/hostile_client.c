@@ -143,7 +143,7 @@ static int hc_cmp(const void *a, const void *b) {
 
 /* One GET / on fd, waiting for the whole answer. 0 or -1. */
 static int hc_get(int fd, hc_resp_t *r) {
-  static const char req[] = "GET / HTTP/1.1\r\nHost: probe\r\n\r\n";
+  static const char req[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
   if (write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1))
     return -1;
   long want = r->responses + 1;
@@ -190,7 +190,7 @@ static int mode_probe(int seconds, int interval) {
 static int mode_pipeline(const char *path, int seconds, int depth) {
   static hc_resp_t r;
   char req[512], batch[512 * 256];
-  int rl = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: flood\r\n\r\n", path);
+  int rl = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n", path);
   if (depth < 1 || depth > 256 || rl <= 0 || rl >= (int)sizeof req)
     return 2;
   for (int i = 0; i < depth; i++)
@@ -230,7 +230,7 @@ static int mode_noread(int conns, long long bytes, int seconds) {
       continue;
     char head[256];
     int hl = snprintf(head, sizeof head,
-                      "POST /echo HTTP/1.1\r\nHost: noread\r\nContent-Length: %lld\r\n\r\n", bytes);
+                      "POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: %lld\r\n\r\n", bytes);
     if (write(fds[open_], head, (size_t)hl) != hl) {
       close(fds[open_]);
       continue;
@@ -266,7 +266,7 @@ static int mode_counted(int conns, int seconds, int depth) {
   static struct pollfd pf[HC_MAX_CONNS];
   static hc_resp_t *rs;
   static long sent[HC_MAX_CONNS];
-  static const char req[] = "GET / HTTP/1.1\r\nHost: counted\r\nUser-Agent: counted\r\n\r\n";
+  static const char req[] = "GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: counted\r\n\r\n";
   if (conns > HC_MAX_CONNS || depth < 1 || depth > 64)
     return 2;
   rs = calloc((size_t)conns, sizeof *rs);
@@ -327,7 +327,7 @@ static int mode_counted(int conns, int seconds, int depth) {
 
 static int mode_abandon(int n, const char *path) {
   char req[512];
-  int rl = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: abandon\r\n\r\n", path);
+  int rl = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n", path);
   int sent = 0;
   for (int i = 0; i < n; i++) {
     int fd = hc_dial();
@@ -346,7 +346,7 @@ static int mode_abandon(int n, const char *path) {
  * Content-Length disagrees with the body that came before the close. */
 static int mode_hold(int n, int seconds) {
   static int fds[HC_MAX_CONNS];
-  static const char req[] = "GET / HTTP/1.1\r\nHost: hold\r\n\r\n";
+  static const char req[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
   int opened = 0, failed = 0, ok = 0, busy = 0, none = 0, misframed = 0;
   for (int i = 0; i < n && i < HC_MAX_CONNS; i++) {
     int fd = hc_dial();
@@ -479,7 +479,7 @@ static int mode_smuggle(const char *sock) {
   size_t nte = sizeof hc_te / sizeof hc_te[0], ncl = sizeof hc_cl / sizeof hc_cl[0];
   size_t nfmt = sizeof hc_chunk_fmt / sizeof hc_chunk_fmt[0];
   for (size_t i = 0; i < nte + ncl + nfmt; i++, k++) {
-    int hl = snprintf(hidden, sizeof hidden, "GET /smuggled?a=%d HTTP/1.1\r\nHost: x\r\n\r\n", k);
+    int hl = snprintf(hidden, sizeof hidden, "GET /smuggled?a=%d HTTP/1.1\r\nHost: localhost\r\n\r\n", k);
     if (i < nte) { /* obfuscated Transfer-Encoding, chunked body */
       snprintf(body, sizeof body, "%x\r\n%s\r\n0\r\n\r\n", hl, hidden);
       snprintf(hdr, sizeof hdr, "%s", hc_te[i]);
@@ -490,7 +490,7 @@ static int mode_smuggle(const char *sock) {
       snprintf(body, sizeof body, hc_chunk_fmt[i - nte - ncl], hl, hidden);
       snprintf(hdr, sizeof hdr, "Transfer-Encoding: chunked\r\n");
     }
-    int ml = snprintf(msg, sizeof msg, "POST /echo?a=%d HTTP/1.1\r\nHost: x\r\n%s\r\n%s", k, hdr,
+    int ml = snprintf(msg, sizeof msg, "POST /echo?a=%d HTTP/1.1\r\nHost: localhost\r\n%s\r\n%s", k, hdr,
                       body);
     long got = hc_attempt(sock, msg, (size_t)ml);
     printf("attempt=%d answers=%ld\n", k, got);

@@ -39,7 +39,7 @@ int main(int argc, char **argv) {
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   long before = rss_kb(pid);
-  const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  const char req[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
   char buf[4096];
   for (int i = 0; i < n; i++) {
     fds[i] = socket(AF_INET, SOCK_STREAM, 0);

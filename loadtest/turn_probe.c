@@ -78,7 +78,7 @@ static void *pipe_attack(void *arg) {
   struct timeval tv = {.tv_sec = 1}; /* a write the server never takes must not hang the exit */
   setsockopt(pipe_fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   char one[256];
-  int k = snprintf(one, sizeof one, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", pipe_path);
+  int k = snprintf(one, sizeof one, "GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n", pipe_path);
   static char batch[1 << 16];
   size_t len = 0;
   while (len + (size_t)k <= sizeof batch) {
@@ -169,7 +169,7 @@ static void *crowd_attack(void *arg) {
 
 /* One GET / and its whole answer; -1 when the connection failed. */
 static double probe_once(int fd) {
-  static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  static const char req[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
   char buf[4096];
   double t0 = now_ms();
   if (write(fd, req, sizeof req - 1) < 0)
@@ -206,7 +206,7 @@ static int setup_attack(const char *attack, void *(**fn)(void *)) {
              bytes > 0) {
     crowd.n = n;
     snprintf(req, sizeof req,
-             "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %ld\r\n\r\n", bytes);
+             "POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: %ld\r\n\r\n", bytes);
     static char body[1 << 16];
     memset(body, 'x', sizeof body);
     crowd_head = req;
@@ -218,7 +218,7 @@ static int setup_attack(const char *attack, void *(**fn)(void *)) {
     *fn = crowd_attack;
   } else if (sscanf(attack, "slowread:%d:%255s", &n, path) == 2 && n > 0 && n <= MAX_CONNS) {
     crowd.n = n;
-    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n", path);
     crowd_head = "";
     crowd_head_len = 0;
     crowd_rep = req;

@@ -6,10 +6,14 @@
 
 #include "cli.h"
 #include "err.h"
-#include "log.h"
+#include "health.h"
 #include "http.h"
+#include "live.h"
+#include "log.h"
 #include "server_event.h"
 #include "server_threads.h"
+#include "service.h"
+#include "version.h"
 
 #ifndef LOOPD_VERSION
 #define LOOPD_VERSION "0.0.0"
@@ -22,15 +26,58 @@ extern char **environ;
  * hold the exit). */
 #define ACCESS_LOG_CLOSE_MS 500
 #define STDERR_CLOSE_MS 250
+#define HEALTH_TIMEOUT_MS 2000
 
 static int finish(int rc) {
   log_stop(STDERR_CLOSE_MS);
   return rc;
 }
 
+static void print_version(void) {
+  const char *commit = version_commit();
+  printf("loopd %s (%s%s%slibuv %s, llhttp %s)\n", LOOPD_VERSION, *commit ? "commit " : "", commit,
+         *commit ? ", " : "", server_event_libuv_version(), http_parser_version());
+}
+
+/* --check-config: what start-up checks, without binding. */
+static int check_config(const config_t *cfg, const cli_t *cli) {
+  char err[1024], from[512];
+  if (service_check(cfg, err, sizeof err) != 0) {
+    log_msg("%s", err);
+    return finish(2);
+  }
+  cli_sources(cli, from, sizeof from);
+  if (!cli->quiet)
+    log_msg("configuration ok: %s", from);
+  return finish(0);
+}
+
+/* The first generation: the configuration read and its access log open. */
+static int serve(const config_t *cfg, const cli_t *cli) {
+  char err[1024];
+  live_gen_t *g = live_gen_new();
+  if (g == NULL) {
+    log_msg("cannot start: out of memory");
+    return finish(1);
+  }
+  g->cfg = *cfg;
+  if (access_log_open(&g->al, cfg->log.access, (int)cfg->log.format, err, sizeof err) != 0) {
+    log_msg("%s", err);
+    free(g);
+    return finish(2);
+  }
+  live_t lv;
+  live_init(&lv, g);
+  signal(SIGPIPE, SIG_IGN);
+  int rc = cfg->server.mode == MODE_THREADS ? server_threads_run(&lv, cli)
+                                            : server_event_run(&lv, cli);
+  live_close(&lv, ACCESS_LOG_CLOSE_MS);
+  return finish(rc);
+}
+
 int main(int argc, char **argv) {
-  config_t cfg;
-  cli_t cli;
+  static config_t cfg;
+  static cli_t cli;
   char err[1024];
   int r = log_start();
   if (r != 0)
@@ -42,31 +89,19 @@ int main(int argc, char **argv) {
   }
   if (cli.help) {
     cli_usage(stdout);
-    return 0;
+    return finish(0);
   }
   if (cli.version) {
-    printf("loopd %s (libuv %s, llhttp %s)\n", LOOPD_VERSION, server_event_libuv_version(),
-           http_parser_version());
-    return 0;
+    print_version();
+    return finish(0);
   }
   if (cli.print_config) {
     config_print(&cfg, stdout);
-    return 0;
-  }
-  if (cli.check_config) {
-    log_msg("configuration ok");
     return finish(0);
   }
-  signal(SIGPIPE, SIG_IGN);
-  access_log_t *al;
-  if (access_log_open(&al, cfg.log.access, (int)cfg.log.format, err, sizeof err) != 0) {
-    log_msg("%s", err);
-    return finish(2);
-  }
-  int rc = cfg.server.mode == MODE_THREADS ? server_threads_run(&cfg, al)
-                                           : server_event_run(&cfg, al);
-  if (!access_log_close(al, ACCESS_LOG_CLOSE_MS))
-    log_msg("access log: its writer is stuck (nobody reads %s); exiting without it",
-            cfg.log.access);
-  return finish(rc);
+  if (cli.check_config)
+    return check_config(&cfg, &cli);
+  if (cli.health)
+    return finish(health_check(&cfg, HEALTH_TIMEOUT_MS));
+  return serve(&cfg, &cli);
 }

@@ -25,9 +25,10 @@
 #define AL_LINE_MAX 4096
 
 struct access_log {
-  int fd;
+  int fd;     /* the writer thread's once it runs (it alone writes, reopens, closes) */
   bool own_fd;
   int format;
+  char *path; /* the file (own_fd), for a reopen */
   pthread_mutex_t mu;
   pthread_cond_t cv;
   pthread_t thread;
@@ -37,6 +38,8 @@ struct access_log {
   bool stop;
   bool busy;   /* the writer is writing a batch out (without mu) */
   bool exited; /* the writer thread has returned */
+  bool reopen; /* SIGUSR1: open the path again once what is queued is out */
+  bool detached; /* released: the writer frees al when it ends */
   pthread_cond_t idle; /* flushers and closers wait here for the writer */
   uint64_t dropped;
   uint64_t dropped_reported;
@@ -298,41 +301,74 @@ size_t access_log_format(int format, const access_entry_t *e, int64_t unix_ms, c
   return l.o;
 }
 
+/* Writes out what is queued (mu held; released while writing). */
+static void write_batch(access_log_t *al) {
+  char *out = al->fill;
+  size_t n = al->fill_len;
+  al->fill = al->spare;
+  al->fill_len = 0;
+  al->spare = out;
+  uint64_t dropped = al->dropped;
+  al->busy = true;
+  pthread_mutex_unlock(&al->mu);
+  write_all(al->fd, out, n); /* may block on a stuck reader: closers wait only so long */
+  if (dropped != al->dropped_reported) {
+    log_msg("access log: %llu lines dropped so far (the writer fell behind)",
+            (unsigned long long)dropped);
+    al->dropped_reported = dropped;
+  }
+  pthread_mutex_lock(&al->mu);
+  al->busy = false;
+}
+
+/* The file at the path again (logrotate renamed the old one): lines queued
+ * before the request went to the old file, later ones go to the new. On
+ * failure the old file stays. mu held; released while opening. */
+static void reopen_file(access_log_t *al) {
+  al->busy = true;
+  pthread_mutex_unlock(&al->mu);
+  int fd = open(al->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    log_msg("access log: cannot reopen %s: %s (still writing to the file it had open)", al->path,
+            loopd_strerror(-errno));
+  } else {
+    close(al->fd);
+    al->fd = fd;
+  }
+  pthread_mutex_lock(&al->mu);
+  al->busy = false;
+}
+
+static void al_free(access_log_t *al);
+
 static void *writer_main(void *arg) {
   access_log_t *al = arg;
   pthread_mutex_lock(&al->mu);
   for (;;) {
-    /* Batch: sleep a flush period unless the buffer is half full or we stop. */
-    if (!al->stop && al->fill_len <= AL_BUF_SIZE / 2) {
+    /* Batch: sleep a flush period unless the buffer is half full, a reopen
+     * waits or we stop. */
+    if (!al->stop && !al->reopen && al->fill_len <= AL_BUF_SIZE / 2) {
       struct timespec ts = due_in(AL_FLUSH_MS);
       pthread_cond_timedwait(&al->cv, &al->mu, &ts);
     }
+    bool reopen = al->reopen;
+    al->reopen = false;
+    if (al->fill_len > 0)
+      write_batch(al);
+    if (reopen)
+      reopen_file(al);
     if (al->fill_len == 0) {
       pthread_cond_broadcast(&al->idle);
       if (al->stop)
         break;
-      continue;
     }
-    char *out = al->fill;
-    size_t n = al->fill_len;
-    al->fill = al->spare;
-    al->fill_len = 0;
-    al->spare = out;
-    uint64_t dropped = al->dropped;
-    al->busy = true;
-    pthread_mutex_unlock(&al->mu);
-    write_all(al->fd, out, n); /* may block on a stuck reader: closers wait only so long */
-    if (dropped != al->dropped_reported) {
-      log_msg("access log: %llu lines dropped so far (the writer fell behind)",
-              (unsigned long long)dropped);
-      al->dropped_reported = dropped;
-    }
-    pthread_mutex_lock(&al->mu);
-    al->busy = false;
   }
+  bool free_self = al->detached;
   al->exited = true;
   pthread_cond_broadcast(&al->idle);
   pthread_mutex_unlock(&al->mu);
+  if (free_self)
+    al_free(al); /* nobody else holds it (access_log_release) */
   return NULL;
 }
 
@@ -343,6 +379,7 @@ static void al_free(access_log_t *al) {
   pthread_cond_destroy(&al->idle);
   if (al->own_fd)
     close(al->fd);
+  free(al->path);
   free(al->fill);
   free(al->spare);
   free(al);
@@ -369,13 +406,14 @@ int access_log_open(access_log_t **out, const char *target, int format, char *er
     al->fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     al->own_fd = al->fd >= 0;
     r = -errno; /* before malloc may change it */
+    al->path = strdup(target);
   }
   al->fill = malloc(AL_BUF_SIZE);
   al->spare = malloc(AL_BUF_SIZE);
   if (al->fd < 0)
     r = loopd_errf(r, err, errlen, "log.access = \"%s\": cannot open: %s", target,
                    loopd_strerror(r));
-  else if (al->fill == NULL || al->spare == NULL)
+  else if (al->fill == NULL || al->spare == NULL || (al->own_fd && al->path == NULL))
     r = loopd_errf(-ENOMEM, err, errlen, "access log: out of memory");
   else if ((r = start_writer(&al->thread, writer_main, al)) != 0)
     r = loopd_errf(r, err, errlen, "access log: cannot start its writer thread: %s",
@@ -439,3 +477,27 @@ bool access_log_close(access_log_t *al, uint64_t timeout_ms) {
   al_free(al);
   return true;
 }
+
+bool access_log_reopen(access_log_t *al) {
+  if (al == NULL || al->path == NULL)
+    return false;
+  pthread_mutex_lock(&al->mu);
+  al->reopen = true;
+  pthread_cond_signal(&al->cv);
+  pthread_mutex_unlock(&al->mu);
+  return true;
+}
+
+void access_log_release(access_log_t *al) {
+  if (al == NULL)
+    return;
+  pthread_mutex_lock(&al->mu);
+  pthread_t th = al->thread; /* al may be freed as soon as mu is let go */
+  al->stop = true;
+  al->detached = true;
+  pthread_cond_signal(&al->cv);
+  pthread_mutex_unlock(&al->mu);
+  pthread_detach(th);
+}
+
+const char *access_log_path(const access_log_t *al) { return al != NULL ? al->path : NULL; }

@@ -63,6 +63,17 @@ bool access_log_flush(access_log_t *al, uint64_t timeout_ms);
  * and the process is expected to exit. Tolerates NULL (true). */
 bool access_log_close(access_log_t *al, uint64_t timeout_ms);
 
+/* SIGUSR1 (logrotate's postrotate): asks the writer thread to open the file
+ * at its path again once what is queued is written (to the old file); a
+ * failure is logged and the old file kept. Never blocks on the file. False
+ * when al is NULL or writes to stdout or stderr (nothing of ours to reopen). */
+bool access_log_reopen(access_log_t *al);
+/* Lets al go without waiting: its writer writes out what is queued, closes
+ * the file and frees al. Nobody may write to al afterwards. Tolerates NULL. */
+void access_log_release(access_log_t *al);
+/* The file al writes to, or NULL (stdout, stderr or NULL al). */
+const char *access_log_path(const access_log_t *al);
+
 /* Formats an entry as one line (with '\n') into out; returns its length. */
 size_t access_log_format(int format, const access_entry_t *e, int64_t unix_ms, char *out,
                          size_t outlen);

@@ -48,6 +48,18 @@ int query_int(const char *q, size_t qlen, const char *key, int64_t def, int64_t 
   return 0;
 }
 
+int query_bool(const char *v, size_t n) {
+  static const char *const on[] = {"on", "true", "yes", "1"};
+  static const char *const off[] = {"off", "false", "no", "0"};
+  for (size_t i = 0; i < sizeof on / sizeof on[0]; i++) {
+    if (strlen(on[i]) == n && memcmp(v, on[i], n) == 0)
+      return 1;
+    if (strlen(off[i]) == n && memcmp(v, off[i], n) == 0)
+      return 0;
+  }
+  return -1;
+}
+
 int query_flag(const char *q, size_t qlen, const char *key, bool def, bool *out, char *reason,
                size_t rlen) {
   const char *v;
@@ -56,15 +68,11 @@ int query_flag(const char *q, size_t qlen, const char *key, bool def, bool *out,
     *out = def;
     return 0;
   }
-  static const char *const yes[] = {"", "1", "true", "on", "yes"};
-  static const char *const no[] = {"0", "false", "off", "no"};
-  for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
-    if (strlen(yes[i]) == n && memcmp(v, yes[i], n) == 0)
-      return *out = true, 0;
-  for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
-    if (strlen(no[i]) == n && memcmp(v, no[i], n) == 0)
-      return *out = false, 0;
-  snprintf(reason, rlen, "%s=%.*s: expected 1 or 0", key, (int)(n > 32 ? 32 : n), v);
+  int b = n == 0 ? 1 : query_bool(v, n);
+  if (b >= 0)
+    return *out = b == 1, 0;
+  snprintf(reason, rlen, "%s=%.*s: expected " QUERY_BOOL_SPELLINGS, key, (int)(n > 32 ? 32 : n),
+           v);
   return -1;
 }
 

@@ -16,8 +16,14 @@ bool query_get(const char *q, size_t qlen, const char *key, const char **val, si
 int query_int(const char *q, size_t qlen, const char *key, int64_t def, int64_t min, int64_t max,
               int64_t *out, char *reason, size_t rlen);
 
-/* A flag: absent = def; "1", "true", "on", "yes" or bare = true; "0", "false",
- * "off", "no" = false; else -1 with a reason. */
+/* The one spelling rule for booleans, config keys and query flags alike:
+ * 1 for on/true/yes/1, 0 for off/false/no/0 (n bytes at v), else -1. */
+int query_bool(const char *v, size_t n);
+/* What query_bool accepts, for error messages. */
+#define QUERY_BOOL_SPELLINGS "on/off, true/false, yes/no or 1/0"
+
+/* A flag: absent = def; bare ("&cpu&") = true; else query_bool, or -1 with a
+ * reason naming QUERY_BOOL_SPELLINGS. */
 int query_flag(const char *q, size_t qlen, const char *key, bool def, bool *out, char *reason,
                size_t rlen);
 

@@ -1,6 +1,8 @@
 /* config.c: the key table and everything that reads it. */
 #include "config.h"
 #include "err.h"
+#include "fraction.h"
+#include "query.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -25,6 +27,8 @@ static const char *const format_names[] = {"text", "json", NULL};
 static const config_key_t keys[] = {
     {"server.listen", CFG_ADDR, "127.0.0.1:8080", 0, CONFIG_STR_MAX - 1, OFF(server.listen), NULL,
      "address to listen on: HOST:PORT, [V6]:PORT; port 0 picks a free port"},
+    {"server.allowed_hosts", CFG_HOSTS, "auto", 0, HOSTLIST_TEXT_MAX - 1, OFF(server.allowed_hosts),
+     NULL, "Host values answered (others: 421): auto, or names, .suffix, *.suffix, IPs, loopback, *"},
     {"server.mode", CFG_ENUM, "event", 0, 0, OFF(server.mode), mode_names,
      "event (libuv loops) or threads (one thread per connection)"},
     {"server.loops", CFG_INT_AUTO, "1", 1, 64, OFF(server.loops), NULL,
@@ -87,6 +91,40 @@ static const config_key_t keys[] = {
 const config_key_t *config_keys(size_t *n) {
   *n = sizeof keys / sizeof keys[0];
   return keys;
+}
+
+/* The keys SIGHUP cannot change: what the running process was built around
+ * at start (its listening sockets, loops, thread pool and thread stacks, the
+ * monitor's timers and the windows their samples fill). Every other key,
+ * later ones included, changes live. */
+static const char *const restart_keys[] = {
+    "server.listen", "server.mode",       "server.loops",      "server.backlog",
+    "work.threads",  "monitor.heartbeat_ms", "monitor.sample_ms", "threads.stack_kb",
+};
+
+bool config_key_restart(const config_key_t *k) {
+  for (size_t i = 0; i < sizeof restart_keys / sizeof restart_keys[0]; i++)
+    if (strcmp(k->name, restart_keys[i]) == 0)
+      return true;
+  return false;
+}
+
+static bool key_is_text(const config_key_t *k) { return k->type == CFG_STRING || k->type == CFG_ADDR; }
+
+bool config_key_same(const config_t *a, const config_t *b, const config_key_t *k) {
+  const char *fa = (const char *)a + k->offset, *fb = (const char *)b + k->offset;
+  if (key_is_text(k) || k->type == CFG_HOSTS) /* a host list's text comes first */
+    return strcmp(fa, fb) == 0;
+  return *(const int64_t *)(const void *)fa == *(const int64_t *)(const void *)fb;
+}
+
+void config_key_copy(config_t *dst, const config_t *src, const config_key_t *k) {
+  char *to = (char *)dst + k->offset;
+  const char *from = (const char *)src + k->offset;
+  if (key_is_text(k))
+    memcpy(to, from, strlen(from) + 1);
+  else
+    memcpy(to, from, sizeof(int64_t));
 }
 
 static const config_key_t *key_find(const char *name) {
@@ -186,6 +224,19 @@ static int str_reads_back(const char *v, size_t n) {
   return strstr(v, " ;") == NULL;
 }
 
+/* A value wrapped in a matched pair of quotes. The config file drops one
+ * such pair (key = "value" reads as key = value); a value still quoted after
+ * that, or quoted in the environment or --set, is refused: printed back, its
+ * quotes would be dropped. */
+static bool quoted(const char *v, size_t n) {
+  return n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0];
+}
+
+/* A quote at either end of a value: a matched pair (quoted), or a typo. */
+static bool quote_at_end(const char *v, size_t n) {
+  return n > 0 && (v[0] == '"' || v[0] == '\'' || v[n - 1] == '"' || v[n - 1] == '\'');
+}
+
 /* The setters, one per type: 0, or -EINVAL with the message. */
 static int set_int(const config_key_t *k, int64_t *field, const char *value, char *err,
                    size_t errlen) {
@@ -211,45 +262,22 @@ static int set_int(const config_key_t *k, int64_t *field, const char *value, cha
 /* "0.9", "1", ".25": digits with at most one point, rounded to millionths. */
 static int set_fraction(const config_key_t *k, int64_t *field, const char *value, char *err,
                         size_t errlen) {
-  int64_t whole = 0, frac = 0, scale = CONFIG_FRACTION_ONE;
-  bool digits = false, point = false, ok = true, round_up = false;
-  for (const char *p = value; ok && *p != '\0'; p++) {
-    if (*p == '.' && !point) {
-      point = true;
-    } else if (isdigit((unsigned char)*p)) {
-      digits = true;
-      if (!point) {
-        ok = (whole = whole * 10 + (*p - '0')) <= 1000000;
-      } else if (scale > 1) {
-        frac += (*p - '0') * (scale /= 10);
-      } else if (scale == 1) { /* the first digit past millionths rounds; later ones do not count */
-        round_up = *p >= '5';
-        scale = 0;
-      }
-    } else {
-      ok = false;
-    }
-  }
-  int64_t v = ok && digits ? whole * CONFIG_FRACTION_ONE + frac + (round_up ? 1 : 0) : -1;
+  int64_t v = fraction_parse(value);
   if (v < k->min || v > k->max)
     return loopd_errf(-EINVAL, err, errlen, "%s = \"%s\": expected a number from %g to %g",
-                      k->name, value, (double)k->min / CONFIG_FRACTION_ONE,
-                      (double)k->max / CONFIG_FRACTION_ONE);
+                      k->name, value, (double)k->min / FRACTION_ONE, (double)k->max / FRACTION_ONE);
   *field = v;
   return 0;
 }
 
 static int set_bool(const config_key_t *k, int64_t *field, const char *value, char *err,
                     size_t errlen) {
-  static const char *const on[] = {"on", "true", "yes", "1"};
-  static const char *const off[] = {"off", "false", "no", "0"};
-  for (size_t i = 0; i < sizeof on / sizeof on[0]; i++) {
-    if (strcmp(value, on[i]) == 0 || strcmp(value, off[i]) == 0) {
-      *field = strcmp(value, on[i]) == 0;
-      return 0;
-    }
-  }
-  return loopd_errf(-EINVAL, err, errlen, "%s = \"%s\": expected on or off", k->name, value);
+  int b = query_bool(value, strlen(value)); /* the same spellings as query flags */
+  if (b < 0)
+    return loopd_errf(-EINVAL, err, errlen, "%s = \"%s\": expected " QUERY_BOOL_SPELLINGS,
+                      k->name, value);
+  *field = b;
+  return 0;
 }
 
 static int set_enum(const config_key_t *k, int64_t *field, const char *value, char *err,
@@ -282,6 +310,11 @@ static int set_string(const config_key_t *k, char *field, const char *value, cha
                       "%s = \"%s\": expected printable text of %lld to %zu bytes (a config file "
                       "line holds at most %d)",
                       k->name, value, (long long)k->min, max, LINE_MAX_CHARS);
+  if (quote_at_end(value, n))
+    return loopd_errf(-EINVAL, err, errlen,
+                      "%s = \"%s\": %s (a config file drops one matched pair of quotes; "
+                      "elsewhere give the value without them)",
+                      k->name, value, quoted(value, n) ? "a value in quotes" : "an unmatched quote");
   if (!str_reads_back(value, n))
     return loopd_errf(-EINVAL, err, errlen,
                       "%s = \"%s\": expected text without a leading or trailing space and "
@@ -324,6 +357,8 @@ static int set_checked(const config_key_t *k, config_t *c, const char *value, ch
     return set_addr(k, field, value, err, errlen);
   case CFG_FRACTION:
     return set_fraction(k, field, value, err, errlen);
+  case CFG_HOSTS:
+    return hostlist_set(field, k->name, value, value_max(k), err, errlen);
   }
   return loopd_errf(-EINVAL, err, errlen, "%s: no such type", k->name);
 }
@@ -335,12 +370,15 @@ int config_set(config_t *c, const char *key, const char *value, char *err, size_
   return set_checked(k, c, value, err, errlen);
 }
 
+#define NKEYS (sizeof keys / sizeof keys[0])
+
 struct file_ctx {
   config_t *c;
   FILE *f;
   int lines;     /* lines read so far */
   int code;      /* the first error the reader or a setter found, or 0 */
   int code_line; /* its line */
+  int first_line[NKEYS]; /* where each key was set in this file; 0: not yet */
   char err[512];
 };
 
@@ -373,6 +411,28 @@ static char *file_read_line(char *line, int size, void *user) {
   return line;
 }
 
+/* One "key = value" of the file: a known key given once, its value
+ * unquoted (one matched pair of quotes dropped). 0 or the error, said. */
+static int file_set(struct file_ctx *fc, const char *key, const char *value) {
+  const config_key_t *k = key_find(key);
+  if (k == NULL)
+    return loopd_errf(-ENOENT, fc->err, sizeof fc->err,
+                      "unknown key \"%s\" (loopd --help lists them)", key);
+  int *first = &fc->first_line[k - keys];
+  if (*first != 0)
+    return loopd_errf(-EINVAL, fc->err, sizeof fc->err, "%s given twice (first at line %d)",
+                      k->name, *first);
+  *first = fc->lines;
+  char plain[INI_MAX_LINE];
+  size_t n = strlen(value);
+  if (quoted(value, n) && n - 2 < sizeof plain) {
+    memcpy(plain, value + 1, n - 2);
+    plain[n - 2] = '\0';
+    value = plain;
+  }
+  return set_checked(k, fc->c, value, fc->err, sizeof fc->err);
+}
+
 static int ini_cb(void *user, const char *section, const char *name, const char *value) {
   struct file_ctx *fc = user;
   char key[128];
@@ -384,7 +444,7 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
     fc->code = loopd_errf(-ENOENT, fc->err, sizeof fc->err,
                           "unknown key \"%s.%s\" (loopd --help lists them)", section, name);
   else
-    fc->code = config_set(fc->c, key, value, fc->err, sizeof fc->err);
+    fc->code = file_set(fc, key, value);
   fc->code_line = fc->lines;
   return fc->code == 0;
 }
@@ -441,6 +501,7 @@ static bool env_ours(const char *e) {
 }
 
 int config_load_env(config_t *c, char *const *env, char *err, size_t errlen) {
+  int applied = 0;
   for (; env != NULL && *env != NULL; env++) {
     const char *e = *env;
     const char *eq = strchr(e, '=');
@@ -457,8 +518,9 @@ int config_load_env(config_t *c, char *const *env, char *err, size_t errlen) {
     int r = set_checked(k, c, eq + 1, msg, sizeof msg);
     if (r != 0)
       return loopd_errf(r, err, errlen, "%.*s: %s", len, e, msg);
+    applied++;
   }
-  return 0;
+  return applied;
 }
 
 void config_format_value(const config_t *c, const config_key_t *k, char *out, size_t outlen) {
@@ -483,18 +545,12 @@ void config_format_value(const config_t *c, const config_key_t *k, char *out, si
     break;
   case CFG_STRING:
   case CFG_ADDR:
+  case CFG_HOSTS: /* its text comes first */
     snprintf(out, outlen, "%s", (const char *)field);
     break;
-  case CFG_FRACTION: {
-    /* fixed point, trailing zeros dropped: what set_fraction reads back */
-    int n = snprintf(out, outlen, "%lld.%06lld", (long long)(v / CONFIG_FRACTION_ONE),
-                     (long long)(v % CONFIG_FRACTION_ONE));
-    while (n > 0 && (size_t)n < outlen && out[n - 1] == '0')
-      out[--n] = '\0';
-    if (n > 0 && (size_t)n < outlen && out[n - 1] == '.')
-      out[--n] = '\0';
+  case CFG_FRACTION:
+    fraction_format(v, out, outlen);
     break;
-  }
   }
 }
 

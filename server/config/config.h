@@ -4,19 +4,23 @@
 #ifndef LOOPD_CONFIG_H
 #define LOOPD_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
+#include "hostlist.h"
+
 #define CONFIG_STR_MAX 256
 #define CONFIG_PATH_MAX 1024
-#define CONFIG_FRACTION_ONE 1000000 /* CFG_FRACTION's 1.0 */
+#define CONFIG_FRACTION_ONE 1000000 /* CFG_FRACTION's 1.0 (fraction.h: FRACTION_ONE) */
 
 enum { MODE_EVENT = 0, MODE_THREADS = 1 };
 
 typedef struct config {
   struct {
     char listen[CONFIG_STR_MAX];
+    hostlist_t allowed_hosts;
     int64_t mode;
     int64_t loops; /* 0 = auto (one per usable core) */
     int64_t backlog;
@@ -67,7 +71,8 @@ typedef enum config_type {
   CFG_ENUM,     /* one of names[] (stored as its index) */
   CFG_STRING,   /* printable text */
   CFG_ADDR,     /* HOST:PORT, [V6]:PORT */
-  CFG_FRACTION  /* a decimal from min to max millionths ("0.9"), stored in millionths */
+  CFG_FRACTION, /* a decimal from min to max millionths ("0.9"), stored in millionths */
+  CFG_HOSTS     /* a host list (hostlist.h) */
 } config_type_t;
 
 typedef struct config_key {
@@ -83,6 +88,14 @@ typedef struct config_key {
 /* The key table, in file order. */
 const config_key_t *config_keys(size_t *n);
 
+/* Whether SIGHUP cannot change k (it needs a restart); every other key
+ * changes live. */
+bool config_key_restart(const config_key_t *k);
+/* Whether a and b hold the same value of k. */
+bool config_key_same(const config_t *a, const config_t *b, const config_key_t *k);
+/* Copies k's value from src into dst. */
+void config_key_copy(config_t *dst, const config_t *src, const config_key_t *k);
+
 /* Fills c with the built-in defaults. */
 void config_defaults(config_t *c);
 
@@ -95,11 +108,14 @@ void config_defaults(config_t *c);
 int config_set(config_t *c, const char *key, const char *value, char *err, size_t errlen);
 
 /* Loads an INI file; errors read "FILE:LINE: ..." (-EINVAL, -ENOENT), or
- * "FILE: cannot open: ..." (the errno of the open). */
+ * "FILE: cannot open: ..." (the errno of the open). A key given twice is an
+ * error naming both lines; a value in a matched pair of quotes ("..." or
+ * '...') is read without them. */
 int config_load_file(config_t *c, const char *path, char *err, size_t errlen);
 
 /* Applies LOOPD_SECTION_KEY=VALUE variables from env (NULL-terminated);
- * a LOOPD_<SECTION>_ name that is no key is -ENOENT. */
+ * returns how many were applied, or an error: a LOOPD_<SECTION>_ name that is
+ * no key is -ENOENT. */
 int config_load_env(config_t *c, char *const *env, char *err, size_t errlen);
 
 /* Writes the effective configuration as a config file that loads back. */

@@ -277,8 +277,8 @@ static void start_plan(conn_t *c) {
       uv_idle_start(&l->idle, on_idle);
     break;
   case PLAN_JOB:
-    c->job = work_submit(l->work, &l->uv, p->job, &c->session.rc->state, p->jobs, on_job_done, c,
-                         conn_track_pool(c));
+    c->job = work_submit(l->work, &l->uv, l->cfg->work.queue_limit, p->job,
+                         &c->session.rc->state, p->jobs, on_job_done, c, conn_track_pool(c));
     if (c->job == NULL) {
       c->wait = WAIT_NONE;
       conn_step(c, session_refuse(&c->session, &l->out, now_ms(c), 503,

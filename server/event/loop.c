@@ -68,6 +68,7 @@ static void drain(evloop_t *l) {
   }
   /* Only connections and jobs keep the loop alive now. */
   uv_unref((uv_handle_t *)&l->wake);
+  uv_unref((uv_handle_t *)&l->reload);
   uv_timer_start(&l->drain_timer, on_drain_deadline, (uint64_t)l->cfg->server.shutdown_timeout_ms,
                  0);
   uv_unref((uv_handle_t *)&l->drain_timer);
@@ -75,20 +76,44 @@ static void drain(evloop_t *l) {
 
 static void on_wake(uv_async_t *a) { drain(a->data); }
 
-void evloop_request_drain(evloop_t *l) {
-  /* Only a running loop has a wake handle to send to (loop.h: running); the
-   * lock keeps the loop from closing it between the check and the send. */
+/* Between callbacks: nothing of this loop is in the middle of reading the
+ * configuration. Every connection reads the new one from its next callback
+ * on (a request half read goes on under the new limits), and only then does
+ * the slot let the old generation go. The cost is here, per reload, not per
+ * request: the request path reads the same plain pointers as before. */
+static void on_reload(uv_async_t *a) {
+  evloop_t *l = a->data;
+  live_gen_t *g = live_current(l->live); /* our slot protects it: it is ours or newer */
+  if (g != l->gen) {
+    l->cfg = &g->cfg;
+    session_env_reconfigure(&l->env, &g->cfg, g->al);
+    for (conn_t *c = l->conns; c != NULL; c = c->next)
+      if (c->session.env != NULL) /* a refused connection has no session */
+        session_config_changed(&c->session);
+    l->gen = g;
+  }
+  live_hold(&l->gen_seen, g);
+  uv_async_send(l->done); /* the main thread says the reload once every loop is here */
+}
+
+/* Only a running loop has async handles to send to (loop.h: running); the
+ * lock keeps the loop from closing them between the check and the send. */
+static void send_if_running(evloop_t *l, uv_async_t *a) {
   uv_mutex_lock(&l->wake_mu);
   if (atomic_load_explicit(&l->running, memory_order_acquire))
-    uv_async_send(&l->wake);
+    uv_async_send(a);
   uv_mutex_unlock(&l->wake_mu);
 }
+
+void evloop_request_drain(evloop_t *l) { send_if_running(l, &l->wake); }
+void evloop_request_reload(evloop_t *l) { send_if_running(l, &l->reload); }
 
 /* Every handle the loop may own; then one run lets the closes finish. */
 static void close_all(evloop_t *l) {
   conn_closes_flush(l);
   evloop_close_handle((uv_handle_t *)&l->listener);
   evloop_close_handle((uv_handle_t *)&l->wake);
+  evloop_close_handle((uv_handle_t *)&l->reload);
   evloop_close_handle((uv_handle_t *)&l->idle);
   evloop_close_handle((uv_handle_t *)&l->accept_idle);
   evloop_close_handle((uv_handle_t *)&l->drain_timer);
@@ -107,11 +132,12 @@ static void close_all(evloop_t *l) {
 static int setup(evloop_t *l, const char **what) {
   int r;
   l->yield_tail = &l->yield_head;
-  l->listener.data = l->wake.data = l->idle.data = l->drain_timer.data = l;
+  l->listener.data = l->wake.data = l->reload.data = l->idle.data = l->drain_timer.data = l;
   l->accept_idle.data = l;
   if ((r = uv_tcp_init(&l->uv, &l->listener)) != 0)
     return *what = "uv_tcp_init", r;
-  if ((r = uv_async_init(&l->uv, &l->wake, on_wake)) != 0)
+  if ((r = uv_async_init(&l->uv, &l->wake, on_wake)) != 0 ||
+      (r = uv_async_init(&l->uv, &l->reload, on_reload)) != 0)
     return *what = "uv_async_init", r;
   if ((r = uv_idle_init(&l->uv, &l->idle)) != 0)
     return *what = "uv_idle_init", r;
@@ -153,6 +179,7 @@ void evloop_main(void *arg) {
   close_all(l);
   buf_free(&l->out);
   session_env_free(&l->env);
+  live_leave(&l->gen_seen); /* nothing of this loop reads a configuration any more */
   atomic_store_explicit(&l->closed, true, memory_order_release);
   uv_async_send(l->done);
   return;

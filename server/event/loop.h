@@ -10,6 +10,7 @@
 
 #include "attrib.h"
 #include "handle.h"
+#include "live.h"
 #include "monitor.h"
 #include "pool.h"
 #include "reqslot.h"
@@ -50,6 +51,7 @@ typedef struct evloop {
   uint64_t accept_turn;
   unsigned accepts;
   uv_async_t wake;        /* the main thread asks for a drain */
+  uv_async_t reload;      /* the main thread published a configuration (SIGHUP) */
   uv_idle_t idle;         /* runs yielded continuations, one turn at a time */
   uv_timer_t drain_timer; /* shutdown deadline */
   timeq_t tq;             /* every connection's deadline, one timer (timeq.h) */
@@ -82,7 +84,13 @@ typedef struct evloop {
   pool_t wpool; /* write states for the next writes that wait (conn_write.c), at most LOOP_WSTATES_KEPT */
   size_t nconns;
   size_t nlingering_refused;
+  /* The configuration this loop runs (l->cfg, env's, every session's) is
+   * gen's; gen_seen is its slot (live.h), moved on in on_reload, between
+   * callbacks, once nothing of this loop points into the old one. */
   const config_t *cfg;
+  live_t *live;
+  live_gen_t *gen;
+  _Atomic uint64_t gen_seen;
   proc_stats_t *stats;
   work_pool_t *work;
   int index;
@@ -100,7 +108,7 @@ typedef struct evloop {
   uv_sem_t *ready; /* posted once listening, or once a failed start is torn down */
   int start_error;        /* 0, or the libuv error that stopped the start */
   const char *start_what; /* what failed: "uv_loop_init", "uv_listen", ... */
-  uv_async_t *done; /* sent once the loop has closed */
+  uv_async_t *done; /* sent once the loop has closed, and each time it moved to a new configuration */
   uv_thread_t thread;
   char rbuf[LOOP_READ_BUF]; /* every read lands here first */
 } evloop_t;
@@ -129,5 +137,8 @@ void loopmon_close(evloop_t *l);
 void evloop_main(void *arg);
 /* From any thread: start a drain (stop accepting, finish, close). */
 void evloop_request_drain(evloop_t *l);
+/* From the main thread, after live_publish: the loop moves to the current
+ * configuration at its next turn. */
+void evloop_request_reload(evloop_t *l);
 
 #endif

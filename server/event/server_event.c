@@ -17,6 +17,7 @@
 #include "err.h"
 #include "loop.h"
 #include "net.h"
+#include "reload.h"
 #include "routes.h"
 #include "server_event.h"
 #include "service.h"
@@ -27,6 +28,8 @@
 
 typedef struct evserver {
   service_t svc; /* the configuration, the access log, the address */
+  live_t *live;
+  const cli_t *cli;
   evloop_t *loops;
   int nloops;
   int nstarted; /* loops running (loop.h: running); the first nstarted */
@@ -37,9 +40,11 @@ typedef struct evserver {
   int port;
   bool main_ok, ready_ok;
   uv_loop_t main;
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sigint, sigterm, sighup, sigusr1;
   uv_async_t loop_done;
   uv_timer_t deadline;
+  uv_timer_t collect; /* while old configurations wait for the loops to move on */
+  reload_note_t note; /* a published reload, said once every loop runs it */
   uv_sem_t ready;
   int signals;
 } evserver_t;
@@ -47,8 +52,11 @@ typedef struct evserver {
 static void close_main_handles(evserver_t *s) {
   evloop_close_handle((uv_handle_t *)&s->sigint);
   evloop_close_handle((uv_handle_t *)&s->sigterm);
+  evloop_close_handle((uv_handle_t *)&s->sighup);
+  evloop_close_handle((uv_handle_t *)&s->sigusr1);
   evloop_close_handle((uv_handle_t *)&s->loop_done);
   evloop_close_handle((uv_handle_t *)&s->deadline);
+  evloop_close_handle((uv_handle_t *)&s->collect);
 }
 
 /* Loop threads may still run (and log) here. */
@@ -68,6 +76,59 @@ static void on_signal(uv_signal_t *h, int signum) {
                  (uint64_t)s->svc.cfg->server.shutdown_timeout_ms + FORCED_EXIT_GRACE_MS, 0);
 }
 
+/* Frees the configurations every started loop has moved past; looks again
+ * every COLLECT_MS while some wait (a loop inside a /block moves on later). */
+#define COLLECT_MS 100
+static int collect(evserver_t *s) {
+  uint64_t oldest = LIVE_OFFLINE;
+  for (int i = 0; i < s->nstarted; i++) {
+    uint64_t seen = live_slot_read(&s->loops[i].gen_seen);
+    oldest = seen < oldest ? seen : oldest;
+  }
+  return live_collect(s->live, oldest);
+}
+
+static void on_collect(uv_timer_t *t) {
+  if (collect(t->data) == 0)
+    uv_timer_stop(t);
+}
+
+/* Says the published reload once every started loop runs it (a closed
+ * loop's slot is LIVE_OFFLINE): a request read after the line is answered
+ * under the new configuration. A loop inside a /block moves on when it ends. */
+static void say_if_moved(evserver_t *s) {
+  for (int i = 0; s->note.id != 0 && i < s->nstarted; i++)
+    if (live_slot_read(&s->loops[i].gen_seen) < s->note.id)
+      return;
+  reload_say(&s->note);
+}
+
+static void on_sighup(uv_signal_t *h, int signum) {
+  evserver_t *s = h->data;
+  (void)signum;
+  if (s->signals > 0) {
+    log_msg("SIGHUP: ignored while draining");
+    return;
+  }
+  reload_say(&s->note); /* an earlier reload still on its way: said now, in order */
+  collect(s); /* the loops moved on from the last reload within a turn */
+  live_gen_t *g = reload_run(s->live, s->cli, &s->note);
+  if (g == NULL)
+    return;
+  s->svc.cfg = &g->cfg;
+  s->svc.al = g->al;
+  mon_hub_set_stall_ms(s->mon, (uint64_t)g->cfg.monitor.stall_ms);
+  for (int i = 0; i < s->nstarted; i++)
+    evloop_request_reload(&s->loops[i]);
+  uv_timer_start(&s->collect, on_collect, COLLECT_MS, COLLECT_MS);
+}
+
+static void on_sigusr1(uv_signal_t *h, int signum) {
+  evserver_t *s = h->data;
+  (void)signum;
+  reload_reopen_logs(s->live);
+}
+
 /* What /lag and /metrics show of the work pool. */
 static void report_work(void *arg, mon_work_t *out) {
   work_counts_t w;
@@ -78,6 +139,7 @@ static void report_work(void *arg, mon_work_t *out) {
 
 static void on_loop_done(uv_async_t *a) {
   evserver_t *s = a->data;
+  say_if_moved(s);
   int done = 0;
   for (int i = 0; i < s->nstarted; i++)
     done += atomic_load_explicit(&s->loops[i].closed, memory_order_acquire);
@@ -93,22 +155,28 @@ static int main_init(evserver_t *s) {
     goto fail;
   s->main_ok = true;
   s->loop_done.data = s->sigint.data = s->sigterm.data = s->deadline.data = s;
+  s->sighup.data = s->sigusr1.data = s->collect.data = s;
   if ((r = uv_async_init(&s->main, &s->loop_done, on_loop_done)) != 0) {
     what = "uv_async_init";
     goto fail;
   }
   what = "uv_signal_init";
   if ((r = uv_signal_init(&s->main, &s->sigint)) != 0 ||
-      (r = uv_signal_init(&s->main, &s->sigterm)) != 0)
+      (r = uv_signal_init(&s->main, &s->sigterm)) != 0 ||
+      (r = uv_signal_init(&s->main, &s->sighup)) != 0 ||
+      (r = uv_signal_init(&s->main, &s->sigusr1)) != 0)
     goto fail;
   what = "uv_timer_init";
-  if ((r = uv_timer_init(&s->main, &s->deadline)) != 0)
+  if ((r = uv_timer_init(&s->main, &s->deadline)) != 0 ||
+      (r = uv_timer_init(&s->main, &s->collect)) != 0)
     goto fail;
   /* Handlers before the loops: a signal right after the start line must
    * drain, not kill; one during start-up waits for uv_run (or the exit). */
   what = "uv_signal_start";
   if ((r = uv_signal_start(&s->sigint, on_signal, SIGINT)) != 0 ||
-      (r = uv_signal_start(&s->sigterm, on_signal, SIGTERM)) != 0)
+      (r = uv_signal_start(&s->sigterm, on_signal, SIGTERM)) != 0 ||
+      (r = uv_signal_start(&s->sighup, on_sighup, SIGHUP)) != 0 ||
+      (r = uv_signal_start(&s->sigusr1, on_sigusr1, SIGUSR1)) != 0)
     goto fail;
   return 0;
 fail:
@@ -121,12 +189,15 @@ static void loop_fill(evserver_t *s, evloop_t *l, int i, int fd) {
   l->all = s->loops;
   l->nall = s->nloops;
   l->listen_fd = fd;
-  l->cfg = s->svc.cfg;
+  l->live = s->live;
+  l->gen = live_current(s->live);
+  l->cfg = &l->gen->cfg;
+  live_hold(&l->gen_seen, l->gen);
   l->stats = &s->stats;
   l->work = &s->work;
   l->ready = &s->ready;
   l->done = &s->loop_done;
-  session_env_init(&l->env, s->svc.cfg, routes_table(), MODE_EVENT, s->svc.al);
+  session_env_init(&l->env, l->cfg, routes_table(), MODE_EVENT, l->gen->al);
   l->mon.src = mon_hub_src(s->mon, i);
   l->view = (mon_view_t){.hub = s->mon, .self = i};
   l->env.route.mon = &l->view;
@@ -183,7 +254,7 @@ static int prepare(evserver_t *s) {
   int r;
   if ((r = service_need_fds(&s->svc, FD_LIBUV_FIRST, "free")) != 0)
     return r;
-  if ((r = work_pool_init(&s->work, (int)cfg->work.threads, cfg->work.queue_limit)) != 0) {
+  if ((r = work_pool_init(&s->work, (int)cfg->work.threads)) != 0) {
     log_msg("work.threads: could not set UV_THREADPOOL_SIZE");
     return r;
   }
@@ -242,13 +313,17 @@ static void teardown(evserver_t *s) {
   free(s->loops);
 }
 
-int server_event_run(const config_t *cfg, access_log_t *al) {
+int server_event_run(live_t *lv, const cli_t *cli) {
   evserver_t *s = calloc(1, sizeof *s);
   if (s == NULL) {
     log_msg("cannot start: out of memory");
     return 1;
   }
-  if (service_init(&s->svc, cfg, al) != 0) {
+  const live_gen_t *g = live_current(lv);
+  const config_t *cfg = &g->cfg;
+  s->live = lv;
+  s->cli = cli;
+  if (service_init(&s->svc, cfg, g->al) != 0) {
     free(s);
     return 2;
   }
@@ -262,6 +337,7 @@ int server_event_run(const config_t *cfg, access_log_t *al) {
     int w = mon_watch_start(s->mon);
     if (w != 0)
       log_msg("warning: no stall watchdog: %s", loopd_strerror(w));
+    service_warn_watchdog(cfg, NULL);
     service_started(&s->svc, s->port, "event mode, %d loop%s, %lld worker%s", s->nloops,
                     s->nloops == 1 ? "" : "s", (long long)cfg->work.threads,
                     cfg->work.threads == 1 ? "" : "s");

@@ -28,10 +28,9 @@ struct job {
   job_one_t one[];
 };
 
-int work_pool_init(work_pool_t *wp, int threads, int64_t limit) {
+int work_pool_init(work_pool_t *wp, int threads) {
   memset(wp, 0, sizeof *wp);
   wp->threads = threads;
-  wp->limit = limit;
   char want[16];
   snprintf(want, sizeof want, "%d", threads);
   /* libuv reads this once, when the pool first starts: it must be set before
@@ -132,12 +131,13 @@ static void after_work_cb(uv_work_t *req, int status) {
     free(j);
 }
 
-job_t *work_submit(work_pool_t *wp, uv_loop_t *loop, route_fn fn, const route_state_t *state,
-                   uint32_t n, job_done_cb done, void *owner, job_seen_t seen) {
+job_t *work_submit(work_pool_t *wp, uv_loop_t *loop, int64_t limit, route_fn fn,
+                   const route_state_t *state, uint32_t n, job_done_cb done, void *owner,
+                   job_seen_t seen) {
   if (n == 0)
     n = 1;
   int64_t had = atomic_fetch_add_explicit(&wp->inflight, n, memory_order_relaxed);
-  if (had + n > wp->limit) {
+  if (had + n > limit) {
     atomic_fetch_sub_explicit(&wp->inflight, n, memory_order_relaxed);
     atomic_fetch_add_explicit(&wp->rejected, n, memory_order_relaxed);
     return NULL;

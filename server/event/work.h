@@ -1,5 +1,6 @@
 /* work.h: blocking jobs on libuv's thread pool (event mode). A bounded queue
- * (work.queue_limit jobs queued or running, process-wide), cancellation of
+ * (work.queue_limit jobs queued or running, process-wide; the caller passes
+ * the limit it reads from its configuration now), cancellation of
  * jobs that have not started, and the counters /lag and /metrics report. */
 #ifndef LOOPD_WORK_H
 #define LOOPD_WORK_H
@@ -12,7 +13,6 @@
 #include "reply.h"
 
 typedef struct work_pool {
-  int64_t limit;
   int threads;
   _Atomic int64_t inflight; /* queued + running */
   _Atomic int64_t running;
@@ -23,7 +23,7 @@ typedef struct work_pool {
 
 /* Sets the pool size (UV_THREADPOOL_SIZE) before anything uses the pool.
  * Returns 0, or a negative errno (-EINVAL: the environment kept another size). */
-int work_pool_init(work_pool_t *wp, int threads, int64_t limit);
+int work_pool_init(work_pool_t *wp, int threads);
 
 /* Checks that the pool really has wp->threads threads (libuv reads the size
  * once, and the environment may have fixed it first). Returns how many jobs
@@ -45,10 +45,11 @@ typedef struct job_seen {
 } job_seen_t;
 
 /* Queues n copies of fn (n >= 1), each to run on a pool thread with its
- * own copy of state: all or none. NULL when the queue cannot take n more
- * (counted as rejected) or on error. */
-job_t *work_submit(work_pool_t *wp, uv_loop_t *loop, route_fn fn, const route_state_t *state,
-                   uint32_t n, job_done_cb done, void *owner, job_seen_t seen);
+ * own copy of state: all or none. NULL when limit jobs would be exceeded
+ * (queued or running; counted as rejected) or on error. */
+job_t *work_submit(work_pool_t *wp, uv_loop_t *loop, int64_t limit, route_fn fn,
+                   const route_state_t *state, uint32_t n, job_done_cb done, void *owner,
+                   job_seen_t seen);
 /* The owner is gone: cancel what has not started; running jobs finish unheard. */
 void work_cancel(job_t *j);
 

@@ -66,18 +66,10 @@ static int on_method(llhttp_t *p, const char *at, size_t len) {
   return 0;
 }
 
-/* The byte k places before at, looking back into the previous read if needed. */
-static char byte_before(const http_parser_t *hp, const char *at, size_t k) {
-  if (at - (ptrdiff_t)k >= hp->exec_start)
-    return at[-(ptrdiff_t)k];
-  size_t back = k - (size_t)(at - hp->exec_start); /* 1 or 2 into the previous read */
-  return back == 1 ? hp->last_byte : hp->last_byte2;
-}
-
 static int on_url(llhttp_t *p, const char *at, size_t len) {
   http_parser_t *hp = from(p);
   /* llhttp takes several spaces between method and target; the grammar has one. */
-  if (hp->store->target_len == 0 && byte_before(hp, at, 2) == ' ')
+  if (hp->store->target_len == 0 && http_byte_before(hp, at, 2) == ' ')
     return fail(hp, 400, "malformed request line");
   hp->line_bytes += len;
   /* The byte that ends the span ends the target (a span cut by the end of a
@@ -238,11 +230,15 @@ static int on_trailer_value_complete(llhttp_t *p) {
   return 0;
 }
 
+/* After a true here, host_ok is this request's Host or empty (guard.h
+ * relies on it). */
 static bool host_valid(http_store_t *s, const char *v, uint32_t n) {
   if (n != 0 && n == s->host_ok_len && memcmp(v, s->host_ok, n) == 0)
     return true;
   if (!http_check_host(v, n))
     return false;
+  s->host_ok_len = 0;
+  s->host_verdict = 0;
   if (n <= sizeof s->host_ok) {
     memcpy(s->host_ok, v, n);
     s->host_ok_len = (uint8_t)n;
@@ -261,7 +257,7 @@ static int on_header_value_complete(llhttp_t *p) {
     if (++hp->host_count > 1)
       return fail(hp, 400, "repeated Host header");
     if (!host_valid(s, v, h->value_len))
-      return fail(hp, 400, "invalid Host header");
+      return fail(hp, 400, h->value_len == 0 ? "empty Host header" : "invalid Host header");
     break;
   case HK_TE:
     if (http_check_te(hp, v, h->value_len) != 0)

@@ -56,6 +56,9 @@ typedef struct http_store {
    * time): here, in the pooled store, not in every idle connection. */
   uint8_t host_ok_len; /* 0: none */
   char host_ok[47];
+  /* The server.allowed_hosts id (hostlist.h) that allows host_ok, or 0;
+   * reset whenever host_ok changes (guard.h). */
+  uint64_t host_verdict;
 } http_store_t;
 
 /* Where the store's offsets count from. */

@@ -45,7 +45,9 @@ static const char *method_name(uint8_t m) {
 
 bool http_check_host(const char *v, size_t n) {
   size_t i = 0;
-  if (n > 0 && v[0] == '[') {
+  if (n == 0)
+    return false; /* an http URI always has a host (RFC 9110 4.2.1) */
+  if (v[0] == '[') {
     for (i = 1; i < n && v[i] != ']'; i++)
       if (!ipv6_byte(v[i]))
         return false;
@@ -61,6 +63,8 @@ bool http_check_host(const char *v, size_t n) {
       i += 4;
     while (i < n && reg_name_byte[u[i]])
       i++;
+    if (i == 0)
+      return false; /* ":80": no host */
   }
   if (i == n)
     return true;
@@ -72,9 +76,12 @@ bool http_check_host(const char *v, size_t n) {
   return true;
 }
 
-/* Transfer-Encoding: a comma list; only "chunked", once, is understood. */
+/* Transfer-Encoding: a comma list; only "chunked", once, is understood. A
+ * list with no coding at all is malformed: beside a Content-Length it would
+ * be read as "no Transfer-Encoding" here and as framing elsewhere. */
 int http_check_te(http_parser_t *hp, const char *v, size_t n) {
   size_t i = 0;
+  bool any = false;
   while (i < n) {
     while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
       i++;
@@ -83,6 +90,7 @@ int http_check_te(http_parser_t *hp, const char *v, size_t n) {
       i++;
     if (i == start)
       break;
+    any = true;
     if (HTTP_TOKEN_EQ(v + start, i - start, "chunked")) {
       if (hp->te_chunked)
         return http_fail(hp, 400, "chunked transfer coding applied twice");
@@ -100,6 +108,8 @@ int http_check_te(http_parser_t *hp, const char *v, size_t n) {
     while (i < n && v[i] != ',')
       i++; /* transfer parameters */
   }
+  if (!any)
+    return http_fail(hp, 400, "empty Transfer-Encoding");
   return 0;
 }
 
@@ -118,10 +128,12 @@ int http_status_of(const http_parser_t *hp, llhttp_errno_t err, const char **rea
     *reason = "malformed request target";
     return 400;
   case HPE_INVALID_VERSION: {
-    /* "HTTP/d.d" read and the digits refused: llhttp stops at the CR after them */
+    /* "HTTP/d.d" read and the digits refused: llhttp stops at the CR after
+     * them. It stops there too after "HTTP/1" or "HTTP/1.", which are
+     * malformed, not another version. */
     const char *pos = llhttp_get_error_pos(&hp->p);
     if (hp->version_digit != 0 && pos != NULL && pos >= hp->exec_start && pos < hp->exec_end &&
-        *pos == '\r') {
+        *pos == '\r' && http_byte_before(hp, pos, 2) == '.') {
       *reason = "only HTTP/1.0 and HTTP/1.1 are supported";
       return 505;
     }
@@ -141,8 +153,12 @@ int http_status_of(const http_parser_t *hp, llhttp_errno_t err, const char **rea
     *reason = "Content-Length repeated or sent with Transfer-Encoding";
     return 400;
   case HPE_INVALID_TRANSFER_ENCODING:
-    if (hp->te_chunked) {
-      *reason = "invalid Transfer-Encoding";
+    /* Within the head llhttp refuses a value only where "chunked" is
+     * followed by a comma ("chunked, gzip", "chunked, chunked", "chunked,"):
+     * chunked must be the last coding, so the list is malformed. */
+    if (hp->in_head || hp->te_chunked) {
+      *reason = hp->in_head ? "invalid Transfer-Encoding: chunked must be the last coding, once"
+                            : "invalid Transfer-Encoding";
       return 400;
     }
     *reason = "only the chunked transfer coding is supported";
@@ -165,12 +181,20 @@ static int split_target(http_parser_t *hp) {
   const char *path = t;
   if (n > 0 && t[0] != '/') {
     size_t skip;
+    if (n == 1 && t[0] == '*' && r->method_id == HTTP_OPTIONS) {
+      r->path = t; /* asterisk-form: the server as a whole (RFC 9112 3.2.4) */
+      r->path_len = 1;
+      r->query = "";
+      r->query_len = 0;
+      return 0;
+    }
     if (n > 7 && strncasecmp(t, "http://", 7) == 0)
       skip = 7;
     else if (n > 8 && strncasecmp(t, "https://", 8) == 0)
       skip = 8;
     else
       return http_fail(hp, 400, "request target must be a path or an absolute URI");
+    hp->store->host_verdict = 0; /* the authority here, not Host, is checked (guard.h) */
     path = memchr(t + skip, '/', n - skip);
     if (path == NULL) {
       const char *q = memchr(t + skip, '?', n - skip);

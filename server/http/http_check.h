@@ -14,6 +14,15 @@ static inline int http_fail(http_parser_t *hp, int status, const char *reason) {
   return HPE_USER;
 }
 
+/* The byte k (1 or 2) places before at, looking back into the previous
+ * read if needed. */
+static inline char http_byte_before(const http_parser_t *hp, const char *at, size_t k) {
+  if (at - (ptrdiff_t)k >= hp->exec_start)
+    return at[-(ptrdiff_t)k];
+  size_t back = k - (size_t)(at - hp->exec_start); /* 1 or 2 into the previous read */
+  return back == 1 ? hp->last_byte : hp->last_byte2;
+}
+
 /* ASCII case-insensitive s[0..n) == lit (lit lower case). */
 static inline bool http_token_eq(const char *s, size_t n, const char *lit, size_t lit_len) {
   if (n != lit_len)

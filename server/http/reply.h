@@ -92,7 +92,11 @@ enum {
   ROUTE_PREFIX = 1u << 0,   /* also matches path + "/..." */
   ROUTE_BODY = 1u << 1,     /* handler runs when the head arrives and reads the body */
   ROUTE_MONITOR = 1u << 2,  /* never shed */
-  ROUTE_BLOCKING = 1u << 3  /* exists only with routes.block = on */
+  ROUTE_BLOCKING = 1u << 3, /* exists only with routes.block = on */
+  ROUTE_ANY_METHOD = 1u << 4, /* every method but OPTIONS runs it; methods is what Allow lists */
+  /* A browser may call it only from loopd's own pages: it drives the loop or
+   * the pool, or shows the server's state (guard.h) */
+  ROUTE_SAME_ORIGIN = 1u << 5
 };
 
 #define METHOD(m) (UINT64_C(1) << (m))
@@ -100,8 +104,9 @@ enum {
 typedef struct route {
   const char *path;
   unsigned flags;
-  uint64_t methods;  /* METHOD(HTTP_GET) | ...; GET implies HEAD; 0 = any */
-  const char *allow; /* the Allow header for 405 */
+  /* METHOD(HTTP_GET) | ...: what runs the handler, and (with HEAD when GET
+   * is there, and OPTIONS, which the session answers) what Allow lists */
+  uint64_t methods;
   route_fn handle;
   /* The query parameters it takes (NULL-terminated); another one, or one
    * given twice, is a 400 naming it before the handler runs. NULL: any
@@ -116,9 +121,13 @@ typedef struct route_table {
   size_t n;
 } route_table_t;
 
-/* The route for a path and method; NULL with *status 404 or 405 (and *allow). */
+/* The route for a path and method; NULL with *status 404, 405 (and *allow),
+ * or, for OPTIONS (the path "*" for the server as a whole), 200 and *allow:
+ * the methods the path (or the server) answers. */
 const route_t *route_match(const route_table_t *t, const config_t *cfg, const char *path,
-                           size_t len, int method, int *status, const char **allow);
+                           size_t len, int method, int *status, uint64_t *allow);
+/* The Allow header's value for a route_match *allow, e.g. "GET, HEAD, OPTIONS". */
+void route_allow_text(uint64_t allow, char *out, size_t outlen);
 /* Index of a route in its table (for per-route counters), or -1. */
 static inline int route_index(const route_table_t *t, const route_t *r) {
   if (t == NULL || r < t->rows || r >= t->rows + t->n)

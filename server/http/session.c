@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "guard.h"
 #include "monitor.h"
 #include "query.h"
 #include "resp.h"
@@ -389,13 +390,18 @@ static int ev_head(void *owner, const http_req_t *req) {
   s->rc->on_finish = NULL;
   s->rc->out_backlog = 0;
   int status = 0;
-  const char *allow = NULL;
+  const char *why;
   char shed_body[256]; /* a 400's reason, or a 503's body */
   size_t shed_len;
-  s->route = route_match(s->env->route.routes, c, req->path, req->path_len, req->method_id, &status, &allow);
-  if (s->route == NULL) {
+  s->route = route_match(s->env->route.routes, c, req->path, req->path_len, req->method_id, &status,
+                         &s->miss_allow);
+  int refused = guard_request(&s->hp, c, s->route, s->peer, &why);
+  if (refused != 0) {
+    s->route = NULL;
+    s->keep_alive = s->keep_alive && refused != 421; /* misdirected: retry elsewhere */
+    answer_error(s, refused, why);
+  } else if (s->route == NULL) {
     s->resp_status = (int16_t)status;
-    s->miss_allow = allow;
   } else if (req->query_len > 0 && s->route->params != NULL &&
              query_check(req->query, req->query_len, s->route->params, shed_body,
                          sizeof shed_body) != 0) {
@@ -415,19 +421,17 @@ static void ev_body(void *owner, const char *data, size_t len) {
     s->rc->on_body(s->rc, data, len);
 }
 
+/* No route ran: 404, 405, or OPTIONS (200, Allow, no body: router.c). */
 static void answer_miss(session_t *s) {
-  int status = s->resp_status;
-  if (status == 405) {
-    const char *allow = s->miss_allow;
-    char extra[128];
-    snprintf(extra, sizeof extra, "Allow: %s\r\n", allow);
-    char body[160];
-    int n = snprintf(body, sizeof body, "method %s not allowed here; allowed: %s\n",
-                     s->rc->req->method, allow);
-    answer(s, 405, extra, body, (size_t)n);
-  } else {
+  char allow[112], extra[128], body[160];
+  route_allow_text(s->miss_allow, allow, sizeof allow);
+  snprintf(extra, sizeof extra, "Allow: %s\r\n", allow);
+  int n = snprintf(body, sizeof body, "method %s not allowed here; allowed: %s\n",
+                   s->rc->req->method, allow);
+  if (s->resp_status == 404)
     answer_error(s, 404, "not found");
-  }
+  else
+    answer(s, s->resp_status, extra, body, s->resp_status == 405 ? (size_t)n : 0);
 }
 
 static int ev_done(void *owner) {

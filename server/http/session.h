@@ -41,6 +41,13 @@ typedef struct session_env {
 void session_env_init(session_env_t *env, const config_t *cfg, const route_table_t *routes,
                       int mode, access_log_t *al);
 void session_env_free(session_env_t *env);
+/* SIGHUP: the env's sessions answer under cfg and log to al from now on;
+ * each session of the env then needs session_config_changed. */
+static inline void session_env_reconfigure(session_env_t *env, const config_t *cfg,
+                                           access_log_t *al) {
+  env->route.cfg = cfg;
+  env->access_log = al;
+}
 
 typedef enum session_next {
   SESSION_READ,  /* wants more input */
@@ -69,7 +76,7 @@ typedef struct session {
   buf_t *out;
   buf_t hold; /* the held-back response (see SESSION_HOLD_BYTES) */
   const route_t *route;
-  const char *miss_allow; /* no route: the Allow list for a 405 */
+  uint64_t miss_allow; /* no route: the methods Allow lists (405, OPTIONS) */
   uint64_t now_ms;
   uint64_t phase_ms;
   uint64_t start_ns;
@@ -139,6 +146,9 @@ static inline uint64_t session_share_end(session_env_t *env, uint64_t t1) {
   env->carry_ns = 0;
   return rest;
 }
+/* Its env's configuration changed: the parser reads the new one from its
+ * next feed on (session_env_reconfigure). */
+static inline void session_config_changed(session_t *s) { s->hp.cfg = s->env->route.cfg; }
 
 /* Only while a plan runs (SESSION_PLAN until session_continue). */
 static inline const plan_t *session_plan(const session_t *s) { return &s->rc->plan; }

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "refusal.h"
 #include "util.h"
 
 
@@ -88,7 +89,7 @@ mon_hub_t *mon_hub_new(const config_t *cfg, int mode, int nsrc, int nhttp) {
   h->start_ns = clock_ns();
   h->sample_ns = (uint64_t)cfg->monitor.sample_ms * NS_PER_MS;
   h->beat_ns = (uint64_t)cfg->monitor.heartbeat_ms * NS_PER_MS;
-  h->stall_ms = (uint64_t)cfg->monitor.stall_ms;
+  atomic_init(&h->stall_ms, (uint64_t)cfg->monitor.stall_ms);
   size_t bytes = (size_t)nsrc * sizeof(mon_src_t);
   h->src = aligned_alloc(64, (bytes + 63) / 64 * 64);
   h->http = calloc((size_t)(nhttp > 0 ? nhttp : 1), sizeof(mon_http_t));
@@ -271,6 +272,7 @@ void mon_beat(mon_src_t *s, uint64_t now_ns) {
   s->ring[r].t_ns = now_ns;
   s->ring[r].gap_ns = gap;
   pthread_mutex_unlock(&s->mu);
+  refusal_tick(); /* a "more refused" line waits for a beat at most */
 }
 
 /* ---- reading ---- */

@@ -141,6 +141,9 @@ void mon_src_begin(mon_src_t *s, uint64_t now_ns, uint64_t idle_ns);
  * one line. */
 void mon_stall_ended(mon_src_t *s, uint64_t since_ms, uint64_t now_ms, const mon_culprits_t *top);
 uint64_t mon_stall_ms(const mon_hub_t *h);
+/* SIGHUP changed monitor.stall_ms: the watchdog uses ms from now on. The
+ * other values mon_hub_new read (sample_ms, heartbeat_ms) need a restart. */
+void mon_hub_set_stall_ms(mon_hub_t *h, uint64_t ms);
 /* A lag sample at now_ns; idle_ns: total time idle in the poll so far, or MON_NO_IDLE. */
 void mon_sample(mon_src_t *s, uint64_t now_ns, uint64_t lag_ns, uint64_t idle_ns);
 void mon_beat(mon_src_t *s, uint64_t now_ns);

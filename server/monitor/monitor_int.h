@@ -66,7 +66,8 @@ struct mon_hub {
   int mode;
   int nsrc, nhttp;
   uint64_t start_ns;
-  uint64_t sample_ns, beat_ns, stall_ms;
+  uint64_t sample_ns, beat_ns;
+  _Atomic uint64_t stall_ms; /* monitor.stall_ms: SIGHUP changes it (mon_hub_set_stall_ms) */
   mon_src_t *src;
   mon_http_t *http;
   mon_work_fn work_fn;

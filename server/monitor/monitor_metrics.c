@@ -14,6 +14,7 @@
 #include "build.h"
 #include "log.h"
 #include "monitor_int.h"
+#include "refusal.h"
 #include "util.h"
 
 /* ---- /proc ----
@@ -432,6 +433,19 @@ static int render_logs(buf_t *b) {
   return r;
 }
 
+/* Requests refused by the host and cross-site rules (refusal.h). */
+static int render_refused(buf_t *b) {
+  int r = prom_family(b, "loopd_http_refused_total", "counter",
+                      "Requests refused: Host not in server.allowed_hosts (421), or a browser "
+                      "request from another site (403).");
+  for (int w = 0; w < REFUSAL_KINDS; w++) {
+    char label[32];
+    snprintf(label, sizeof label, "reason=\"%s\"", refusal_name((refusal_why_t)w));
+    r |= prom_sample_u64(b, "loopd_http_refused_total", label, refusal_count((refusal_why_t)w));
+  }
+  return r;
+}
+
 static int render_process(buf_t *b) {
   proc_info_t p;
   proc_read(&p);
@@ -477,6 +491,7 @@ int mon_metrics_render(mon_hub_t *h, const char *const *route_names, int nroutes
   r |= render_counts(h, out);
   r |= render_shed_build(h, out);
   r |= render_logs(out);
+  r |= render_refused(out);
   r |= render_process(out);
   return r != 0 ? -1 : 0;
 }

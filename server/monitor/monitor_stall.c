@@ -48,7 +48,16 @@ uint64_t mon_stalls_total(mon_hub_t *h) {
   return n;
 }
 
-uint64_t mon_stall_ms(const mon_hub_t *h) { return h->stall_ms; }
+uint64_t mon_stall_ms(const mon_hub_t *h) {
+  return atomic_load_explicit(&h->stall_ms, memory_order_relaxed);
+}
+
+void mon_hub_set_stall_ms(mon_hub_t *h, uint64_t ms) {
+  pthread_mutex_lock(&h->wd_mu);
+  atomic_store_explicit(&h->stall_ms, ms, memory_order_relaxed);
+  pthread_cond_signal(&h->wd_cv); /* it may be sleeping for the old threshold */
+  pthread_mutex_unlock(&h->wd_mu);
+}
 
 void mon_culprits_of(const attrib_t *a, uint64_t turn, mon_culprits_t *out) {
   attrib_ent_t e[ATTRIB_TOP];
@@ -203,7 +212,8 @@ static void watch_ended(mon_src_t *s, uint64_t turn, uint64_t busy) {
 static uint64_t watch_src(mon_hub_t *h, mon_src_t *s, uint64_t now) {
   uint64_t since = atomic_load_explicit(&s->stall.since_ms, memory_order_acquire);
   __typeof__(s->wd) *w = &s->wd;
-  uint64_t half = h->stall_ms / 2 > 0 ? h->stall_ms / 2 : 1;
+  uint64_t stall_ms = mon_stall_ms(h);
+  uint64_t half = stall_ms / 2 > 0 ? stall_ms / 2 : 1;
   if (half > WATCH_IDLE_MS)
     half = WATCH_IDLE_MS;
   if (w->active && since != w->turn) {
@@ -215,8 +225,8 @@ static uint64_t watch_src(mon_hub_t *h, mon_src_t *s, uint64_t now) {
   uint64_t busy = now > since ? now - since : 0;
   char what[STALL_WHAT_MAX];
   if (!w->active) {
-    if (busy < h->stall_ms)
-      return h->stall_ms - busy; /* look again just as it would become a stall */
+    if (busy < stall_ms)
+      return stall_ms - busy; /* look again just as it would become a stall */
     /* A stall, still running: count it and name it now, while its culprit
      * is the one on the stack. */
     stall_read(&s->stall, since, what, sizeof what);

@@ -5,6 +5,15 @@
 #include "monitor.h"
 
 #define GET_ONLY METHOD(HTTP_GET)
+/* What /echo's Allow lists; it answers any method but OPTIONS. */
+#define ECHO_METHODS                                                                               \
+  (METHOD(HTTP_GET) | METHOD(HTTP_POST) | METHOD(HTTP_PUT) | METHOD(HTTP_PATCH) |                  \
+   METHOD(HTTP_DELETE))
+/* Browsers may call these only from loopd's own pages (guard.h): they drive
+ * the loop or the pool, or show the server's state. / and /echo stay open:
+ * they do no work a page could not make any server do, and show nothing
+ * but the request itself. */
+#define OWN ROUTE_SAME_ORIGIN
 
 /* What each route takes (reply.h: route_t.params). */
 static const char *const none[] = {NULL};
@@ -18,18 +27,18 @@ static const char *const requests_p[] = {"format", "limit", NULL};
 
 static const route_t table[] = {
     /* any query: / is the benchmark baseline, and cache-busting queries are common */
-    {"/", 0, GET_ONLY, "GET, HEAD", route_root, NULL},
-    {"/echo", ROUTE_PREFIX | ROUTE_BODY, 0, NULL, route_echo, NULL},
-    {"/slow", 0, GET_ONLY, "GET, HEAD", route_slow, slow_p},
-    {"/block", ROUTE_BLOCKING, GET_ONLY, "GET, HEAD", route_block, block_p},
-    {"/cpu", ROUTE_BLOCKING, GET_ONLY, "GET, HEAD", route_cpu, cpu_p},
-    {"/heartbeat", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_heartbeat, heartbeat_p},
-    {"/lag", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_lag, lag_p},
-    {"/metrics", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_metrics, none},
-    {"/healthz", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_healthz, none},
-    {"/events", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_events, events_p},
-    {"/dashboard", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_dashboard, NULL},
-    {"/requests", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_requests, requests_p},
+    {"/", 0, GET_ONLY, route_root, NULL},
+    {"/echo", ROUTE_PREFIX | ROUTE_BODY | ROUTE_ANY_METHOD, ECHO_METHODS, route_echo, NULL},
+    {"/slow", OWN, GET_ONLY, route_slow, slow_p},
+    {"/block", ROUTE_BLOCKING | OWN, GET_ONLY, route_block, block_p},
+    {"/cpu", ROUTE_BLOCKING | OWN, GET_ONLY, route_cpu, cpu_p},
+    {"/heartbeat", ROUTE_MONITOR | OWN, GET_ONLY, route_heartbeat, heartbeat_p},
+    {"/lag", ROUTE_MONITOR | OWN, GET_ONLY, route_lag, lag_p},
+    {"/metrics", ROUTE_MONITOR | OWN, GET_ONLY, route_metrics, none},
+    {"/healthz", ROUTE_MONITOR | OWN, GET_ONLY, route_healthz, none},
+    {"/events", ROUTE_MONITOR | OWN, GET_ONLY, route_events, events_p},
+    {"/dashboard", ROUTE_MONITOR | OWN, GET_ONLY, route_dashboard, NULL},
+    {"/requests", ROUTE_MONITOR | OWN, GET_ONLY, route_requests, requests_p},
 };
 
 /* /metrics counts requests per row, with one more for "no route". */

@@ -3,14 +3,33 @@
 #include "service.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "err.h"
 #include "net.h"
 #include "notify.h"
+
+int service_check(const config_t *cfg, char *err, size_t errlen) {
+  struct sockaddr_storage addr;
+  if (net_listen_addr(cfg->server.listen, &addr) != 0)
+    return loopd_errf(-EINVAL, err, errlen, "server.listen = \"%s\": not an address loopd can bind",
+                      cfg->server.listen);
+  const char *t = cfg->log.access;
+  if (strcmp(t, "off") == 0 || strcmp(t, "stdout") == 0 || strcmp(t, "stderr") == 0)
+    return 0;
+  int fd = open(t, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    int e = -errno;
+    return loopd_errf(e, err, errlen, "log.access = \"%s\": cannot open: %s", t, loopd_strerror(e));
+  }
+  close(fd);
+  return 0;
+}
 
 int service_init(service_t *s, const config_t *cfg, access_log_t *al) {
   s->cfg = cfg;
@@ -28,6 +47,27 @@ void service_warn_limits(const service_t *s) {
   if (s->nofile > 0 && s->cfg->server.max_connections + 64 > s->nofile)
     log_msg("warning: server.max_connections = %lld but only %ld files may be open",
             (long long)s->cfg->server.max_connections, s->nofile);
+}
+
+/* Whether a route may hold an event loop past what systemd's watchdog
+ * tolerates. Loop 0 pings every quarter of WatchdogSec, and a blocked loop
+ * stops the pings within one heartbeat: a turn of at most 3/4 of WatchdogSec
+ * less a heartbeat is safe. Thread mode's heartbeat thread pings whatever a
+ * connection's thread does. */
+static bool outlasts_watchdog(const config_t *c, uint64_t wd_ms) {
+  return c->server.mode == MODE_EVENT && c->routes.block && wd_ms > 0 &&
+         (uint64_t)(c->work.max_ms + c->monitor.heartbeat_ms) >= wd_ms * 3 / 4;
+}
+
+void service_warn_watchdog(const config_t *cfg, const config_t *was) {
+  uint64_t wd_ms = notify_watchdog_usec() / 1000;
+  if (!outlasts_watchdog(cfg, wd_ms) || (was != NULL && outlasts_watchdog(was, wd_ms)))
+    return;
+  uint64_t safe = wd_ms * 3 / 4 - (uint64_t)cfg->monitor.heartbeat_ms;
+  log_msg("warning: work.max_ms = %lld lets /block or /cpu hold a loop longer than the systemd "
+          "watchdog allows (WatchdogSec=%llu ms): such a request gets loopd killed and "
+          "restarted; keep work.max_ms below %llu or raise WatchdogSec",
+          (long long)cfg->work.max_ms, (unsigned long long)wd_ms, (unsigned long long)safe);
 }
 
 int service_need_fds(const service_t *s, int want, const char *what) {

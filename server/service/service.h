@@ -25,11 +25,21 @@ typedef struct service {
   long nofile;                  /* the open-files limit once raised; < 0 unknown */
 } service_t;
 
+/* What --check-config checks and start-up checks too, without binding:
+ * server.listen resolves, and a log.access file opens for append (it is
+ * created if missing, then closed). 0, or the error with its one line in
+ * err ("log.access = \"...\": cannot open: ..."). */
+int service_check(const config_t *cfg, char *err, size_t errlen);
 /* Resolves server.listen and raises the open-files limit to its hard limit.
  * 0, or -EINVAL (said: the address; the exit status is 2). */
 int service_init(service_t *s, const config_t *cfg, access_log_t *al);
 /* Warns when server.max_connections cannot fit the open-files limit. */
 void service_warn_limits(const service_t *s);
+/* Warns (one line) when work.max_ms lets /block or /cpu hold an event loop
+ * longer than systemd's WatchdogSec tolerates, so such a request would get
+ * loopd killed. was: the configuration before a reload (NULL at start): the
+ * warning is said once, when the condition begins. */
+void service_warn_watchdog(const config_t *cfg, const config_t *was);
 /* Checks that want descriptors could be opened now. 0, or the error (said:
  * "cannot start: fewer than WANT file descriptors WHAT (open-files limit N)"). */
 int service_need_fds(const service_t *s, int want, const char *what);

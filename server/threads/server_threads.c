@@ -20,6 +20,7 @@
 
 #include "err.h"
 #include "net.h"
+#include "reload.h"
 #include "resp.h"
 #include "server_threads.h"
 #include "service.h"
@@ -37,6 +38,7 @@ typedef struct refused {
 
 typedef struct tserver {
   service_t svc; /* the configuration, the access log, the address */
+  const cli_t *cli;
   tshared_t sh;
   mon_hub_t *mon;
   tmon_t tmon; /* the heartbeat thread feeding mon */
@@ -46,6 +48,7 @@ typedef struct tserver {
   int spare_fd; /* given up to accept-and-close when out of file descriptors */
   int sig_fd;   /* the read end of the signal pipe */
   uint64_t drain_due, exit_due;
+  uint64_t collect_due; /* while old configurations wait for threads to move on */
   uint64_t create_fail_log_ms;
   bool forced;
   bool attr_ok;
@@ -60,7 +63,8 @@ typedef struct tserver {
 
 /* The handler only writes to a pipe the main thread polls. Any thread may
  * run it (the access log's writer thread predates us); connection threads
- * start with SIGINT and SIGTERM blocked, so their poll() is not interrupted. */
+ * start with these signals blocked, so their poll() is not interrupted. */
+static const int handled[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1};
 static _Atomic int sig_pipe_w = -1;
 
 /* Even the second signal goes through the pipe: the main thread never
@@ -84,8 +88,8 @@ static int signals_start(tserver_t *t) {
   sa.sa_handler = on_signal;
   sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
+  for (size_t i = 0; i < sizeof handled / sizeof handled[0]; i++)
+    sigaction(handled[i], &sa, NULL);
   return 0;
 }
 
@@ -109,16 +113,15 @@ static int attr_init(tserver_t *t, const config_t *cfg) {
   pthread_attr_getstacksize(&t->attr, &t->stack_bytes);
   sigset_t set;
   sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
+  for (size_t i = 0; i < sizeof handled / sizeof handled[0]; i++)
+    sigaddset(&set, handled[i]);
   pthread_attr_setsigmask_np(&t->attr, &set);
   return 0;
 }
 
-static int shared_init(tshared_t *sh, const config_t *cfg, access_log_t *al) {
+static int shared_init(tshared_t *sh, live_t *lv) {
   memset(sh, 0, sizeof *sh);
-  sh->cfg = cfg;
-  sh->al = al;
+  sh->gens = lv;
   sh->wake_fd = eventfd(0, EFD_CLOEXEC);
   sh->force_fd = eventfd(0, EFD_CLOEXEC);
   sh->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -186,7 +189,7 @@ static void refused_service(tserver_t *t, const struct pollfd *p, size_t np) {
 
 static void admit(tserver_t *t, int fd, const struct sockaddr_storage *ss) {
   tshared_t *sh = &t->sh;
-  if (stats_conn_take(&sh->stats, sh->cfg->server.max_connections) != 0) {
+  if (stats_conn_take(&sh->stats, t->svc.cfg->server.max_connections) != 0) {
     refuse(t, fd);
     return;
   }
@@ -200,6 +203,7 @@ static void admit(tserver_t *t, int fd, const struct sockaddr_storage *ss) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   c->sh = sh;
   c->fd = fd;
+  atomic_init(&c->gen_seen, LIVE_OFFLINE); /* until its thread takes one */
   net_peer_name(ss, c->peer, sizeof c->peer);
   pthread_mutex_lock(&sh->mu);
   c->next = sh->live;
@@ -281,7 +285,7 @@ static bool all_joined(tserver_t *t) {
 }
 
 static void start_drain(tserver_t *t, int signum) {
-  const config_t *cfg = t->sh.cfg;
+  const config_t *cfg = t->svc.cfg;
   service_draining(&t->svc, signum);
   close(t->listen_fd); /* stop accepting at once */
   t->listen_fd = -1;
@@ -306,10 +310,59 @@ static void force_close(tserver_t *t) {
   t->exit_due = clock_ms() + FORCED_EXIT_GRACE_MS;
 }
 
+/* ---- reloads ---- */
+
+#define COLLECT_MS 100 /* how often to look again while old configurations wait */
+
+/* Frees the configurations no connection thread can still reach. */
+static void collect(tserver_t *t) {
+  tshared_t *sh = &t->sh;
+  uint64_t oldest = LIVE_OFFLINE;
+  pthread_mutex_lock(&sh->mu);
+  for (tconn_t *c = sh->live; c != NULL; c = c->next) {
+    uint64_t seen = live_slot_read(&c->gen_seen);
+    oldest = seen < oldest ? seen : oldest;
+  }
+  pthread_mutex_unlock(&sh->mu);
+  t->collect_due = live_collect(sh->gens, oldest) > 0 ? clock_ms() + COLLECT_MS : 0;
+}
+
+/* A connection thread takes the new configuration before it reads again
+ * (tconn.c: online), so the reload is in effect once published: said at once. */
+static void reload(tserver_t *t) {
+  reload_note_t note;
+  collect(t);
+  live_gen_t *g = reload_run(t->sh.gens, t->cli, &note);
+  if (g == NULL)
+    return;
+  t->svc.cfg = &g->cfg;
+  t->svc.al = g->al;
+  mon_hub_set_stall_ms(t->mon, (uint64_t)g->cfg.monitor.stall_ms);
+  reload_say(&note);
+  collect(t); /* idle threads hold none: most of it goes at once */
+}
+
+static void on_signal_byte(tserver_t *t) {
+  unsigned char sig;
+  if (read(t->sig_fd, &sig, 1) != 1)
+    return;
+  bool draining = atomic_load(&t->sh.draining);
+  if (sig == SIGUSR1)
+    reload_reopen_logs(t->sh.gens);
+  else if (sig == SIGHUP && draining)
+    log_msg("SIGHUP: ignored while draining");
+  else if (sig == SIGHUP)
+    reload(t);
+  else if (!draining)
+    start_drain(t, sig);
+  else
+    service_second_signal(sig);
+}
+
 /* ---- the main thread's loop ---- */
 
 static int poll_timeout(const tserver_t *t) {
-  uint64_t due = UINT64_MAX;
+  uint64_t due = t->collect_due != 0 ? t->collect_due : UINT64_MAX;
   for (size_t i = 0; i < t->nrefused; i++)
     if (t->refused[i].due < due)
       due = t->refused[i].due;
@@ -336,13 +389,10 @@ static void serve(tserver_t *t) {
       log_msg("poll failed: %s", loopd_strerror(-errno)); /* threads still run: no way back */
       _exit(1);
     }
-    if (r > 0 && p[0].revents != 0) {
-      unsigned char sig;
-      if (read(t->sig_fd, &sig, 1) == 1 && !atomic_load(&t->sh.draining))
-        start_drain(t, sig);
-      else if (atomic_load(&t->sh.draining))
-        service_second_signal(sig);
-    }
+    if (r > 0 && p[0].revents != 0)
+      on_signal_byte(t);
+    if (t->collect_due != 0 && clock_ms() >= t->collect_due)
+      collect(t);
     if (r > 0 && p[2].revents != 0)
       accept_some(t);
     refused_service(t, p + 3, n - 3);
@@ -379,7 +429,8 @@ static void report_work(void *arg, mon_work_t *out) {
  * connection, and nothing else waits behind it. 0 or the error (said). */
 static int monitor_start(tserver_t *t) {
   tshared_t *sh = &t->sh;
-  t->mon = mon_hub_new(sh->cfg, MODE_THREADS, 1, 1);
+  const config_t *cfg = t->svc.cfg;
+  t->mon = mon_hub_new(cfg, MODE_THREADS, 1, 1);
   if (t->mon == NULL) {
     log_msg("out of memory");
     return -ENOMEM;
@@ -389,7 +440,7 @@ static int monitor_start(tserver_t *t) {
   mon_hub_set_conn_source(t->mon, (mon_conn_source_t){tconn_states, tconn_visit, sh});
   sh->http = mon_hub_http(t->mon, 0);
   sh->http->shared = true;
-  int r = tmon_start(&t->tmon, mon_hub_src(t->mon, 0), sh->cfg);
+  int r = tmon_start(&t->tmon, mon_hub_src(t->mon, 0), cfg);
   if (r != 0) {
     log_msg("cannot start the heartbeat thread: %s", loopd_strerror(r));
     return r;
@@ -400,9 +451,10 @@ static int monitor_start(tserver_t *t) {
 
 /* Everything before serving, in order: 0, or the error (said). Whatever was
  * built stays for cleanup(). */
-static int setup(tserver_t *t, const config_t *cfg, access_log_t *al) {
+static int setup(tserver_t *t, live_t *lv) {
+  const config_t *cfg = t->svc.cfg;
   int r;
-  if ((r = shared_init(&t->sh, cfg, al)) != 0 || (r = signals_start(t)) != 0) {
+  if ((r = shared_init(&t->sh, lv)) != 0 || (r = signals_start(t)) != 0) {
     log_msg("cannot create eventfds or the signal pipe: %s", loopd_strerror(r));
     return r;
   }
@@ -448,9 +500,11 @@ static void cleanup(tserver_t *t) {
   shared_free(&t->sh);
 }
 
-int server_threads_run(const config_t *cfg, access_log_t *al) {
+int server_threads_run(live_t *lv, const cli_t *cli) {
   service_t svc;
-  if (service_init(&svc, cfg, al) != 0)
+  const live_gen_t *g = live_current(lv);
+  const config_t *cfg = &g->cfg;
+  if (service_init(&svc, cfg, g->al) != 0)
     return 2;
   tserver_t *t = calloc(1, sizeof *t);
   if (t == NULL) {
@@ -458,9 +512,10 @@ int server_threads_run(const config_t *cfg, access_log_t *al) {
     return 1;
   }
   t->svc = svc;
+  t->cli = cli;
   t->listen_fd = t->sig_fd = t->spare_fd = -1;
   date_cache_init(&t->date);
-  int r = setup(t, cfg, al);
+  int r = setup(t, lv);
   if (r == 0) {
     service_started(&t->svc, net_bound_port(t->listen_fd),
                     "threads mode, a thread per connection, up to %lld, %zu KiB stacks",

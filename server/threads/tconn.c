@@ -34,6 +34,24 @@ static void sync_drain(tconn_t *c) {
   }
 }
 
+/* A thread blocked in poll() or inside a job reads no configuration, so it
+ * holds none (its slot says LIVE_OFFLINE) and a reload never waits for an
+ * idle connection. Waking, it takes the current one: a request whose bytes
+ * arrive after a reload is read and answered under the new configuration. */
+static void offline(tconn_t *c) { live_leave(&c->gen_seen); }
+
+static void online(tconn_t *c) {
+  live_gen_t *g = live_enter(c->sh->gens, &c->gen_seen);
+  if (g != c->gen) {
+    c->gen = g;
+    session_env_reconfigure(&c->env, &g->cfg, g->al);
+    session_config_changed(&c->session);
+  }
+}
+
+/* wait_fd with no configuration held. */
+static int wait_offline(tconn_t *c, int fd, short events, int extra, uint64_t due);
+
 /* Waits for events on fd, or for extra (if >= 0) to become readable, until
  * due (ms; UINT64_MAX: no limit). 1: fd ready, 2: extra fired, 0: timed out. */
 static int wait_fd(int fd, short events, int extra, uint64_t due) {
@@ -69,6 +87,13 @@ static void track(tconn_t *c, int st) {
   atomic_store_explicit(&c->rq_state, (uint8_t)st, memory_order_relaxed);
 }
 
+static int wait_offline(tconn_t *c, int fd, short events, int extra, uint64_t due) {
+  offline(c);
+  int r = wait_fd(fd, events, extra, due);
+  online(c);
+  return r;
+}
+
 /* Writes all output. 0, or a negative errno when the peer is gone (the
  * send's error) or read nothing for limits.body_timeout_ms (-ETIMEDOUT: the
  * send timeout event mode uses). */
@@ -89,8 +114,8 @@ static int flush_out(tconn_t *c) {
     bool blocked = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
     if (blocked)
       track(c, RQ_WRITING);
-    if (blocked &&
-        wait_fd(c->fd, POLLOUT, -1, progress + (uint64_t)c->sh->cfg->limits.body_timeout_ms) == 1)
+    if (blocked && wait_offline(c, c->fd, POLLOUT, -1,
+                                progress + (uint64_t)c->env.route.cfg->limits.body_timeout_ms) == 1)
       continue;
     /* reset, shut down at the deadline, or the client stopped reading */
     rc = blocked ? -ETIMEDOUT : n < 0 ? -errno : -EPIPE;
@@ -153,8 +178,8 @@ static int wait_input(tconn_t *c) {
       return (int)SESSION_CLOSE;
     /* Once draining, the wake fd stays readable: stop watching it. */
     track(c, input_state(&c->session));
-    int r = wait_fd(c->fd, POLLIN, c->draining ? -1 : c->sh->wake_fd,
-                    session_deadline(&c->session));
+    int r = wait_offline(c, c->fd, POLLIN, c->draining ? -1 : c->sh->wake_fd,
+                         session_deadline(&c->session));
     if (r == 2)
       continue;
     if (r == 0) {
@@ -207,7 +232,7 @@ static int run_plan(tconn_t *c) {
      * queue to wait in, so work.queue_limit caps the jobs running at once,
      * as it caps queued + running in event mode: beyond it, 503 at once. */
     if (atomic_fetch_add_explicit(&c->sh->jobs_running, 1, memory_order_relaxed) >=
-        c->sh->cfg->work.queue_limit) {
+        c->env.route.cfg->work.queue_limit) {
       atomic_fetch_sub_explicit(&c->sh->jobs_running, 1, memory_order_relaxed);
       atomic_fetch_add_explicit(&c->sh->jobs_rejected, 1, memory_order_relaxed);
       sync_drain(c);
@@ -215,13 +240,15 @@ static int run_plan(tconn_t *c) {
                                  "work queue full; retry later", "Retry-After: 1\r\n");
     }
     track(c, RQ_JOB);
+    offline(c); /* jobs touch only their route state (reply.h) */
     run_jobs(c, p);
+    online(c);
     atomic_fetch_sub_explicit(&c->sh->jobs_running, 1, memory_order_relaxed);
     break;
   case PLAN_DELAY:
     /* A sleep that the shutdown deadline cuts short. */
     track(c, c->session.resp_started ? RQ_STREAMING : RQ_DELAY);
-    wait_fd(c->sh->force_fd, POLLIN, -1, clock_ms() + p->delay_ms);
+    wait_offline(c, c->sh->force_fd, POLLIN, -1, clock_ms() + p->delay_ms);
     break;
   case PLAN_YIELD: /* the kernel schedules threads: nothing to yield to */
     track(c, RQ_HANDLER); /* the thread goes on with the next slice at once */
@@ -247,7 +274,7 @@ static void finish(tconn_t *c) {
   track(c, RQ_LINGERING);
   uint64_t end = clock_ms() + LINGER_MS;
   /* the forced exit at the shutdown deadline cuts the linger short */
-  while (wait_fd(c->fd, POLLIN, c->sh->force_fd, end) == 1) {
+  while (wait_offline(c, c->fd, POLLIN, c->sh->force_fd, end) == 1) {
     ssize_t n = recv(c->fd, c->rbuf, READ_BUF, MSG_DONTWAIT);
     if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
       return;
@@ -304,7 +331,8 @@ static void release(tconn_t *c) {
 void *tconn_main(void *arg) {
   tconn_t *c = arg;
   const tshared_t *sh = c->sh;
-  session_env_init(&c->env, sh->cfg, routes_table(), MODE_THREADS, sh->al);
+  c->gen = live_enter(sh->gens, &c->gen_seen);
+  session_env_init(&c->env, &c->gen->cfg, routes_table(), MODE_THREADS, c->gen->al);
   if (sh->mon.hub != NULL) {
     /* No stall slot: a blocking handler holds only this thread (see tmon.h). */
     c->env.route.mon = &sh->mon;
@@ -324,6 +352,7 @@ void *tconn_main(void *arg) {
   c->rbuf = NULL;
   buf_free(&c->out);
   session_env_free(&c->env);
+  offline(c);
   release(c);
   return NULL;
 }

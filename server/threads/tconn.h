@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "live.h"
 #include "log.h"
 #include "monitor.h"
 #include "session.h"
@@ -18,8 +19,9 @@ typedef struct tconn tconn_t;
 /* What every connection thread shares with the thread server. Read-only
  * after start except the atomics and what mu guards. */
 typedef struct tshared {
-  const config_t *cfg;
-  access_log_t *al;
+  /* The configuration: each thread holds a generation of its own (tconn_t:
+   * gen), taken when it starts and again after each blocking wait. */
+  live_t *gens;
   proc_stats_t stats;
   /* The monitor (NULL mon.hub: none): every thread reads the same view and
    * counts into the same block (shared = true). */
@@ -27,7 +29,7 @@ typedef struct tshared {
   mon_http_t *http;
   /* Jobs (/slow) run inline on connection threads: how many run right now,
    * how many have finished or were refused. There is no queue to wait in. */
-  _Atomic int64_t jobs_running; /* at most cfg->work.queue_limit */
+  _Atomic int64_t jobs_running; /* at most work.queue_limit */
   _Atomic uint64_t jobs_done;
   _Atomic uint64_t jobs_rejected; /* refused with 503: work.queue_limit were running */
   _Atomic bool draining; /* shutdown began: responses close, idle connections end */
@@ -46,6 +48,8 @@ struct tconn {
   tconn_t *prev, *next;
   char peer[64];
   /* the thread's own */
+  live_gen_t *gen;           /* the configuration env and session read */
+  _Atomic uint64_t gen_seen; /* its slot (live.h): LIVE_OFFLINE while blocked */
   session_env_t env; /* its Date cache, request-store pool and scratch */
   session_t session;
   /* What it does, for /requests and the gauges (reqslot.h), read by other

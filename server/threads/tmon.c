@@ -70,9 +70,7 @@ static uint64_t min3(uint64_t a, uint64_t b, uint64_t c) {
  * again never shows as lag. */
 static void *tmon_main(void *arg) {
   tmon_t *t = arg;
-  const config_t *c = t->cfg;
-  uint64_t sample_ns = (uint64_t)c->monitor.sample_ms * NS_PER_MS;
-  uint64_t beat_ns = (uint64_t)c->monitor.heartbeat_ms * NS_PER_MS;
+  uint64_t sample_ns = t->sample_ns, beat_ns = t->beat_ns;
   /* systemd: ping every half of WatchdogSec (a silly 1 us one: every ms) */
   uint64_t ping_ns = notify_watchdog_usec() * 1000 / 2;
   if (ping_ns > 0 && ping_ns < NS_PER_MS)
@@ -106,7 +104,8 @@ static void *tmon_main(void *arg) {
 
 int tmon_start(tmon_t *t, mon_src_t *src, const config_t *cfg) {
   t->src = src;
-  t->cfg = cfg;
+  t->sample_ns = (uint64_t)cfg->monitor.sample_ms * NS_PER_MS;
+  t->beat_ns = (uint64_t)cfg->monitor.heartbeat_ms * NS_PER_MS;
   atomic_store(&t->stop, false);
   t->running = false;
   pthread_attr_t attr;

@@ -16,7 +16,8 @@
 
 typedef struct tmon {
   mon_src_t *src;
-  const config_t *cfg;
+  /* monitor.sample_ms and heartbeat_ms, read at start: they need a restart */
+  uint64_t sample_ns, beat_ns;
   pthread_t thread;
   _Atomic bool stop;
   bool running;

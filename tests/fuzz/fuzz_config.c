@@ -8,7 +8,11 @@
  *
  * The oracle: a failure leaves a non-empty message; a success prints a config
  * (--print-config) that loads back to the same text, whose listen address
- * splits and whose loop count is positive. */
+ * splits and whose loop count is positive, whose text values carry no quote
+ * at either end (a file's matched pair is dropped, the rest refused); that
+ * printed file with one of its lines given twice is refused naming both
+ * lines; and SIGHUP's reading of the same sources (cli_reload) builds the
+ * same configuration. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +87,72 @@ static void fc_check_roundtrip(const config_t *c) {
   }
 }
 
+/* The printed file with its listen line given again at the end must be
+ * refused as a key given twice, naming both lines. */
+static void fc_check_twice(const char *printed, size_t len) {
+  const char *line = strstr(printed, "\nlisten = ");
+  if (line == NULL)
+    abort();
+  line++;
+  size_t n = strcspn(line, "\n");
+  char *text = malloc(len + n + 16);
+  int first = 1;
+  for (const char *p = printed; p < line; p++)
+    first += *p == '\n';
+  int at = 1;
+  for (size_t i = 0; i < len; i++)
+    at += printed[i] == '\n';
+  size_t tl = (size_t)sprintf(text, "%s[server]\n%.*s\n", printed, (int)n, line);
+  fc_write(text, tl);
+  config_t c;
+  config_defaults(&c);
+  char err[512], want[64];
+  snprintf(want, sizeof want, ":%d: server.listen given twice (first at line %d)", at + 1, first);
+  if (config_load_file(&c, fc_path, err, sizeof err) == 0 || strstr(err, want) == NULL) {
+    fprintf(stderr, "a key given twice: want \"%s\", got \"%s\"\n%s", want, err, text);
+    abort();
+  }
+  free(text);
+}
+
+/* No text value keeps a quote at either end. */
+static void fc_check_unquoted(const config_t *c) {
+  size_t n;
+  const config_key_t *keys = config_keys(&n);
+  for (size_t i = 0; i < n; i++) {
+    if (keys[i].type != CFG_STRING)
+      continue;
+    const char *v = (const char *)c + keys[i].offset;
+    size_t len = strlen(v);
+    if (len > 0 && (strchr("\"'", v[0]) != NULL || strchr("\"'", v[len - 1]) != NULL)) {
+      fprintf(stderr, "accepted %s = %s with a quote at an end\n", keys[i].name, v);
+      abort();
+    }
+  }
+}
+
+/* SIGHUP reads the same sources again: the same configuration. */
+static void fc_check_reload(const config_t *c, const cli_t *cli) {
+  config_t again;
+  char err[512];
+  if (cli_reload(cli, &again, err, sizeof err) != 0) {
+    fprintf(stderr, "the sources that loaded do not load again: %s\n", err);
+    abort();
+  }
+  size_t l1, l2;
+  char *a = fc_print(c, &l1), *b = fc_print(&again, &l2);
+  if (l1 != l2 || memcmp(a, b, l1) != 0) {
+    fprintf(stderr, "cli_reload built another configuration:\n%s---\n%s", a, b);
+    abort();
+  }
+  char from[512];
+  cli_sources(cli, from, sizeof from);
+  if (from[0] == '\0')
+    abort();
+  free(a);
+  free(b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fc_init();
   if (size > 16384)
@@ -119,7 +189,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (err[0] == '\0' || memchr(err, '\0', sizeof err) == NULL)
       abort();
   } else if (!cli.help && !cli.version) {
+    fc_check_unquoted(&cfg);
+    fc_check_reload(&cfg, &cli); /* before the file is rewritten: it is a source */
     fc_check_roundtrip(&cfg);
+    size_t len;
+    char *printed = fc_print(&cfg, &len);
+    fc_check_twice(printed, len);
+    free(printed);
   }
   free(copy);
   return 0;

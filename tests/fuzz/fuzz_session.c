@@ -30,6 +30,10 @@ static void init_once(void) {
   config_set(&cfg, "limits.max_body_bytes", "300", err, sizeof err);
   config_set(&cfg, "work.max_ms", "0", err, sizeof err);
   config_set(&cfg, "routes.block", "off", err, sizeof err);
+  /* the corpus says "Host: a": allowed, and other hosts refused, so both
+   * paths of the host rule (and the cross-site one) are fuzzed */
+  config_set(&cfg, "server.allowed_hosts", "a,.b,*.c:80,[::1],127.0.0.2,loopback", err,
+             sizeof err);
   session_env_init(&env, &cfg, routes_table(), MODE_EVENT, NULL);
   buf_init(&out, 64u << 20);
 }

@@ -54,7 +54,7 @@ def main():
     # Options: the synopsis's and the option list's (--help names them all).
     opts = set(re.findall(r"(?<![\w-])(--[a-z-]+|-h)\b", usage.split("Keys (default):")[0]))
     for o in sorted(opts):
-        pat = re.compile(rf"^(-h, )?{re.escape(o)}( |,|$)")
+        pat = re.compile(rf"^(-[a-z], )?{re.escape(o)}( |,|$)")
         need(any(pat.match(l) for l in sh.get("OPTIONS", [])), f"option {o}")
 
     # Keys: under [section], "key = ... (default VALUE" with the binary's default.
@@ -85,11 +85,11 @@ def main():
     for c in codes:
         need(any(re.match(rf"^{c}(,|$)", l) for l in sh.get("EXIT STATUS", [])), f"exit status {c}")
 
-    for s in ["SIGTERM", "SIGINT"]:
+    for s in ["SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1"]:
         need(any(l.startswith(s) or l.startswith(f"SIGTERM, {s}") for l in sh.get("SIGNALS", [])),
              f"signal {s}")
     files = "\n".join(sh.get("FILES", []))
-    for f in ["loopd/loopd.ini", "loopd.service"]:
+    for f in ["loopd/loopd.ini", "loopd.service", "logrotate.d/loopd"]:
         need(f in files, f"file {f}")
 
     if len(sys.argv) > 3:

@@ -2,11 +2,15 @@
 # test_install.sh: `meson install` into a DESTDIR puts the binary, loopd(1), the
 # config and the systemd unit where meson's options say (the paths come from the
 # build, never from this script), and what it installed works:
-#   - the installed binary's --version names loopd's, libuv's and llhttp's versions;
+#   - the installed binary's --version names loopd's, libuv's and llhttp's versions,
+#     and the git commit when built from a checkout (none from a tree without .git);
 #   - the installed config checks and serves /healthz;
 #   - loopd(1) documents every option, key (with its default), route, exit status
 #     and metric the binary has (check_man.py), and man finds it on its MANPATH;
-#   - the unit names the installed binary and config and passes systemd-analyze verify.
+#   - the unit names the installed binary and config and passes systemd-analyze verify;
+#     it checks the config before the start, reloads by SIGHUP, is not restarted on
+#     exit 2, and its watchdog outlasts work.max_ms;
+#   - the logrotate file is installed with the unit (and parses, if logrotate is here).
 set -uo pipefail
 build=${LOOPD_BUILD_ROOT:?}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -45,11 +49,31 @@ fi
 echo "installed:"
 (cd "$dest" && find . -type f | sed 's|^\.|  |' | sort)
 
-# --version: loopd's, and the libraries' it runs with.
-want="loopd $LOOPD_VERSION (libuv $LOOPD_UV_VERSION, llhttp $LOOPD_LLHTTP_VERSION)"
+# --version: loopd's, the git commit it was built from (with -dirty when the
+# tree had changes) when built from a git checkout, and the libraries' it runs with.
+libs="libuv $LOOPD_UV_VERSION, llhttp $LOOPD_LLHTTP_VERSION"
+want="loopd $LOOPD_VERSION ($libs)"
+src=$LOOPD_SOURCE_DIR
+if [ "$(git -C "$src" rev-parse --show-toplevel 2>/dev/null)" = "$(cd "$src" && pwd -P)" ]; then
+  commit=$(git -C "$src" rev-parse --short=12 HEAD)
+  dirty=$(git -C "$src" status --porcelain --untracked-files=no | head -c1)
+  want="loopd $LOOPD_VERSION (commit $commit${dirty:+-dirty}, $libs)"
+fi
 got=$("$bin" --version) || fail "--version exited non-zero"
 [ "$got" = "$want" ] || fail "--version said \"$got\", wanted \"$want\""
 echo "ok: $got"
+
+# A release tarball has no .git: the tree still configures, and the commit
+# part is left out (vcs_tag's fallback), also when the copy sits inside
+# another git checkout.
+mkdir -p "$tmp/tree"
+tar -C "$src" --exclude=./.git --exclude='./build*' -cf - . | tar -C "$tmp/tree" -xf -
+meson setup "$tmp/tree-build" "$tmp/tree" -Dtests=false -Dman=disabled >"$tmp/tree.log" 2>&1 &&
+  ninja -C "$tmp/tree-build" server/base/version.c >>"$tmp/tree.log" 2>&1 ||
+  { cat "$tmp/tree.log"; fail "a tree without .git does not configure"; }
+grep -q 'return "";' "$tmp/tree-build/server/base/version.c" ||
+  fail "built without git, version.c names a commit: $(grep return "$tmp/tree-build/server/base/version.c")"
+echo "ok: a tree without .git builds version.c with no commit"
 
 "$bin" --config "$ini" --check-config 2>"$tmp/check.err" || { cat "$tmp/check.err"; fail "--check-config on the installed config"; }
 
@@ -90,8 +114,31 @@ command -v systemd-analyze >/dev/null || fail "systemd-analyze missing (Debian: 
 # verify checks that ExecStart's binary exists and that man finds Documentation=:
 # point both into the DESTDIR. It exits 0 on warnings, so any output fails.
 mkdir -p "$tmp/unit"
-sed "s|^ExecStart=$LOOPD_BINDIR/|ExecStart=$dest$LOOPD_BINDIR/|" "$unit" >"$tmp/unit/loopd.service"
+sed "s|^\(ExecStart\(Pre\)\?\)=$LOOPD_BINDIR/|\1=$dest$LOOPD_BINDIR/|" "$unit" >"$tmp/unit/loopd.service"
 out=$(MANPATH=$dest$LOOPD_MANDIR systemd-analyze verify "$tmp/unit/loopd.service" 2>&1)
 st=$?
 [ $st = 0 ] && [ -z "$out" ] || fail "systemd-analyze verify (exit $st): $out"
 echo "ok: systemd-analyze verify: clean"
+
+# The service's life as nginx users know it: the config checked before the
+# start (quietly), reload by SIGHUP, no restart on a config error.
+for line in "ExecStartPre=$LOOPD_BINDIR/loopd --config $LOOPD_SYSCONFDIR/loopd/loopd.ini --check-config -q" \
+  'ExecReload=/bin/kill -HUP $MAINPID' RestartPreventExitStatus=2; do
+  grep -qxF "$line" "$unit" || fail "the unit lacks $line"
+done
+# The watchdog outlasts the longest loop hold the installed config allows:
+# 3/4 of WatchdogSec (loop 0 pings every quarter of it) above work.max_ms.
+wd=$(sed -n 's/^WatchdogSec=\([0-9]*\)s$/\1/p' "$unit")
+max_ms=$("$bin" --config "$ini" --print-config | sed -n 's/^max_ms = //p')
+[ -n "$wd" ] && [ $((wd * 1000 * 3 / 4)) -gt "$((max_ms + 100))" ] ||
+  fail "WatchdogSec=${wd}s lets a /block of work.max_ms=$max_ms get loopd killed"
+echo "ok: the unit checks the config first, reloads by SIGHUP, and its watchdog outlasts work.max_ms=$max_ms"
+
+rot=$dest$LOOPD_SYSCONFDIR/logrotate.d/loopd
+[ -f "$rot" ] || fail "no $LOOPD_SYSCONFDIR/logrotate.d/loopd"
+grep -q 'systemctl kill --kill-whom=main --signal=USR1 loopd.service' "$rot" || fail "logrotate: no USR1 in postrotate"
+if command -v logrotate >/dev/null; then
+  out=$(logrotate -d "$rot" 2>&1) || fail "logrotate -d: $out"
+  ! grep -qi "error" <<<"$out" || fail "logrotate -d: $out"
+  echo "ok: logrotate -d $LOOPD_SYSCONFDIR/logrotate.d/loopd: parses"
+fi

@@ -81,28 +81,29 @@ bool srv_log_wait(srv_t *s, const char *needle, int timeout_ms) {
 
 int srv_start(srv_t *s, const char *const *args) { return srv_start_env(s, args, NULL); }
 
-int srv_start_env(srv_t *s, const char *const *args, const char *const *env) {
+void child_dies_with(pid_t parent) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL); /* the forking thread's exit: the test's main thread */
+  if (getppid() != parent)
+    _exit(126); /* the test died before prctl took hold */
+}
+
+/* Starts argv (argv[0] the binary) with env added and waits for its start line. */
+static int spawn(srv_t *s, const char *const *argv, const char *const *env) {
   memset(s, 0, sizeof *s);
   s->err_fd = -1;
-  const char *argv[64];
-  size_t n = 0;
-  argv[n++] = loopd_bin();
-  argv[n++] = "--listen";
-  argv[n++] = "127.0.0.1:0";
-  argv[n++] = "--mode";
-  argv[n++] = test_mode();
-  for (size_t i = 0; args != NULL && args[i] != NULL && n < 62; i++)
-    argv[n++] = args[i];
-  argv[n] = NULL;
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) != 0)
     return -1;
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0)
     return -1;
   if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL); /* a crashed test leaves no server behind */
+    child_dies_with(parent); /* a crashed or killed test leaves no server behind */
     dup2(pipefd[1], STDERR_FILENO);
+    /* The suites' requests say "Host: x": any Host, unless a test says
+     * otherwise (its env or --set wins; test_hosts checks the default). */
+    putenv((char *)"LOOPD_SERVER_ALLOWED_HOSTS=*");
     for (size_t i = 0; env != NULL && env[i] != NULL; i++)
       putenv((char *)env[i]);
     execv(argv[0], (char *const *)argv);
@@ -116,11 +117,62 @@ int srv_start_env(srv_t *s, const char *const *args, const char *const *env) {
     srv_stop(s, SIGKILL, 1000);
     return -1;
   }
-  const char *p = strstr(s->log, "listening on http://127.0.0.1:");
+  /* http://127.0.0.1:PORT, or the address a test's own --listen gave */
+  const char *p = strstr(s->log, "listening on http://");
   if (p == NULL)
     return -1;
-  s->port = atoi(p + strlen("listening on http://127.0.0.1:"));
+  p += strlen("listening on http://");
+  if (*p == '[')
+    p = strchr(p, ']'); /* an IPv6 address */
+  p = p != NULL ? strchr(p, ':') : NULL;
+  if (p == NULL)
+    return -1;
+  s->port = atoi(p + 1);
   return s->port > 0 ? 0 : -1;
+}
+
+int srv_start_env(srv_t *s, const char *const *args, const char *const *env) {
+  const char *argv[64];
+  size_t n = 0;
+  argv[n++] = loopd_bin();
+  argv[n++] = "--listen";
+  argv[n++] = "127.0.0.1:0";
+  argv[n++] = "--mode";
+  argv[n++] = test_mode();
+  for (size_t i = 0; args != NULL && args[i] != NULL && n < 62; i++)
+    argv[n++] = args[i];
+  argv[n] = NULL;
+  return spawn(s, argv, env);
+}
+
+int srv_start_bare(srv_t *s, const char *const *args, const char *const *env) {
+  const char *argv[64];
+  size_t n = 0;
+  argv[n++] = loopd_bin();
+  for (size_t i = 0; args != NULL && args[i] != NULL && n < 62; i++)
+    argv[n++] = args[i];
+  argv[n] = NULL;
+  return spawn(s, argv, env);
+}
+
+int srv_log_count(srv_t *s, const char *needle) {
+  while (log_pump(s, 0)) {
+  }
+  int n = 0;
+  for (const char *p = s->log; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+    n++;
+  return n;
+}
+
+bool srv_log_wait_count(srv_t *s, const char *needle, int want, int timeout_ms) {
+  double end = now_ms() + timeout_ms;
+  for (;;) {
+    if (srv_log_count(s, needle) >= want)
+      return true;
+    double left = end - now_ms();
+    if (left <= 0 || (!log_pump(s, (int)left) && s->err_fd < 0))
+      return srv_log_count(s, needle) >= want;
+  }
 }
 
 int srv_startv(srv_t *s, ...) {
@@ -215,8 +267,10 @@ int run_loopd(const char *const *args, char *out, size_t outlen, char *err, size
   int fo = mkstemp(tmpl_o), fe = mkstemp(tmpl_e);
   unlink(tmpl_o);
   unlink(tmpl_e);
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
+    child_dies_with(parent);
     dup2(fo, STDOUT_FILENO);
     dup2(fe, STDERR_FILENO);
     if (env != NULL)
@@ -508,7 +562,7 @@ out:
 }
 
 const char *resp_header(const resp_t *r, const char *name) {
-  static char value[4096];
+  static _Thread_local char value[4096];
   size_t n = strlen(name);
   const char *p = strstr(r->head, "\r\n");
   while (p != NULL && p[2] != '\0') {
@@ -553,14 +607,14 @@ int raw_exchange(int port, const char *request, resp_t *r, int timeout_ms) {
 
 int raw_get(int port, const char *path, resp_t *r, int timeout_ms) {
   char req[1024];
-  if (snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path) >= (int)sizeof req)
+  if (snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n", path) >= (int)sizeof req)
     return -1;
   return raw_exchange(port, req, r, timeout_ms);
 }
 
 int raw_send_get(int fd, const char *path) {
   char req[1024];
-  if (snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path) >= (int)sizeof req)
+  if (snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n", path) >= (int)sizeof req)
     return -1;
   return raw_sends(fd, req);
 }
@@ -719,7 +773,7 @@ bool wait_fds(pid_t pid, long want, int deadline_ms) {
 }
 
 bool timing_strict(const char **why) {
-  static char reason[128];
+  static _Thread_local char reason[128];
   const char *bt = getenv("LOOPD_BUILDTYPE"), *san = getenv("LOOPD_SANITIZE");
   double load = -1;
   FILE *f = fopen("/proc/loadavg", "r");

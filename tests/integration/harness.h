@@ -46,10 +46,20 @@ typedef struct srv {
 const char *test_mode(void);
 
 /* Starts loopd with --listen 127.0.0.1:0 --mode MODE and the extra args
- * (NULL-terminated). Returns 0 once it printed its start line. */
+ * (NULL-terminated), and LOOPD_SERVER_ALLOWED_HOSTS=* (the tests' requests
+ * say "Host: x"; --set or env overrides it). Returns 0 once it printed its
+ * start line. */
 int srv_start(srv_t *s, const char *const *args);
 /* Same, with extra environment entries ("NAME=value", NULL-terminated). */
 int srv_start_env(srv_t *s, const char *const *args, const char *const *env);
+/* In a child right after fork() (parent: getpid() before it): the child is
+ * killed when the test process ends, however it ends (PR_SET_PDEATHSIG,
+ * with the race of a parent that died first closed). Every fork of a test
+ * calls it, so no loopd or peer outlives an interrupted test. */
+void child_dies_with(pid_t parent);
+/* Starts loopd with exactly args (no --listen, no --mode: the test gives
+ * them, or a config file does; the address must be 127.0.0.1) and env. */
+int srv_start_bare(srv_t *s, const char *const *args, const char *const *env);
 /* Same, with a variadic list of extra args ending in NULL. */
 int srv_startv(srv_t *s, ...);
 /* Sends sig and waits up to timeout_ms. Returns the exit status (128+N when
@@ -57,6 +67,10 @@ int srv_startv(srv_t *s, ...);
 int srv_stop(srv_t *s, int sig, int timeout_ms);
 /* Waits until loopd's stderr contains needle. */
 bool srv_log_wait(srv_t *s, const char *needle, int timeout_ms);
+/* How often needle occurs in what loopd wrote to stderr so far (read now). */
+int srv_log_count(srv_t *s, const char *needle);
+/* Waits until needle occurs at least want times. */
+bool srv_log_wait_count(srv_t *s, const char *needle, int want, int timeout_ms);
 /* Peak resident memory of the server process, in KiB (VmHWM), or current (VmRSS). */
 long srv_rss_kb(const srv_t *s, bool peak);
 
@@ -90,17 +104,17 @@ typedef struct resp {
 /* Reads one response. head_request: a HEAD response has no body. Returns 0,
  * or -1 on timeout, malformed data or a close before the end. */
 int resp_read(int fd, resp_t *r, int timeout_ms, bool head_request);
-/* The value of a header (first match, case-insensitive), copied into a static
- * buffer; NULL when absent. */
+/* The value of a header (first match, case-insensitive), copied into a
+ * buffer of the calling thread's (clients may run on several); NULL when absent. */
 const char *resp_header(const resp_t *r, const char *name);
 void resp_free(resp_t *r);
 
 /* One request on a new connection: sends raw, reads one response. */
 int raw_exchange(int port, const char *request, resp_t *r, int timeout_ms);
 
-/* GET path on a new connection (Host: x); the response in r. 0 or -1. */
+/* GET path on a new connection (Host: localhost); the response in r. 0 or -1. */
 int raw_get(int port, const char *path, resp_t *r, int timeout_ms);
-/* Sends GET path (Host: x) on fd. 0 or -1. */
+/* Sends GET path (Host: localhost) on fd. 0 or -1. */
 int raw_send_get(int fd, const char *path);
 /* "127.0.0.1:PORT" of our end of fd: what the server calls the peer. */
 void raw_local_name(int fd, char *out, size_t len);

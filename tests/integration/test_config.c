@@ -225,6 +225,120 @@ static void test_precedence_and_print_config(void **state) {
   unlink(path);
 }
 
+/* What start-up checks, --check-config checks: the access log opens for
+ * append (created, then closed), the address resolves; a failure is one
+ * line and exit 2. The ok line names the sources; -q says nothing. */
+static void test_check_config_like_start(void **state) {
+  (void)state;
+  const char *bad_log[] = {"--set", "log.access=/nonexistent-dir/x.log", "--check-config", NULL};
+  assert_int_equal(run(bad_log, NULL), 2);
+  assert_one_line_naming("log.access = \"/nonexistent-dir/x.log\": cannot open",
+                         "No such file or directory");
+  const char *bad_log_q[] = {"--set", "log.access=/nonexistent-dir/x.log", "-t", "-q", NULL};
+  assert_int_equal(run(bad_log_q, NULL), 2); /* quiet says errors all the same */
+  assert_one_line_naming("log.access", "cannot open");
+  char dir[] = "/tmp/loopd-test-checkXXXXXX", log[64], set[80], ini[64];
+  assert_non_null(mkdtemp(dir));
+  snprintf(log, sizeof log, "%s/new.log", dir);
+  snprintf(set, sizeof set, "log.access=%s", log);
+  snprintf(ini, sizeof ini, "%s/loopd.ini", dir);
+  write_file(ini, "[server]\nbacklog = 100\n");
+  const char *env[] = {"LOOPD_SERVER_BACKLOG=200", "LOOPD_WORK_THREADS=3", "LOOPD_BIN=x", NULL};
+  const char *ok[] = {"--config", ini, "--set", set, "--check-config", NULL};
+  assert_int_equal(run(ok, env), 0);
+  char want[256];
+  snprintf(want, sizeof want, "configuration ok: %s, environment (2 variables), 1 option\n", ini);
+  if (strstr(err, want) == NULL || strchr(err, '\n')[1] != '\0')
+    fail_msg("want one line \"%s\", got: %s", want, err);
+  assert_int_equal(access(log, W_OK), 0); /* opened for append, as start-up would */
+  const char *quiet[] = {"--config", ini, "--check-config", "-q", NULL};
+  assert_int_equal(run(quiet, NULL), 0);
+  assert_string_equal(err, "");
+  const char *plain[] = {"--check-config", NULL};
+  assert_int_equal(run(plain, NULL), 0);
+  assert_one_line_naming("configuration ok: built-in defaults", NULL);
+  const char *names[] = {"--listen", "localhost:8080", "-t", NULL};
+  assert_int_equal(run(names, NULL), 0);
+  const char *host[] = {"--listen", "example.com:8080", "-t", NULL}; /* no DNS: an IP or localhost */
+  assert_int_equal(run(host, NULL), 2);
+  assert_one_line_naming("server.listen = \"example.com:8080\"", "expected HOST:PORT");
+  unlink(log);
+  unlink(ini);
+  rmdir(dir);
+}
+
+/* A key given twice in one file is refused with both lines; the same key
+ * from the file, the environment and the options is precedence. */
+static void test_key_twice(void **state) {
+  (void)state;
+  char path[] = "/tmp/loopd-test-cfgXXXXXX";
+  close(mkstemp(path));
+  write_file(path, "[server]\nlisten = 127.0.0.1:0\nbacklog = 10\n[limits]\nmax_body_bytes = 1\n"
+                   "[server]\nlisten = 127.0.0.1:1\n");
+  const char *args[] = {"--config", path, "--check-config", NULL};
+  assert_int_equal(run(args, NULL), 2);
+  char want[160];
+  snprintf(want, sizeof want, "%s:7: server.listen given twice (first at line 2)", path);
+  assert_one_line_naming(want, NULL);
+  write_file(path, "[server]\nbacklog = 10\n");
+  const char *env[] = {"LOOPD_SERVER_BACKLOG=20", NULL};
+  const char *layered[] = {"--config", path, "--set", "server.backlog=30", "--set",
+                           "server.backlog=40", "--print-config", NULL};
+  assert_int_equal(run(layered, env), 0);
+  assert_string_equal(value_of(out, "server", "backlog"), "40");
+  unlink(path);
+}
+
+/* One spelling rule for booleans, said in full when a value breaks it. */
+static void test_boolean_spellings(void **state) {
+  (void)state;
+  static const char *const on[] = {"on", "true", "yes", "1"}, *const off[] = {"off", "false", "no", "0"};
+  char set[64];
+  for (size_t i = 0; i < 4; i++) {
+    snprintf(set, sizeof set, "routes.block=%s", on[i]);
+    const char *a[] = {"--set", set, "--print-config", NULL};
+    assert_int_equal(run(a, NULL), 0);
+    assert_string_equal(value_of(out, "routes", "block"), "on");
+    snprintf(set, sizeof set, "routes.block=%s", off[i]);
+    assert_int_equal(run(a, NULL), 0);
+    assert_string_equal(value_of(out, "routes", "block"), "off");
+  }
+  const char *bad[] = {"--set", "routes.block=maybe", "--check-config", NULL};
+  assert_int_equal(run(bad, NULL), 2);
+  assert_one_line_naming("routes.block = \"maybe\": expected on/off, true/false, yes/no or 1/0",
+                         NULL);
+}
+
+/* A config file value in a matched pair of quotes reads without them; an
+ * unmatched quote, or quotes in --set or the environment, are refused with
+ * the rule. */
+static void test_quoted_values(void **state) {
+  (void)state;
+  char path[] = "/tmp/loopd-test-cfgXXXXXX";
+  close(mkstemp(path));
+  write_file(path, "[log]\naccess = \"/tmp/loopd quoted.log\"\nformat = 'json'\n[limits]\n"
+                   "max_body_bytes = \"2k\"\n");
+  const char *args[] = {"--config", path, "--print-config", NULL};
+  assert_int_equal(run(args, NULL), 0);
+  assert_string_equal(value_of(out, "log", "access"), "/tmp/loopd quoted.log");
+  assert_string_equal(value_of(out, "log", "format"), "json");
+  assert_string_equal(value_of(out, "limits", "max_body_bytes"), "2048");
+  write_file(path, "[log]\naccess = \"/tmp/x.log\n");
+  const char *check[] = {"--config", path, "--check-config", NULL};
+  assert_int_equal(run(check, NULL), 2);
+  char where[128];
+  snprintf(where, sizeof where, "%s:2: log.access = \"\"/tmp/x.log\": an unmatched quote", path);
+  assert_one_line_naming(where, "a config file drops one matched pair of quotes");
+  const char *set[] = {"--set", "log.access=\"/tmp/x.log\"", "--check-config", NULL};
+  assert_int_equal(run(set, NULL), 2);
+  assert_one_line_naming("a value in quotes", "elsewhere give the value without them");
+  const char *env[] = {"LOOPD_LOG_ACCESS='/tmp/x.log'", NULL};
+  const char *plain[] = {"--check-config", NULL};
+  assert_int_equal(run(plain, env), 2);
+  assert_one_line_naming("LOOPD_LOG_ACCESS", "a value in quotes");
+  unlink(path);
+}
+
 static void test_example_config_loads(void **state) {
   (void)state;
   const char *dir = getenv("LOOPD_SOURCE_DIR");
@@ -248,8 +362,18 @@ static void test_help_version(void **state) {
   assert_non_null(strstr(out, "limits.max_body_bytes"));
   const char *version[] = {"--version", NULL};
   assert_int_equal(run(version, NULL), 0);
-  assert_non_null(strstr(out, "loopd "));
-  assert_non_null(strstr(out, "libuv"));
+  /* "loopd 0.1.0 (commit 0123456789ab[-dirty], libuv 1.44.2, llhttp 8.1.0)";
+   * no commit part when built outside a git checkout (tests/install) */
+  assert_int_equal(strncmp(out, "loopd ", 6), 0);
+  const char *c = strstr(out, " (commit ");
+  if (c != NULL) {
+    size_t hex = strspn(c + 9, "0123456789abcdef");
+    if (hex < 7 || (strncmp(c + 9 + hex, ", ", 2) != 0 && strncmp(c + 9 + hex, "-dirty, ", 8) != 0))
+      fail_msg("--version: a commit that is not hex[-dirty]: %s", out);
+  }
+  assert_non_null(strstr(out, "libuv "));
+  assert_non_null(strstr(out, ", llhttp "));
+  assert_non_null(strstr(out, ")\n"));
 }
 
 /* A server that cannot bind exits non-zero with the address in its message. */
@@ -273,6 +397,10 @@ int main(void) {
       cmocka_unit_test(test_file_errors_name_line),
       cmocka_unit_test(test_env_errors),
       cmocka_unit_test(test_precedence_and_print_config),
+      cmocka_unit_test(test_check_config_like_start),
+      cmocka_unit_test(test_key_twice),
+      cmocka_unit_test(test_boolean_spellings),
+      cmocka_unit_test(test_quoted_values),
       cmocka_unit_test(test_example_config_loads),
       cmocka_unit_test(test_help_version),
       cmocka_unit_test(test_bind_failure),

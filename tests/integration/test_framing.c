@@ -275,6 +275,7 @@ static void check_exchange(int port, const exchange_t *ex, const char *name) {
 }
 
 #define EX(name, req, ...) check_named(port, name, req, sizeof(req) - 1, false, NULL, (int[]){__VA_ARGS__, 0})
+#define EX_PORT(p, name, req, ...) check_named(p, name, req, sizeof(req) - 1, false, NULL, (int[]){__VA_ARGS__, 0})
 #define EXH(name, req, ...) check_named(port, name, req, sizeof(req) - 1, true, NULL, (int[]){__VA_ARGS__, 0})
 
 static void check_named(int port, const char *name, const char *req, size_t len, bool head,
@@ -342,6 +343,67 @@ static void test_every_kind(void **state) {
   EX("501", "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding: gzip\r\n\r\n", 501);
   EX("505", "GET / HTTP/1.2\r\n" H "\r\n", 505);
   EX("400 /slow bad ms", "GET /slow?ms=x HTTP/1.1\r\n" H "\r\n", 400);
+  assert_int_equal(srv_stop(&s, SIGTERM, 10000), 0);
+}
+
+/* What an external HTTP/1.1 compliance suite expects (issue 20): each a 400
+ * with Connection: close and the close itself, or OPTIONS answered 200 with
+ * Allow and Content-Length: 0; the same in both modes. */
+typedef struct compliance {
+  const char *name, *req;
+  int status;
+  const char *has; /* in the response (head or body), or NULL */
+} compliance_t;
+
+static const compliance_t compliance[] = {
+    {"TE chunked, gzip beside CL", "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding: chunked, gzip\r\n"
+     "Content-Length: 5\r\n\r\nhello", 400, "chunked must be the last coding"},
+    {"TE chunked, chunked beside CL", "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding: chunked, chunked\r\n"
+     "Content-Length: 5\r\n\r\nhello", 400, "chunked must be the last coding"},
+    {"TE chunked, (trailing comma) beside CL", "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding: chunked,\r\n"
+     "Content-Length: 5\r\n\r\nhello", 400, "chunked must be the last coding"},
+    {"TE chunked, gzip", "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n",
+     400, NULL},
+    {"empty TE beside CL", "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding:\r\nContent-Length: 5\r\n\r\nhello",
+     400, "empty Transfer-Encoding"},
+    {"CL beside an empty TE", "POST /echo HTTP/1.1\r\n" H "Content-Length: 5\r\nTransfer-Encoding: \r\n\r\nhello",
+     400, "empty Transfer-Encoding"},
+    {"TE of commas alone", "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding: , ,\r\n\r\n", 400, NULL},
+    {"empty Host on 1.1", "GET / HTTP/1.1\r\nHost: \r\n\r\n", 400, "empty Host header"},
+    {"empty Host on 1.0", "GET / HTTP/1.0\r\nHost:\r\n\r\n", 400, "empty Host header"},
+    {"HTTP/1 without a minor version", "GET / HTTP/1\r\n" H "\r\n", 400, "malformed HTTP version"},
+    {"HTTP/1. without a minor digit", "GET / HTTP/1.\r\n" H "\r\n", 400, "malformed HTTP version"},
+    {"HTTP/1.2 stays 505", "GET / HTTP/1.2\r\n" H "\r\n", 505, NULL},
+    {"OPTIONS *", "OPTIONS * HTTP/1.1\r\n" H "\r\n", 200,
+     "Allow: DELETE, GET, HEAD, POST, PUT, OPTIONS, PATCH\r\n"},
+    {"OPTIONS /", "OPTIONS / HTTP/1.1\r\n" H "\r\n", 200, "Allow: GET, HEAD, OPTIONS\r\n"},
+    {"OPTIONS /metrics", "OPTIONS /metrics HTTP/1.1\r\n" H "\r\n", 200, "Allow: GET, HEAD, OPTIONS\r\n"},
+    {"OPTIONS /echo/x", "OPTIONS /echo/x HTTP/1.1\r\n" H "\r\n", 200,
+     "Allow: DELETE, GET, HEAD, POST, PUT, OPTIONS, PATCH\r\n"},
+    {"OPTIONS / with a body", "OPTIONS / HTTP/1.1\r\n" H "Content-Length: 3\r\n\r\nabc", 200,
+     "Content-Length: 0\r\n"},
+    {"OPTIONS /nope", "OPTIONS /nope HTTP/1.1\r\n" H "\r\n", 404, NULL},
+    {"GET * stays 400", "GET * HTTP/1.1\r\n" H "\r\n", 400, NULL},
+};
+
+static void test_compliance(void **state) {
+  (void)state;
+  srv_t s;
+  assert_int_equal(srv_start(&s, NULL), 0);
+  for (size_t i = 0; i < sizeof compliance / sizeof compliance[0]; i++) {
+    const compliance_t *c = &compliance[i];
+    /* the strict reading: one response, framed, nothing after it */
+    check_named(s.port, c->name, c->req, strlen(c->req), false, c->has, (int[]){c->status, 0});
+    resp_t r;
+    assert_int_equal(raw_exchange(s.port, c->req, &r, T), 0);
+    const char *conn = resp_header(&r, "connection");
+    bool closes = conn != NULL && strcmp(conn, "close") == 0;
+    if (closes != (c->status == 400 || c->status == 505)) /* protocol errors close; 404 does not */
+      fail_msg("%s: %d %s Connection: close", c->name, r.status, closes ? "with" : "without");
+    resp_free(&r);
+  }
+  /* OPTIONS keeps the connection, and a request after it is answered */
+  EX_PORT(s.port, "OPTIONS then GET", "OPTIONS * HTTP/1.1\r\n" H "\r\nGET / HTTP/1.1\r\n" H "\r\n", 200, 200);
   assert_int_equal(srv_stop(&s, SIGTERM, 10000), 0);
 }
 
@@ -451,6 +513,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_every_kind),
       cmocka_unit_test(test_503s),
+      cmocka_unit_test(test_compliance),
       cmocka_unit_test(test_shed),
       cmocka_unit_test(test_http10_stream_until_close),
   };

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -121,9 +120,10 @@ static int setup(void **state) {
           "  server loopd1 127.0.0.1:%d\n  server loopd2 127.0.0.1:%d\n",
           stats, front, a.port, b.port);
   fclose(f);
+  pid_t parent = getpid();
   haproxy_pid = fork();
   if (haproxy_pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    child_dies_with(parent);
     execl(HAPROXY, HAPROXY, "-db", "-q", "-f", cfgpath, (char *)NULL);
     _exit(127);
   }

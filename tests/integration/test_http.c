@@ -84,7 +84,7 @@ static void test_404_405(void **state) {
   resp_free(&r);
   assert_int_equal(raw_exchange(srv.port, "DELETE / HTTP/1.1\r\nHost: x\r\n\r\n", &r, T), 0);
   assert_int_equal(r.status, 405);
-  assert_string_equal(resp_header(&r, "allow"), "GET, HEAD");
+  assert_string_equal(resp_header(&r, "allow"), "GET, HEAD, OPTIONS");
   resp_free(&r);
   /* A 405 with a body keeps the connection: the body is read and dropped. */
   int fd = raw_connect(srv.port);

@@ -558,7 +558,7 @@ static void test_lag_formats(void **state) {
   assert_int_equal(raw_exchange(s.port, "POST /lag HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
                                 &r, T), 0);
   assert_int_equal(r.status, 405);
-  assert_string_equal(resp_header(&r, "allow"), "GET, HEAD");
+  assert_string_equal(resp_header(&r, "allow"), "GET, HEAD, OPTIONS");
   resp_free(&r);
   fd = raw_connect(s.port);
   raw_sends(fd, "HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n");

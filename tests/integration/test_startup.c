@@ -48,10 +48,12 @@ static int child_start(child_t *c, long nofile, bool want_stdout, const char *co
   int ep[2], op[2] = {-1, -1};
   if (pipe2(ep, O_CLOEXEC) != 0 || (want_stdout && pipe2(op, O_CLOEXEC) != 0))
     return -1;
+  pid_t parent = getpid();
   c->pid = fork();
   if (c->pid < 0)
     return -1;
   if (c->pid == 0) {
+    child_dies_with(parent);
     dup2(ep[1], STDERR_FILENO);
     if (want_stdout)
       dup2(op[1], STDOUT_FILENO);

@@ -115,7 +115,7 @@ static int teardown(void **state) {
 /* One connection's share of the turn: its request read and answered. */
 static void share(fix_t *f, conn_t *c, const char *target) {
   char req[128];
-  int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", target);
+  int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n", target);
   budget_start(c);
   session_next_t next;
   session_feed(&c->session, &f->out, req, (size_t)n, 0, &next);

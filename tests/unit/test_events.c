@@ -33,6 +33,7 @@ static int setup(void **state) {
   char err[256];
   config_defaults(&f->cfg);
   config_set(&f->cfg, "monitor.max_event_streams", "1", err, sizeof err);
+  config_set(&f->cfg, "server.allowed_hosts", "x", err, sizeof err);
   f->hub = mon_hub_new(&f->cfg, MODE_EVENT, 1, 1);
   assert_non_null(f->hub);
   f->view = (mon_view_t){.hub = f->hub, .self = 0};

@@ -29,6 +29,7 @@ static int setup(void **state) {
   config_set(&f->cfg, "limits.max_request_line_bytes", "100", err, sizeof err);
   config_set(&f->cfg, "limits.max_header_bytes", "300", err, sizeof err);
   config_set(&f->cfg, "limits.max_body_bytes", "50", err, sizeof err);
+  config_set(&f->cfg, "server.allowed_hosts", "loopback,a", err, sizeof err);
   session_env_init(&f->env, &f->cfg, routes_table(), MODE_EVENT, NULL);
   session_init(&f->s, &f->env, "10.0.0.1:1234", 1000);
   buf_init(&f->out, 1 << 24);

@@ -49,8 +49,10 @@ static void test_config_defaults_match_table(void **state) {
   size_t n;
   const config_key_t *k = config_keys(&n);
   /* SPEC section 2 lists 25 keys, issue 15 adds monitor.max_event_streams,
-   * issue 21 server.turn_budgets and monitor.shed_utilization */
-  assert_int_equal(n, 28);
+   * issue 20 server.allowed_hosts, issue 21 server.turn_budgets and
+   * monitor.shed_utilization */
+  assert_int_equal(n, 29);
+  assert_string_equal(c.server.allowed_hosts.text, "auto");
   for (size_t i = 0; i < n; i++) {
     char v[CONFIG_PATH_MAX];
     config_format_value(&c, &k[i], v, sizeof v);
@@ -104,7 +106,7 @@ static void test_config_env(void **state) {
   char e1[] = "PATH=/bin", e2[] = "LOOPD_LIMITS_IDLE_TIMEOUT_MS=1234", e3[] = "LOOPD_LOG_FORMAT=json",
        e4[] = "LOOPD_BIN=ignored", e5[] = "LOOPD_WORK_NOPE=1";
   char *env[] = {e1, e2, e3, e4, NULL};
-  assert_int_equal(config_load_env(&c, env, err, sizeof err), 0);
+  assert_int_equal(config_load_env(&c, env, err, sizeof err), 2); /* two name a key */
   assert_int_equal(c.limits.idle_timeout_ms, 1234);
   assert_int_equal(c.log.format, LOG_FORMAT_JSON);
   char *bad[] = {e5, NULL};
@@ -303,14 +305,35 @@ static void test_route_match(void **state) {
   config_t c;
   config_defaults(&c);
   int status;
-  const char *allow;
+  uint64_t allow;
+  char text[128];
   const route_t *r = route_match(routes_table(), &c, "/", 1, HTTP_GET, &status, &allow);
   assert_non_null(r);
   assert_ptr_equal(r->handle, route_root);
   assert_non_null(route_match(routes_table(), &c, "/", 1, HTTP_HEAD, &status, &allow));
   assert_null(route_match(routes_table(), &c, "/", 1, HTTP_POST, &status, &allow));
   assert_int_equal(status, 405);
-  assert_string_equal(allow, "GET, HEAD");
+  route_allow_text(allow, text, sizeof text);
+  assert_string_equal(text, "GET, HEAD, OPTIONS");
+  /* OPTIONS: answered by the session with the route's Allow, or the server's for "*" */
+  assert_null(route_match(routes_table(), &c, "/lag", 4, HTTP_OPTIONS, &status, &allow));
+  assert_int_equal(status, 200);
+  route_allow_text(allow, text, sizeof text);
+  assert_string_equal(text, "GET, HEAD, OPTIONS");
+  assert_null(route_match(routes_table(), &c, "/echo/x", 7, HTTP_OPTIONS, &status, &allow));
+  assert_int_equal(status, 200);
+  route_allow_text(allow, text, sizeof text);
+  assert_string_equal(text, "DELETE, GET, HEAD, POST, PUT, OPTIONS, PATCH");
+  assert_null(route_match(routes_table(), &c, "*", 1, HTTP_OPTIONS, &status, &allow));
+  assert_int_equal(status, 200);
+  route_allow_text(allow, text, sizeof text);
+  assert_string_equal(text, "DELETE, GET, HEAD, POST, PUT, OPTIONS, PATCH");
+  assert_null(route_match(routes_table(), &c, "*", 1, HTTP_GET, &status, &allow));
+  assert_int_equal(status, 404);
+  assert_null(route_match(routes_table(), &c, "/nope", 5, HTTP_OPTIONS, &status, &allow));
+  assert_int_equal(status, 404);
+  route_allow_text(METHOD(HTTP_GET) | METHOD(HTTP_HEAD) | METHOD(HTTP_POST), text, 10);
+  assert_string_equal(text, "GET, HEAD");
   r = route_match(routes_table(), &c, "/echo", 5, HTTP_PUT, &status, &allow);
   assert_non_null(r);
   assert_ptr_equal(r->handle, route_echo);
@@ -359,6 +382,15 @@ static void test_query(void **state) {
   assert_int_equal(query_flag(q, n, "flag", false, &f, reason, sizeof reason), 0);
   assert_true(f);
   assert_int_equal(query_flag("cpu=2", 5, "cpu", false, &f, reason, sizeof reason), -1);
+  assert_string_equal(reason, "cpu=2: expected on/off, true/false, yes/no or 1/0"); /* as config keys */
+  assert_int_equal(query_flag("cpu=yes", 7, "cpu", false, &f, reason, sizeof reason), 0);
+  assert_true(f);
+  assert_int_equal(query_flag("cpu=off", 7, "cpu", true, &f, reason, sizeof reason), 0);
+  assert_false(f);
+  assert_int_equal(query_bool("on", 2), 1);
+  assert_int_equal(query_bool("0", 1), 0);
+  assert_int_equal(query_bool("On", 2), -1);
+  assert_int_equal(query_bool("", 0), -1);
 }
 
 /* ---- JSON ---- */
