@@ -474,7 +474,7 @@ static int render_shed_build(mon_hub_t *h, buf_t *b) {
   r |= prom_family(b, "loopd_build_info", "gauge", "The running build: version, git commit, mode.");
   r |= prom_label(&lab, "version", LOOPD_VERSION);
   r |= buf_append(&lab, ",", 1);
-  r |= prom_label(&lab, "commit", LOOPD_COMMIT_TEXT);
+  r |= prom_label(&lab, "commit", build_commit());
   r |= buf_append(&lab, ",", 1);
   r |= prom_label(&lab, "mode", h->mode == MODE_THREADS ? "threads" : "event");
   r |= buf_append(&lab, "", 1);

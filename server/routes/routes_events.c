@@ -17,6 +17,7 @@
 #include "json.h"
 #include "monitor.h"
 #include "query.h"
+#include "refusal.h"
 #include "routes.h"
 #include "routes_int.h"
 
@@ -240,6 +241,7 @@ static int ev_snapshot(route_ctx_t *rc, ev_state_t *st, double now) {
   jw_int(&w, "lag", (int64_t)mon_shed_total(h, MON_SHED_LAG));
   jw_int(&w, "utilization", (int64_t)mon_shed_total(h, MON_SHED_UTILIZATION));
   jw_obj_end(&w);
+  refusal_json(&w); /* Host or cross-site refusals (421, 403), as in /metrics */
   jw_obj_end(&w);
   route_diag_json(&w, rc, h, worst.max_ms >= (double)mon_stall_ms(h));
   json_process(&w, st, now);

@@ -10,6 +10,7 @@
 #include "json.h"
 #include "monitor.h"
 #include "query.h"
+#include "refusal.h"
 #include "routes.h"
 #include "routes_int.h"
 
@@ -205,12 +206,13 @@ static void json_requests_build(jw_t *w, route_ctx_t *rc, mon_hub_t *h) {
   jw_int(w, "lag", (int64_t)mon_shed_total(h, MON_SHED_LAG));
   jw_int(w, "utilization", (int64_t)mon_shed_total(h, MON_SHED_UTILIZATION));
   jw_obj_end(w);
+  refusal_json(w); /* Host or cross-site refusals (421, 403), as in /metrics */
   jw_obj_end(w);
   if (mon_mode(h) == MODE_EVENT) /* server.turn_budgets: on (true) or off */
     jw_bool(w, "turn_budgets", rc->env->cfg->server.turn_budgets != 0);
   jw_obj(w, "build");
   jw_str(w, "version", LOOPD_VERSION);
-  jw_str(w, "commit", LOOPD_COMMIT_TEXT);
+  jw_str(w, "commit", build_commit());
   jw_obj_end(w);
 }
 
@@ -323,10 +325,14 @@ static void lag_text(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
                     (unsigned long long)cn.refused);
   if (threads)
     err |= buf_printf(b, "connection threads: %lld live\n", (long long)mon_threads_live(h));
-  err |= buf_printf(b, "requests: %llu answered, %llu shed for lag, %llu shed for utilization\n",
+  err |= buf_printf(b,
+                    "requests: %llu answered, %llu shed for lag, %llu shed for utilization, "
+                    "%llu refused for Host, %llu refused cross-site\n",
                     (unsigned long long)mon_requests_total(h),
                     (unsigned long long)mon_shed_total(h, MON_SHED_LAG),
-                    (unsigned long long)mon_shed_total(h, MON_SHED_UTILIZATION));
+                    (unsigned long long)mon_shed_total(h, MON_SHED_UTILIZATION),
+                    (unsigned long long)refusal_count(REFUSAL_HOST),
+                    (unsigned long long)refusal_count(REFUSAL_CROSS_SITE));
   err |= route_diag_text(b, rc, h, l->max_ms >= (double)mon_stall_ms(h));
   route_reply_buf(rc, 200, STREAM_CTYPE, err);
 }
