@@ -238,37 +238,130 @@ class Browser:
 
 
 SNAPSHOTS = "window.loopd.snapshots"
+CHARTS = ("lag", "beat", "util", "work", "conns", "rps", "rss", "cpu")
+
+
+def set_value(b, el, v):
+    b.eval("document.getElementById(%s).value = %s" % (json.dumps(el), json.dumps(str(v))))
+
+
+def click(b, el):
+    b.eval("document.getElementById(%s).click()" % json.dumps(el))
+
+
+def check_block_stall(b):
+    """A click on the block button: the stall row names the request, soon."""
+    set_value(b, "in-block", 500)
+    t0 = time.monotonic()
+    click(b, "btn-block")
+    seen = b.wait_for("[...document.querySelectorAll('#stalls tr.stall')].map(r => r.textContent)"
+                      ".find(t => t.includes('GET /block?ms=500')) || ''", 10, "the /block stall")
+    took = time.monotonic() - t0
+    print("stall row after %.2f s (block 0.5 s): %s" % (took, seen), flush=True)
+    if took > 0.5 + 2.0:
+        fail("the stall showed %.2f s after the click: not within two seconds of the block" % took)
+    n = b.eval(SNAPSHOTS)
+    b.wait_for(SNAPSHOTS + " >= %d" % (n + 2), STEP_TIMEOUT_S, "snapshots after the stall")
+    b.wait_for("!document.querySelector('#stalls tr.ongoing')", 5, "the stall to end")
+
+
+def check_stall_bands(b):
+    """The stall is marked on every chart: its band's edge is drawn in red."""
+    b.wait_for("window.loopd.stalls.length > 0 && window.loopd.charts.size === %d" % len(CHARTS), 5, "charts drawn")
+    time.sleep(0.3)  # the next frame, with the stall in every chart
+    red = b.eval("""(() => {
+      const st = window.loopd.stalls.find(s => s.request && s.request.includes('/block?ms=500')) || window.loopd.stalls[0];
+      return %s.map(id => {
+        const m = window.loopd.charts.get(id), cv = document.getElementById('c-' + id);
+        const x = Math.max(m.L, m.tx(st.t0)) + 1, y = (m.T + m.H - m.B) / 2, d = devicePixelRatio;
+        const p = cv.getContext('2d').getImageData(Math.round(x * d), Math.round(y * d), 1, 1).data;
+        return id + ':' + (p[0] > 150 && p[1] < 110 && p[2] < 110 ? 'red' : [...p].join(','));
+      });
+    })()""" % json.dumps(list(CHARTS)))
+    if any(not r.endswith(":red") for r in red):
+        fail("the stall is not marked on every chart: %s" % red)
+
+
+def check_hover(b):
+    """Moving the mouse over a chart shows a crosshair and the values there."""
+    r = b.eval("(() => { const c = document.getElementById('c-lag'); c.scrollIntoView({block: 'center'});"
+               " const r = c.getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })()")
+    x, y = r[0] + r[2] * 0.8, r[1] + r[3] / 2
+    b.call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
+    tip = b.wait_for("(() => { const t = document.getElementById('t-lag');"
+                     " return !t.hidden && t.getBoundingClientRect().height > 0 ? t.textContent : ''; })()",
+                     5, "the lag chart's tooltip")
+    if not re.search(r"p99: [0-9.]+ ms", tip):
+        fail("the tooltip shows no lag value: %r" % tip)
+    print("tooltip: %r" % tip.replace("\n", " | "), flush=True)
+    b.call("Input.dispatchMouseEvent", type="mouseMoved", x=2, y=2)
+    b.wait_for("document.getElementById('t-lag').hidden", 5, "the tooltip to go")
+
+
+def check_pause_and_window(b):
+    """Pause freezes the charts and numbers while snapshots still come; the
+    window selector zooms; auto starts at one minute."""
+    if b.eval("window.loopd.windowS") != 60:
+        fail("the auto window does not start at one minute: %r" % b.eval("window.loopd.windowS"))
+    click(b, "btn-pause")
+    time.sleep(0.3)
+    frozen = b.eval("[document.getElementById('c-lag').toDataURL(), document.getElementById('n-rps').textContent]")
+    n = b.eval(SNAPSHOTS)
+    b.wait_for(SNAPSHOTS + " >= %d" % (n + 3), STEP_TIMEOUT_S, "snapshots while paused")
+    if b.eval("document.getElementById('c-lag').toDataURL()") != frozen[0]:
+        fail("the lag chart moved while paused")
+    if "paused" not in b.eval("document.getElementById('status').textContent"):
+        fail("the status does not say paused")
+    set_value(b, "window", 300)
+    b.eval("document.getElementById('window').dispatchEvent(new Event('change'))")
+    b.wait_for("window.loopd.windowS === 300", 5, "the 5 min window")
+    click(b, "btn-pause")
+    set_value(b, "window", "auto")
+    b.eval("document.getElementById('window').dispatchEvent(new Event('change'))")
+    b.wait_for("window.loopd.windowS === 60 && document.getElementById('c-lag').toDataURL() !== %s"
+               % json.dumps(frozen[0]), 5, "the charts to move again after Resume")
+
+
+def check_disconnected(b, srv):
+    """The server stops: the page says so, greys its figures, and retries."""
+    srv.stop()  # SIGTERM to the loopd this test started, by PID
+    b.wait_for("document.body.classList.contains('stale') && !document.getElementById('banner').hidden"
+               " && document.getElementById('status').textContent.startsWith('disconnected')", 10,
+               "the disconnected state")
+    banner = b.eval("(() => { const e = document.getElementById('banner'); const r = e.getBoundingClientRect();"
+                    " return r.height > 0 && r.width > 0 ? e.textContent : ''; })()")
+    if "Disconnected" not in banner or "Reconnecting" not in banner:
+        fail("the disconnected banner is not visible: %r" % banner)
+    if b.eval("document.title") != "disconnected · loopd":
+        fail("the title does not say disconnected: %r" % b.eval("document.title"))
+    if b.eval("getComputedStyle(document.getElementById('n-lag')).color") == "rgb(29, 35, 48)":
+        fail("the numbers are not greyed when disconnected")
+    print("disconnected: %s" % banner, flush=True)
 
 
 def test_event_mode(b, shot):
     srv = Loopd("--mode", "event", "--loops", "2")
     try:
-        b.open(srv.base + "/dashboard?interval_ms=250&window_s=60")
+        b.open(srv.base + "/dashboard?interval_ms=250")
         b.wait_for(SNAPSHOTS + " >= 3", STEP_TIMEOUT_S, "three snapshots")
         title = b.eval("document.title")
         if not re.fullmatch(r"[0-9.]+ ms lag · loopd", title):
             fail("the title does not show the lag: %r" % title)
-        if b.eval("document.querySelectorAll('#btn-block, #btn-cpu, #btn-slow').length") != 3:
-            fail("the /block, /cpu and /slow buttons are missing")
-        # Some traffic for the charts, then the block itself.
-        b.eval("document.getElementById('in-slow-n').value = 8; document.getElementById('btn-slow').click()")
-        time.sleep(1.0)
-        b.eval("document.getElementById('in-block').value = 500")
-        t0 = time.monotonic()
-        b.eval("document.getElementById('btn-block').click()")
-        seen = b.wait_for("[...document.querySelectorAll('#stalls tr.stall')].map(r => r.textContent)"
-                          ".find(t => t.includes('GET /block?ms=500')) || ''", 10, "the /block stall")
-        took = time.monotonic() - t0
-        print("stall row after %.2f s (block 0.5 s): %s" % (took, seen), flush=True)
-        if took > 0.5 + 2.0:
-            fail("the stall showed %.2f s after the click: not within two seconds of the block" % took)
-        # The title keeps changing: snapshots go on after the stall.
-        n = b.eval(SNAPSHOTS)
-        b.wait_for(SNAPSHOTS + " >= %d" % (n + 2), STEP_TIMEOUT_S, "snapshots after the stall")
-        b.wait_for("!document.querySelector('#stalls tr.ongoing')", 5, "the stall to end")
-        time.sleep(1.0)  # one more redraw with the stall in every chart
+        if b.eval("document.querySelectorAll('#btn-block, #btn-cpu, #btn-slow, #in-slice').length") != 4:
+            fail("the /block, /cpu (with slice_ms) and /slow controls are missing")
+        if b.eval("document.getElementById('btn-block').textContent") != "Block the loop":
+            fail("event mode: the block button does not say it blocks the loop")
+        legend = b.eval("document.getElementById('l-util').textContent")
+        if "loop 0" not in legend or "loop 1" not in legend:
+            fail("two loops, yet the utilization legend does not name them: %r" % legend)
+        check_pause_and_window(b)
+        check_block_stall(b)
+        check_stall_bands(b)
+        check_hover(b)
         size = b.screenshot(shot)
         print("screenshot: %s (%d bytes)" % (shot, size), flush=True)
+        b.check_clean(srv.base)
+        check_disconnected(b, srv)
         b.check_clean(srv.base)
     finally:
         srv.stop()
@@ -283,6 +376,9 @@ def test_block_off(b):
             fail("routes.block=off, yet the page shows /block or /cpu buttons")
         if b.eval("!!document.getElementById('btn-slow')") is not True:
             fail("the /slow burst button (always served) is missing")
+        legend = b.eval("document.getElementById('l-util').textContent")
+        if not legend.startswith("utilization"):
+            fail("one loop: the utilization line has no label in the legend: %r" % legend)
         b.check_clean(srv.base)
     finally:
         srv.stop()
@@ -299,6 +395,9 @@ def test_thread_mode(b):
             fail("thread mode: the page does not say what its lag means: %r" % note)
         if not re.fullmatch(r"[0-9.]+ ms lag · loopd", b.eval("document.title")):
             fail("thread mode: the title does not show the lag")
+        button = b.eval("document.getElementById('btn-block').textContent")
+        if "loop" in button or "thread" not in button:
+            fail("thread mode: the block button does not say what it blocks: %r" % button)
         b.check_clean(srv.base)
     finally:
         srv.stop()
