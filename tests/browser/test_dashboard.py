@@ -329,6 +329,46 @@ def check_pause_and_window(b):
                % json.dumps(frozen[0]), 5, "the charts to move again after Resume")
 
 
+def check_diagnosis(b):
+    """After the block: the diagnosis sentence names it, with loop time by route."""
+    text = b.wait_for("(() => { const d = document.getElementById('diagnosis');"
+                      " return !d.hidden && d.textContent.includes('/block') ? d.textContent : ''; })()",
+                      5, "a diagnosis naming /block")
+    print("diagnosis: %s" % text, flush=True)
+
+
+def check_burst(b, jobs=30, ms=600):
+    """One click starts N pool jobs: the queue reaches N - pool size, and the
+    in-flight table shows the burst's request with its jobs."""
+    threads = b.eval("window.loopd.last.work.threads")
+    set_value(b, "in-slow-n", jobs)
+    set_value(b, "in-slow", ms)
+    click(b, "btn-slow")
+    want = "%d / %d" % (threads, jobs - threads)
+    b.wait_for("document.getElementById('n-work').textContent === %s" % json.dumps(want), 10,
+               "the pool queue to reach %d jobs - %d threads (%s shown)" % (jobs, threads, want))
+    row = b.wait_for("[...document.querySelectorAll('#requests tr.inflight')].map(r => r.textContent)"
+                     ".find(t => t.includes('/slow?ms=%d&jobs=%d') && t.includes('of %d jobs started')) || ''"
+                     % (ms, jobs, jobs), 6, "the burst in the in-flight table")
+    print("burst: work %s; in flight: %s" % (want, row), flush=True)
+    b.wait_for("document.getElementById('results').textContent.includes('GET /slow?ms=%d&jobs=%d → 200')"
+               % (ms, jobs), jobs * ms / 1000 / threads + 10, "the burst to end")
+
+
+def check_reload_keeps_history(b):
+    """A reload replays recent snapshots: the charts and the stall list come back."""
+    before = b.eval("window.loopd.last.t")
+    b.eval("window.before_reload = true")
+    b.call("Page.reload")
+    b.wait_for("window.before_reload === undefined && window.loopd !== undefined && window.loopd.snapshots > 0",
+               STEP_TIMEOUT_S, "the page to reload")
+    b.wait_for(SNAPSHOTS + " > 2 && window.loopd.hist[0].t < %f - 4" % before, 5, "the replayed history")
+    if not b.eval("window.loopd.stalls.some(s => s.ms >= 400)"):
+        fail("after a reload the stall is gone from the list")
+    print("after reload: %d snapshots, the oldest %.1f s before the reload"
+          % (b.eval(SNAPSHOTS), before - b.eval("window.loopd.hist[0].t")), flush=True)
+
+
 def check_disconnected(b, srv):
     """The server stops: the page says so, greys its figures, and retries."""
     srv.stop()  # SIGTERM to the loopd this test started, by PID
@@ -363,8 +403,11 @@ def test_event_mode(b, shot):
             fail("two loops, yet the utilization legend does not name them: %r" % legend)
         check_pause_and_window(b)
         check_block_stall(b)
+        check_diagnosis(b)
         check_stall_bands(b)
         check_hover(b)
+        check_burst(b)
+        check_reload_keeps_history(b)
         size = b.screenshot(shot)
         print("screenshot: %s (%d bytes)" % (shot, size), flush=True)
         b.check_clean(srv.base)
