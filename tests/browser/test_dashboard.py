@@ -3,15 +3,27 @@
 
 It drives Chromium over the DevTools protocol on a pipe (--remote-debugging-pipe:
 NUL-separated JSON on fds 3 and 4, no websocket, no extra package) and checks
-what a person would see:
+what a person would see (event mode with --loops 2):
   - snapshots arrive from /events and the tab title turns into "X ms lag";
+  - Pause freezes the charts while snapshots still come, the window selector
+    zooms, and the auto window starts at one minute;
   - a click on "Block the loop" shows a stall naming GET /block within two
-    seconds of the block ending, and the page saves a screenshot;
+    seconds of the block ending, the diagnosis names /block, and the stall
+    is marked on every chart;
+  - a mouse over a chart shows the values there;
+  - the burst button's one request fills the pool: the queue shown reaches
+    N minus the pool size, and the in-flight table lists the burst;
+  - a reload replays recent snapshots (the charts and the stall come back);
+  - SIGTERM to the server: the page says "disconnected", greys its figures
+    and retries;
   - the page asks for nothing but loopd's own URLs and throws no JS errors;
-  - with routes.block=off the /block and /cpu buttons are absent;
-  - in thread mode the page says what its lag means.
+  - with routes.block=off the /block and /cpu buttons are absent, and one
+    loop's legend is labelled;
+  - in thread mode the page says what its lag means and what /block blocks.
 Skips (exit 77) with a message where Chromium is missing.
 Env: LOOPD_BIN (the server), LOOPD_SCREENSHOT (where the PNG goes), CHROMIUM.
+`test_dashboard.py --demo OUT.png` plays a scripted minute instead and saves
+the README's screenshot (doc/dashboard.png).
 """
 import base64
 import json
@@ -209,12 +221,15 @@ class Browser:
                     fail("the page loaded something else: %s (loopd is %s)" % (url, base))
         self.events.clear()
 
-    def screenshot(self, path):
-        """The whole page, not only the viewport."""
+    def fit_page(self):
+        """The viewport made as tall as the page, so a screenshot holds all of it."""
         size = self.call("Page.getLayoutMetrics")["cssContentSize"]
-        clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
-        png = base64.b64decode(self.call("Page.captureScreenshot", format="png", clip=clip,
-                                         captureBeyondViewport=True)["data"])
+        self.call("Emulation.setDeviceMetricsOverride", width=1280, height=max(1200, int(size["height"]) + 1),
+                  deviceScaleFactor=1, mobile=False)
+
+    def screenshot(self, path):
+        self.fit_page()
+        png = base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
         with open(path, "wb") as f:
             f.write(png)
         return len(png)
@@ -454,33 +469,52 @@ def test_thread_mode(b):
 
 
 def demo(b, out):
-    """The README's screenshot: a minute of /slow bursts, blocks and a /cpu job."""
+    """The README's screenshot: a minute of /slow bursts, blocks and a /cpu job,
+    with a steady trickle of GET / and, once, three blocks in one loop turn."""
     import urllib.request
     srv = Loopd("--mode", "event", "--loops", "2")
     stop = threading.Event()
 
+    def get(path):
+        try:
+            urllib.request.urlopen(srv.base + path, timeout=10).read()
+        except OSError:
+            pass
+
     def traffic():  # a steady ~40 requests a second, so req/s has a baseline
         while not stop.is_set():
-            try:
-                urllib.request.urlopen(srv.base + "/", timeout=5).read()
-            except OSError:
-                pass
+            get("/")
             stop.wait(0.025)
+
+    def three_blocks():  # enough at once that some share a loop turn
+        for ms in (150, 200, 250, 300):
+            threading.Thread(target=get, args=("/block?ms=%d" % ms,), daemon=True).start()
+
+    def press(button, **fields):
+        for k, v in fields.items():
+            set_value(b, k, v)
+        click(b, button)
 
     threading.Thread(target=traffic, daemon=True).start()
     try:
-        b.open(srv.base + "/dashboard?interval_ms=250&window_s=60")
-        plan = [(4, "document.getElementById('in-slow-n').value = 40; document.getElementById('btn-slow').click()"),
-                (12, "document.getElementById('in-block').value = 500; document.getElementById('btn-block').click()"),
-                (20, "document.getElementById('in-cpu').value = 3000; document.getElementById('btn-cpu').click()"),
-                (30, "document.getElementById('in-block').value = 300; document.getElementById('btn-block').click()"),
-                (36, "document.getElementById('in-slow-n').value = 60; document.getElementById('btn-slow').click()"),
-                (46, "document.getElementById('in-block').value = 900; document.getElementById('btn-block').click()")]
+        b.open(srv.base + "/dashboard?interval_ms=250")
+        plan = [(4, lambda: press("btn-slow", **{"in-slow-n": 40, "in-slow": 300})),
+                (12, lambda: press("btn-block", **{"in-block": 500})),
+                (20, lambda: press("btn-cpu", **{"in-cpu": 3000, "in-slice": 1})),
+                (30, three_blocks),
+                (36, lambda: press("btn-slow", **{"in-slow-n": 60, "in-slow": 300})),
+                (46, lambda: press("btn-block", **{"in-block": 900}))]
         t0 = time.monotonic()
-        for at, js in plan:
+        for at, act in plan:
             time.sleep(max(0, t0 + at - time.monotonic()))
-            b.eval(js)
+            act()
         time.sleep(max(0, t0 + 55 - time.monotonic()))
+        b.fit_page()
+        r = b.eval("(() => { const c = document.getElementById('c-lag'), m = window.loopd.charts.get('lag');"
+                   " const st = window.loopd.stalls.find(s => s.ms >= 800); const r = c.getBoundingClientRect();"
+                   " return [r.left + (st ? m.tx(st.t1) + 2 : r.width * 0.8), r.top + r.height / 2]; })()")
+        b.call("Input.dispatchMouseEvent", type="mouseMoved", x=r[0], y=r[1])
+        time.sleep(0.5)
         print("demo screenshot: %s (%d bytes)" % (out, b.screenshot(out)), flush=True)
     finally:
         stop.set()
