@@ -34,6 +34,9 @@ static const config_key_t keys[] = {
      "open connections beyond this get 503 and are closed at once"},
     {"server.shutdown_timeout_ms", CFG_INT, "10000", 0, HOUR_MS, OFF(server.shutdown_timeout_ms),
      NULL, "drain deadline after SIGTERM/SIGINT"},
+    {"server.turn_budgets", CFG_BOOL, "on", 0, 1, OFF(server.turn_budgets), NULL,
+     "event mode: each connection gets a bounded share of a loop turn; off = every ready "
+     "connection runs in the turn it is ready (asyncio's one long freeze)"},
     {"limits.max_request_line_bytes", CFG_SIZE, "8192", 64, MIB, OFF(limits.max_request_line_bytes),
      NULL, "longer request line: 414"},
     {"limits.max_header_bytes", CFG_SIZE, "16384", 256, 16 * MIB, OFF(limits.max_header_bytes), NULL,
@@ -65,6 +68,10 @@ static const config_key_t keys[] = {
      "/healthz turns 503 above this lag"},
     {"monitor.shed_lag_ms", CFG_INT, "0", 0, HOUR_MS, OFF(monitor.shed_lag_ms), NULL,
      "0 = off; else non-monitor routes answer 503 + Retry-After while lag is above it"},
+    {"monitor.shed_utilization", CFG_FRACTION, "0", 0, CONFIG_FRACTION_ONE,
+     OFF(monitor.shed_utilization), NULL,
+     "0 = off; else 0..1: non-monitor routes answer 503 while the last second's utilization "
+     "is above it"},
     {"monitor.max_event_streams", CFG_INT, "16", 1, 10000, OFF(monitor.max_event_streams), NULL,
      "open /events streams (dashboards) at once; beyond: 503 + Retry-After"},
     {"routes.block", CFG_BOOL, "on", 0, 1, OFF(routes.block), NULL,
@@ -201,6 +208,37 @@ static int set_int(const config_key_t *k, int64_t *field, const char *value, cha
   return 0;
 }
 
+/* "0.9", "1", ".25": digits with at most one point, rounded to millionths. */
+static int set_fraction(const config_key_t *k, int64_t *field, const char *value, char *err,
+                        size_t errlen) {
+  int64_t whole = 0, frac = 0, scale = CONFIG_FRACTION_ONE;
+  bool digits = false, point = false, ok = true, round_up = false;
+  for (const char *p = value; ok && *p != '\0'; p++) {
+    if (*p == '.' && !point) {
+      point = true;
+    } else if (isdigit((unsigned char)*p)) {
+      digits = true;
+      if (!point) {
+        ok = (whole = whole * 10 + (*p - '0')) <= 1000000;
+      } else if (scale > 1) {
+        frac += (*p - '0') * (scale /= 10);
+      } else if (scale == 1) { /* the first digit past millionths rounds; later ones do not count */
+        round_up = *p >= '5';
+        scale = 0;
+      }
+    } else {
+      ok = false;
+    }
+  }
+  int64_t v = ok && digits ? whole * CONFIG_FRACTION_ONE + frac + (round_up ? 1 : 0) : -1;
+  if (v < k->min || v > k->max)
+    return loopd_errf(-EINVAL, err, errlen, "%s = \"%s\": expected a number from %g to %g",
+                      k->name, value, (double)k->min / CONFIG_FRACTION_ONE,
+                      (double)k->max / CONFIG_FRACTION_ONE);
+  *field = v;
+  return 0;
+}
+
 static int set_bool(const config_key_t *k, int64_t *field, const char *value, char *err,
                     size_t errlen) {
   static const char *const on[] = {"on", "true", "yes", "1"};
@@ -284,6 +322,8 @@ static int set_checked(const config_key_t *k, config_t *c, const char *value, ch
     return set_string(k, field, value, err, errlen);
   case CFG_ADDR:
     return set_addr(k, field, value, err, errlen);
+  case CFG_FRACTION:
+    return set_fraction(k, field, value, err, errlen);
   }
   return loopd_errf(-EINVAL, err, errlen, "%s: no such type", k->name);
 }
@@ -445,6 +485,16 @@ void config_format_value(const config_t *c, const config_key_t *k, char *out, si
   case CFG_ADDR:
     snprintf(out, outlen, "%s", (const char *)field);
     break;
+  case CFG_FRACTION: {
+    /* fixed point, trailing zeros dropped: what set_fraction reads back */
+    int n = snprintf(out, outlen, "%lld.%06lld", (long long)(v / CONFIG_FRACTION_ONE),
+                     (long long)(v % CONFIG_FRACTION_ONE));
+    while (n > 0 && (size_t)n < outlen && out[n - 1] == '0')
+      out[--n] = '\0';
+    if (n > 0 && (size_t)n < outlen && out[n - 1] == '.')
+      out[--n] = '\0';
+    break;
+  }
   }
 }
 

@@ -10,6 +10,7 @@
 
 #define CONFIG_STR_MAX 256
 #define CONFIG_PATH_MAX 1024
+#define CONFIG_FRACTION_ONE 1000000 /* CFG_FRACTION's 1.0 */
 
 enum { MODE_EVENT = 0, MODE_THREADS = 1 };
 
@@ -21,6 +22,7 @@ typedef struct config {
     int64_t backlog;
     int64_t max_connections;
     int64_t shutdown_timeout_ms;
+    int64_t turn_budgets; /* 0 or 1: event mode's per-turn budgets (conn_internal.h) */
   } server;
   struct {
     int64_t max_request_line_bytes;
@@ -42,6 +44,7 @@ typedef struct config {
     int64_t stall_ms;
     int64_t unhealthy_lag_ms;
     int64_t shed_lag_ms; /* 0 = off */
+    int64_t shed_utilization; /* millionths (CFG_FRACTION); 0 = off */
     int64_t max_event_streams;
   } monitor;
   struct {
@@ -63,7 +66,8 @@ typedef enum config_type {
   CFG_BOOL,     /* on/off, true/false, yes/no, 1/0 */
   CFG_ENUM,     /* one of names[] (stored as its index) */
   CFG_STRING,   /* printable text */
-  CFG_ADDR      /* HOST:PORT, [V6]:PORT */
+  CFG_ADDR,     /* HOST:PORT, [V6]:PORT */
+  CFG_FRACTION  /* a decimal from min to max millionths ("0.9"), stored in millionths */
 } config_type_t;
 
 typedef struct config_key {

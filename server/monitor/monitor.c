@@ -253,6 +253,9 @@ void mon_lag_get(mon_hub_t *h, int src, mon_lag_t *out) {
   out->p90_ms = ms_of(v[1]);
   out->p99_ms = ms_of(v[2]);
   out->max_ms = ms_of(sum.max);
+  out->min_ms = ms_of(sum.min);
+  out->mean_ms = sum.mean / 1e6;
+  out->stddev_ms = sum.stddev / 1e6;
   out->samples = sum.n;
   out->busy_ms = (double)stall_busy_ms(&s->stall, now / NS_PER_MS);
 }
@@ -261,11 +264,18 @@ void mon_lag_brief(mon_hub_t *h, int src, mon_lag_t *out) {
   mon_src_t *s = &h->src[src];
   uint64_t now = clock_ns();
   memset(out, 0, sizeof *out);
+  hist_summary_t sum;
   pthread_mutex_lock(&s->mu);
+  hist_win_quantiles(&s->lag, now, NULL, NULL, 0, &sum); /* the summary alone: no bucket scan */
   out->utilization = utilization(s, now);
   out->stalls = s->stalls;
   pthread_mutex_unlock(&s->mu);
   out->now_ms = ms_of(atomic_load_explicit(&s->lag_now_ns, memory_order_relaxed));
+  out->max_ms = ms_of(sum.max);
+  out->min_ms = ms_of(sum.min);
+  out->mean_ms = sum.mean / 1e6;
+  out->stddev_ms = sum.stddev / 1e6;
+  out->samples = sum.n;
 }
 
 double mon_lag_now_ms(mon_hub_t *h, int src) {

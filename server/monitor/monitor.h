@@ -108,6 +108,7 @@ typedef struct mon_view {
 
 typedef struct mon_lag {
   double now_ms, p50_ms, p90_ms, p99_ms, max_ms; /* over the window */
+  double min_ms, mean_ms, stddev_ms;             /* over the window too; 0 with no samples */
   uint64_t samples;
   double utilization; /* 0..1 over the window; NAN when unknown */
   double busy_ms;     /* how long the current turn has run (0: waiting for I/O) */

@@ -75,7 +75,7 @@ static inline double mon_stall_rec_ms(const mon_stall_rec_t *r, uint64_t now_ns)
 }
 
 /* mon_lag_get without the quantiles (a scan of the window's histograms):
- * now_ms, utilization and stalls only, for /metrics. */
+ * now_ms, max, min, mean, stddev, utilization and stalls, for /metrics. */
 void mon_lag_brief(mon_hub_t *h, int src, mon_lag_t *out);
 
 #endif

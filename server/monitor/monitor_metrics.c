@@ -146,6 +146,15 @@ static const struct loop_family {
 } loop_families[] = {
   {"loopd_event_loop_lag_now_seconds", "gauge", "The latest lag sample.", NULL, LV_MS,
    offsetof(loop_view_t, lag.now_ms)},
+  {"loopd_event_loop_lag_max_seconds", "gauge", "The largest lag sample over the last 10 s.",
+   NULL, LV_MS, offsetof(loop_view_t, lag.max_ms)},
+  {"loopd_event_loop_lag_min_seconds", "gauge", "The smallest lag sample over the last 10 s.",
+   NULL, LV_MS, offsetof(loop_view_t, lag.min_ms)},
+  {"loopd_event_loop_lag_mean_seconds", "gauge", "The mean lag over the last 10 s.", NULL,
+   LV_MS, offsetof(loop_view_t, lag.mean_ms)},
+  {"loopd_event_loop_lag_stddev_seconds", "gauge",
+   "The standard deviation of the lag over the last 10 s.", NULL, LV_MS,
+   offsetof(loop_view_t, lag.stddev_ms)},
   {"loopd_event_loop_utilization", "gauge",
    "Share of wall time the loop spent outside the poll, over the last 10 s.",
    "Thread mode: process CPU time over what the cores it may run on could give, over the last "

@@ -61,6 +61,9 @@ static void json_lag(jw_t *w, const mon_lag_t *l) {
   jw_num(w, "p50", l->p50_ms, 3);
   jw_num(w, "p99", l->p99_ms, 3);
   jw_num(w, "max", l->max_ms, 3);
+  jw_num(w, "min", l->min_ms, 3); /* the window's smallest sample, mean and standard deviation */
+  jw_num(w, "mean", l->mean_ms, 3);
+  jw_num(w, "stddev", l->stddev_ms, 3);
   jw_obj_end(w);
   jw_num(w, "utilization", l->utilization, 4); /* NAN (unknown yet) is null */
 }
@@ -101,6 +104,9 @@ static void json_loops(jw_t *w, mon_hub_t *h, double since, mon_lag_t *worst) {
     worst->p50_ms = fmax(worst->p50_ms, l.p50_ms);
     worst->p99_ms = fmax(worst->p99_ms, l.p99_ms);
     worst->max_ms = fmax(worst->max_ms, l.max_ms);
+    worst->min_ms = fmax(worst->min_ms, l.min_ms);
+    worst->mean_ms = fmax(worst->mean_ms, l.mean_ms);
+    worst->stddev_ms = fmax(worst->stddev_ms, l.stddev_ms);
     worst->stalls += l.stalls;
     if (!isnan(l.utilization))
       worst->utilization = isnan(worst->utilization) ? l.utilization

@@ -149,6 +149,9 @@ static void lag_collect(mon_hub_t *h, lag_all_t *a) {
     w->p90_ms = fmax(w->p90_ms, l->p90_ms);
     w->p99_ms = fmax(w->p99_ms, l->p99_ms);
     w->max_ms = fmax(w->max_ms, l->max_ms);
+    w->min_ms = fmax(w->min_ms, l->min_ms);
+    w->mean_ms = fmax(w->mean_ms, l->mean_ms);
+    w->stddev_ms = fmax(w->stddev_ms, l->stddev_ms);
     w->busy_ms = fmax(w->busy_ms, l->busy_ms);
     w->samples += l->samples;
     w->stalls += l->stalls;
@@ -164,6 +167,11 @@ static void json_lag_ms(jw_t *w, const mon_lag_t *l, double window_s) {
   jw_num(w, "p90", l->p90_ms, 3);
   jw_num(w, "p99", l->p99_ms, 3);
   jw_num(w, "max", l->max_ms, 3);
+  /* Node's monitorEventLoopDelay has these too: the window's smallest
+   * sample, the mean and the (population) standard deviation. */
+  jw_num(w, "min", l->min_ms, 3);
+  jw_num(w, "mean", l->mean_ms, 3);
+  jw_num(w, "stddev", l->stddev_ms, 3);
   if (window_s > 0)
     jw_num(w, "window_s", window_s, 0);
   jw_obj_end(w);
@@ -262,6 +270,8 @@ static void lag_text(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
                     threads ? "heartbeat thread" : a->n == 1 ? "loop" : "loops");
   err |= buf_printf(b, "lag over the last %.0f s: now %.2f ms, p50 %.2f, p90 %.2f, p99 %.2f, max %.2f ms\n",
                     mon_window_s(h), l->now_ms, l->p50_ms, l->p90_ms, l->p99_ms, l->max_ms);
+  err |= buf_printf(b, "  min %.2f ms, mean %.2f ms, stddev %.2f ms\n", l->min_ms, l->mean_ms,
+                    l->stddev_ms);
   err |= buf_printf(b, "utilization: %s (%s)\n", u,
                     threads ? "process CPU over the cores it may run on" : "time outside the poll");
   if (a->n > 1)
