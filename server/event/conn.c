@@ -348,15 +348,22 @@ static void on_idle(uv_idle_t *h) {
 
 /* One continuation per loop turn, round-robin: with many sliced jobs at
  * once, timers and I/O still run after every slice, not after one slice of
- * each (which would make the loop's turn N slices long). */
+ * each (which would make the loop's turn N slices long). With
+ * server.turn_budgets = off, every continuation waiting when the turn
+ * reaches them runs, as asyncio runs its whole ready queue in one pass
+ * (those that yield again wait for the next pass). */
 static void run_yields(evloop_t *l) {
-  conn_t *c = l->yield_head;
-  if (c != NULL) {
+  conn_t *last = l->cfg->server.turn_budgets ? l->yield_head
+                 : l->yield_head != NULL ? container_of(l->yield_tail, conn_t, yield_next)
+                                         : NULL;
+  for (conn_t *c; (c = l->yield_head) != NULL;) {
     l->yield_head = c->yield_next;
     if (l->yield_head == NULL)
       l->yield_tail = &l->yield_head;
     c->in_yield = false;
     plan_done(c); /* may yield again: back of the line */
+    if (c == last)
+      break;
   }
   if (l->yield_head == NULL && l->again_head == NULL && l->close_head == NULL)
     uv_idle_stop(&l->idle);

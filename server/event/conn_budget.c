@@ -2,11 +2,16 @@
  * again queue of connections whose share ran out (conn_internal.h says why). */
 #include "conn_internal.h"
 
+#include <stdio.h>
+
+#include "session_rc.h"
+
 void budget_start(conn_t *c) {
   evloop_t *l = c->loop;
   if (l->budget_turn != l->turns) {
     l->budget_turn = l->turns;
     l->budget_ns = 0;
+    attrib_reset(&l->attr, l->turns);
   }
   if (c->b_turn != l->turns) {
     c->b_turn = l->turns;
@@ -18,20 +23,48 @@ void budget_start(conn_t *c) {
   c->b_t0 = uv_hrtime();
 }
 
+/* A share long enough to name in a stall line: what the connection ran.
+ * The loop's "now running" record holds the text of the last request whose
+ * handler ran, already built; when that was another connection's, the
+ * connection's current request (or just its peer) is described here. */
+static void budget_attrib(conn_t *c) {
+  evloop_t *l = c->loop;
+  attrib_ent_t *e = attrib_note(&l->attr, c, c->b_ns);
+  const session_t *s = &c->session;
+  if (l->mon.stall->text_key == s)
+    stall_own_text(l->mon.stall, e->what);
+  else if (e->what[0] != '\0')
+    return; /* a later share of the same connection (a write): it keeps its request */
+  else if (s->req_active && s->rc != NULL)
+    stall_format(e->what, s->rc->req->method, s->rc->req->target, s->rc->req->target_len, s->peer);
+  else
+    snprintf(e->what, sizeof e->what, "(between requests) from %s", s->peer);
+}
+
 void budget_stop(conn_t *c) {
   if (c->b_t0 == 0)
     return;
   uint64_t d = uv_hrtime() - c->b_t0;
+  uint64_t before = c->b_ns;
   c->b_ns += d;
   c->loop->budget_ns += d;
   c->b_t0 = 0;
+  if (before < ATTRIB_COUNT_NS && c->b_ns >= ATTRIB_COUNT_NS)
+    attrib_count(&c->loop->attr); /* it worked in this turn (not just a resume that found nothing) */
+  if (unlikely(attrib_wants(&c->loop->attr, c->b_ns)))
+    budget_attrib(c);
 }
 
 uint64_t loop_spent_ns(const evloop_t *l) { return l->budget_turn == l->turns ? l->budget_ns : 0; }
 
-bool loop_spent(const evloop_t *l, uint64_t cap) { return loop_spent_ns(l) >= cap; }
+/* server.turn_budgets = off: no share is ever used up, as in asyncio. */
+bool loop_spent(const evloop_t *l, uint64_t cap) {
+  return loop_spent_ns(l) >= cap && l->cfg->server.turn_budgets;
+}
 
 bool budget_spent(const conn_t *c) {
+  if (!c->loop->cfg->server.turn_budgets)
+    return false;
   if (c->b_in >= TURN_CONN_IN || c->b_out + c->loop->out.len >= TURN_CONN_OUT ||
       c->session.requests - c->b_reqs >= TURN_CONN_REQUESTS)
     return true;

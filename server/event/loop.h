@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "attrib.h"
 #include "handle.h"
 #include "monitor.h"
 #include "pool.h"
@@ -66,6 +67,7 @@ typedef struct evloop {
   uint64_t turns;
   uint64_t budget_turn;
   uint64_t budget_ns;
+  attrib_t attr; /* this turn's longest shares, for a stall's line (conn_budget.c) */
   uint64_t again_reads_ns;
   struct conn *again_head;
   struct conn *again_tail;

@@ -49,13 +49,16 @@ static void on_beat(uv_timer_t *t) {
  * while it ran). One load per idle turn; a clock read per busy one. */
 static void on_turn_end(uv_prepare_t *p) {
   evloop_t *l = p->data;
-  l->turns++;
+  uint64_t turn = l->turns++;
   uint64_t since = atomic_load_explicit(&l->mon.stall->since_ms, memory_order_relaxed);
   if (since == 0)
     return;
   uint64_t now = clock_ms();
-  if (now >= since + (uint64_t)l->cfg->monitor.stall_ms)
-    mon_stall_ended(l->mon.src, since, now);
+  if (now >= since + (uint64_t)l->cfg->monitor.stall_ms) {
+    mon_culprits_t who;
+    mon_culprits_of(&l->attr, turn, &who);
+    mon_stall_ended(l->mon.src, since, now, &who);
+  }
   stall_turn_end(l->mon.stall);
 }
 

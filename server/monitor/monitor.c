@@ -1,5 +1,5 @@
-/* monitor.c: timer sources (lag, utilization, heartbeat, stalls), request
- * counters, the snapshots handlers read, and the stall watchdog thread. */
+/* monitor.c: timer sources (lag, utilization, heartbeat), request counters
+ * and the snapshots handlers read. Stalls and their watchdog: monitor_stall.c. */
 #include "monitor_int.h"
 
 #include <errno.h>
@@ -12,8 +12,6 @@
 #include "log.h"
 #include "util.h"
 
-#define NOTE_FIRST_MS 2000 /* a stall still running this long is reported before it ends */
-#define WATCH_IDLE_MS 50   /* the longest the watchdog sleeps */
 
 /* Bucket bounds (ns): 0.1 ms to 10 s in 1-2.5-5 steps; lag goes on to 60 s. */
 #define BOUNDS_TO_10S                                                                         \
@@ -106,12 +104,10 @@ mon_hub_t *mon_hub_new(const config_t *cfg, int mode, int nsrc, int nhttp) {
   return h;
 }
 
-static void watch_stop(mon_hub_t *h);
-
 void mon_hub_free(mon_hub_t *h) {
   if (h == NULL)
     return;
-  watch_stop(h);
+  mon_watch_stop(h);
   for (int i = 0; i < h->nsrc; i++)
     pthread_mutex_destroy(&h->src[i].mu);
   pthread_mutex_destroy(&h->wd_mu);
@@ -345,171 +341,3 @@ size_t mon_beats_after(mon_hub_t *h, int src, uint64_t after, mon_beat_rec_t *ou
   return n;
 }
 
-bool mon_last_stall(mon_hub_t *h, mon_stall_t *out) {
-  uint64_t now = clock_ns();
-  bool any = false;
-  uint64_t best_at = 0;
-  for (int i = 0; i < h->nsrc; i++) {
-    mon_src_t *s = &h->src[i];
-    pthread_mutex_lock(&s->mu);
-    if (s->last.any && (!any || s->last.at_ns > best_at)) {
-      any = true;
-      best_at = s->last.at_ns;
-      out->src = i;
-      out->ongoing = s->last.ongoing;
-      out->ms = mon_stall_rec_ms(&s->last, now);
-      out->ago_s = s->last.ongoing || now < s->last.at_ns ? 0 : (double)(now - s->last.at_ns) / 1e9;
-      memcpy(out->what, s->last.what, sizeof out->what);
-    }
-    pthread_mutex_unlock(&s->mu);
-  }
-  return any;
-}
-
-uint64_t mon_stalls_total(mon_hub_t *h) {
-  uint64_t n = 0;
-  for (int i = 0; i < h->nsrc; i++) {
-    pthread_mutex_lock(&h->src[i].mu);
-    n += h->src[i].stalls;
-    pthread_mutex_unlock(&h->src[i].mu);
-  }
-  return n;
-}
-
-/* ---- stalls: ended (the loop) and in progress (the watchdog) ---- */
-
-static void log_stall(mon_src_t *s, uint64_t ms, bool ongoing, const char *what) {
-  char where[32] = "";
-  if (s->hub->nsrc > 1)
-    snprintf(where, sizeof where, " (loop %d)", s->index);
-  if (ongoing)
-    log_msg("loop stalled for %llu ms so far, still %s%s%s", (unsigned long long)ms,
-            *what ? "in " : "running no request", what, where);
-  else if (*what)
-    log_msg("loop stalled %llu ms in %s%s", (unsigned long long)ms, what, where);
-  else
-    log_msg("loop stalled %llu ms (no request was running)%s", (unsigned long long)ms, where);
-}
-
-/* Records a stall of the turn that began at turn; counts it the first time. */
-static void record_stall(mon_src_t *s, uint64_t turn, uint64_t ms, bool ongoing,
-                         const char *what) {
-  mon_stall_rec_t *l = &s->last;
-  pthread_mutex_lock(&s->mu);
-  bool known = l->any && l->turn == turn;
-  if (!(known && !l->ongoing && ongoing)) { /* the watchdog never reopens an ended stall */
-    if (!known)
-      s->stalls++;
-    l->any = true;
-    l->turn = turn;
-    l->ongoing = ongoing;
-    l->ms = ms;
-    l->at_ns = clock_ns();
-    snprintf(l->what, sizeof l->what, "%s", what);
-  }
-  pthread_mutex_unlock(&s->mu);
-}
-
-void mon_stall_ended(mon_src_t *s, uint64_t since_ms, uint64_t now_ms) {
-  char what[STALL_WHAT_MAX] = "";
-  uint64_t ms = now_ms > since_ms ? now_ms - since_ms : 0;
-  /* The culprit the watchdog caught while the turn ran is the one that was
-   * on the stack; callbacks later in the same turn (a timer, a stream) would
-   * otherwise overwrite it. Only when the watchdog missed it, the latest. */
-  pthread_mutex_lock(&s->mu);
-  if (s->last.any && s->last.turn == since_ms && s->last.what[0] != '\0')
-    snprintf(what, sizeof what, "%s", s->last.what);
-  pthread_mutex_unlock(&s->mu);
-  if (what[0] == '\0')
-    stall_read(&s->stall, since_ms, what, sizeof what);
-  record_stall(s, since_ms, ms, false, what);
-  log_stall(s, ms, false, what);
-}
-
-uint64_t mon_stall_ms(const mon_hub_t *h) { return h->stall_ms; }
-
-/* Looks at one source; returns how many ms it may sleep before looking again. */
-static uint64_t watch_src(mon_hub_t *h, mon_src_t *s, uint64_t now) {
-  uint64_t since = atomic_load_explicit(&s->stall.since_ms, memory_order_acquire);
-  __typeof__(s->wd) *w = &s->wd;
-  uint64_t half = h->stall_ms / 2 > 0 ? h->stall_ms / 2 : 1;
-  if (half > WATCH_IDLE_MS)
-    half = WATCH_IDLE_MS;
-  if (w->active && since != w->turn) {
-    w->active = false; /* it ended: its loop has logged it, unless its clock said it was short */
-    pthread_mutex_lock(&s->mu);
-    bool open = s->last.turn == w->turn && s->last.ongoing;
-    char what[STALL_WHAT_MAX];
-    snprintf(what, sizeof what, "%s", s->last.what);
-    pthread_mutex_unlock(&s->mu);
-    if (open) {
-      record_stall(s, w->turn, w->last_busy, false, what);
-      log_stall(s, w->last_busy, false, what);
-    }
-  }
-  if (since == 0)
-    return half;
-  uint64_t busy = now > since ? now - since : 0;
-  if (!w->active) {
-    if (busy < h->stall_ms)
-      return h->stall_ms - busy; /* look again just as it would become a stall */
-    /* A stall, still running: count it and name it now, while its culprit
-     * is the one on the stack. */
-    char what[STALL_WHAT_MAX];
-    stall_read(&s->stall, since, what, sizeof what);
-    record_stall(s, since, busy, true, what);
-    w->active = true;
-    w->turn = since;
-    w->last_busy = busy;
-    w->next_note_ms = NOTE_FIRST_MS;
-  }
-  w->last_busy = busy;
-  if (busy >= w->next_note_ms) {
-    char what[STALL_WHAT_MAX];
-    stall_read(&s->stall, since, what, sizeof what);
-    log_stall(s, busy, true, what);
-    w->next_note_ms *= 2;
-  }
-  uint64_t to_note = w->next_note_ms - busy;
-  return to_note < half ? to_note : half;
-}
-
-static void *watch_main(void *arg) {
-  mon_hub_t *h = arg;
-  pthread_mutex_lock(&h->wd_mu);
-  while (!h->wd_stop) {
-    uint64_t now = clock_ms();
-    uint64_t wait = WATCH_IDLE_MS;
-    for (int i = 0; i < h->nsrc; i++) {
-      uint64_t w = watch_src(h, &h->src[i], now);
-      if (w < wait)
-        wait = w;
-    }
-    struct timespec ts = clock_after_ms(CLOCK_MONOTONIC, wait); /* wd_cv's clock */
-    pthread_cond_timedwait(&h->wd_cv, &h->wd_mu, &ts);
-  }
-  pthread_mutex_unlock(&h->wd_mu);
-  return NULL;
-}
-
-int mon_watch_start(mon_hub_t *h) {
-  if (h->wd_running)
-    return 0;
-  h->wd_stop = false;
-  int r = pthread_create(&h->wd_thread, NULL, watch_main, h);
-  if (r != 0)
-    return -r;
-  h->wd_running = true;
-  return 0;
-}
-
-static void watch_stop(mon_hub_t *h) {
-  if (!h->wd_running)
-    return;
-  pthread_mutex_lock(&h->wd_mu);
-  h->wd_stop = true;
-  pthread_cond_signal(&h->wd_cv);
-  pthread_mutex_unlock(&h->wd_mu);
-  pthread_join(h->wd_thread, NULL);
-  h->wd_running = false;
-}

@@ -18,8 +18,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "attrib.h"
 #include "buf.h"
 #include "config.h"
+#include "json.h"
 #include "prom.h"
 #include "stall.h"
 #include "stats.h"
@@ -86,13 +88,35 @@ int mon_watch_start(mon_hub_t *h);
 /* ---- feeding: called by the source's own thread ---- */
 
 stall_slot_t *mon_src_stall(mon_src_t *s);
+
+/* The requests that took a stalled turn (attrib.h): what each was, and how
+ * long its connection worked in the turn. */
+#define MON_CULPRITS 3
+typedef struct mon_culprit {
+  double ms; /* < 0: not known (a stall still running: the request on the stack now) */
+  char what[STALL_WHAT_MAX];
+} mon_culprit_t;
+typedef struct mon_culprits {
+  mon_culprit_t top[MON_CULPRITS]; /* longest first */
+  int n;
+  uint32_t more; /* other connections that worked in the turn */
+} mon_culprits_t;
+/* The culprits in a's table if it holds turn (else none), longest first. */
+void mon_culprits_of(const attrib_t *a, uint64_t turn, mon_culprits_t *out);
+/* "GET /a from P (200 ms), GET /b from Q (200 ms), +3 more" into out; its length. */
+size_t mon_culprits_text(const mon_culprits_t *c, char *out, size_t outlen);
+/* The JSON fields "requests": [{"request", "ms"}, ...] (ms null when not
+ * known: a stall still running names the request running now) and "more". */
+void mon_culprits_json(jw_t *w, const mon_culprits_t *c);
 /* The source's timers start now (idle_ns: idle time so far, or MON_NO_IDLE):
  * the first beat's gap and the first utilization figure count from here. */
 void mon_src_begin(mon_src_t *s, uint64_t now_ns, uint64_t idle_ns);
 /* The turn that began at since_ms (the stall slot's clock) ended at now_ms,
  * longer than monitor.stall_ms: count it (unless the watchdog already did),
- * record it with its culprit and log its one line. */
-void mon_stall_ended(mon_src_t *s, uint64_t since_ms, uint64_t now_ms);
+ * record it with the requests that took it (top: may have n = 0, then the
+ * culprit the watchdog caught, or the last published, is named) and log its
+ * one line. */
+void mon_stall_ended(mon_src_t *s, uint64_t since_ms, uint64_t now_ms, const mon_culprits_t *top);
 uint64_t mon_stall_ms(const mon_hub_t *h);
 /* A lag sample at now_ns; idle_ns: total time idle in the poll so far, or MON_NO_IDLE. */
 void mon_sample(mon_src_t *s, uint64_t now_ns, uint64_t lag_ns, uint64_t idle_ns);
@@ -146,7 +170,8 @@ typedef struct mon_stall {
   double ms;
   double ago_s; /* since it ended (0 while it lasts) */
   bool ongoing;
-  char what[STALL_WHAT_MAX]; /* "" when no request was running */
+  char what[STALL_WHAT_MAX]; /* "" when no request was running; else the first of who */
+  mon_culprits_t who;        /* ongoing: the one running now, with ms < 0 */
 } mon_stall_t;
 /* The most recent stall of any source; false when there was none. */
 bool mon_last_stall(mon_hub_t *h, mon_stall_t *out);
@@ -172,6 +197,7 @@ typedef struct mon_stall_ev {
   double at_s;   /* since the hub started: when it ended, or was seen running */
   bool ongoing;
   char what[STALL_WHAT_MAX];
+  mon_culprits_t who; /* as in mon_stall_t */
 } mon_stall_ev_t;
 /* Each source's latest stall if it was recorded (began, or ended) after
  * since_s (hub time); at most max. A stream that asks every interval sees

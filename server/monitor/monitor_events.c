@@ -34,6 +34,7 @@ size_t mon_stalls_since(mon_hub_t *h, double since_s, mon_stall_ev_t *out, size_
       e->ongoing = s->last.ongoing;
       e->at_s = at_s;
       memcpy(e->what, s->last.what, sizeof e->what);
+      e->who = s->last.who;
     }
     pthread_mutex_unlock(&s->mu);
   }

@@ -17,7 +17,8 @@ typedef struct mon_stall_rec {
   uint64_t turn; /* since_ms of the stalled turn: which turn this is */
   uint64_t ms;
   uint64_t at_ns; /* when it ended (or was last seen running) */
-  char what[STALL_WHAT_MAX];
+  char what[STALL_WHAT_MAX]; /* the main culprit: who.top[0], or the one running */
+  mon_culprits_t who;
 } mon_stall_rec_t;
 
 struct mon_src {
@@ -73,6 +74,9 @@ static inline double mon_stall_rec_ms(const mon_stall_rec_t *r, uint64_t now_ns)
   uint64_t now_ms = now_ns / NS_PER_MS;
   return r->ongoing && now_ms > r->turn ? (double)(now_ms - r->turn) : (double)r->ms;
 }
+
+/* Stops the stall watchdog if it runs (monitor_stall.c). */
+void mon_watch_stop(mon_hub_t *h);
 
 /* mon_lag_get without the quantiles (a scan of the window's histograms):
  * now_ms, max, min, mean, stddev, utilization and stalls, for /metrics. */

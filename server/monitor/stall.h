@@ -27,6 +27,7 @@ typedef struct stall_slot {
    * another thread): a request like the last one (a pipelined run, a busy
    * keep-alive client) rewrites nothing, or only the turn. */
   const void *last_key; /* the publisher (a session); NULL: none */
+  const void *text_key; /* whose text `what` holds now (last_key forgets long targets) */
   const char *last_method;
   size_t last_target_len;
   char last_target[STALL_TARGET_MAX];
@@ -74,7 +75,17 @@ static inline void stall_publish(stall_slot_t *s, const void *key, const char *m
 static inline void stall_forget(stall_slot_t *s, const void *key) {
   if (s->last_key == key)
     s->last_key = NULL;
+  if (s->text_key == key)
+    s->text_key = NULL;
 }
+
+/* "GET /block?ms=500 from 127.0.0.1:40312" into out (STALL_WHAT_MAX bytes),
+ * the target cut at STALL_TARGET_MAX with "..."; returns its length. */
+size_t stall_format(char *out, const char *method, const char *target, size_t target_len,
+                    const char *peer);
+/* The loop thread: the text it last published (out: STALL_WHAT_MAX bytes),
+ * with s->text_key saying whose it is. */
+size_t stall_own_text(const stall_slot_t *s, char *out);
 
 /* Any thread: copies the culprit if it ran in the turn that began at turn_ms.
  * Returns its length, or 0 (out = "") when none did. */

@@ -135,6 +135,7 @@ static void json_stalls(jw_t *w, mon_hub_t *h, double since, double now) {
       jw_str(w, "request", ev[i].what);
     else
       jw_null(w, "request");
+    mon_culprits_json(w, &ev[i].who);
     jw_bool(w, "ongoing", ev[i].ongoing);
     jw_num(w, "ago_s", ev[i].ongoing ? 0 : fmax(0, now - ev[i].at_s), 3);
     jw_obj_end(w);

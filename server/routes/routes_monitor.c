@@ -204,6 +204,7 @@ static void lag_json(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
       jw_str(&w, "request", st.what);
     else
       jw_null(&w, "request");
+    mon_culprits_json(&w, &st.who);
     jw_num(&w, "ago_s", st.ago_s, 3);
     jw_bool(&w, "ongoing", st.ongoing);
     jw_int(&w, "loop", st.src);
@@ -281,11 +282,16 @@ static void lag_text(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
                         i, a->loop[i].now_ms, a->loop[i].p99_ms, a->loop[i].max_ms, u,
                         (unsigned long long)a->loop[i].stalls, a->loop[i].stalls == 1 ? "" : "s");
     }
-  mon_stall_t st;
-  if (mon_last_stall(h, &st))
-    err |= buf_printf(b, "last stall: %.0f ms %s%s, %s%.1f s ago (%llu so far)\n", st.ms,
-                      st.what[0] ? "in " : "with no request running", st.what,
+  mon_stall_t st = {.ms = 0};
+  char who[3 * STALL_WHAT_MAX + 64];
+  bool any = mon_last_stall(h, &st);
+  if (any && mon_culprits_text(&st.who, who, sizeof who) > 0)
+    err |= buf_printf(b, "last stall: %.0f ms, %s%.1f s ago (%llu so far): %s\n", st.ms,
                       st.ongoing ? "STILL RUNNING, " : "", st.ago_s,
+                      (unsigned long long)l->stalls, who);
+  else if (any)
+    err |= buf_printf(b, "last stall: %.0f ms with no request running, %s%.1f s ago (%llu so far)\n",
+                      st.ms, st.ongoing ? "STILL RUNNING, " : "", st.ago_s,
                       (unsigned long long)l->stalls);
   else
     err |= buf_printf(b, "last stall: none%s\n",
