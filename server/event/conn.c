@@ -43,19 +43,6 @@ static void on_close(uv_handle_t *h) {
   free(c);
 }
 
-static void yield_remove(conn_t *c) {
-  evloop_t *l = c->loop;
-  for (conn_t **p = &l->yield_head; *p != NULL; p = &(*p)->yield_next) {
-    if (*p == c) {
-      *p = c->yield_next;
-      if (*p == NULL)
-        l->yield_tail = p;
-      break;
-    }
-  }
-  c->in_yield = false;
-}
-
 void conn_close(conn_t *c) {
   if (c->closing)
     return;
@@ -80,6 +67,7 @@ void conn_close(conn_t *c) {
   } else {
     l->nconns--;
     stats_conn_give(l->stats);
+    conn_untrack(c);
   }
   timeq_remove(&l->tq, &c->tq);
   if (close_allowed(l)) {
@@ -124,6 +112,7 @@ void conn_finish(conn_t *c) {
     c->loop->nlingering_refused++;
   c->plan_due = now_ms(c) + LINGER_MS;
   conn_arm(c);
+  conn_track(c);
 }
 
 /* Whether the kernel holds bytes from the client that loopd has not read:
@@ -251,12 +240,18 @@ static void plan_done(conn_t *c) {
   budget_stop(c);
 }
 
-static void on_job_done(void *owner, const route_state_t *state, int status) {
+static void on_job_done(void *owner, const route_state_t *state, int status, bool last) {
   conn_t *c = owner;
+  (void)status; /* a cancelled job never reaches an owner */
+  route_ctx_t *rc = c->session.rc;
+  if (rc->plan.merge != NULL)
+    rc->plan.merge(rc, state); /* a burst: each job's result folds into the request's */
+  else
+    rc->state = *state;
+  if (!last)
+    return;
   turn_begins(c->loop);
   c->job = NULL;
-  (void)status; /* a cancelled job never reaches an owner */
-  c->session.rc->state = *state;
   uv_update_time(&c->loop->uv);
   plan_done(c);
 }
@@ -282,7 +277,8 @@ static void start_plan(conn_t *c) {
       uv_idle_start(&l->idle, on_idle);
     break;
   case PLAN_JOB:
-    c->job = work_submit(l->work, &l->uv, p->job, &c->session.rc->state, on_job_done, c);
+    c->job = work_submit(l->work, &l->uv, p->job, &c->session.rc->state, p->jobs, on_job_done, c,
+                         conn_track_pool(c));
     if (c->job == NULL) {
       c->wait = WAIT_NONE;
       conn_step(c, session_refuse(&c->session, &l->out, now_ms(c), 503,
@@ -557,7 +553,7 @@ void conn_expire(tq_node_t *n, void *arg) {
 }
 
 /* End of every callback: write, then decide about reading, closing, timers. */
-static void conn_after(conn_t *c) {
+static void conn_after_io(conn_t *c) {
   conn_flush(c);
   if (c->closing)
     return;
@@ -582,6 +578,11 @@ static void conn_after(conn_t *c) {
     conn_set_reading(c, !c->writing && !c->paused && c->inbuf.len < INBUF_MAX);
   }
   conn_arm(c);
+}
+
+static void conn_after(conn_t *c) {
+  conn_after_io(c);
+  conn_track(c); /* what it waits on now, for /requests */
 }
 
 void conn_drain(conn_t *c) {

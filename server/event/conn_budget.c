@@ -1,10 +1,9 @@
-/* conn_budget.c: what a connection spent in this loop turn, and the loop's
- * again queue of connections whose share ran out (conn_internal.h says why). */
+/* conn_budget.c: what a connection spent in this loop turn, the loop's again
+ * queue of connections whose share ran out (conn_internal.h says why), and
+ * the plain bookkeeping of its other queues (yielded continuations, closes). */
 #include "conn_internal.h"
 
-#include <stdio.h>
-
-#include "session_rc.h"
+#include "util.h"
 
 void budget_start(conn_t *c) {
   evloop_t *l = c->loop;
@@ -20,7 +19,8 @@ void budget_start(conn_t *c) {
     c->b_out = 0;
     c->b_reqs = c->session.requests;
   }
-  c->b_t0 = uv_hrtime();
+  c->b_t0 = uv_hrtime(); /* CLOCK_MONOTONIC, as clock_ns() */
+  session_share_begin(&l->env, c->b_t0, (uint64_t)c->loop_us * 1000);
 }
 
 /* A share long enough to name in a stall line: what the connection ran.
@@ -33,19 +33,18 @@ static void budget_attrib(conn_t *c) {
   const session_t *s = &c->session;
   if (l->mon.stall->text_key == s)
     stall_own_text(l->mon.stall, e->what);
-  else if (e->what[0] != '\0')
-    return; /* a later share of the same connection (a write): it keeps its request */
-  else if (s->req_active && s->rc != NULL)
-    stall_format(e->what, s->rc->req->method, s->rc->req->target, s->rc->req->target_len, s->peer);
-  else
-    snprintf(e->what, sizeof e->what, "(between requests) from %s", s->peer);
+  else if (e->what[0] == '\0') /* (a later share of the same connection keeps its request) */
+    session_describe(s, e->what);
 }
 
 void budget_stop(conn_t *c) {
   if (c->b_t0 == 0)
     return;
-  uint64_t d = uv_hrtime() - c->b_t0;
+  uint64_t t1 = uv_hrtime();
+  uint64_t d = t1 - c->b_t0;
   uint64_t before = c->b_ns;
+  uint64_t carry = session_share_end(&c->loop->env, t1) / 1000;
+  c->loop_us = carry < UINT32_MAX ? (uint32_t)carry : UINT32_MAX;
   c->b_ns += d;
   c->loop->budget_ns += d;
   c->b_t0 = 0;
@@ -147,3 +146,17 @@ conn_t *close_pop(evloop_t *l, bool budgeted) {
     l->close_tail = NULL;
   return c;
 }
+
+void yield_remove(conn_t *c) {
+  evloop_t *l = c->loop;
+  for (conn_t **p = &l->yield_head; *p != NULL; p = &(*p)->yield_next) {
+    if (*p == c) {
+      *p = c->yield_next;
+      if (*p == NULL)
+        l->yield_tail = p;
+      break;
+    }
+  }
+  c->in_yield = false;
+}
+

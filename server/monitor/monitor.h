@@ -23,6 +23,7 @@
 #include "config.h"
 #include "json.h"
 #include "prom.h"
+#include "reqslot.h"
 #include "stall.h"
 #include "stats.h"
 
@@ -42,20 +43,36 @@ typedef struct mon_http_route {
   _Atomic uint32_t code[MON_CODE_SLOTS]; /* 0 = free slot */
   _Atomic uint64_t count[MON_CODE_SLOTS];
   _Atomic uint64_t other;
+  /* Loop time its requests took (parsing, handler, writing: their shares
+   * of loop turns), by status as count[] (thread mode: time connection
+   * threads spent in session calls, the handlers' time). */
+  _Atomic uint64_t loop_ns[MON_CODE_SLOTS];
+  _Atomic uint64_t other_loop_ns;
   prom_hist_t duration;
 } mon_http_route_t;
+
+enum { MON_SHED_LAG, MON_SHED_UTILIZATION, MON_SHED_N }; /* why a request was shed */
 
 typedef struct mon_http {
   bool shared; /* several threads write it (thread mode): use atomic read-modify-write */
   mon_http_route_t route[MON_ROUTES_MAX];
+  _Atomic uint64_t shed[MON_SHED_N]; /* requests answered 503 by monitor.shed_* */
 } mon_http_t;
 
 extern const prom_bounds_t mon_duration_bounds;
 extern const prom_bounds_t mon_lag_bounds;
 
 /* One answered request. route: route_index(), or -1 for none (404, 405, bad
- * request); duration_ns may be MON_NO_DURATION (not observed). */
-void mon_http_count(mon_http_t *h, int route, int status, uint64_t duration_ns);
+ * request); duration_ns may be MON_NO_DURATION (not observed); loop_ns: the
+ * loop (or handler) time it took. */
+void mon_http_count_loop(mon_http_t *h, int route, int status, uint64_t duration_ns,
+                         uint64_t loop_ns);
+static inline void mon_http_count(mon_http_t *h, int route, int status, uint64_t duration_ns) {
+  mon_http_count_loop(h, route, status, duration_ns, 0);
+}
+/* A request shed (MON_SHED_*). */
+void mon_http_shed(mon_http_t *h, int reason);
+uint64_t mon_shed_total(mon_hub_t *h, int reason);
 
 /* ---- the hub ---- */
 
@@ -141,6 +158,9 @@ typedef struct mon_lag {
 void mon_lag_get(mon_hub_t *h, int src, mon_lag_t *out);
 /* The latest sample, lock-free (for shedding on every request). */
 double mon_lag_now_ms(mon_hub_t *h, int src);
+/* Utilization over the last whole second (0..1; 0 before there is one),
+ * lock-free: monitor.shed_utilization's signal. */
+double mon_util_1s(mon_hub_t *h, int src);
 /* The worst over all sources of the latest sample and of the current turn's
  * length (a loop stuck right now is lagging by that much). */
 double mon_health_lag_ms(mon_hub_t *h, int *worst_src);
@@ -177,11 +197,48 @@ typedef struct mon_stall {
 bool mon_last_stall(mon_hub_t *h, mon_stall_t *out);
 uint64_t mon_stalls_total(mon_hub_t *h);
 
+/* Loop time by route over the window (thread mode: handler time), the
+ * largest first (out: MON_ROUTES_MAX; route MON_ROUTES_MAX - 1 is "no
+ * route"), and over the same time the loops' busy time (time outside the
+ * poll, summed over loops; thread mode: unused) and how long that window
+ * really is (it is shorter in the first 10 s). */
+typedef struct mon_route_time {
+  int route;
+  double ms;
+} mon_route_time_t;
+size_t mon_route_times(mon_hub_t *h, mon_route_time_t *out, double *busy_ms, double *span_s);
+
 int mon_mode(const mon_hub_t *h);
 double mon_uptime_s(const mon_hub_t *h);
 double mon_window_s(const mon_hub_t *h);
 void mon_work_get(mon_hub_t *h, mon_work_t *out);
-void mon_conns_get(mon_hub_t *h, int64_t *active, uint64_t *accepted);
+/* ---- connections, nginx stub_status style, and what is in flight ---- */
+
+typedef struct mon_conns {
+  int64_t active;                     /* open (admitted, not closed yet) */
+  uint64_t accepted, handled, refused; /* accepted = handled + refused (server.max_connections) */
+  int64_t state[RQ_NSTATES];          /* open connections by lasting state (reqslot.h) */
+  int64_t gauge[RQ_NGAUGES];          /* the same in stub_status's buckets */
+} mon_conns_t;
+void mon_conns_full(mon_hub_t *h, mon_conns_t *out);
+/* "connections": {active, accepted, handled, refused, reading, handler,
+ * writing, idle, closing, threads_live (thread mode)}, as /lag and /events show it. */
+void mon_conns_json(jw_t *w, mon_hub_t *h);
+
+/* What a mode tells about its connections (event: the loops' request
+ * tables; threads: each connection thread's slot). */
+typedef void (*mon_rq_fn)(void *ctx, const rq_view_t *r);
+typedef struct mon_conn_source {
+  /* Adds the open connections in each lasting state to state[RQ_NSTATES]. */
+  void (*states)(void *arg, int64_t *state);
+  /* fn for each request in flight: the lasting states, and what each loop
+   * (or thread) has run for 1 ms or more right now (RQ_HANDLER), but the
+   * handler of source self (the caller itself). */
+  void (*visit)(void *arg, int self, mon_rq_fn fn, void *ctx);
+  void *arg;
+} mon_conn_source_t;
+void mon_hub_set_conn_source(mon_hub_t *h, mon_conn_source_t src);
+void mon_requests_visit(mon_hub_t *h, int self, mon_rq_fn fn, void *ctx);
 /* Thread mode: connection threads alive (proc_stats_t.threads_live); 0 in event mode. */
 int64_t mon_threads_live(mon_hub_t *h);
 
@@ -205,6 +262,16 @@ typedef struct mon_stall_ev {
  * stalls of one loop within one interval show as the later one (the
  * per-loop stall counters count both). */
 size_t mon_stalls_since(mon_hub_t *h, double since_s, mon_stall_ev_t *out, size_t max);
+
+/* A snapshot (its JSON object) a stream sent at hub time t: kept for later
+ * streams' backlog, at most one a second, the last MON_SNAP_RING. */
+void mon_snap_put(mon_hub_t *h, double t, const char *json, size_t len);
+/* The last n kept, oldest first, each as a `data:` line marked
+ * "backlog":true, appended to out; returns how many. */
+size_t mon_snap_backlog(mon_hub_t *h, size_t n, buf_t *out);
+
+/* The process's resident memory (bytes) and CPU time so far (s); NAN when unknown. */
+void mon_proc_get(double *rss_bytes, double *cpu_s);
 
 /* The whole /metrics page (Prometheus text 0.0.4). route_names[i] labels
  * route i (the caller knows the table; the monitor does not). 0, or -1 when

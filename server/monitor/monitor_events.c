@@ -1,6 +1,7 @@
 /* monitor_events.c: the few reads a live stream (/events) needs beyond the
- * snapshots /lag uses: a total request count for requests per second, and
- * the stalls recorded since the previous snapshot. */
+ * snapshots /lag uses: a total request count for requests per second, the
+ * stalls recorded since the previous snapshot, and the ring of recent
+ * snapshots a new stream can start with (?backlog=N). */
 #include <stdio.h>
 #include <string.h>
 
@@ -39,4 +40,41 @@ size_t mon_stalls_since(mon_hub_t *h, double since_s, mon_stall_ev_t *out, size_
     pthread_mutex_unlock(&s->mu);
   }
   return n;
+}
+
+void mon_snap_put(mon_hub_t *h, double t, const char *json, size_t len) {
+  pthread_mutex_lock(&h->snap_mu);
+  size_t last = (h->snap_next + MON_SNAP_RING - 1) % MON_SNAP_RING;
+  if (h->snap_n == 0 || t >= h->snap[last].t + 1.0) { /* one a second, whichever stream is first */
+    __typeof__(h->snap[0]) *e = &h->snap[h->snap_next];
+    if (e->json.max == 0)
+      buf_init(&e->json, 1u << 20);
+    buf_reset(&e->json);
+    if (buf_append(&e->json, json, len) == 0) {
+      e->t = t;
+      h->snap_next = (h->snap_next + 1) % MON_SNAP_RING;
+      if (h->snap_n < MON_SNAP_RING)
+        h->snap_n++;
+    }
+  }
+  pthread_mutex_unlock(&h->snap_mu);
+}
+
+size_t mon_snap_backlog(mon_hub_t *h, size_t n, buf_t *out) {
+  pthread_mutex_lock(&h->snap_mu);
+  if (n > h->snap_n)
+    n = h->snap_n;
+  size_t first = (h->snap_next + MON_SNAP_RING - n) % MON_SNAP_RING, sent = 0;
+  for (size_t k = 0; k < n; k++) {
+    const __typeof__(h->snap[0]) *e = &h->snap[(first + k) % MON_SNAP_RING];
+    if (e->json.len < 2)
+      continue;
+    /* {"seq":... becomes {"backlog":true,"seq":... */
+    if (buf_append_str(out, "data: {\"backlog\":true,") != 0 ||
+        buf_append(out, e->json.data + 1, e->json.len - 1) != 0 || buf_append(out, "\n\n", 2) != 0)
+      break;
+    sent++;
+  }
+  pthread_mutex_unlock(&h->snap_mu);
+  return sent;
 }

@@ -25,6 +25,7 @@ struct mon_src {
   /* Written by the source's thread on every callback: a cache line of its own. */
   _Alignas(64) stall_slot_t stall;
   _Alignas(64) _Atomic uint64_t lag_now_ns;
+  _Atomic uint64_t util_1s_ppm; /* utilization over the last whole second, in millionths */
   prom_hist_t lag_cum; /* single writer: the source's thread */
   mon_hub_t *hub;
   int index;
@@ -36,6 +37,9 @@ struct mon_src {
   struct {
     uint64_t epoch, t, idle;
   } mark[HIST_WIN_SLOTS]; /* the first (time, idle) sample of each slot */
+  /* With each mark, every route's loop time so far (its http block's), so
+   * a window's loop time by route lines up with its busy time. */
+  uint64_t route_mark[HIST_WIN_SLOTS][MON_ROUTES_MAX];
   uint64_t last_t, last_idle;
   bool have_idle;
   uint64_t beats, late, last_beat_ns;
@@ -52,6 +56,8 @@ struct mon_src {
   } wd;
 };
 
+#define MON_SNAP_RING 300 /* /events snapshots kept for ?backlog: five minutes at one a second */
+
 struct mon_hub {
   int mode;
   int nsrc, nhttp;
@@ -62,10 +68,18 @@ struct mon_hub {
   mon_work_fn work_fn;
   void *work_arg;
   const proc_stats_t *stats;
+  mon_conn_source_t conns;
   pthread_t wd_thread;
   pthread_mutex_t wd_mu;
   pthread_cond_t wd_cv;
   bool wd_running, wd_stop;
+  /* Recent /events snapshots (monitor_events.c), at most one a second. */
+  pthread_mutex_t snap_mu;
+  struct {
+    double t;
+    buf_t json;
+  } snap[MON_SNAP_RING];
+  size_t snap_next, snap_n;
 };
 
 /* How long the stall r lasted, or, while it still runs at now_ns, has so

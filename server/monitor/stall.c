@@ -30,7 +30,7 @@ static void remember(stall_slot_t *s, const void *key, const char *method, const
 }
 
 /* The seqlock write of n bytes of text (u: whole words, NUL-padded). */
-static void write_text(stall_slot_t *s, const uint64_t *w, size_t n) {
+static void write_text(stall_slot_t *s, const uint64_t *w, size_t n, const void *key) {
   size_t words = n / 8 + 1; /* the NUL too */
   uint32_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
   atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
@@ -39,6 +39,7 @@ static void write_text(stall_slot_t *s, const uint64_t *w, size_t n) {
     for (size_t i = 0; i < words; i++)
       atomic_store_explicit(&s->what[i], w[i], memory_order_relaxed);
     atomic_store_explicit(&s->len, (uint32_t)n, memory_order_relaxed);
+    atomic_store_explicit(&s->key, (uint64_t)(uintptr_t)key, memory_order_relaxed);
   }
   atomic_store_explicit(&s->turn, atomic_load_explicit(&s->since_ms, memory_order_relaxed),
                         memory_order_relaxed);
@@ -79,7 +80,7 @@ void stall_publish_text(stall_slot_t *s, const void *key, const char *method, co
   if (same_as_last(s, key, method, target, target_len)) {
     if (atomic_load_explicit(&s->turn, memory_order_relaxed) !=
         atomic_load_explicit(&s->since_ms, memory_order_relaxed))
-      write_text(s, NULL, 0);
+      write_text(s, NULL, 0, NULL);
     return;
   }
   union {
@@ -88,7 +89,7 @@ void stall_publish_text(stall_slot_t *s, const void *key, const char *method, co
   } u;
   size_t n = stall_format(u.c, method, target, target_len, peer);
   memset(u.c + n, 0, (n / 8 + 1) * 8 - n);
-  write_text(s, u.w, n);
+  write_text(s, u.w, n, key);
   remember(s, key, method, target, target_len);
   s->text_key = key;
 }
@@ -108,7 +109,12 @@ size_t stall_own_text(const stall_slot_t *s, char *out) {
   return len;
 }
 
-size_t stall_read(stall_slot_t *s, uint64_t turn_ms, char *out, size_t outlen) {
+size_t stall_read(const stall_slot_t *s, uint64_t turn_ms, char *out, size_t outlen) {
+  return stall_read_key(s, turn_ms, out, outlen, NULL);
+}
+
+size_t stall_read_key(const stall_slot_t *s, uint64_t turn_ms, char *out, size_t outlen,
+                      uint64_t *key) {
   union {
     char c[STALL_WHAT_MAX];
     uint64_t w[WORDS];
@@ -122,6 +128,7 @@ size_t stall_read(stall_slot_t *s, uint64_t turn_ms, char *out, size_t outlen) {
       continue; /* being written right now */
     uint32_t len = atomic_load_explicit(&s->len, memory_order_relaxed);
     uint64_t turn = atomic_load_explicit(&s->turn, memory_order_relaxed);
+    uint64_t k = atomic_load_explicit(&s->key, memory_order_relaxed);
     if (len >= STALL_WHAT_MAX)
       len = STALL_WHAT_MAX - 1;
     for (size_t i = 0; i < len / 8 + 1; i++)
@@ -131,6 +138,8 @@ size_t stall_read(stall_slot_t *s, uint64_t turn_ms, char *out, size_t outlen) {
       continue;
     if (len == 0 || turn != turn_ms)
       return 0;
+    if (key != NULL)
+      *key = k;
     size_t n = len < outlen - 1 ? len : outlen - 1;
     memcpy(out, u.c, n);
     out[n] = '\0';

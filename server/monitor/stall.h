@@ -20,6 +20,7 @@ typedef struct stall_slot {
   _Atomic uint32_t seq;      /* odd while the culprit below is being written */
   _Atomic uint32_t len;
   _Atomic uint64_t turn; /* since_ms of the turn the culprit ran in */
+  _Atomic uint64_t key;  /* its publisher (a session's address, for /requests to match) */
   /* Words, not chars: every access is atomic, so torn reads are only ever
    * retried, never undefined. */
   _Atomic uint64_t what[STALL_WHAT_MAX / 8];
@@ -89,6 +90,9 @@ size_t stall_own_text(const stall_slot_t *s, char *out);
 
 /* Any thread: copies the culprit if it ran in the turn that began at turn_ms.
  * Returns its length, or 0 (out = "") when none did. */
-size_t stall_read(stall_slot_t *s, uint64_t turn_ms, char *out, size_t outlen);
+size_t stall_read(const stall_slot_t *s, uint64_t turn_ms, char *out, size_t outlen);
+/* The same, and *key: its publisher. */
+size_t stall_read_key(const stall_slot_t *s, uint64_t turn_ms, char *out, size_t outlen,
+                      uint64_t *key);
 
 #endif

@@ -6,18 +6,29 @@
 
 #define GET_ONLY METHOD(HTTP_GET)
 
+/* What each route takes (reply.h: route_t.params). */
+static const char *const none[] = {NULL};
+static const char *const slow_p[] = {"ms", "cpu", "jobs", NULL};
+static const char *const block_p[] = {"ms", "cpu", NULL};
+static const char *const cpu_p[] = {"ms", "cpu", "slice_ms", NULL};
+static const char *const heartbeat_p[] = {"stream", "count", NULL};
+static const char *const lag_p[] = {"format", "stream", "count", NULL};
+static const char *const events_p[] = {"interval_ms", "count", "keepalive_ms", "backlog", NULL};
+static const char *const requests_p[] = {"format", "limit", NULL};
+
 static const route_t table[] = {
-    {"/", 0, GET_ONLY, "GET, HEAD", route_root},
-    {"/echo", ROUTE_PREFIX | ROUTE_BODY, 0, NULL, route_echo},
-    {"/slow", 0, GET_ONLY, "GET, HEAD", route_slow},
-    {"/block", ROUTE_BLOCKING, GET_ONLY, "GET, HEAD", route_block},
-    {"/cpu", ROUTE_BLOCKING, GET_ONLY, "GET, HEAD", route_cpu},
-    {"/heartbeat", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_heartbeat},
-    {"/lag", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_lag},
-    {"/metrics", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_metrics},
-    {"/healthz", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_healthz},
-    {"/events", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_events},
-    {"/dashboard", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_dashboard},
+    {"/", 0, GET_ONLY, "GET, HEAD", route_root, none},
+    {"/echo", ROUTE_PREFIX | ROUTE_BODY, 0, NULL, route_echo, NULL},
+    {"/slow", 0, GET_ONLY, "GET, HEAD", route_slow, slow_p},
+    {"/block", ROUTE_BLOCKING, GET_ONLY, "GET, HEAD", route_block, block_p},
+    {"/cpu", ROUTE_BLOCKING, GET_ONLY, "GET, HEAD", route_cpu, cpu_p},
+    {"/heartbeat", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_heartbeat, heartbeat_p},
+    {"/lag", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_lag, lag_p},
+    {"/metrics", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_metrics, none},
+    {"/healthz", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_healthz, none},
+    {"/events", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_events, events_p},
+    {"/dashboard", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_dashboard, NULL},
+    {"/requests", ROUTE_MONITOR, GET_ONLY, "GET, HEAD", route_requests, requests_p},
 };
 
 /* /metrics counts requests per row, with one more for "no route". */

@@ -18,6 +18,7 @@
 #include "monitor.h"
 #include "query.h"
 #include "routes.h"
+#include "routes_int.h"
 
 #define EV_CTYPE "text/event-stream; charset=utf-8"
 /* no-cache: a proxy must not store a stream; X-Accel-Buffering: nginx must
@@ -31,6 +32,7 @@
 #define EV_RETRY_MS 2000      /* EventSource reconnects after this */
 #define EV_LOOPS_MAX 64
 #define EV_STALLS_MAX 64
+#define EV_BACKLOG_MAX 300 /* MON_SNAP_RING: five minutes of snapshots at one a second */
 
 /* Streams open now, in every loop or thread. */
 static _Atomic int64_t ev_open;
@@ -43,6 +45,7 @@ typedef struct ev_state {
   double last_t;     /* hub time (s) of the previous snapshot */
   double next_t;     /* when the next snapshot is due */
   double wrote_t;    /* when anything was last written */
+  double last_cpu_s; /* process CPU time at the previous snapshot */
   uint32_t interval_ms, keepalive_ms;
   bool slot; /* holds one of ev_open */
 } ev_state_t;
@@ -93,6 +96,23 @@ static void json_heartbeat(jw_t *w, mon_hub_t *h, int src, double since) {
   jw_obj_end(w);
 }
 
+/* "running": the request whose handler the loop has run for busy_ms (1 ms
+ * or more: a loop answering normally shows null), read from its running
+ * record as the stall watchdog reads it. */
+static void json_running(jw_t *w, mon_hub_t *h, int src, double busy_ms) {
+  const stall_slot_t *st = mon_src_stall(mon_hub_src(h, src));
+  uint64_t since = atomic_load_explicit(&st->since_ms, memory_order_acquire);
+  char what[STALL_WHAT_MAX];
+  if (busy_ms < 1 || since == 0 || stall_read(st, since, what, sizeof what) == 0) {
+    jw_null(w, "running");
+    return;
+  }
+  jw_obj(w, "running");
+  jw_str(w, "request", what);
+  jw_num(w, "for_ms", busy_ms, 0);
+  jw_obj_end(w);
+}
+
 static void json_loops(jw_t *w, mon_hub_t *h, double since, mon_lag_t *worst) {
   int n = mon_hub_nsrc(h) < EV_LOOPS_MAX ? mon_hub_nsrc(h) : EV_LOOPS_MAX;
   *worst = (mon_lag_t){.utilization = NAN};
@@ -115,6 +135,7 @@ static void json_loops(jw_t *w, mon_hub_t *h, double since, mon_lag_t *worst) {
     jw_int(w, "loop", i);
     json_lag(w, &l);
     jw_num(w, "busy_ms", l.busy_ms, 0);
+    json_running(w, h, i, l.busy_ms);
     jw_int(w, "stalls", (int64_t)l.stalls);
     json_heartbeat(w, h, i, since);
     jw_obj_end(w);
@@ -154,15 +175,22 @@ static void json_counts(jw_t *w, mon_hub_t *h) {
   jw_int(w, "rejected", (int64_t)wk.rejected);
   jw_int(w, "cancelled", (int64_t)wk.cancelled);
   jw_obj_end(w);
-  int64_t active;
-  uint64_t accepted;
-  mon_conns_get(h, &active, &accepted);
-  jw_obj(w, "connections");
-  jw_int(w, "active", active);
-  jw_int(w, "accepted", (int64_t)accepted);
-  if (mon_mode(h) == MODE_THREADS)
-    jw_int(w, "threads_live", mon_threads_live(h));
+  mon_conns_json(w, h);
+}
+
+/* "process": resident memory, CPU seconds so far, and CPU seconds per
+ * second since this stream's previous snapshot (1.0 = one core; null on
+ * the first). */
+static void json_process(jw_t *w, ev_state_t *st, double now) {
+  double rss, cpu;
+  mon_proc_get(&rss, &cpu);
+  jw_obj(w, "process");
+  jw_num(w, "rss_bytes", rss, 0);
+  jw_num(w, "cpu_s", cpu, 3);
+  double dt = now - st->last_t;
+  jw_num(w, "cpu_share", st->seq > 0 && dt > 0.001 ? (cpu - st->last_cpu_s) / dt : NAN, 4);
   jw_obj_end(w);
+  st->last_cpu_s = cpu;
 }
 
 /* The snapshot as one `data:` line in the scratch buffer; -1 when too large. */
@@ -181,6 +209,8 @@ static int ev_snapshot(route_ctx_t *rc, ev_state_t *st, double now) {
   jw_str(&w, "mode", mon_mode(h) == MODE_THREADS ? "threads" : "event");
   jw_bool(&w, "block", rc->env->cfg->routes.block != 0);
   jw_int(&w, "stall_ms", (int64_t)mon_stall_ms(h));
+  if (mon_mode(h) == MODE_EVENT)
+    jw_bool(&w, "turn_budgets", rc->env->cfg->server.turn_budgets != 0);
   mon_lag_t worst;
   json_loops(&w, h, st->last_t, &worst);
   json_lag(&w, &worst);
@@ -192,14 +222,21 @@ static int ev_snapshot(route_ctx_t *rc, ev_state_t *st, double now) {
   jw_obj(&w, "requests");
   jw_int(&w, "total", (int64_t)req);
   jw_num(&w, "per_s", st->seq > 0 && dt > 0.001 ? (double)(req - st->last_req) / dt : NAN, 1);
+  jw_obj(&w, "shed"); /* answered 503 by monitor.shed_lag_ms and monitor.shed_utilization */
+  jw_int(&w, "lag", (int64_t)mon_shed_total(h, MON_SHED_LAG));
+  jw_int(&w, "utilization", (int64_t)mon_shed_total(h, MON_SHED_UTILIZATION));
   jw_obj_end(&w);
+  jw_obj_end(&w);
+  route_diag_json(&w, rc, h, worst.max_ms >= (double)mon_stall_ms(h));
+  json_process(&w, st, now);
   jw_int(&w, "streams", atomic_load_explicit(&ev_open, memory_order_relaxed));
   jw_obj_end(&w);
   st->last_req = req;
   st->last_t = now;
-  if (jw_error(&w) != 0 || buf_append(b, "\n\n", 2) != 0)
+  if (jw_error(&w) != 0)
     return -1;
-  return 0;
+  mon_snap_put(h, now, b->data + 6, b->len - 6); /* the object, for later streams' backlog */
+  return buf_append(b, "\n\n", 2) != 0 ? -1 : 0;
 }
 
 static void ev_step(route_ctx_t *rc);
@@ -248,7 +285,8 @@ static void ev_step(route_ctx_t *rc) {
   plan_delay(rc, ms >= 1 ? (uint64_t)ms : 1, ev_step);
 }
 
-static int ev_params(route_ctx_t *rc, int64_t *interval, int64_t *count, int64_t *keepalive) {
+static int ev_params(route_ctx_t *rc, int64_t *interval, int64_t *count, int64_t *keepalive,
+                     int64_t *backlog) {
   const http_req_t *r = rc->req;
   char reason[160];
   if (query_int(r->query, r->query_len, "interval_ms", EV_DEFAULT_MS, EV_MIN_MS, EV_MAX_MS,
@@ -256,7 +294,9 @@ static int ev_params(route_ctx_t *rc, int64_t *interval, int64_t *count, int64_t
       query_int(r->query, r->query_len, "count", 0, 0, INT64_C(1000000000), count, reason,
                 sizeof reason) != 0 ||
       query_int(r->query, r->query_len, "keepalive_ms", EV_KEEPALIVE_MS, 100, EV_MAX_MS,
-                keepalive, reason, sizeof reason) != 0) {
+                keepalive, reason, sizeof reason) != 0 ||
+      query_int(r->query, r->query_len, "backlog", 0, 0, EV_BACKLOG_MAX, backlog, reason,
+                sizeof reason) != 0) {
     reply_error(rc, 400, reason);
     return -1;
   }
@@ -280,12 +320,12 @@ static bool ev_take_slot(route_ctx_t *rc) {
 
 void route_events(route_ctx_t *rc) {
   const mon_view_t *v = rc->env->mon;
-  int64_t interval, count, keepalive;
+  int64_t interval, count, keepalive, backlog;
   if (v == NULL) {
     reply_error(rc, 503, "monitoring is not available here");
     return;
   }
-  if (ev_params(rc, &interval, &count, &keepalive) != 0)
+  if (ev_params(rc, &interval, &count, &keepalive, &backlog) != 0)
     return;
   if (rc->req->method_id == HTTP_HEAD) {
     reply_head(rc, 200, EV_CTYPE, REPLY_CHUNKED, EV_EXTRA);
@@ -301,6 +341,7 @@ void route_events(route_ctx_t *rc) {
                      .last_t = now,
                      .next_t = now,
                      .wrote_t = now,
+                     .last_cpu_s = 0,
                      .interval_ms = (uint32_t)interval,
                      .keepalive_ms = (uint32_t)keepalive,
                      .slot = true};
@@ -312,5 +353,11 @@ void route_events(route_ctx_t *rc) {
                    "with ':' are comments\n\n",
                    EV_RETRY_MS, (long long)interval);
   reply_body(rc, hello, (size_t)n);
+  if (backlog > 0) { /* what earlier streams saw, so a page reload keeps its picture */
+    buf_t *b = &rc->env->scratch;
+    buf_reset(b);
+    mon_snap_backlog(v->hub, (size_t)backlog, b);
+    reply_body(rc, b->data, b->len);
+  }
   ev_step(rc);
 }

@@ -98,11 +98,11 @@ static double last_num(const char *buf, const char *key) {
 /* A stall of request what reported as ended, with ms >= 300. */
 static bool stall_ended(const char *buf, const char *what) {
   for (const char *p = strstr(buf, what); p != NULL; p = strstr(p + 1, what)) {
-    const char *q = strchr(p, '"');
+    const char *q = strstr(p, "\"ongoing\":"); /* the stall's, after its list of requests */
     const char *ms = p;
     while (ms > buf && strncmp(ms, "\"ms\":", 5) != 0)
       ms--;
-    if (q != NULL && strncmp(q, "\",\"ongoing\":false", 17) == 0 && atof(ms + 5) >= 300)
+    if (q != NULL && strncmp(q, "\"ongoing\":false", 15) == 0 && atof(ms + 5) >= 300)
       return true;
   }
   return false;
