@@ -296,7 +296,7 @@ def check_stall_bands(b):
         const x = Math.round((Math.max(m.L, m.tx(st.t0)) + 1) * d), y0 = Math.round(m.T * d), h = Math.round((m.H - m.T - m.B) * d);
         const p = cv.getContext('2d').getImageData(x, y0, 1, h).data;
         let n = 0;
-        for (let i = 0; i < p.length; i += 4) if (p[i] > 150 && p[i + 1] < 110 && p[i + 2] < 110) n++;
+        for (let i = 0; i < p.length; i += 4) if (p[i] > 150 && p[i + 1] < 110 && p[i + 2] < 110 && p[i + 3] > 200) n++;  /* opaque red */
         return [id, n / h];
       });
     })()""" % json.dumps(list(CHARTS)))
@@ -347,7 +347,7 @@ def check_pause_and_window(b):
 def check_diagnosis(b):
     """After the block: the diagnosis sentence names it, with loop time by route."""
     text = b.wait_for("(() => { const d = document.getElementById('diagnosis');"
-                      " return !d.hidden && d.textContent.includes('/block') ? d.textContent : ''; })()",
+                      " return !d.hidden && /blocked .*GET \\/block/.test(d.textContent) ? d.textContent : ''; })()",
                       5, "a diagnosis naming /block")
     print("diagnosis: %s" % text, flush=True)
 
@@ -413,6 +413,7 @@ def test_event_mode(b, shot):
             fail("the /block, /cpu (with slice_ms) and /slow controls are missing")
         if b.eval("document.getElementById('btn-block').textContent") != "Block the loop":
             fail("event mode: the block button does not say it blocks the loop")
+        b.wait_for("document.getElementById('l-util').textContent !== ''", 5, "the legend drawn")
         legend = b.eval("document.getElementById('l-util').textContent")
         if "loop 0" not in legend or "loop 1" not in legend:
             fail("two loops, yet the utilization legend does not name them: %r" % legend)
@@ -441,6 +442,7 @@ def test_block_off(b):
             fail("routes.block=off, yet the page shows /block or /cpu buttons")
         if b.eval("!!document.getElementById('btn-slow')") is not True:
             fail("the /slow burst button (always served) is missing")
+        b.wait_for("document.getElementById('l-util').textContent !== ''", 5, "the legend drawn")
         legend = b.eval("document.getElementById('l-util').textContent")
         if not legend.startswith("utilization"):
             fail("one loop: the utilization line has no label in the legend: %r" % legend)
@@ -463,6 +465,14 @@ def test_thread_mode(b):
         button = b.eval("document.getElementById('btn-block').textContent")
         if "loop" in button or "thread" not in button:
             fail("thread mode: the block button does not say what it blocks: %r" % button)
+        # The burst runs its jobs one after another on the request's thread.
+        set_value(b, "in-slow-n", 3)
+        set_value(b, "in-slow", 100)
+        click(b, "btn-slow")
+        b.wait_for("document.getElementById('results').textContent.includes('GET /slow?ms=100&jobs=3 → 200')",
+                   10, "the thread-mode burst to end")
+        b.wait_for("window.loopd.requests !== null && document.querySelectorAll('#requests tr').length > 0", 5,
+                   "the in-flight table (thread mode)")
         b.check_clean(srv.base)
     finally:
         srv.stop()
