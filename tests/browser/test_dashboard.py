@@ -496,7 +496,7 @@ def demo(b, out):
             get("/")
             stop.wait(0.025)
 
-    def three_blocks():  # enough at once that some share a loop turn
+    def four_blocks():  # four at once, back to back on the loops
         for ms in (150, 200, 250, 300):
             threading.Thread(target=get, args=("/block?ms=%d" % ms,), daemon=True).start()
 
@@ -508,17 +508,22 @@ def demo(b, out):
     threading.Thread(target=traffic, daemon=True).start()
     try:
         b.open(srv.base + "/dashboard?interval_ms=250")
+        def in_flight():  # something for the in-flight table to show at the end
+            threading.Thread(target=get, args=("/echo?delay_ms=4000",), daemon=True).start()
+            press("btn-slow", **{"in-slow-n": 24, "in-slow": 1000})
+
         plan = [(4, lambda: press("btn-slow", **{"in-slow-n": 40, "in-slow": 300})),
                 (12, lambda: press("btn-block", **{"in-block": 500})),
                 (20, lambda: press("btn-cpu", **{"in-cpu": 3000, "in-slice": 1})),
-                (30, three_blocks),
-                (36, lambda: press("btn-slow", **{"in-slow-n": 60, "in-slow": 300})),
-                (46, lambda: press("btn-block", **{"in-block": 900}))]
+                (28, four_blocks),
+                (34, lambda: press("btn-slow", **{"in-slow-n": 60, "in-slow": 300})),
+                (47, lambda: press("btn-block", **{"in-block": 900})),
+                (50, in_flight)]
         t0 = time.monotonic()
         for at, act in plan:
             time.sleep(max(0, t0 + at - time.monotonic()))
             act()
-        time.sleep(max(0, t0 + 55 - time.monotonic()))
+        time.sleep(max(0, t0 + 53 - time.monotonic()))
         b.fit_page()
         r = b.eval("(() => { const c = document.getElementById('c-lag'), m = window.loopd.charts.get('lag');"
                    " const st = window.loopd.stalls.find(s => s.ms >= 800); const r = c.getBoundingClientRect();"
