@@ -16,7 +16,8 @@ what a person would see (event mode with --loops 2):
   - a reload replays recent snapshots (the charts and the stall come back);
   - SIGTERM to the server: the page says "disconnected", greys its figures
     and retries;
-  - the page asks for nothing but loopd's own URLs and throws no JS errors;
+  - the page asks for nothing but loopd's own URLs, gets no error answer,
+    throws no JS errors and logs none (a CSP violation is one);
   - with routes.block=off the /block and /cpu buttons are absent, and one
     loop's legend is labelled;
   - in thread mode the page says what its lag means and what /block blocks.
@@ -153,7 +154,7 @@ class Browser:
         target = self.call("Target.createTarget", timeout_s=BROWSER_START_TIMEOUT_S,
                            on_timeout=NoAnswer, url="about:blank")["targetId"]
         self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        for domain in ("Page", "Runtime", "Network"):
+        for domain in ("Page", "Runtime", "Network", "Log"):
             self.call(domain + ".enable")
         self.call("Emulation.setDeviceMetricsOverride", width=1280, height=1200,
                   deviceScaleFactor=1, mobile=False)
@@ -208,10 +209,22 @@ class Browser:
                       "the page to load")
 
     def check_clean(self, base):
-        """No JS errors, and every request went to loopd itself."""
+        """No JS errors, no error in the console (a Content-Security-Policy
+        violation is one), no error answer to the page's own requests (a
+        parameter a route does not know is a 400), and every request went
+        to loopd itself. Network errors are not counted: a stopped server's
+        stream fails to reconnect, and that is the page's business."""
         for e in self.events:
-            if e.get("method") == "Runtime.exceptionThrown":
-                fail("the page threw: %s" % e["params"]["exceptionDetails"])
+            method, params = e.get("method"), e.get("params", {})
+            if method == "Runtime.exceptionThrown":
+                fail("the page threw: %s" % params["exceptionDetails"])
+            if method == "Runtime.consoleAPICalled" and params["type"] in ("error", "assert"):
+                fail("the page logged an error: %s" % params["args"])
+            if method == "Log.entryAdded" and params["entry"]["level"] == "error" \
+                    and params["entry"]["source"] != "network":
+                fail("the browser logged an error: %s" % params["entry"])
+            if method == "Network.responseReceived" and params["response"]["status"] >= 400:
+                fail("the page's request was refused: %s %s" % (params["response"]["status"], params["response"]["url"]))
             if e.get("method") == "Network.requestWillBeSent":
                 url = e["params"]["request"]["url"]
                 # A page of an earlier test (its server stopped) may still
