@@ -258,11 +258,18 @@ static int ev_snapshot(route_ctx_t *rc, ev_state_t *st, double now) {
 static void ev_step(route_ctx_t *rc);
 
 /* The snapshots that fell due since the last wake: one is sent unless the
- * reader is behind; the rest are skipped (the loop was late, or the reader). */
+ * reader is behind; the rest are skipped (the loop was late, or the reader).
+ * After a late wake the next slot may be only a moment away: it is skipped
+ * too, so snapshots are at least half an interval apart and their t always
+ * grows (a page takes a t that does not grow for a server that restarted). */
 static void ev_due(route_ctx_t *rc, ev_state_t *st, double now) {
   double iv = st->interval_ms / 1000.0;
   uint64_t due = (uint64_t)floor((now - st->next_t) / iv) + 1;
   st->next_t += (double)due * iv;
+  if (st->next_t - now < iv / 2) {
+    st->next_t += iv;
+    due++;
+  }
   bool behind = rc->out_backlog > 0;
   st->skipped += due - (behind ? 0 : 1);
   if (behind)
