@@ -138,7 +138,12 @@ static void test_time_by_route(void **state) {
   assert_non_null(tbr);
   assert_non_null(strstr(tbr, ev ? "\"what\":\"loop\"" : "\"what\":\"handler\""));
   assert_non_null(strstr(tbr, "\"routes\":[{\"route\":\"/block\",\"method\":\"GET\""));
-  assert_true(json_num(tbr, "share") >= 0.9); /* the first route's */
+  /* the first route's share; the test's own /lag polls are the rest, and
+   * they cost many times more in a sanitizer build or on a loaded machine */
+  const char *why;
+  double share = json_num(tbr, "share");
+  print_message("GET /block's share: %.3f\n", share);
+  assert_true(share >= (timing_strict(&why) ? 0.9 : 0.5));
   const char *d = strstr(r.body, "\"diagnosis\":\"");
   print_message("%.*s\n", (int)strcspn(d + 13, "\""), d + 13);
   if (ev)
