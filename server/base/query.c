@@ -75,3 +75,46 @@ int query_flag(const char *q, size_t qlen, const char *key, bool def, bool *out,
            v);
   return -1;
 }
+
+/* "ms, cpu and jobs", or "no parameters" */
+static void known_list(const char *const *known, char *out, size_t len) {
+  size_t n = 0, k = 0;
+  out[0] = '\0';
+  while (known[k] != NULL)
+    k++;
+  for (size_t i = 0; i < k && n < len; i++) {
+    int w = snprintf(out + n, len - n, "%s%s", i == 0 ? "" : i + 1 == k ? " and " : ", ", known[i]);
+    n += w > 0 ? (size_t)w : 0;
+  }
+  if (k == 0)
+    snprintf(out, len, "no parameters");
+}
+
+int query_check(const char *q, size_t qlen, const char *const *known, char *reason, size_t rlen) {
+  const char *p = q, *end = q + qlen;
+  unsigned seen = 0; /* a bit per known key (routes know a handful) */
+  while (p < end) {
+    const char *amp = memchr(p, '&', (size_t)(end - p));
+    const char *pe = amp ? amp : end;
+    const char *eq = memchr(p, '=', (size_t)(pe - p));
+    size_t kl = (size_t)((eq ? eq : pe) - p);
+    int i = 0;
+    while (known[i] != NULL && !(strlen(known[i]) == kl && memcmp(p, known[i], kl) == 0))
+      i++;
+    if (kl > 0 && known[i] == NULL) {
+      char list[160];
+      known_list(known, list, sizeof list);
+      snprintf(reason, rlen, "unknown parameter \"%.*s\" (this route takes %s)",
+               (int)(kl > 32 ? 32 : kl), p, list);
+      return -1;
+    }
+    if (kl > 0 && i < 32 && (seen & (1u << i))) {
+      snprintf(reason, rlen, "parameter \"%s\" given twice", known[i]);
+      return -1;
+    }
+    if (kl > 0 && i < 32)
+      seen |= 1u << i;
+    p = pe + 1;
+  }
+  return 0;
+}

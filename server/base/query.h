@@ -27,4 +27,9 @@ int query_bool(const char *v, size_t n);
 int query_flag(const char *q, size_t qlen, const char *key, bool def, bool *out, char *reason,
                size_t rlen);
 
+/* Every key in q must be one of known[] (NULL-terminated) and appear once.
+ * 0, or -1 with a reason: "unknown parameter \"x\" (expected ms, cpu)" or
+ * "parameter \"ms\" given twice". */
+int query_check(const char *q, size_t qlen, const char *const *known, char *reason, size_t rlen);
+
 #endif

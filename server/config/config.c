@@ -1,6 +1,7 @@
 /* config.c: the key table and everything that reads it. */
 #include "config.h"
 #include "err.h"
+#include "fraction.h"
 #include "query.h"
 
 #include <arpa/inet.h>
@@ -37,6 +38,9 @@ static const config_key_t keys[] = {
      "open connections beyond this get 503 and are closed at once"},
     {"server.shutdown_timeout_ms", CFG_INT, "10000", 0, HOUR_MS, OFF(server.shutdown_timeout_ms),
      NULL, "drain deadline after SIGTERM/SIGINT"},
+    {"server.turn_budgets", CFG_BOOL, "on", 0, 1, OFF(server.turn_budgets), NULL,
+     "event mode: each connection gets a bounded share of a loop turn; off = every ready "
+     "connection runs in the turn it is ready (asyncio's one long freeze)"},
     {"limits.max_request_line_bytes", CFG_SIZE, "8192", 64, MIB, OFF(limits.max_request_line_bytes),
      NULL, "longer request line: 414"},
     {"limits.max_header_bytes", CFG_SIZE, "16384", 256, 16 * MIB, OFF(limits.max_header_bytes), NULL,
@@ -68,6 +72,10 @@ static const config_key_t keys[] = {
      "/healthz turns 503 above this lag"},
     {"monitor.shed_lag_ms", CFG_INT, "0", 0, HOUR_MS, OFF(monitor.shed_lag_ms), NULL,
      "0 = off; else non-monitor routes answer 503 + Retry-After while lag is above it"},
+    {"monitor.shed_utilization", CFG_FRACTION, "0", 0, CONFIG_FRACTION_ONE,
+     OFF(monitor.shed_utilization), NULL,
+     "0 = off; else 0..1: non-monitor routes answer 503 while the last second's utilization "
+     "is above it"},
     {"monitor.max_event_streams", CFG_INT, "16", 1, 10000, OFF(monitor.max_event_streams), NULL,
      "open /events streams (dashboards) at once; beyond: 503 + Retry-After"},
     {"routes.block", CFG_BOOL, "on", 0, 1, OFF(routes.block), NULL,
@@ -105,7 +113,7 @@ static bool key_is_text(const config_key_t *k) { return k->type == CFG_STRING ||
 
 bool config_key_same(const config_t *a, const config_t *b, const config_key_t *k) {
   const char *fa = (const char *)a + k->offset, *fb = (const char *)b + k->offset;
-  if (key_is_text(k))
+  if (key_is_text(k) || k->type == CFG_HOSTS) /* a host list's text comes first */
     return strcmp(fa, fb) == 0;
   return *(const int64_t *)(const void *)fa == *(const int64_t *)(const void *)fb;
 }
@@ -251,6 +259,17 @@ static int set_int(const config_key_t *k, int64_t *field, const char *value, cha
   return 0;
 }
 
+/* "0.9", "1", ".25": digits with at most one point, rounded to millionths. */
+static int set_fraction(const config_key_t *k, int64_t *field, const char *value, char *err,
+                        size_t errlen) {
+  int64_t v = fraction_parse(value);
+  if (v < k->min || v > k->max)
+    return loopd_errf(-EINVAL, err, errlen, "%s = \"%s\": expected a number from %g to %g",
+                      k->name, value, (double)k->min / FRACTION_ONE, (double)k->max / FRACTION_ONE);
+  *field = v;
+  return 0;
+}
+
 static int set_bool(const config_key_t *k, int64_t *field, const char *value, char *err,
                     size_t errlen) {
   int b = query_bool(value, strlen(value)); /* the same spellings as query flags */
@@ -336,6 +355,8 @@ static int set_checked(const config_key_t *k, config_t *c, const char *value, ch
     return set_string(k, field, value, err, errlen);
   case CFG_ADDR:
     return set_addr(k, field, value, err, errlen);
+  case CFG_FRACTION:
+    return set_fraction(k, field, value, err, errlen);
   case CFG_HOSTS:
     return hostlist_set(field, k->name, value, value_max(k), err, errlen);
   }
@@ -526,6 +547,9 @@ void config_format_value(const config_t *c, const config_key_t *k, char *out, si
   case CFG_ADDR:
   case CFG_HOSTS: /* its text comes first */
     snprintf(out, outlen, "%s", (const char *)field);
+    break;
+  case CFG_FRACTION:
+    fraction_format(v, out, outlen);
     break;
   }
 }

@@ -13,6 +13,7 @@
 
 #define CONFIG_STR_MAX 256
 #define CONFIG_PATH_MAX 1024
+#define CONFIG_FRACTION_ONE 1000000 /* CFG_FRACTION's 1.0 (fraction.h: FRACTION_ONE) */
 
 enum { MODE_EVENT = 0, MODE_THREADS = 1 };
 
@@ -25,6 +26,7 @@ typedef struct config {
     int64_t backlog;
     int64_t max_connections;
     int64_t shutdown_timeout_ms;
+    int64_t turn_budgets; /* 0 or 1: event mode's per-turn budgets (conn_internal.h) */
   } server;
   struct {
     int64_t max_request_line_bytes;
@@ -46,6 +48,7 @@ typedef struct config {
     int64_t stall_ms;
     int64_t unhealthy_lag_ms;
     int64_t shed_lag_ms; /* 0 = off */
+    int64_t shed_utilization; /* millionths (CFG_FRACTION); 0 = off */
     int64_t max_event_streams;
   } monitor;
   struct {
@@ -68,6 +71,7 @@ typedef enum config_type {
   CFG_ENUM,     /* one of names[] (stored as its index) */
   CFG_STRING,   /* printable text */
   CFG_ADDR,     /* HOST:PORT, [V6]:PORT */
+  CFG_FRACTION, /* a decimal from min to max millionths ("0.9"), stored in millionths */
   CFG_HOSTS     /* a host list (hostlist.h) */
 } config_type_t;
 

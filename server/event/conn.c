@@ -43,19 +43,6 @@ static void on_close(uv_handle_t *h) {
   free(c);
 }
 
-static void yield_remove(conn_t *c) {
-  evloop_t *l = c->loop;
-  for (conn_t **p = &l->yield_head; *p != NULL; p = &(*p)->yield_next) {
-    if (*p == c) {
-      *p = c->yield_next;
-      if (*p == NULL)
-        l->yield_tail = p;
-      break;
-    }
-  }
-  c->in_yield = false;
-}
-
 void conn_close(conn_t *c) {
   if (c->closing)
     return;
@@ -80,6 +67,7 @@ void conn_close(conn_t *c) {
   } else {
     l->nconns--;
     stats_conn_give(l->stats);
+    conn_untrack(c);
   }
   timeq_remove(&l->tq, &c->tq);
   if (close_allowed(l)) {
@@ -124,6 +112,7 @@ void conn_finish(conn_t *c) {
     c->loop->nlingering_refused++;
   c->plan_due = now_ms(c) + LINGER_MS;
   conn_arm(c);
+  conn_track(c);
 }
 
 /* Whether the kernel holds bytes from the client that loopd has not read:
@@ -251,12 +240,18 @@ static void plan_done(conn_t *c) {
   budget_stop(c);
 }
 
-static void on_job_done(void *owner, const route_state_t *state, int status) {
+static void on_job_done(void *owner, const route_state_t *state, int status, bool last) {
   conn_t *c = owner;
+  (void)status; /* a cancelled job never reaches an owner */
+  route_ctx_t *rc = c->session.rc;
+  if (rc->plan.merge != NULL)
+    rc->plan.merge(rc, state); /* a burst: each job's result folds into the request's */
+  else
+    rc->state = *state;
+  if (!last)
+    return;
   turn_begins(c->loop);
   c->job = NULL;
-  (void)status; /* a cancelled job never reaches an owner */
-  c->session.rc->state = *state;
   uv_update_time(&c->loop->uv);
   plan_done(c);
 }
@@ -283,7 +278,7 @@ static void start_plan(conn_t *c) {
     break;
   case PLAN_JOB:
     c->job = work_submit(l->work, &l->uv, l->cfg->work.queue_limit, p->job,
-                         &c->session.rc->state, on_job_done, c);
+                         &c->session.rc->state, p->jobs, on_job_done, c, conn_track_pool(c));
     if (c->job == NULL) {
       c->wait = WAIT_NONE;
       conn_step(c, session_refuse(&c->session, &l->out, now_ms(c), 503,
@@ -349,15 +344,22 @@ static void on_idle(uv_idle_t *h) {
 
 /* One continuation per loop turn, round-robin: with many sliced jobs at
  * once, timers and I/O still run after every slice, not after one slice of
- * each (which would make the loop's turn N slices long). */
+ * each (which would make the loop's turn N slices long). With
+ * server.turn_budgets = off, every continuation waiting when the turn
+ * reaches them runs, as asyncio runs its whole ready queue in one pass
+ * (those that yield again wait for the next pass). */
 static void run_yields(evloop_t *l) {
-  conn_t *c = l->yield_head;
-  if (c != NULL) {
+  conn_t *last = l->cfg->server.turn_budgets ? l->yield_head
+                 : l->yield_head != NULL ? container_of(l->yield_tail, conn_t, yield_next)
+                                         : NULL;
+  for (conn_t *c; (c = l->yield_head) != NULL;) {
     l->yield_head = c->yield_next;
     if (l->yield_head == NULL)
       l->yield_tail = &l->yield_head;
     c->in_yield = false;
     plan_done(c); /* may yield again: back of the line */
+    if (c == last)
+      break;
   }
   if (l->yield_head == NULL && l->again_head == NULL && l->close_head == NULL)
     uv_idle_stop(&l->idle);
@@ -551,7 +553,7 @@ void conn_expire(tq_node_t *n, void *arg) {
 }
 
 /* End of every callback: write, then decide about reading, closing, timers. */
-static void conn_after(conn_t *c) {
+static void conn_after_io(conn_t *c) {
   conn_flush(c);
   if (c->closing)
     return;
@@ -576,6 +578,11 @@ static void conn_after(conn_t *c) {
     conn_set_reading(c, !c->writing && !c->paused && c->inbuf.len < INBUF_MAX);
   }
   conn_arm(c);
+}
+
+static void conn_after(conn_t *c) {
+  conn_after_io(c);
+  conn_track(c); /* what it waits on now, for /requests */
 }
 
 void conn_drain(conn_t *c) {

@@ -33,6 +33,9 @@ typedef struct conn {
   uint64_t b_turn, b_ns, b_t0;
   size_t b_in, b_out;
   uint32_t b_reqs; /* session.requests when the turn began */
+  uint32_t loop_us; /* loop time carried to its next answered request (session.h: shares) */
+  uint16_t rq_slot; /* its slot in the loop's request table + 1; 0: none (conn_track.c) */
+  uint8_t rq_state; /* its lasting state as last counted (reqslot.h) */
   uint8_t wait;
   bool writing;
   bool closing;

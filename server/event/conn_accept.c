@@ -52,6 +52,7 @@ void conn_accept(evloop_t *l) {
     return;
   }
   l->nconns++;
+  rq_table_add(&l->rq, RQ_IDLE, 1); /* conn_close takes it out of the counts */
   if (uv_accept((uv_stream_t *)&l->listener, (uv_stream_t *)&c->tcp) != 0) {
     conn_close(c);
     return;

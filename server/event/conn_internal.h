@@ -67,6 +67,20 @@ void conn_set_reading(conn_t *c, bool on);
 /* (Re)starts the connection's timer for its next deadline. */
 void conn_arm(conn_t *c);
 
+/* conn_track.c: the lasting state (reqslot.h), after each callback. The
+ * common case inline: idle, and it was idle. */
+void conn_track_state(conn_t *c);
+static inline void conn_track(conn_t *c) {
+  if (c->rq_state == RQ_IDLE && c->rq_slot == 0 && c->wait == WAIT_NONE && !c->writing &&
+      !c->lingering && c->session.phase == PHASE_IDLE)
+    return;
+  conn_track_state(c);
+}
+/* The connection is gone (conn_close): out of the counts and the table. */
+void conn_untrack(conn_t *c);
+/* Before a pool submission: where its jobs say they have started. */
+job_seen_t conn_track_pool(conn_t *c);
+
 /* conn_write.c */
 /* c->w, taken from the loop's pool if c has none; NULL when out of memory. */
 wstate_t *wstate_take(conn_t *c);
@@ -85,6 +99,8 @@ bool budget_spent(const conn_t *c);
  * front: ahead of the connections already waiting. */
 void again_push(conn_t *c, bool front);
 void again_remove(conn_t *c);
+/* Takes c off the loop's queue of yielded continuations (it is closing). */
+void yield_remove(conn_t *c);
 /* Counts a handle close against this turn's TURN_CLOSES; false once spent. */
 bool close_allowed(evloop_t *l);
 /* Queues the handle close of c (conn_close'd) for a later turn. */

@@ -8,10 +8,12 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "attrib.h"
 #include "handle.h"
 #include "live.h"
 #include "monitor.h"
 #include "pool.h"
+#include "reqslot.h"
 #include "session.h"
 #include "stats.h"
 #include "timeq.h"
@@ -68,6 +70,8 @@ typedef struct evloop {
   uint64_t turns;
   uint64_t budget_turn;
   uint64_t budget_ns;
+  attrib_t attr; /* this turn's longest shares, for a stall's line (conn_budget.c) */
+  rq_table_t rq; /* what each connection waits on, for /requests (conn_track.c) */
   uint64_t again_reads_ns;
   struct conn *again_head;
   struct conn *again_tail;
@@ -109,6 +113,17 @@ typedef struct evloop {
   char rbuf[LOOP_READ_BUF]; /* every read lands here first */
 } evloop_t;
 
+
+/* Every loop of the process, for the monitor's reads of their request
+ * tables (loop_monitor.c); the tables are made before any loop starts. */
+typedef struct evloops {
+  evloop_t *loops;
+  int n;
+  mon_hub_t *hub;
+} evloops_t;
+/* mon_conn_source_t's two reads (arg: an evloops_t). */
+void loopmon_states(void *arg, int64_t *state);
+void loopmon_visit(void *arg, int self, mon_rq_fn fn, void *ctx);
 
 /* Starts the monitor's handles on l (after uv_loop_init; l->mon.src set). */
 int loopmon_start(evloop_t *l);

@@ -49,13 +49,16 @@ static void on_beat(uv_timer_t *t) {
  * while it ran). One load per idle turn; a clock read per busy one. */
 static void on_turn_end(uv_prepare_t *p) {
   evloop_t *l = p->data;
-  l->turns++;
+  uint64_t turn = l->turns++;
   uint64_t since = atomic_load_explicit(&l->mon.stall->since_ms, memory_order_relaxed);
   if (since == 0)
     return;
   uint64_t now = clock_ms();
-  if (now >= since + (uint64_t)l->cfg->monitor.stall_ms)
-    mon_stall_ended(l->mon.src, since, now);
+  if (now >= since + (uint64_t)l->cfg->monitor.stall_ms) {
+    mon_culprits_t who;
+    mon_culprits_of(&l->attr, turn, &who);
+    mon_stall_ended(l->mon.src, since, now, &who);
+  }
   stall_turn_end(l->mon.stall);
 }
 
@@ -104,4 +107,43 @@ void loopmon_close(evloop_t *l) {
   evloop_close_handle((uv_handle_t *)&m->turn);
   if (m->stall != NULL)
     stall_turn_end(m->stall);
+}
+
+/* ---- what /requests and the connection gauges read of every loop ---- */
+
+void loopmon_states(void *arg, int64_t *state) {
+  const evloops_t *all = arg;
+  for (int i = 0; i < all->n; i++)
+    for (int st = 0; st < RQ_NSTATES; st++)
+      state[st] += atomic_load_explicit(&all->loops[i].rq.n[st], memory_order_relaxed);
+}
+
+/* What loop i's handler has run for a millisecond or more, if anything. */
+static bool loop_running(const evloops_t *all, int i, uint64_t now, rq_view_t *out) {
+  const stall_slot_t *st = mon_src_stall(mon_hub_src(all->hub, i));
+  uint64_t since = atomic_load_explicit(&st->since_ms, memory_order_acquire);
+  uint64_t busy = stall_busy_ms(st, now);
+  if (busy < 1)
+    return false;
+  *out = (rq_view_t){.loop = i, .state = RQ_HANDLER, .age_ms = (double)busy,
+                     .state_ms = (double)busy};
+  return stall_read_key(st, since, out->text, sizeof out->text, &out->key) > 0;
+}
+
+void loopmon_visit(void *arg, int self, mon_rq_fn fn, void *ctx) {
+  const evloops_t *all = arg;
+  uint64_t now = clock_ms();
+  for (int i = 0; i < all->n; i++) {
+    rq_view_t run, v;
+    bool running = i != self && loop_running(all, i, now, &run);
+    const rq_table_t *t = &all->loops[i].rq;
+    for (size_t k = 0; t->slot != NULL && k < RQ_TABLE_SLOTS; k++) {
+      if (!rq_slot_read(&t->slot[k], now, &v) || (running && v.key == run.key))
+        continue; /* idle, or the one running now (said below) */
+      v.loop = i;
+      fn(ctx, &v);
+    }
+    if (running)
+      fn(ctx, &run);
+  }
 }

@@ -34,6 +34,7 @@ typedef struct evserver {
   int nloops;
   int nstarted; /* loops running (loop.h: running); the first nstarted */
   mon_hub_t *mon;
+  evloops_t all; /* what the monitor reads of every loop (loop.h) */
   proc_stats_t stats;
   work_pool_t work;
   int port;
@@ -276,6 +277,13 @@ static int prepare(evserver_t *s) {
   }
   mon_hub_set_work(s->mon, report_work, &s->work);
   mon_hub_set_stats(s->mon, &s->stats);
+  for (int i = 0; i < s->nloops; i++) /* before any loop runs: other loops read them */
+    if (rq_table_init(&s->loops[i].rq) != 0) {
+      log_msg("cannot start: out of memory");
+      return -ENOMEM;
+    }
+  s->all = (evloops_t){.loops = s->loops, .n = s->nloops, .hub = s->mon};
+  mon_hub_set_conn_source(s->mon, (mon_conn_source_t){loopmon_states, loopmon_visit, &s->all});
   if ((r = uv_sem_init(&s->ready, 0)) != 0) {
     log_msg("cannot start: uv_sem_init failed");
     return r;
@@ -300,6 +308,8 @@ static void teardown(evserver_t *s) {
   if (s->ready_ok)
     uv_sem_destroy(&s->ready);
   mon_hub_free(s->mon); /* stops the watchdog; the loops are gone */
+  for (int i = 0; s->loops != NULL && i < s->nloops; i++)
+    rq_table_free(&s->loops[i].rq);
   free(s->loops);
 }
 

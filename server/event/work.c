@@ -7,15 +7,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "reqslot.h"
 #include "util.h"
 
-struct job {
+/* One submission: n jobs, each with its own request and state; freed when
+ * the last has come back. */
+typedef struct job_one {
   uv_work_t req;
   route_ctx_t rc; /* only rc.state is used: the job never touches its connection */
+  job_t *group;
+} job_one_t;
+
+struct job {
   route_fn fn;
   job_done_cb done;
   void *owner;
   work_pool_t *wp;
+  job_seen_t seen;
+  uint32_t n, left; /* jobs, and those not come back yet */
+  job_one_t one[];
 };
 
 int work_pool_init(work_pool_t *wp, int threads) {
@@ -96,57 +106,67 @@ out:
 }
 
 static void work_cb(uv_work_t *req) {
-  job_t *j = container_of(req, job_t, req);
+  job_one_t *o = container_of(req, job_one_t, req);
+  job_t *j = o->group;
   atomic_fetch_add_explicit(&j->wp->running, 1, memory_order_relaxed);
-  j->fn(&j->rc);
+  if (j->seen.word != NULL)
+    rq_slot_job_started(j->seen.word, j->seen.token);
+  j->fn(&o->rc);
   atomic_fetch_sub_explicit(&j->wp->running, 1, memory_order_relaxed);
 }
 
 static void after_work_cb(uv_work_t *req, int status) {
-  job_t *j = container_of(req, job_t, req);
+  job_one_t *o = container_of(req, job_one_t, req);
+  job_t *j = o->group;
   work_pool_t *wp = j->wp;
   atomic_fetch_sub_explicit(&wp->inflight, 1, memory_order_relaxed);
   if (status == UV_ECANCELED)
     atomic_fetch_add_explicit(&wp->cancelled, 1, memory_order_relaxed);
   else
     atomic_fetch_add_explicit(&wp->completed, 1, memory_order_relaxed);
+  bool last = --j->left == 0;
   if (j->owner != NULL)
-    j->done(j->owner, &j->rc.state, status);
-  free(j);
+    j->done(j->owner, &o->rc.state, status, last);
+  if (last)
+    free(j);
 }
 
 job_t *work_submit(work_pool_t *wp, uv_loop_t *loop, int64_t limit, route_fn fn,
-                   const route_state_t *state, job_done_cb done, void *owner) {
-  int64_t n = atomic_fetch_add_explicit(&wp->inflight, 1, memory_order_relaxed);
-  if (n >= limit) {
-    atomic_fetch_sub_explicit(&wp->inflight, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&wp->rejected, 1, memory_order_relaxed);
+                   const route_state_t *state, uint32_t n, job_done_cb done, void *owner,
+                   job_seen_t seen) {
+  if (n == 0)
+    n = 1;
+  int64_t had = atomic_fetch_add_explicit(&wp->inflight, n, memory_order_relaxed);
+  if (had + n > limit) {
+    atomic_fetch_sub_explicit(&wp->inflight, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&wp->rejected, n, memory_order_relaxed);
     return NULL;
   }
-  job_t *j = malloc(sizeof *j);
-  if (j == NULL)
-    goto fail;
-  memset(&j->rc, 0, sizeof j->rc);
-  j->rc.state = *state;
-  j->fn = fn;
-  j->done = done;
-  j->owner = owner;
-  j->wp = wp;
-  if (uv_queue_work(loop, &j->req, work_cb, after_work_cb) != 0) {
-    free(j);
-    goto fail;
+  job_t *j = malloc(sizeof *j + n * sizeof j->one[0]);
+  if (j == NULL) {
+    atomic_fetch_sub_explicit(&wp->inflight, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&wp->rejected, n, memory_order_relaxed);
+    return NULL;
+  }
+  *j = (job_t){.fn = fn, .done = done, .owner = owner, .wp = wp, .seen = seen, .n = n, .left = n};
+  for (uint32_t i = 0; i < n; i++) {
+    job_one_t *o = &j->one[i];
+    memset(&o->rc, 0, sizeof o->rc);
+    o->rc.state = *state;
+    o->group = j;
+    /* uv_queue_work only fails without a work callback: the jobs queued so
+     * far could not be taken back, so none is refused after the first. */
+    if (uv_queue_work(loop, &o->req, work_cb, after_work_cb) != 0)
+      abort();
   }
   return j;
-fail:
-  atomic_fetch_sub_explicit(&wp->inflight, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&wp->rejected, 1, memory_order_relaxed);
-  return NULL;
 }
 
 void work_cancel(job_t *j) {
   j->owner = NULL;
-  /* Fails with UV_EBUSY once the job runs: it completes and is dropped. */
-  uv_cancel((uv_req_t *)&j->req);
+  /* Fails with UV_EBUSY once a job runs (or ran): it completes and is dropped. */
+  for (uint32_t i = 0; i < j->n; i++)
+    uv_cancel((uv_req_t *)&j->one[i].req);
 }
 
 void work_counts(work_pool_t *wp, work_counts_t *out) {

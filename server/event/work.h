@@ -6,6 +6,7 @@
 #define LOOPD_WORK_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -31,15 +32,25 @@ int work_pool_init(work_pool_t *wp, int threads);
 int work_pool_probe(work_pool_t *wp);
 
 typedef struct job job_t;
-/* state: the job's result (the state the job function left); status is 0, or
- * UV_ECANCELED when the job never ran. Never called after work_cancel. */
-typedef void (*job_done_cb)(void *owner, const route_state_t *state, int status);
+/* One job of a submission ended: state is its result (the state the job
+ * function left); status is 0, or UV_ECANCELED when it never ran; last: it
+ * was the submission's last. Never called after work_cancel. */
+typedef void (*job_done_cb)(void *owner, const route_state_t *state, int status, bool last);
 
-/* Queues fn to run on a pool thread with a copy of state. NULL when limit
- * jobs are queued or running (counted as rejected) or on error. */
+/* Where a submission's jobs say they have started (reqslot.h: the slot's
+ * pool word and the token it was armed with); NULL word: nowhere. */
+typedef struct job_seen {
+  _Atomic uint64_t *word;
+  uint32_t token;
+} job_seen_t;
+
+/* Queues n copies of fn (n >= 1), each to run on a pool thread with its
+ * own copy of state: all or none. NULL when limit jobs would be exceeded
+ * (queued or running; counted as rejected) or on error. */
 job_t *work_submit(work_pool_t *wp, uv_loop_t *loop, int64_t limit, route_fn fn,
-                   const route_state_t *state, job_done_cb done, void *owner);
-/* The owner is gone: cancel if not started; a running job finishes unheard. */
+                   const route_state_t *state, uint32_t n, job_done_cb done, void *owner,
+                   job_seen_t seen);
+/* The owner is gone: cancel what has not started; running jobs finish unheard. */
 void work_cancel(job_t *j);
 
 /* Snapshot for reports. */

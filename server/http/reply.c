@@ -46,7 +46,11 @@ void plan_delay(route_ctx_t *rc, uint64_t ms, route_fn then) {
 }
 
 void plan_job(route_ctx_t *rc, route_fn job, route_fn then) {
-  rc->plan = (plan_t){.kind = PLAN_JOB, .job = job, .then = then};
+  rc->plan = (plan_t){.kind = PLAN_JOB, .jobs = 1, .job = job, .then = then};
+}
+
+void plan_jobs(route_ctx_t *rc, route_fn job, uint32_t n, route_merge_fn merge, route_fn then) {
+  rc->plan = (plan_t){.kind = PLAN_JOB, .jobs = n, .job = job, .then = then, .merge = merge};
 }
 
 void plan_yield(route_ctx_t *rc, route_fn then) {

@@ -24,11 +24,21 @@ typedef enum plan_kind {
   PLAN_YIELD  /* let other work run (one loop turn), then run then() */
 } plan_kind_t;
 
+/* Folds one finished job's state into the request's (a burst, plan_jobs). */
+union route_state;
+typedef void (*route_merge_fn)(route_ctx_t *rc, const union route_state *one);
+
 typedef struct plan {
   plan_kind_t kind;
+  uint32_t jobs; /* PLAN_JOB: copies of job to run at once (0 and 1: one) */
   uint64_t delay_ms;
   route_fn job; /* runs on another thread in event mode: may touch only rc->state */
   route_fn then;
+  /* PLAN_JOB with jobs > 1: each job runs on its own copy of rc->state;
+   * merge folds each copy back as its job ends (on the loop, or the
+   * connection's thread), then() runs once all have. With one job its state
+   * simply becomes rc->state. */
+  route_merge_fn merge;
 } plan_t;
 
 struct mon_view;
@@ -98,6 +108,11 @@ typedef struct route {
    * is there, and OPTIONS, which the session answers) what Allow lists */
   uint64_t methods;
   route_fn handle;
+  /* The query parameters it takes (NULL-terminated); another one, or one
+   * given twice, is a 400 naming it before the handler runs. NULL: any
+   * query (/ is the benchmark baseline, where cache-busting queries are
+   * common; /echo echoes it; /dashboard's page reads its own). */
+  const char *const *params;
 } route_t;
 
 /* A route table, given to the session from outside (routes/ has loopd's). */
@@ -145,6 +160,8 @@ void reply_json(route_ctx_t *rc, jw_t *w, int status, const char *extra);
 
 void plan_delay(route_ctx_t *rc, uint64_t ms, route_fn then);
 void plan_job(route_ctx_t *rc, route_fn job, route_fn then);
+/* n copies of job at once (all admitted or none: the mode refuses with 503). */
+void plan_jobs(route_ctx_t *rc, route_fn job, uint32_t n, route_merge_fn merge, route_fn then);
 void plan_yield(route_ctx_t *rc, route_fn then);
 
 #endif

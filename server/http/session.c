@@ -6,6 +6,7 @@
 
 #include "guard.h"
 #include "monitor.h"
+#include "query.h"
 #include "resp.h"
 #include "session_rc.h"
 #include "util.h"
@@ -30,6 +31,7 @@ void session_env_init(session_env_t *env, const config_t *cfg, const route_table
   env->route.mon = NULL;
   env->http = NULL;
   env->stall = NULL;
+  env->acct_ns = env->carry_ns = 0;
   buf_init(&env->spare_hold, SESSION_HOLD_BYTES + 2048);
   pool_init(&env->rc_pool, RC_POOL_MAX);
 }
@@ -128,48 +130,8 @@ static void log_request(session_t *s, int status) {
   access_log_write(al, &e);
 }
 
-/* ---- monitoring ---- */
-
-/* One answered request, for /metrics. */
-static void count_request(session_t *s, int status) {
-  mon_http_t *h = s->env->http;
-  if (h == NULL)
-    return;
-  int route = s->route != NULL && s->req_active ? route_index(s->env->route.routes, s->route) : -1;
-  uint64_t d = s->req_active ? clock_ns() - s->start_ns : MON_NO_DURATION;
-  mon_http_count(h, route, status, d);
-}
-
-/* A handler of the current request is about to run: if it stalls the loop,
- * the watchdog names this request. */
-static void running(session_t *s) {
-  if (s->env->stall != NULL) {
-    const http_req_t *r = s->rc->req;
-    stall_publish(s->env->stall, s, r->method, r->target, r->target_len, s->peer);
-  }
-}
-
 static void answer(session_t *s, int status, const char *extra, const char *body, size_t len);
 static void answer_error(session_t *s, int status, const char *reason);
-
-/* Load shedding: while this loop lags more than monitor.shed_lag_ms, routes
- * other than the monitor's answer 503 at once instead of adding work. The
- * latest lag sample is the signal: one atomic load per request. */
-static bool shed(session_t *s) {
-  const config_t *c = cfg_of(s);
-  const mon_view_t *v = s->env->route.mon;
-  if (c->monitor.shed_lag_ms == 0 || v == NULL || (s->route->flags & ROUTE_MONITOR))
-    return false;
-  double lag = mon_lag_now_ms(v->hub, v->self);
-  if (lag <= (double)c->monitor.shed_lag_ms)
-    return false;
-  char body[160];
-  int n = snprintf(body, sizeof body, "overloaded: %s lag %.0f ms is above %lld ms; retry later\n",
-                   s->env->route.mode == MODE_THREADS ? "heartbeat thread" : "loop", lag,
-                   (long long)c->monitor.shed_lag_ms);
-  answer(s, 503, "Retry-After: 1\r\n", body, (size_t)n);
-  return true;
-}
 
 /* ---- writing ---- */
 
@@ -338,7 +300,7 @@ static void fail(session_t *s, int status, const char *reason) {
       buf_append(s->out, body, (size_t)n) != 0)
     s->broken = true;
   s->resp_bytes = (uint64_t)n;
-  count_request(s, status);
+  session_count(s, status);
   log_request(s, status);
   s->req_active = false;
 }
@@ -348,7 +310,7 @@ static void fail(session_t *s, int status, const char *reason) {
 /* The response is complete and so is the request: log, then keep going or close. */
 static session_next_t finish(session_t *s) {
   finish_hook(s);
-  count_request(s, s->resp_status);
+  session_count(s, s->resp_status);
   log_request(s, s->resp_status);
   s->req_active = false;
   s->resp_started = false;
@@ -429,6 +391,8 @@ static int ev_head(void *owner, const http_req_t *req) {
   s->rc->out_backlog = 0;
   int status = 0;
   const char *why;
+  char shed_body[256]; /* a 400's reason, or a 503's body */
+  size_t shed_len;
   s->route = route_match(s->env->route.routes, c, req->path, req->path_len, req->method_id, &status,
                          &s->miss_allow);
   int refused = guard_request(&s->hp, c, s->route, s->peer, &why);
@@ -438,10 +402,14 @@ static int ev_head(void *owner, const http_req_t *req) {
     answer_error(s, refused, why);
   } else if (s->route == NULL) {
     s->resp_status = (int16_t)status;
-  } else if (shed(s)) {
-    /* answered */
+  } else if (req->query_len > 0 && s->route->params != NULL &&
+             query_check(req->query, req->query_len, s->route->params, shed_body,
+                         sizeof shed_body) != 0) {
+    answer_error(s, 400, shed_body); /* a parameter the route does not take */
+  } else if ((shed_len = session_shed(s, shed_body, sizeof shed_body)) > 0) {
+    answer(s, 503, "Retry-After: 1\r\n", shed_body, shed_len);
   } else if (s->route->flags & ROUTE_BODY) {
-    running(s);
+    session_running(s);
     s->route->handle(s->rc);
   }
   return pause_unless_read(s, settle(s));
@@ -478,7 +446,7 @@ static int ev_done(void *owner) {
     if (s->rc->on_end != NULL)
       s->rc->on_end(s->rc);
   } else {
-    running(s);
+    session_running(s);
     s->route->handle(s->rc);
   }
   return pause_unless_read(s, settle(s));
@@ -537,7 +505,7 @@ session_next_t session_continue(session_t *s, buf_t *out, uint64_t now_ms) {
   plan_t p = s->rc->plan;
   s->rc->plan.kind = PLAN_NONE;
   if (p.then != NULL) {
-    running(s);
+    session_running(s);
     p.then(s->rc);
   }
   session_next_t next = resume_parser(s, settle(s));

@@ -27,6 +27,12 @@ typedef struct session_env {
   struct mon_http *http;    /* request counters, or NULL; set by the mode */
   struct stall_slot *stall; /* told which request runs, or NULL; set by the mode */
   buf_t spare_hold; /* one hold's storage kept between requests (session.c: hold) */
+  /* Loop time by route (session_share_begin/end): while a mode runs one
+   * connection's share of a loop turn (thread mode: a session call), acct_ns
+   * is how far that share is accounted to its requests (clock_ns; 0 outside
+   * shares) and carry_ns the loop time the connection brought from earlier
+   * shares, not yet given to a request. */
+  uint64_t acct_ns, carry_ns;
   /* Route states of finished requests, for the next (session.c: rc_take). */
   pool_t rc_pool;
 } session_env_t;
@@ -124,6 +130,22 @@ session_next_t session_timeout(session_t *s, buf_t *out, uint64_t now_ms);
 /* When the current phase times out (mode clock, ms); UINT64_MAX = never. */
 uint64_t session_deadline(const session_t *s);
 
+/* A share of a loop turn begins at t0 (clock_ns) for a connection that
+ * carries carry_ns of loop time not yet given to a request; each request
+ * answered in the share gets the time since the previous one ended (the
+ * first: since t0, plus the carry). */
+static inline void session_share_begin(session_env_t *env, uint64_t t0, uint64_t carry_ns) {
+  env->acct_ns = t0;
+  env->carry_ns = carry_ns;
+}
+/* The share ends at t1: the loop time not given to a request yet (a request
+ * still running, or the tail after the last one), for the connection to carry. */
+static inline uint64_t session_share_end(session_env_t *env, uint64_t t1) {
+  uint64_t rest = env->carry_ns + (env->acct_ns != 0 && t1 > env->acct_ns ? t1 - env->acct_ns : 0);
+  env->acct_ns = 0;
+  env->carry_ns = 0;
+  return rest;
+}
 /* Its env's configuration changed: the parser reads the new one from its
  * next feed on (session_env_reconfigure). */
 static inline void session_config_changed(session_t *s) { s->hp.cfg = s->env->route.cfg; }
@@ -134,6 +156,13 @@ static inline const plan_t *session_plan(const session_t *s) { return &s->rc->pl
 static inline bool session_idle(const session_t *s) {
   return s->phase == PHASE_IDLE && http_parser_idle(&s->hp);
 }
+/* session_view.c: "GET /x from 127.0.0.1:5000" for the request it runs, the
+ * head it reads ("- - from PEER" before its request line is complete) into
+ * out (STALL_WHAT_MAX bytes); returns the length. */
+size_t session_describe(const session_t *s, char *out);
+/* When its request began (clock_ms), or 0 with none running. */
+uint64_t session_started_ms(const session_t *s);
+
 /* Output could not be written (out of memory): drop it and close. */
 static inline bool session_broken(const session_t *s) { return s->broken; }
 

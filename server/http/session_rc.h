@@ -9,6 +9,7 @@
 /* Route states an env keeps for its next requests; more are freed. */
 #define RC_POOL_MAX 64
 
+#include "monitor.h"
 #include "session.h"
 #include "util.h"
 
@@ -31,5 +32,18 @@ static inline void rc_done(session_t *s) {
   if (!s->req_active)
     rc_give(s);
 }
+
+/* session_view.c: the session's side of the monitor. */
+void session_count(session_t *s, int status);
+/* A handler of the current request is about to run: if it stalls the loop,
+ * the watchdog names this request. */
+static inline void session_running(session_t *s) {
+  if (s->env->stall != NULL) {
+    const http_req_t *r = s->rc->req;
+    stall_publish(s->env->stall, s, r->method, r->target, r->target_len, s->peer);
+  }
+}
+/* Whether to shed this request: 0, or the 503's body (its length). */
+size_t session_shed(session_t *s, char *body, size_t len);
 
 #endif

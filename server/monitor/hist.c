@@ -2,6 +2,7 @@
 #include "hist.h"
 
 #include <stdbool.h>
+#include <math.h>
 #include <string.h>
 
 #define SUB (1u << HIST_SUB_BITS) /* 128 */
@@ -45,13 +46,15 @@ void hist_record(hist_t *h, uint64_t v) {
     h->max = v;
   h->n++;
   h->sum += v;
+  h->sumsq += (double)v * (double)v;
   h->counts[hist_bucket(v)]++;
 }
 
 void hist_quantiles(const hist_t *const *hs, size_t nh, const double *q, uint64_t *out, size_t nq,
                     hist_summary_t *sum) {
-  hist_summary_t s = {0, 0, 0, 0.0};
+  hist_summary_t s = {0, 0, 0, 0.0, 0.0};
   uint64_t total = 0;
+  double sq = 0;
   for (size_t k = 0; k < nh; k++) {
     const hist_t *h = hs[k];
     if (h->n == 0)
@@ -62,9 +65,13 @@ void hist_quantiles(const hist_t *const *hs, size_t nh, const double *q, uint64_
       s.max = h->max;
     s.n += h->n;
     total += h->sum;
+    sq += h->sumsq;
   }
-  if (s.n > 0)
+  if (s.n > 0) {
     s.mean = (double)total / (double)s.n;
+    double var = sq / (double)s.n - s.mean * s.mean;
+    s.stddev = var > 0 ? sqrt(var) : 0;
+  }
   if (sum != NULL)
     *sum = s;
   for (size_t j = 0; j < nq; j++)

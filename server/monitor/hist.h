@@ -16,6 +16,7 @@
 typedef struct hist {
   uint64_t n;
   uint64_t sum; /* of the (clamped) values */
+  double sumsq; /* of their squares, for the standard deviation */
   uint64_t min, max;
   uint32_t counts[HIST_BUCKETS];
 } hist_t;
@@ -31,6 +32,7 @@ uint64_t hist_bucket_width(int i);
 typedef struct hist_summary {
   uint64_t n, min, max;
   double mean;
+  double stddev; /* the population standard deviation (what Node's monitorEventLoopDelay gives) */
 } hist_summary_t;
 
 /* Values at quantiles q[0..nq) (each in [0, 1]) over the histograms hs[0..nh)

@@ -1,5 +1,5 @@
-/* monitor.c: timer sources (lag, utilization, heartbeat, stalls), request
- * counters, the snapshots handlers read, and the stall watchdog thread. */
+/* monitor.c: timer sources (lag, utilization, heartbeat), request counters
+ * and the snapshots handlers read. Stalls and their watchdog: monitor_stall.c. */
 #include "monitor_int.h"
 
 #include <errno.h>
@@ -13,8 +13,6 @@
 #include "refusal.h"
 #include "util.h"
 
-#define NOTE_FIRST_MS 2000 /* a stall still running this long is reported before it ends */
-#define WATCH_IDLE_MS 50   /* the longest the watchdog sleeps */
 
 /* Bucket bounds (ns): 0.1 ms to 10 s in 1-2.5-5 steps; lag goes on to 60 s. */
 #define BOUNDS_TO_10S                                                                         \
@@ -34,20 +32,30 @@ _Static_assert(MON_WINDOW_S * NS_PER_S == HIST_WIN_SLOTS * MON_SLOT_NS,
 
 /* ---- request counters ---- */
 
-static void bump(_Atomic uint64_t *c, bool shared) {
+static void add(_Atomic uint64_t *c, uint64_t n, bool shared) {
   if (shared)
-    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
   else /* one writer: no locked instruction on the hot path */
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
                           memory_order_relaxed);
 }
 
-void mon_http_count(mon_http_t *h, int route, int status, uint64_t duration_ns) {
+void mon_http_shed(mon_http_t *h, int reason) { add(&h->shed[reason], 1, h->shared); }
+
+uint64_t mon_shed_total(mon_hub_t *h, int reason) {
+  uint64_t n = 0;
+  for (int k = 0; k < h->nhttp; k++)
+    n += atomic_load_explicit(&h->http[k].shed[reason], memory_order_relaxed);
+  return n;
+}
+
+void mon_http_count_loop(mon_http_t *h, int route, int status, uint64_t duration_ns,
+                         uint64_t loop_ns) {
   if (route < 0 || route >= MON_ROUTES_MAX - 1)
     route = MON_ROUTES_MAX - 1;
   mon_http_route_t *r = &h->route[route];
   uint32_t code = (uint32_t)status;
-  _Atomic uint64_t *ctr = &r->other;
+  _Atomic uint64_t *ctr = &r->other, *lns = &r->other_loop_ns;
   for (int i = 0; i < MON_CODE_SLOTS; i++) {
     uint32_t c = atomic_load_explicit(&r->code[i], memory_order_acquire);
     if (c == 0) {
@@ -59,10 +67,12 @@ void mon_http_count(mon_http_t *h, int route, int status, uint64_t duration_ns) 
     }
     if (c == code) {
       ctr = &r->count[i];
+      lns = &r->loop_ns[i];
       break;
     }
   }
-  bump(ctr, h->shared);
+  add(ctr, 1, h->shared);
+  add(lns, loop_ns, h->shared);
   if (duration_ns != MON_NO_DURATION)
     prom_hist_observe(&r->duration, &mon_duration_bounds, duration_ns, h->shared);
 }
@@ -99,6 +109,7 @@ mon_hub_t *mon_hub_new(const config_t *cfg, int mode, int nsrc, int nhttp) {
     hist_win_init(&s->lag, MON_SLOT_NS);
   }
   pthread_mutex_init(&h->wd_mu, NULL);
+  pthread_mutex_init(&h->snap_mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -107,16 +118,17 @@ mon_hub_t *mon_hub_new(const config_t *cfg, int mode, int nsrc, int nhttp) {
   return h;
 }
 
-static void watch_stop(mon_hub_t *h);
-
 void mon_hub_free(mon_hub_t *h) {
   if (h == NULL)
     return;
-  watch_stop(h);
+  mon_watch_stop(h);
   for (int i = 0; i < h->nsrc; i++)
     pthread_mutex_destroy(&h->src[i].mu);
   pthread_mutex_destroy(&h->wd_mu);
   pthread_cond_destroy(&h->wd_cv);
+  pthread_mutex_destroy(&h->snap_mu);
+  for (size_t i = 0; i < MON_SNAP_RING; i++)
+    buf_free(&h->snap[i].json);
   free(h->src);
   free(h->http);
   free(h);
@@ -142,13 +154,40 @@ void mon_work_get(mon_hub_t *h, mon_work_t *out) {
     h->work_fn(h->work_arg, out);
 }
 
-void mon_conns_get(mon_hub_t *h, int64_t *active, uint64_t *accepted) {
-  *active = 0;
-  *accepted = 0;
+void mon_hub_set_conn_source(mon_hub_t *h, mon_conn_source_t src) { h->conns = src; }
+
+void mon_conns_full(mon_hub_t *h, mon_conns_t *out) {
+  memset(out, 0, sizeof *out);
   if (h->stats != NULL) {
-    *active = atomic_load_explicit(&h->stats->conn_active, memory_order_relaxed);
-    *accepted = atomic_load_explicit(&h->stats->conn_accepted, memory_order_relaxed);
+    out->active = atomic_load_explicit(&h->stats->conn_active, memory_order_relaxed);
+    out->handled = atomic_load_explicit(&h->stats->conn_handled, memory_order_relaxed);
+    out->refused = atomic_load_explicit(&h->stats->conn_refused, memory_order_relaxed);
+    out->accepted = out->handled + out->refused;
   }
+  if (h->conns.states != NULL)
+    h->conns.states(h->conns.arg, out->state);
+  for (int i = 0; i < RQ_NSTATES; i++)
+    out->gauge[rq_gauge_of(i)] += out->state[i] > 0 ? out->state[i] : 0;
+}
+
+void mon_conns_json(jw_t *w, mon_hub_t *h) {
+  mon_conns_t cn;
+  mon_conns_full(h, &cn);
+  jw_obj(w, "connections");
+  jw_int(w, "active", cn.active);
+  jw_int(w, "accepted", (int64_t)cn.accepted); /* nginx's accepts: handled + refused */
+  jw_int(w, "handled", (int64_t)cn.handled);
+  jw_int(w, "refused", (int64_t)cn.refused);   /* the short 503 at server.max_connections */
+  for (int g = 0; g < RQ_NGAUGES; g++)          /* open ones by state; they sum to active */
+    jw_int(w, rq_gauge_id(g), cn.gauge[g]);
+  if (h->mode == MODE_THREADS)
+    jw_int(w, "threads_live", mon_threads_live(h));
+  jw_obj_end(w);
+}
+
+void mon_requests_visit(mon_hub_t *h, int self, mon_rq_fn fn, void *ctx) {
+  if (h->conns.visit != NULL)
+    h->conns.visit(h->conns.arg, self, fn, ctx);
 }
 
 int64_t mon_threads_live(mon_hub_t *h) {
@@ -157,15 +196,37 @@ int64_t mon_threads_live(mon_hub_t *h) {
 
 /* ---- feeding ---- */
 
-/* Remembers (time, idle) for utilization; mu held. */
+/* Every route's loop time so far in one counter block. */
+static uint64_t route_loop_ns(const mon_http_t *b, int route) {
+  const mon_http_route_t *r = &b->route[route];
+  uint64_t n = atomic_load_explicit(&r->other_loop_ns, memory_order_relaxed);
+  for (int i = 0; i < MON_CODE_SLOTS; i++)
+    n += atomic_load_explicit(&r->loop_ns[i], memory_order_relaxed);
+  return n;
+}
+
+/* Remembers (time, idle) for utilization, and the routes' loop time with
+ * it, once a slot; mu held. */
 static void note_idle(mon_src_t *s, uint64_t now_ns, uint64_t idle_ns) {
   if (idle_ns != MON_NO_IDLE) {
     uint64_t e = now_ns / MON_SLOT_NS + 1;
     size_t i = (size_t)(e % HIST_WIN_SLOTS);
     if (s->mark[i].epoch != e) {
+      /* since the previous mark: a second, or longer when the loop was
+       * stuck past a second's end (then that is the share to shed on) */
+      const __typeof__(s->mark[0]) *prev = &s->mark[s->mark_e % HIST_WIN_SLOTS];
+      if (s->mark_e != 0 && prev->epoch == s->mark_e && now_ns > prev->t && idle_ns >= prev->idle) {
+        double u = 1.0 - (double)(idle_ns - prev->idle) / (double)(now_ns - prev->t);
+        atomic_store_explicit(&s->util_1s_ppm, (uint64_t)(fmax(0, fmin(1, u)) * 1e6),
+                              memory_order_relaxed);
+      }
       s->mark[i].epoch = e;
+      s->mark_e = e;
       s->mark[i].t = now_ns;
       s->mark[i].idle = idle_ns;
+      const mon_hub_t *h = s->hub;
+      for (int r = 0; r < MON_ROUTES_MAX; r++)
+        s->route_mark[i][r] = s->index < h->nhttp ? route_loop_ns(&h->http[s->index], r) : 0;
     }
     s->last_t = now_ns;
     s->last_idle = idle_ns;
@@ -218,19 +279,26 @@ void mon_beat(mon_src_t *s, uint64_t now_ns) {
 
 static double ms_of(uint64_t ns) { return (double)ns / 1e6; }
 
+/* The oldest mark still in the window at now_ns (its slot), or -1. */
+static int oldest_mark(const mon_src_t *s, uint64_t now_ns) {
+  uint64_t e = now_ns / MON_SLOT_NS + 1;
+  int oldest = -1;
+  for (int i = 0; i < HIST_WIN_SLOTS; i++) {
+    const __typeof__(s->mark[0]) *m = &s->mark[i];
+    if (m->epoch == 0 || m->epoch > e || e - m->epoch >= HIST_WIN_SLOTS)
+      continue;
+    if (oldest < 0 || m->t < s->mark[oldest].t)
+      oldest = i;
+  }
+  return oldest;
+}
+
 /* Utilization from the oldest mark still in the window to the latest sample. */
 static double utilization(const mon_src_t *s, uint64_t now_ns) {
   if (!s->have_idle)
     return NAN;
-  uint64_t e = now_ns / MON_SLOT_NS + 1;
-  const __typeof__(s->mark[0]) *oldest = NULL;
-  for (size_t i = 0; i < HIST_WIN_SLOTS; i++) {
-    const __typeof__(s->mark[0]) *m = &s->mark[i];
-    if (m->epoch == 0 || m->epoch > e || e - m->epoch >= HIST_WIN_SLOTS)
-      continue;
-    if (oldest == NULL || m->t < oldest->t)
-      oldest = m;
-  }
+  int o = oldest_mark(s, now_ns);
+  const __typeof__(s->mark[0]) *oldest = o >= 0 ? &s->mark[o] : NULL;
   if (oldest == NULL || s->last_t <= oldest->t)
     return NAN;
   double idle = (double)(s->last_idle - oldest->idle);
@@ -255,6 +323,9 @@ void mon_lag_get(mon_hub_t *h, int src, mon_lag_t *out) {
   out->p90_ms = ms_of(v[1]);
   out->p99_ms = ms_of(v[2]);
   out->max_ms = ms_of(sum.max);
+  out->min_ms = ms_of(sum.min);
+  out->mean_ms = sum.mean / 1e6;
+  out->stddev_ms = sum.stddev / 1e6;
   out->samples = sum.n;
   out->busy_ms = (double)stall_busy_ms(&s->stall, now / NS_PER_MS);
 }
@@ -263,15 +334,26 @@ void mon_lag_brief(mon_hub_t *h, int src, mon_lag_t *out) {
   mon_src_t *s = &h->src[src];
   uint64_t now = clock_ns();
   memset(out, 0, sizeof *out);
+  hist_summary_t sum;
   pthread_mutex_lock(&s->mu);
+  hist_win_quantiles(&s->lag, now, NULL, NULL, 0, &sum); /* the summary alone: no bucket scan */
   out->utilization = utilization(s, now);
   out->stalls = s->stalls;
   pthread_mutex_unlock(&s->mu);
   out->now_ms = ms_of(atomic_load_explicit(&s->lag_now_ns, memory_order_relaxed));
+  out->max_ms = ms_of(sum.max);
+  out->min_ms = ms_of(sum.min);
+  out->mean_ms = sum.mean / 1e6;
+  out->stddev_ms = sum.stddev / 1e6;
+  out->samples = sum.n;
 }
 
 double mon_lag_now_ms(mon_hub_t *h, int src) {
   return ms_of(atomic_load_explicit(&h->src[src].lag_now_ns, memory_order_relaxed));
+}
+
+double mon_util_1s(mon_hub_t *h, int src) {
+  return (double)atomic_load_explicit(&h->src[src].util_1s_ppm, memory_order_relaxed) / 1e6;
 }
 
 double mon_health_lag_ms(mon_hub_t *h, int *worst_src) {
@@ -337,181 +419,35 @@ size_t mon_beats_after(mon_hub_t *h, int src, uint64_t after, mon_beat_rec_t *ou
   return n;
 }
 
-bool mon_last_stall(mon_hub_t *h, mon_stall_t *out) {
+size_t mon_route_times(mon_hub_t *h, mon_route_time_t *out, double *busy_ms, double *span_s) {
   uint64_t now = clock_ns();
-  bool any = false;
-  uint64_t best_at = 0;
-  for (int i = 0; i < h->nsrc; i++) {
+  double ms[MON_ROUTES_MAX] = {0};
+  *busy_ms = 0;
+  *span_s = 0;
+  for (int i = 0; i < h->nsrc && i < h->nhttp; i++) {
     mon_src_t *s = &h->src[i];
     pthread_mutex_lock(&s->mu);
-    if (s->last.any && (!any || s->last.at_ns > best_at)) {
-      any = true;
-      best_at = s->last.at_ns;
-      out->src = i;
-      out->ongoing = s->last.ongoing;
-      out->ms = mon_stall_rec_ms(&s->last, now);
-      out->ago_s = s->last.ongoing || now < s->last.at_ns ? 0 : (double)(now - s->last.at_ns) / 1e9;
-      memcpy(out->what, s->last.what, sizeof out->what);
+    int o = s->have_idle ? oldest_mark(s, now) : -1;
+    if (o >= 0 && s->last_t > s->mark[o].t) {
+      uint64_t wall = s->last_t - s->mark[o].t, idle = s->last_idle - s->mark[o].idle;
+      *busy_ms += wall > idle ? (double)(wall - idle) / 1e6 : 0;
+      *span_s = fmax(*span_s, (double)wall / 1e9);
+      for (int r = 0; r < MON_ROUTES_MAX; r++) {
+        uint64_t cum = route_loop_ns(&h->http[i], r), was = s->route_mark[o][r];
+        ms[r] += cum > was ? (double)(cum - was) / 1e6 : 0;
+      }
     }
     pthread_mutex_unlock(&s->mu);
   }
-  return any;
-}
-
-uint64_t mon_stalls_total(mon_hub_t *h) {
-  uint64_t n = 0;
-  for (int i = 0; i < h->nsrc; i++) {
-    pthread_mutex_lock(&h->src[i].mu);
-    n += h->src[i].stalls;
-    pthread_mutex_unlock(&h->src[i].mu);
-  }
+  size_t n = 0;
+  for (int r = 0; r < MON_ROUTES_MAX; r++) /* by time, the largest first */
+    if (ms[r] > 0) {
+      size_t j = n++;
+      while (j > 0 && out[j - 1].ms < ms[r]) {
+        out[j] = out[j - 1];
+        j--;
+      }
+      out[j] = (mon_route_time_t){.route = r, .ms = ms[r]};
+    }
   return n;
-}
-
-/* ---- stalls: ended (the loop) and in progress (the watchdog) ---- */
-
-static void log_stall(mon_src_t *s, uint64_t ms, bool ongoing, const char *what) {
-  char where[32] = "";
-  if (s->hub->nsrc > 1)
-    snprintf(where, sizeof where, " (loop %d)", s->index);
-  if (ongoing)
-    log_msg("loop stalled for %llu ms so far, still %s%s%s", (unsigned long long)ms,
-            *what ? "in " : "running no request", what, where);
-  else if (*what)
-    log_msg("loop stalled %llu ms in %s%s", (unsigned long long)ms, what, where);
-  else
-    log_msg("loop stalled %llu ms (no request was running)%s", (unsigned long long)ms, where);
-}
-
-/* Records a stall of the turn that began at turn; counts it the first time. */
-static void record_stall(mon_src_t *s, uint64_t turn, uint64_t ms, bool ongoing,
-                         const char *what) {
-  mon_stall_rec_t *l = &s->last;
-  pthread_mutex_lock(&s->mu);
-  bool known = l->any && l->turn == turn;
-  if (!(known && !l->ongoing && ongoing)) { /* the watchdog never reopens an ended stall */
-    if (!known)
-      s->stalls++;
-    l->any = true;
-    l->turn = turn;
-    l->ongoing = ongoing;
-    l->ms = ms;
-    l->at_ns = clock_ns();
-    snprintf(l->what, sizeof l->what, "%s", what);
-  }
-  pthread_mutex_unlock(&s->mu);
-}
-
-void mon_stall_ended(mon_src_t *s, uint64_t since_ms, uint64_t now_ms) {
-  char what[STALL_WHAT_MAX] = "";
-  uint64_t ms = now_ms > since_ms ? now_ms - since_ms : 0;
-  /* The culprit the watchdog caught while the turn ran is the one that was
-   * on the stack; callbacks later in the same turn (a timer, a stream) would
-   * otherwise overwrite it. Only when the watchdog missed it, the latest. */
-  pthread_mutex_lock(&s->mu);
-  if (s->last.any && s->last.turn == since_ms && s->last.what[0] != '\0')
-    snprintf(what, sizeof what, "%s", s->last.what);
-  pthread_mutex_unlock(&s->mu);
-  if (what[0] == '\0')
-    stall_read(&s->stall, since_ms, what, sizeof what);
-  record_stall(s, since_ms, ms, false, what);
-  log_stall(s, ms, false, what);
-}
-
-uint64_t mon_stall_ms(const mon_hub_t *h) {
-  return atomic_load_explicit(&h->stall_ms, memory_order_relaxed);
-}
-
-void mon_hub_set_stall_ms(mon_hub_t *h, uint64_t ms) {
-  pthread_mutex_lock(&h->wd_mu);
-  atomic_store_explicit(&h->stall_ms, ms, memory_order_relaxed);
-  pthread_cond_signal(&h->wd_cv); /* it may be sleeping for the old threshold */
-  pthread_mutex_unlock(&h->wd_mu);
-}
-
-/* Looks at one source; returns how many ms it may sleep before looking again. */
-static uint64_t watch_src(mon_hub_t *h, mon_src_t *s, uint64_t now) {
-  uint64_t since = atomic_load_explicit(&s->stall.since_ms, memory_order_acquire);
-  __typeof__(s->wd) *w = &s->wd;
-  uint64_t stall_ms = mon_stall_ms(h);
-  uint64_t half = stall_ms / 2 > 0 ? stall_ms / 2 : 1;
-  if (half > WATCH_IDLE_MS)
-    half = WATCH_IDLE_MS;
-  if (w->active && since != w->turn) {
-    w->active = false; /* it ended: its loop has logged it, unless its clock said it was short */
-    pthread_mutex_lock(&s->mu);
-    bool open = s->last.turn == w->turn && s->last.ongoing;
-    char what[STALL_WHAT_MAX];
-    snprintf(what, sizeof what, "%s", s->last.what);
-    pthread_mutex_unlock(&s->mu);
-    if (open) {
-      record_stall(s, w->turn, w->last_busy, false, what);
-      log_stall(s, w->last_busy, false, what);
-    }
-  }
-  if (since == 0)
-    return half;
-  uint64_t busy = now > since ? now - since : 0;
-  if (!w->active) {
-    if (busy < stall_ms)
-      return stall_ms - busy; /* look again just as it would become a stall */
-    /* A stall, still running: count it and name it now, while its culprit
-     * is the one on the stack. */
-    char what[STALL_WHAT_MAX];
-    stall_read(&s->stall, since, what, sizeof what);
-    record_stall(s, since, busy, true, what);
-    w->active = true;
-    w->turn = since;
-    w->last_busy = busy;
-    w->next_note_ms = NOTE_FIRST_MS;
-  }
-  w->last_busy = busy;
-  if (busy >= w->next_note_ms) {
-    char what[STALL_WHAT_MAX];
-    stall_read(&s->stall, since, what, sizeof what);
-    log_stall(s, busy, true, what);
-    w->next_note_ms *= 2;
-  }
-  uint64_t to_note = w->next_note_ms - busy;
-  return to_note < half ? to_note : half;
-}
-
-static void *watch_main(void *arg) {
-  mon_hub_t *h = arg;
-  pthread_mutex_lock(&h->wd_mu);
-  while (!h->wd_stop) {
-    uint64_t now = clock_ms();
-    uint64_t wait = WATCH_IDLE_MS;
-    for (int i = 0; i < h->nsrc; i++) {
-      uint64_t w = watch_src(h, &h->src[i], now);
-      if (w < wait)
-        wait = w;
-    }
-    struct timespec ts = clock_after_ms(CLOCK_MONOTONIC, wait); /* wd_cv's clock */
-    pthread_cond_timedwait(&h->wd_cv, &h->wd_mu, &ts);
-  }
-  pthread_mutex_unlock(&h->wd_mu);
-  return NULL;
-}
-
-int mon_watch_start(mon_hub_t *h) {
-  if (h->wd_running)
-    return 0;
-  h->wd_stop = false;
-  int r = pthread_create(&h->wd_thread, NULL, watch_main, h);
-  if (r != 0)
-    return -r;
-  h->wd_running = true;
-  return 0;
-}
-
-static void watch_stop(mon_hub_t *h) {
-  if (!h->wd_running)
-    return;
-  pthread_mutex_lock(&h->wd_mu);
-  h->wd_stop = true;
-  pthread_cond_signal(&h->wd_cv);
-  pthread_mutex_unlock(&h->wd_mu);
-  pthread_join(h->wd_thread, NULL);
-  h->wd_running = false;
 }

@@ -18,9 +18,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "attrib.h"
 #include "buf.h"
 #include "config.h"
+#include "json.h"
 #include "prom.h"
+#include "reqslot.h"
 #include "stall.h"
 #include "stats.h"
 
@@ -30,6 +33,12 @@
 #define MON_CODE_SLOTS 8    /* distinct statuses counted per route; more go to "other" */
 #define MON_NO_IDLE UINT64_MAX
 #define MON_NO_DURATION UINT64_MAX
+/* The latest stalls of each source kept (each with its requests), so a
+ * stream that looks every interval lists every stall since its previous
+ * look (two stalls of one loop between looks are two entries); past 16,
+ * the oldest is overwritten, and a stream that missed it counts it in
+ * stalls_unlisted (routes_events.c). */
+#define MON_STALL_RING 16
 
 typedef struct mon_hub mon_hub_t;
 typedef struct mon_src mon_src_t;
@@ -40,20 +49,36 @@ typedef struct mon_http_route {
   _Atomic uint32_t code[MON_CODE_SLOTS]; /* 0 = free slot */
   _Atomic uint64_t count[MON_CODE_SLOTS];
   _Atomic uint64_t other;
+  /* Loop time its requests took (parsing, handler, writing: their shares
+   * of loop turns), by status as count[] (thread mode: time connection
+   * threads spent in session calls, the handlers' time). */
+  _Atomic uint64_t loop_ns[MON_CODE_SLOTS];
+  _Atomic uint64_t other_loop_ns;
   prom_hist_t duration;
 } mon_http_route_t;
+
+enum { MON_SHED_LAG, MON_SHED_UTILIZATION, MON_SHED_N }; /* why a request was shed */
 
 typedef struct mon_http {
   bool shared; /* several threads write it (thread mode): use atomic read-modify-write */
   mon_http_route_t route[MON_ROUTES_MAX];
+  _Atomic uint64_t shed[MON_SHED_N]; /* requests answered 503 by monitor.shed_* */
 } mon_http_t;
 
 extern const prom_bounds_t mon_duration_bounds;
 extern const prom_bounds_t mon_lag_bounds;
 
 /* One answered request. route: route_index(), or -1 for none (404, 405, bad
- * request); duration_ns may be MON_NO_DURATION (not observed). */
-void mon_http_count(mon_http_t *h, int route, int status, uint64_t duration_ns);
+ * request); duration_ns may be MON_NO_DURATION (not observed); loop_ns: the
+ * loop (or handler) time it took. */
+void mon_http_count_loop(mon_http_t *h, int route, int status, uint64_t duration_ns,
+                         uint64_t loop_ns);
+static inline void mon_http_count(mon_http_t *h, int route, int status, uint64_t duration_ns) {
+  mon_http_count_loop(h, route, status, duration_ns, 0);
+}
+/* A request shed (MON_SHED_*). */
+void mon_http_shed(mon_http_t *h, int reason);
+uint64_t mon_shed_total(mon_hub_t *h, int reason);
 
 /* ---- the hub ---- */
 
@@ -86,13 +111,35 @@ int mon_watch_start(mon_hub_t *h);
 /* ---- feeding: called by the source's own thread ---- */
 
 stall_slot_t *mon_src_stall(mon_src_t *s);
+
+/* The requests that took a stalled turn (attrib.h): what each was, and how
+ * long its connection worked in the turn. */
+#define MON_CULPRITS 3
+typedef struct mon_culprit {
+  double ms; /* < 0: not known (a stall still running: the request on the stack now) */
+  char what[STALL_WHAT_MAX];
+} mon_culprit_t;
+typedef struct mon_culprits {
+  mon_culprit_t top[MON_CULPRITS]; /* longest first */
+  int n;
+  uint32_t more; /* other connections that worked in the turn */
+} mon_culprits_t;
+/* The culprits in a's table if it holds turn (else none), longest first. */
+void mon_culprits_of(const attrib_t *a, uint64_t turn, mon_culprits_t *out);
+/* "GET /a from P (200 ms), GET /b from Q (200 ms), +3 more" into out; its length. */
+size_t mon_culprits_text(const mon_culprits_t *c, char *out, size_t outlen);
+/* The JSON fields "requests": [{"request", "ms"}, ...] (ms null when not
+ * known: a stall still running names the request running now) and "more". */
+void mon_culprits_json(jw_t *w, const mon_culprits_t *c);
 /* The source's timers start now (idle_ns: idle time so far, or MON_NO_IDLE):
  * the first beat's gap and the first utilization figure count from here. */
 void mon_src_begin(mon_src_t *s, uint64_t now_ns, uint64_t idle_ns);
 /* The turn that began at since_ms (the stall slot's clock) ended at now_ms,
  * longer than monitor.stall_ms: count it (unless the watchdog already did),
- * record it with its culprit and log its one line. */
-void mon_stall_ended(mon_src_t *s, uint64_t since_ms, uint64_t now_ms);
+ * record it with the requests that took it (top: may have n = 0, then the
+ * culprit the watchdog caught, or the last published, is named) and log its
+ * one line. */
+void mon_stall_ended(mon_src_t *s, uint64_t since_ms, uint64_t now_ms, const mon_culprits_t *top);
 uint64_t mon_stall_ms(const mon_hub_t *h);
 /* SIGHUP changed monitor.stall_ms: the watchdog uses ms from now on. The
  * other values mon_hub_new read (sample_ms, heartbeat_ms) need a restart. */
@@ -111,6 +158,7 @@ typedef struct mon_view {
 
 typedef struct mon_lag {
   double now_ms, p50_ms, p90_ms, p99_ms, max_ms; /* over the window */
+  double min_ms, mean_ms, stddev_ms;             /* over the window too; 0 with no samples */
   uint64_t samples;
   double utilization; /* 0..1 over the window; NAN when unknown */
   double busy_ms;     /* how long the current turn has run (0: waiting for I/O) */
@@ -119,6 +167,11 @@ typedef struct mon_lag {
 void mon_lag_get(mon_hub_t *h, int src, mon_lag_t *out);
 /* The latest sample, lock-free (for shedding on every request). */
 double mon_lag_now_ms(mon_hub_t *h, int src);
+/* Utilization between the two latest whole-second marks (0..1; 0 before
+ * there are two): the last second, or longer when the loop was stuck past
+ * a second's end, so a loop that just ran 1.5 s of CPU reads 1, not 0,
+ * lock-free: monitor.shed_utilization's signal. */
+double mon_util_1s(mon_hub_t *h, int src);
 /* The worst over all sources of the latest sample and of the current turn's
  * length (a loop stuck right now is lagging by that much). */
 double mon_health_lag_ms(mon_hub_t *h, int *worst_src);
@@ -148,17 +201,55 @@ typedef struct mon_stall {
   double ms;
   double ago_s; /* since it ended (0 while it lasts) */
   bool ongoing;
-  char what[STALL_WHAT_MAX]; /* "" when no request was running */
+  char what[STALL_WHAT_MAX]; /* "" when no request was running; else the first of who */
+  mon_culprits_t who;        /* ongoing: the one running now, with ms < 0 */
 } mon_stall_t;
 /* The most recent stall of any source; false when there was none. */
 bool mon_last_stall(mon_hub_t *h, mon_stall_t *out);
 uint64_t mon_stalls_total(mon_hub_t *h);
 
+/* Loop time by route over the window (thread mode: handler time), the
+ * largest first (out: MON_ROUTES_MAX; route MON_ROUTES_MAX - 1 is "no
+ * route"), and over the same time the loops' busy time (time outside the
+ * poll, summed over loops; thread mode: unused) and how long that window
+ * really is (it is shorter in the first 10 s). */
+typedef struct mon_route_time {
+  int route;
+  double ms;
+} mon_route_time_t;
+size_t mon_route_times(mon_hub_t *h, mon_route_time_t *out, double *busy_ms, double *span_s);
+
 int mon_mode(const mon_hub_t *h);
 double mon_uptime_s(const mon_hub_t *h);
 double mon_window_s(const mon_hub_t *h);
 void mon_work_get(mon_hub_t *h, mon_work_t *out);
-void mon_conns_get(mon_hub_t *h, int64_t *active, uint64_t *accepted);
+/* ---- connections, nginx stub_status style, and what is in flight ---- */
+
+typedef struct mon_conns {
+  int64_t active;                     /* open (admitted, not closed yet) */
+  uint64_t accepted, handled, refused; /* accepted = handled + refused (server.max_connections) */
+  int64_t state[RQ_NSTATES];          /* open connections by lasting state (reqslot.h) */
+  int64_t gauge[RQ_NGAUGES];          /* the same in stub_status's buckets */
+} mon_conns_t;
+void mon_conns_full(mon_hub_t *h, mon_conns_t *out);
+/* "connections": {active, accepted, handled, refused, reading, handler,
+ * writing, idle, closing, threads_live (thread mode)}, as /lag and /events show it. */
+void mon_conns_json(jw_t *w, mon_hub_t *h);
+
+/* What a mode tells about its connections (event: the loops' request
+ * tables; threads: each connection thread's slot). */
+typedef void (*mon_rq_fn)(void *ctx, const rq_view_t *r);
+typedef struct mon_conn_source {
+  /* Adds the open connections in each lasting state to state[RQ_NSTATES]. */
+  void (*states)(void *arg, int64_t *state);
+  /* fn for each request in flight: the lasting states, and what each loop
+   * (or thread) has run for 1 ms or more right now (RQ_HANDLER), but the
+   * handler of source self (the caller itself). */
+  void (*visit)(void *arg, int self, mon_rq_fn fn, void *ctx);
+  void *arg;
+} mon_conn_source_t;
+void mon_hub_set_conn_source(mon_hub_t *h, mon_conn_source_t src);
+void mon_requests_visit(mon_hub_t *h, int self, mon_rq_fn fn, void *ctx);
 /* Thread mode: connection threads alive (proc_stats_t.threads_live); 0 in event mode. */
 int64_t mon_threads_live(mon_hub_t *h);
 
@@ -169,18 +260,36 @@ uint64_t mon_requests_total(mon_hub_t *h);
 
 typedef struct mon_stall_ev {
   int src;
+  uint64_t n;    /* its number on its source: 1 for the first */
   uint64_t turn; /* which turn stalled (the loop clock, ms): the same stall seen twice has the same */
   double ms;     /* so far, while ongoing */
   double at_s;   /* since the hub started: when it ended, or was seen running */
   bool ongoing;
   char what[STALL_WHAT_MAX];
+  mon_culprits_t who; /* as in mon_stall_t */
 } mon_stall_ev_t;
-/* Each source's latest stall if it was recorded (began, or ended) after
- * since_s (hub time); at most max. A stream that asks every interval sees
- * each stall at least once (twice when the watchdog saw it running); two
- * stalls of one loop within one interval show as the later one (the
- * per-loop stall counters count both). */
-size_t mon_stalls_since(mon_hub_t *h, double since_s, mon_stall_ev_t *out, size_t max);
+/* The kept stalls (the latest MON_STALL_RING of each source) recorded, or
+ * changed (ended, or seen running longer), since the previous look (*pass_ns:
+ * its clock, 0 for none: then every kept one; set to this look's), each
+ * source's oldest first; at most max. A stream that looks every interval
+ * sees each stall at least once (twice when the watchdog saw it running),
+ * every one of them while no source has more than MON_STALL_RING between
+ * two looks. *total: the stalls counted so far, every source; *fresh: how
+ * many of those listed were first recorded since the previous look (all on
+ * the first), so total - the previous look's total - fresh is how many
+ * stalls since then are not listed (overwritten, or beyond max). */
+size_t mon_stalls_since(mon_hub_t *h, uint64_t *pass_ns, mon_stall_ev_t *out, size_t max,
+                        uint64_t *total, uint64_t *fresh);
+
+/* A snapshot (its JSON object) a stream sent at hub time t: kept for later
+ * streams' backlog, at most one a second, the last MON_SNAP_RING. */
+void mon_snap_put(mon_hub_t *h, double t, const char *json, size_t len);
+/* The last n kept, oldest first, each as a `data:` line marked
+ * "backlog":true, appended to out; returns how many. */
+size_t mon_snap_backlog(mon_hub_t *h, size_t n, buf_t *out);
+
+/* The process's resident memory (bytes) and CPU time so far (s); NAN when unknown. */
+void mon_proc_get(double *rss_bytes, double *cpu_s);
 
 /* The whole /metrics page (Prometheus text 0.0.4). route_names[i] labels
  * route i (the caller knows the table; the monitor does not). 0, or -1 when

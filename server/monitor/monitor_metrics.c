@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "build.h"
 #include "log.h"
 #include "monitor_int.h"
 #include "refusal.h"
@@ -104,16 +105,20 @@ static double read_rss_bytes(void) {
   return k == 2 ? (double)resident * (double)sysconf(_SC_PAGESIZE) : NAN;
 }
 
+void mon_proc_get(double *rss_bytes, double *cpu_s) {
+  struct rusage ru;
+  *cpu_s = getrusage(RUSAGE_SELF, &ru) == 0
+               ? (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                     (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6
+               : NAN;
+  *rss_bytes = read_rss_bytes();
+}
+
 static void proc_read(proc_info_t *p) {
   p->open_fds = count_fds(clock_ns());
   struct rlimit rl;
   p->max_fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (double)rl.rlim_cur : NAN;
-  struct rusage ru;
-  p->cpu_s = getrusage(RUSAGE_SELF, &ru) == 0
-                 ? (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-                       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6
-                 : NAN;
-  p->rss_bytes = read_rss_bytes();
+  mon_proc_get(&p->rss_bytes, &p->cpu_s);
   pthread_mutex_lock(&proc_mu);
   if (!proc_start_read) {
     proc_start_s = read_start_s();
@@ -147,6 +152,15 @@ static const struct loop_family {
 } loop_families[] = {
   {"loopd_event_loop_lag_now_seconds", "gauge", "The latest lag sample.", NULL, LV_MS,
    offsetof(loop_view_t, lag.now_ms)},
+  {"loopd_event_loop_lag_max_seconds", "gauge", "The largest lag sample over the last 10 s.",
+   NULL, LV_MS, offsetof(loop_view_t, lag.max_ms)},
+  {"loopd_event_loop_lag_min_seconds", "gauge", "The smallest lag sample over the last 10 s.",
+   NULL, LV_MS, offsetof(loop_view_t, lag.min_ms)},
+  {"loopd_event_loop_lag_mean_seconds", "gauge", "The mean lag over the last 10 s.", NULL,
+   LV_MS, offsetof(loop_view_t, lag.mean_ms)},
+  {"loopd_event_loop_lag_stddev_seconds", "gauge",
+   "The standard deviation of the lag over the last 10 s.", NULL, LV_MS,
+   offsetof(loop_view_t, lag.stddev_ms)},
   {"loopd_event_loop_utilization", "gauge",
    "Share of wall time the loop spent outside the poll, over the last 10 s.",
    "Thread mode: process CPU time over what the cores it may run on could give, over the last "
@@ -236,6 +250,7 @@ static int render_loops(mon_hub_t *h, buf_t *b) {
 typedef struct code_count {
   uint32_t code; /* 0: "other" */
   uint64_t n;
+  uint64_t loop_ns;
 } code_count_t;
 
 /* The route's (status, count) pairs summed over every counter block, by status. */
@@ -245,14 +260,16 @@ static size_t route_codes(mon_hub_t *h, int route, code_count_t *out, size_t max
     const mon_http_route_t *r = &h->http[k].route[route];
     for (int i = 0; i <= MON_CODE_SLOTS; i++) {
       uint32_t code = 0;
-      uint64_t c;
+      uint64_t c, ns;
       if (i < MON_CODE_SLOTS) {
         code = atomic_load_explicit(&r->code[i], memory_order_acquire);
         if (code == 0)
           continue;
         c = atomic_load_explicit(&r->count[i], memory_order_relaxed);
+        ns = atomic_load_explicit(&r->loop_ns[i], memory_order_relaxed);
       } else {
         c = atomic_load_explicit(&r->other, memory_order_relaxed);
+        ns = atomic_load_explicit(&r->other_loop_ns, memory_order_relaxed);
       }
       if (c == 0)
         continue;
@@ -267,13 +284,47 @@ static size_t route_codes(mon_hub_t *h, int route, code_count_t *out, size_t max
           out[j] = out[j - 1];
           j--;
         }
-        out[j] = (code_count_t){code, 0};
+        out[j] = (code_count_t){code, 0, 0};
         n++;
       }
       out[j].n += c;
+      out[j].loop_ns += ns;
     }
   }
   return n;
+}
+
+/* route="...",code="..." into lab (NUL-terminated). */
+static int route_code_label(buf_t *lab, const char *route, uint32_t code) {
+  char c[16];
+  if (code == 0)
+    snprintf(c, sizeof c, "other");
+  else
+    snprintf(c, sizeof c, "%u", code);
+  buf_reset(lab);
+  return prom_label(lab, "route", route) | buf_append(lab, ",", 1) | prom_label(lab, "code", c) |
+         buf_append(lab, "", 1);
+}
+
+static int render_loop_seconds(mon_hub_t *h, const char *const *names, int nroutes,
+                               code_count_t *codes, buf_t *lab, buf_t *b) {
+  int r = prom_family(b, "loopd_http_loop_seconds_total", "counter",
+                      h->mode == MODE_THREADS
+                          ? "Thread mode: handler time by route and status: what connection "
+                            "threads spent in session calls (parsing, handlers) for them."
+                          : "Loop time by route and status: the loop's time spent on their "
+                            "requests (parsing, handler, writing; their shares of loop turns).");
+  for (int route = 0; route < MON_ROUTES_MAX; route++) {
+    bool other = route >= nroutes;
+    if (other && route != MON_ROUTES_MAX - 1)
+      continue;
+    size_t n = route_codes(h, route, codes, (size_t)h->nhttp * (MON_CODE_SLOTS + 1) + 1);
+    for (size_t i = 0; i < n; i++) {
+      r |= route_code_label(lab, other ? "other" : names[route], codes[i].code);
+      r |= prom_sample(b, "loopd_http_loop_seconds_total", lab->data, (double)codes[i].loop_ns / 1e9);
+    }
+  }
+  return r;
 }
 
 static int render_http(mon_hub_t *h, const char *const *names, int nroutes, buf_t *b) {
@@ -290,19 +341,11 @@ static int render_http(mon_hub_t *h, const char *const *names, int nroutes, buf_
       continue;
     size_t n = route_codes(h, route, codes, (size_t)h->nhttp * (MON_CODE_SLOTS + 1) + 1);
     for (size_t i = 0; i < n; i++) {
-      char code[16];
-      if (codes[i].code == 0)
-        snprintf(code, sizeof code, "other");
-      else
-        snprintf(code, sizeof code, "%u", codes[i].code);
-      buf_reset(&lab);
-      r |= prom_label(&lab, "route", other ? "other" : names[route]);
-      r |= buf_append(&lab, ",", 1);
-      r |= prom_label(&lab, "code", code);
-      r |= buf_append(&lab, "", 1) /* NUL */;
+      r |= route_code_label(&lab, other ? "other" : names[route], codes[i].code);
       r |= prom_sample_u64(b, "loopd_http_requests_total", lab.data, codes[i].n);
     }
   }
+  r |= render_loop_seconds(h, names, nroutes, codes, &lab, b);
   r |= prom_family(b, "loopd_http_request_duration_seconds", "histogram",
                    "Time from a request's head to the end of its response, by route.");
   for (int route = 0; route < MON_ROUTES_MAX; route++) {
@@ -337,11 +380,26 @@ static int counter1(buf_t *b, const char *name, const char *help, uint64_t v) {
 
 static int render_counts(mon_hub_t *h, buf_t *b) {
   int r = 0;
-  int64_t active;
-  uint64_t accepted;
-  mon_conns_get(h, &active, &accepted);
-  r |= family1(b, "loopd_connections_active", "gauge", "Open client connections.", (double)active);
-  r |= counter1(b, "loopd_connections_accepted_total", "Connections accepted.", accepted);
+  mon_conns_t cn;
+  mon_conns_full(h, &cn);
+  r |= family1(b, "loopd_connections_active", "gauge", "Open client connections.",
+               (double)cn.active);
+  r |= counter1(b, "loopd_connections_accepted_total",
+                "Connections accepted: handled + refused (nginx stub_status' accepts).",
+                cn.accepted);
+  r |= counter1(b, "loopd_connections_handled_total",
+                "Connections admitted and served (nginx stub_status' handled).", cn.handled);
+  r |= counter1(b, "loopd_connections_refused_total",
+                "Connections refused with the short 503 at server.max_connections.", cn.refused);
+  r |= prom_family(b, "loopd_connections_state", "gauge",
+                   "Open connections by what they do: reading a request, in a handler or "
+                   "waiting for its plan (the pool, a delay, a /cpu slice), writing, idle "
+                   "keep-alive, closing (lingering). They sum to loopd_connections_active.");
+  for (int g = 0; g < RQ_NGAUGES; g++) {
+    char lab[32];
+    snprintf(lab, sizeof lab, "state=\"%s\"", rq_gauge_id(g));
+    r |= prom_sample(b, "loopd_connections_state", lab, (double)cn.gauge[g]);
+  }
   mon_work_t w;
   mon_work_get(h, &w);
   r |= family1(b, "loopd_work_threads", "gauge", "Thread-pool size for /slow.", w.threads);
@@ -403,12 +461,35 @@ static int render_process(buf_t *b) {
   return r;
 }
 
+/* The shed requests by reason, and what was built (one series, value 1). */
+static int render_shed_build(mon_hub_t *h, buf_t *b) {
+  int r = prom_family(b, "loopd_http_shed_total", "counter",
+                      "Requests answered 503 by load shedding, by reason (monitor.shed_lag_ms: "
+                      "lag; monitor.shed_utilization: utilization).");
+  r |= prom_sample_u64(b, "loopd_http_shed_total", "reason=\"lag\"", mon_shed_total(h, MON_SHED_LAG));
+  r |= prom_sample_u64(b, "loopd_http_shed_total", "reason=\"utilization\"",
+                       mon_shed_total(h, MON_SHED_UTILIZATION));
+  buf_t lab;
+  buf_init(&lab, 512);
+  r |= prom_family(b, "loopd_build_info", "gauge", "The running build: version, git commit, mode.");
+  r |= prom_label(&lab, "version", LOOPD_VERSION);
+  r |= buf_append(&lab, ",", 1);
+  r |= prom_label(&lab, "commit", build_commit());
+  r |= buf_append(&lab, ",", 1);
+  r |= prom_label(&lab, "mode", h->mode == MODE_THREADS ? "threads" : "event");
+  r |= buf_append(&lab, "", 1);
+  r |= prom_sample(b, "loopd_build_info", lab.data, 1);
+  buf_free(&lab);
+  return r;
+}
+
 int mon_metrics_render(mon_hub_t *h, const char *const *route_names, int nroutes, buf_t *out) {
   if (nroutes > MON_ROUTES_MAX - 1)
     nroutes = MON_ROUTES_MAX - 1;
   int r = render_loops(h, out);
   r |= render_http(h, route_names, nroutes, out);
   r |= render_counts(h, out);
+  r |= render_shed_build(h, out);
   r |= render_logs(out);
   r |= render_refused(out);
   r |= render_process(out);

@@ -23,6 +23,13 @@ uint64_t refusal_count(refusal_why_t why) {
   return why < REFUSAL_KINDS ? atomic_load_explicit(&counts[why], memory_order_relaxed) : 0;
 }
 
+void refusal_json(jw_t *w) {
+  jw_obj(w, "refused");
+  for (int k = 0; k < REFUSAL_KINDS; k++)
+    jw_int(w, refusal_name((refusal_why_t)k), (int64_t)refusal_count((refusal_why_t)k));
+  jw_obj_end(w);
+}
+
 /* The right to log now: at most one caller a second gets it. */
 static bool take_line(uint64_t now) {
   uint64_t last = atomic_load_explicit(&last_line_ns, memory_order_relaxed);

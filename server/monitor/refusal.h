@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "json.h"
+
 typedef enum refusal_why {
   REFUSAL_HOST,       /* Host not in server.allowed_hosts: 421 */
   REFUSAL_CROSS_SITE, /* a browser request from another site: 403 */
@@ -41,5 +43,8 @@ void refusal_tick(void);
 uint64_t refusal_count(refusal_why_t why);
 /* The metric label: "host", "cross_site". */
 const char *refusal_name(refusal_why_t why);
+/* "refused": {"host": N, "cross_site": N}, for /lag and /events (what
+ * loopd_http_refused_total{reason} counts). */
+void refusal_json(jw_t *w);
 
 #endif

@@ -20,6 +20,7 @@ typedef struct stall_slot {
   _Atomic uint32_t seq;      /* odd while the culprit below is being written */
   _Atomic uint32_t len;
   _Atomic uint64_t turn; /* since_ms of the turn the culprit ran in */
+  _Atomic uint64_t key;  /* its publisher (a session's address, for /requests to match) */
   /* Words, not chars: every access is atomic, so torn reads are only ever
    * retried, never undefined. */
   _Atomic uint64_t what[STALL_WHAT_MAX / 8];
@@ -27,6 +28,7 @@ typedef struct stall_slot {
    * another thread): a request like the last one (a pipelined run, a busy
    * keep-alive client) rewrites nothing, or only the turn. */
   const void *last_key; /* the publisher (a session); NULL: none */
+  const void *text_key; /* whose text `what` holds now (last_key forgets long targets) */
   const char *last_method;
   size_t last_target_len;
   char last_target[STALL_TARGET_MAX];
@@ -74,10 +76,23 @@ static inline void stall_publish(stall_slot_t *s, const void *key, const char *m
 static inline void stall_forget(stall_slot_t *s, const void *key) {
   if (s->last_key == key)
     s->last_key = NULL;
+  if (s->text_key == key)
+    s->text_key = NULL;
 }
+
+/* "GET /block?ms=500 from 127.0.0.1:40312" into out (STALL_WHAT_MAX bytes),
+ * the target cut at STALL_TARGET_MAX with "..."; returns its length. */
+size_t stall_format(char *out, const char *method, const char *target, size_t target_len,
+                    const char *peer);
+/* The loop thread: the text it last published (out: STALL_WHAT_MAX bytes),
+ * with s->text_key saying whose it is. */
+size_t stall_own_text(const stall_slot_t *s, char *out);
 
 /* Any thread: copies the culprit if it ran in the turn that began at turn_ms.
  * Returns its length, or 0 (out = "") when none did. */
-size_t stall_read(stall_slot_t *s, uint64_t turn_ms, char *out, size_t outlen);
+size_t stall_read(const stall_slot_t *s, uint64_t turn_ms, char *out, size_t outlen);
+/* The same, and *key: its publisher. */
+size_t stall_read_key(const stall_slot_t *s, uint64_t turn_ms, char *out, size_t outlen,
+                      uint64_t *key);
 
 #endif

@@ -8,7 +8,9 @@
 
 typedef struct proc_stats {
   _Atomic int64_t conn_active;
-  _Atomic uint64_t conn_accepted;
+  /* nginx's stub_status: accepts = handled + refused. handled: admitted;
+   * refused: over server.max_connections (the short 503), or no thread. */
+  _Atomic uint64_t conn_handled;
   _Atomic uint64_t conn_refused;
   /* Thread mode: connection threads alive (created, not yet ended). The
    * monitor's /metrics and /lag read it; event mode leaves it 0. */
@@ -23,8 +25,16 @@ static inline int stats_conn_take(proc_stats_t *st, int64_t max) {
     atomic_fetch_add_explicit(&st->conn_refused, 1, memory_order_relaxed);
     return -1;
   }
-  atomic_fetch_add_explicit(&st->conn_accepted, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&st->conn_handled, 1, memory_order_relaxed);
   return 0;
+}
+
+/* A connection admitted by stats_conn_take could not be served after all
+ * (thread mode: no thread): it counts as refused. */
+static inline void stats_conn_unadmit(proc_stats_t *st) {
+  atomic_fetch_sub_explicit(&st->conn_active, 1, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&st->conn_handled, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&st->conn_refused, 1, memory_order_relaxed);
 }
 
 static inline void stats_conn_give(proc_stats_t *st) {

@@ -19,5 +19,6 @@ void route_metrics(route_ctx_t *rc);
 void route_healthz(route_ctx_t *rc);
 void route_events(route_ctx_t *rc);
 void route_dashboard(route_ctx_t *rc);
+void route_requests(route_ctx_t *rc);
 
 #endif

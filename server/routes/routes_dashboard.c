@@ -34,13 +34,17 @@ void route_dashboard(route_ctx_t *rc) {
   char conf[256];
   int n = snprintf(conf, sizeof conf,
                    "{\"block\":%s,\"mode\":\"%s\",\"loops\":%lld,\"heartbeat_ms\":%lld,"
-                   "\"stall_ms\":%lld,\"version\":\"%s\"}",
+                   "\"stall_ms\":%lld,\"queue_limit\":%lld,\"version\":\"%s\"}",
                    cfg->routes.block ? "true" : "false",
                    rc->env->mode == MODE_THREADS ? "threads" : "event",
                    rc->env->mon != NULL ? (long long)mon_hub_nsrc(rc->env->mon->hub)
                                         : (long long)cfg->server.loops,
                    (long long)cfg->monitor.heartbeat_ms, (long long)cfg->monitor.stall_ms,
-                   LOOPD_VERSION);
+                   (long long)cfg->work.queue_limit, LOOPD_VERSION);
+  if (n < 0 || (size_t)n >= sizeof conf) {
+    reply_error(rc, 500, "the dashboard's config does not fit");
+    return;
+  }
   size_t head = (size_t)(mark - page);
   size_t tail_off = head + sizeof CONFIG_MARK - 1;
   size_t tail = dashboard_html_len - tail_off;

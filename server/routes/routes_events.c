@@ -17,7 +17,9 @@
 #include "json.h"
 #include "monitor.h"
 #include "query.h"
+#include "refusal.h"
 #include "routes.h"
+#include "routes_int.h"
 
 #define EV_CTYPE "text/event-stream; charset=utf-8"
 /* no-cache: a proxy must not store a stream; X-Accel-Buffering: nginx must
@@ -31,6 +33,7 @@
 #define EV_RETRY_MS 2000      /* EventSource reconnects after this */
 #define EV_LOOPS_MAX 64
 #define EV_STALLS_MAX 64
+#define EV_BACKLOG_MAX 300 /* MON_SNAP_RING: five minutes of snapshots at one a second */
 
 /* Streams open now, in every loop or thread. */
 static _Atomic int64_t ev_open;
@@ -43,6 +46,9 @@ typedef struct ev_state {
   double last_t;     /* hub time (s) of the previous snapshot */
   double next_t;     /* when the next snapshot is due */
   double wrote_t;    /* when anything was last written */
+  double last_cpu_s; /* process CPU time at the previous snapshot */
+  uint64_t last_stalls;   /* stalls counted (every loop) at the previous snapshot */
+  uint64_t stall_pass_ns; /* when it read them (mon_stalls_since); 0 before the first */
   uint32_t interval_ms, keepalive_ms;
   bool slot; /* holds one of ev_open */
 } ev_state_t;
@@ -61,6 +67,9 @@ static void json_lag(jw_t *w, const mon_lag_t *l) {
   jw_num(w, "p50", l->p50_ms, 3);
   jw_num(w, "p99", l->p99_ms, 3);
   jw_num(w, "max", l->max_ms, 3);
+  jw_num(w, "min", l->min_ms, 3); /* the window's smallest sample, mean and standard deviation */
+  jw_num(w, "mean", l->mean_ms, 3);
+  jw_num(w, "stddev", l->stddev_ms, 3);
   jw_obj_end(w);
   jw_num(w, "utilization", l->utilization, 4); /* NAN (unknown yet) is null */
 }
@@ -90,6 +99,23 @@ static void json_heartbeat(jw_t *w, mon_hub_t *h, int src, double since) {
   jw_obj_end(w);
 }
 
+/* "running": the request whose handler the loop has run for busy_ms (1 ms
+ * or more: a loop answering normally shows null), read from its running
+ * record as the stall watchdog reads it. */
+static void json_running(jw_t *w, mon_hub_t *h, int src, double busy_ms) {
+  const stall_slot_t *st = mon_src_stall(mon_hub_src(h, src));
+  uint64_t since = atomic_load_explicit(&st->since_ms, memory_order_acquire);
+  char what[STALL_WHAT_MAX];
+  if (busy_ms < 1 || since == 0 || stall_read(st, since, what, sizeof what) == 0) {
+    jw_null(w, "running");
+    return;
+  }
+  jw_obj(w, "running");
+  jw_str(w, "request", what);
+  jw_num(w, "for_ms", busy_ms, 0);
+  jw_obj_end(w);
+}
+
 static void json_loops(jw_t *w, mon_hub_t *h, double since, mon_lag_t *worst) {
   int n = mon_hub_nsrc(h) < EV_LOOPS_MAX ? mon_hub_nsrc(h) : EV_LOOPS_MAX;
   *worst = (mon_lag_t){.utilization = NAN};
@@ -101,6 +127,9 @@ static void json_loops(jw_t *w, mon_hub_t *h, double since, mon_lag_t *worst) {
     worst->p50_ms = fmax(worst->p50_ms, l.p50_ms);
     worst->p99_ms = fmax(worst->p99_ms, l.p99_ms);
     worst->max_ms = fmax(worst->max_ms, l.max_ms);
+    worst->min_ms = fmax(worst->min_ms, l.min_ms);
+    worst->mean_ms = fmax(worst->mean_ms, l.mean_ms);
+    worst->stddev_ms = fmax(worst->stddev_ms, l.stddev_ms);
     worst->stalls += l.stalls;
     if (!isnan(l.utilization))
       worst->utilization = isnan(worst->utilization) ? l.utilization
@@ -109,6 +138,7 @@ static void json_loops(jw_t *w, mon_hub_t *h, double since, mon_lag_t *worst) {
     jw_int(w, "loop", i);
     json_lag(w, &l);
     jw_num(w, "busy_ms", l.busy_ms, 0);
+    json_running(w, h, i, l.busy_ms);
     jw_int(w, "stalls", (int64_t)l.stalls);
     json_heartbeat(w, h, i, since);
     jw_obj_end(w);
@@ -116,19 +146,32 @@ static void json_loops(jw_t *w, mon_hub_t *h, double since, mon_lag_t *worst) {
   jw_arr_end(w);
 }
 
-static void json_stalls(jw_t *w, mon_hub_t *h, double since, double now) {
+/* "stalls": every stall recorded or changed since the previous snapshot
+ * (the first: every one kept), each loop's oldest first, with "n" its
+ * number on its loop (1 for the first: a gap after the previous snapshot's
+ * loops[].stalls means stalls not listed); "stalls_unlisted": how many
+ * stalls counted since the previous snapshot are not listed (a loop had
+ * more than MON_STALL_RING of them between two snapshots, or the list was
+ * full); the first snapshot: stalls no longer kept. */
+static void json_stalls(jw_t *w, mon_hub_t *h, ev_state_t *st, double now) {
   mon_stall_ev_t ev[EV_STALLS_MAX];
-  size_t n = mon_stalls_since(h, since, ev, EV_STALLS_MAX);
+  uint64_t total, fresh;
+  size_t n = mon_stalls_since(h, &st->stall_pass_ns, ev, EV_STALLS_MAX, &total, &fresh);
+  uint64_t counted = total > st->last_stalls ? total - st->last_stalls : 0;
+  st->last_stalls = total;
+  jw_int(w, "stalls_unlisted", (int64_t)(counted > fresh ? counted - fresh : 0));
   jw_arr(w, "stalls");
   for (size_t i = 0; i < n; i++) {
     jw_obj(w, NULL);
     jw_int(w, "loop", ev[i].src);
+    jw_int(w, "n", (int64_t)ev[i].n);
     jw_int(w, "id", (int64_t)ev[i].turn);
     jw_num(w, "ms", ev[i].ms, 0);
     if (ev[i].what[0])
       jw_str(w, "request", ev[i].what);
     else
       jw_null(w, "request");
+    mon_culprits_json(w, &ev[i].who);
     jw_bool(w, "ongoing", ev[i].ongoing);
     jw_num(w, "ago_s", ev[i].ongoing ? 0 : fmax(0, now - ev[i].at_s), 3);
     jw_obj_end(w);
@@ -147,15 +190,22 @@ static void json_counts(jw_t *w, mon_hub_t *h) {
   jw_int(w, "rejected", (int64_t)wk.rejected);
   jw_int(w, "cancelled", (int64_t)wk.cancelled);
   jw_obj_end(w);
-  int64_t active;
-  uint64_t accepted;
-  mon_conns_get(h, &active, &accepted);
-  jw_obj(w, "connections");
-  jw_int(w, "active", active);
-  jw_int(w, "accepted", (int64_t)accepted);
-  if (mon_mode(h) == MODE_THREADS)
-    jw_int(w, "threads_live", mon_threads_live(h));
+  mon_conns_json(w, h);
+}
+
+/* "process": resident memory, CPU seconds so far, and CPU seconds per
+ * second since this stream's previous snapshot (1.0 = one core; null on
+ * the first). */
+static void json_process(jw_t *w, ev_state_t *st, double now) {
+  double rss, cpu;
+  mon_proc_get(&rss, &cpu);
+  jw_obj(w, "process");
+  jw_num(w, "rss_bytes", rss, 0);
+  jw_num(w, "cpu_s", cpu, 3);
+  double dt = now - st->last_t;
+  jw_num(w, "cpu_share", st->seq > 0 && dt > 0.001 ? (cpu - st->last_cpu_s) / dt : NAN, 4);
   jw_obj_end(w);
+  st->last_cpu_s = cpu;
 }
 
 /* The snapshot as one `data:` line in the scratch buffer; -1 when too large. */
@@ -174,35 +224,52 @@ static int ev_snapshot(route_ctx_t *rc, ev_state_t *st, double now) {
   jw_str(&w, "mode", mon_mode(h) == MODE_THREADS ? "threads" : "event");
   jw_bool(&w, "block", rc->env->cfg->routes.block != 0);
   jw_int(&w, "stall_ms", (int64_t)mon_stall_ms(h));
+  if (mon_mode(h) == MODE_EVENT)
+    jw_bool(&w, "turn_budgets", rc->env->cfg->server.turn_budgets != 0);
   mon_lag_t worst;
   json_loops(&w, h, st->last_t, &worst);
   json_lag(&w, &worst);
   jw_int(&w, "stalls_total", (int64_t)worst.stalls);
-  json_stalls(&w, h, st->seq == 0 ? -1.0 : st->last_t, now); /* the first: the latest ever */
+  json_stalls(&w, h, st, now);
   json_counts(&w, h);
   uint64_t req = mon_requests_total(h);
   double dt = now - st->last_t;
   jw_obj(&w, "requests");
   jw_int(&w, "total", (int64_t)req);
   jw_num(&w, "per_s", st->seq > 0 && dt > 0.001 ? (double)(req - st->last_req) / dt : NAN, 1);
+  jw_obj(&w, "shed"); /* answered 503 by monitor.shed_lag_ms and monitor.shed_utilization */
+  jw_int(&w, "lag", (int64_t)mon_shed_total(h, MON_SHED_LAG));
+  jw_int(&w, "utilization", (int64_t)mon_shed_total(h, MON_SHED_UTILIZATION));
   jw_obj_end(&w);
+  refusal_json(&w); /* Host or cross-site refusals (421, 403), as in /metrics */
+  jw_obj_end(&w);
+  route_diag_json(&w, rc, h, worst.max_ms >= (double)mon_stall_ms(h));
+  json_process(&w, st, now);
   jw_int(&w, "streams", atomic_load_explicit(&ev_open, memory_order_relaxed));
   jw_obj_end(&w);
   st->last_req = req;
   st->last_t = now;
-  if (jw_error(&w) != 0 || buf_append(b, "\n\n", 2) != 0)
+  if (jw_error(&w) != 0)
     return -1;
-  return 0;
+  mon_snap_put(h, now, b->data + 6, b->len - 6); /* the object, for later streams' backlog */
+  return buf_append(b, "\n\n", 2) != 0 ? -1 : 0;
 }
 
 static void ev_step(route_ctx_t *rc);
 
 /* The snapshots that fell due since the last wake: one is sent unless the
- * reader is behind; the rest are skipped (the loop was late, or the reader). */
+ * reader is behind; the rest are skipped (the loop was late, or the reader).
+ * After a late wake the next slot may be only a moment away: it is skipped
+ * too, so snapshots are at least half an interval apart and their t always
+ * grows (a page takes a t that does not grow for a server that restarted). */
 static void ev_due(route_ctx_t *rc, ev_state_t *st, double now) {
   double iv = st->interval_ms / 1000.0;
   uint64_t due = (uint64_t)floor((now - st->next_t) / iv) + 1;
   st->next_t += (double)due * iv;
+  if (st->next_t - now < iv / 2) {
+    st->next_t += iv;
+    due++;
+  }
   bool behind = rc->out_backlog > 0;
   st->skipped += due - (behind ? 0 : 1);
   if (behind)
@@ -241,7 +308,8 @@ static void ev_step(route_ctx_t *rc) {
   plan_delay(rc, ms >= 1 ? (uint64_t)ms : 1, ev_step);
 }
 
-static int ev_params(route_ctx_t *rc, int64_t *interval, int64_t *count, int64_t *keepalive) {
+static int ev_params(route_ctx_t *rc, int64_t *interval, int64_t *count, int64_t *keepalive,
+                     int64_t *backlog) {
   const http_req_t *r = rc->req;
   char reason[160];
   if (query_int(r->query, r->query_len, "interval_ms", EV_DEFAULT_MS, EV_MIN_MS, EV_MAX_MS,
@@ -249,7 +317,9 @@ static int ev_params(route_ctx_t *rc, int64_t *interval, int64_t *count, int64_t
       query_int(r->query, r->query_len, "count", 0, 0, INT64_C(1000000000), count, reason,
                 sizeof reason) != 0 ||
       query_int(r->query, r->query_len, "keepalive_ms", EV_KEEPALIVE_MS, 100, EV_MAX_MS,
-                keepalive, reason, sizeof reason) != 0) {
+                keepalive, reason, sizeof reason) != 0 ||
+      query_int(r->query, r->query_len, "backlog", 0, 0, EV_BACKLOG_MAX, backlog, reason,
+                sizeof reason) != 0) {
     reply_error(rc, 400, reason);
     return -1;
   }
@@ -273,12 +343,12 @@ static bool ev_take_slot(route_ctx_t *rc) {
 
 void route_events(route_ctx_t *rc) {
   const mon_view_t *v = rc->env->mon;
-  int64_t interval, count, keepalive;
+  int64_t interval, count, keepalive, backlog;
   if (v == NULL) {
     reply_error(rc, 503, "monitoring is not available here");
     return;
   }
-  if (ev_params(rc, &interval, &count, &keepalive) != 0)
+  if (ev_params(rc, &interval, &count, &keepalive, &backlog) != 0)
     return;
   if (rc->req->method_id == HTTP_HEAD) {
     reply_head(rc, 200, EV_CTYPE, REPLY_CHUNKED, EV_EXTRA);
@@ -294,6 +364,7 @@ void route_events(route_ctx_t *rc) {
                      .last_t = now,
                      .next_t = now,
                      .wrote_t = now,
+                     .last_cpu_s = 0,
                      .interval_ms = (uint32_t)interval,
                      .keepalive_ms = (uint32_t)keepalive,
                      .slot = true};
@@ -305,5 +376,11 @@ void route_events(route_ctx_t *rc) {
                    "with ':' are comments\n\n",
                    EV_RETRY_MS, (long long)interval);
   reply_body(rc, hello, (size_t)n);
+  if (backlog > 0) { /* what earlier streams saw, so a page reload keeps its picture */
+    buf_t *b = &rc->env->scratch;
+    buf_reset(b);
+    mon_snap_backlog(v->hub, (size_t)backlog, b);
+    reply_body(rc, b->data, b->len);
+  }
   ev_step(rc);
 }

@@ -6,12 +6,15 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "build.h"
 #include "json.h"
 #include "monitor.h"
 #include "query.h"
+#include "refusal.h"
 #include "routes.h"
+#include "routes_int.h"
 
-#define EXTRA "Cache-Control: no-store\r\n"
+#define EXTRA MONITOR_EXTRA
 #define STREAM_CTYPE "text/plain; charset=utf-8"
 #define LAG_STREAM_MS 1000
 
@@ -51,15 +54,6 @@ static bool stream_begin(route_ctx_t *rc) {
     return false;
   }
   return true;
-}
-
-static void reply_buf(route_ctx_t *rc, int status, const char *ctype, int err) {
-  buf_t *b = &rc->env->scratch;
-  if (err != 0) {
-    reply_error(rc, 500, "response too large");
-    return;
-  }
-  reply_with(rc, status, ctype, EXTRA, b->data, b->len);
 }
 
 /* ---- /heartbeat ----
@@ -149,6 +143,9 @@ static void lag_collect(mon_hub_t *h, lag_all_t *a) {
     w->p90_ms = fmax(w->p90_ms, l->p90_ms);
     w->p99_ms = fmax(w->p99_ms, l->p99_ms);
     w->max_ms = fmax(w->max_ms, l->max_ms);
+    w->min_ms = fmax(w->min_ms, l->min_ms);
+    w->mean_ms = fmax(w->mean_ms, l->mean_ms);
+    w->stddev_ms = fmax(w->stddev_ms, l->stddev_ms);
     w->busy_ms = fmax(w->busy_ms, l->busy_ms);
     w->samples += l->samples;
     w->stalls += l->stalls;
@@ -164,6 +161,11 @@ static void json_lag_ms(jw_t *w, const mon_lag_t *l, double window_s) {
   jw_num(w, "p90", l->p90_ms, 3);
   jw_num(w, "p99", l->p99_ms, 3);
   jw_num(w, "max", l->max_ms, 3);
+  /* Node's monitorEventLoopDelay has these too: the window's smallest
+   * sample, the mean and the (population) standard deviation. */
+  jw_num(w, "min", l->min_ms, 3);
+  jw_num(w, "mean", l->mean_ms, 3);
+  jw_num(w, "stddev", l->stddev_ms, 3);
   if (window_s > 0)
     jw_num(w, "window_s", window_s, 0);
   jw_obj_end(w);
@@ -176,34 +178,55 @@ static void json_util(jw_t *w, double u) {
     jw_num(w, "utilization", u, 4);
 }
 
+/* "last_stall": the latest stall of any loop, with the requests that took it, or null. */
+static void json_last_stall(jw_t *w, mon_hub_t *h) {
+  mon_stall_t st;
+  if (!mon_last_stall(h, &st)) {
+    jw_null(w, "last_stall");
+    return;
+  }
+  jw_obj(w, "last_stall");
+  jw_num(w, "ms", st.ms, 0);
+  if (st.what[0])
+    jw_str(w, "request", st.what);
+  else
+    jw_null(w, "request");
+  mon_culprits_json(w, &st.who);
+  jw_num(w, "ago_s", st.ago_s, 3);
+  jw_bool(w, "ongoing", st.ongoing);
+  jw_int(w, "loop", st.src);
+  jw_obj_end(w);
+}
+
+/* "requests" (answered, shed by reason), turn_budgets and "build". */
+static void json_requests_build(jw_t *w, route_ctx_t *rc, mon_hub_t *h) {
+  jw_obj(w, "requests");
+  jw_int(w, "total", (int64_t)mon_requests_total(h));
+  jw_obj(w, "shed"); /* answered 503 by monitor.shed_lag_ms and monitor.shed_utilization */
+  jw_int(w, "lag", (int64_t)mon_shed_total(h, MON_SHED_LAG));
+  jw_int(w, "utilization", (int64_t)mon_shed_total(h, MON_SHED_UTILIZATION));
+  jw_obj_end(w);
+  refusal_json(w); /* Host or cross-site refusals (421, 403), as in /metrics */
+  jw_obj_end(w);
+  if (mon_mode(h) == MODE_EVENT) /* server.turn_budgets: on (true) or off */
+    jw_bool(w, "turn_budgets", rc->env->cfg->server.turn_budgets != 0);
+  jw_obj(w, "build");
+  jw_str(w, "version", LOOPD_VERSION);
+  jw_str(w, "commit", build_commit());
+  jw_obj_end(w);
+}
+
 static void lag_json(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
   mon_work_t wk;
   mon_work_get(h, &wk);
-  int64_t active;
-  uint64_t accepted;
-  mon_conns_get(h, &active, &accepted);
-  mon_stall_t st;
-  bool stalled = mon_last_stall(h, &st);
   jw_t w = reply_json_begin(rc);
   jw_str(&w, "mode", mon_mode(h) == MODE_THREADS ? "threads" : "event");
   jw_num(&w, "uptime_s", mon_uptime_s(h), 3);
   json_lag_ms(&w, &a->worst, mon_window_s(h));
   json_util(&w, a->worst.utilization);
-  if (stalled) {
-    jw_obj(&w, "last_stall");
-    jw_num(&w, "ms", st.ms, 0);
-    if (st.what[0])
-      jw_str(&w, "request", st.what);
-    else
-      jw_null(&w, "request");
-    jw_num(&w, "ago_s", st.ago_s, 3);
-    jw_bool(&w, "ongoing", st.ongoing);
-    jw_int(&w, "loop", st.src);
-    jw_obj_end(&w);
-  } else {
-    jw_null(&w, "last_stall");
-  }
+  json_last_stall(&w, h);
   jw_int(&w, "stalls", (int64_t)a->worst.stalls);
+  route_diag_json(&w, rc, h, a->worst.max_ms >= (double)mon_stall_ms(h));
   jw_arr(&w, "loops");
   for (int i = 0; i < a->n; i++) {
     jw_obj(&w, NULL);
@@ -224,10 +247,8 @@ static void lag_json(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
   jw_int(&w, "rejected", (int64_t)wk.rejected);
   jw_int(&w, "cancelled", (int64_t)wk.cancelled);
   jw_obj_end(&w);
-  jw_obj(&w, "connections");
-  jw_int(&w, "active", active);
-  jw_int(&w, "accepted", (int64_t)accepted);
-  jw_obj_end(&w);
+  mon_conns_json(&w, h);
+  json_requests_build(&w, rc, h);
   if (mon_mode(h) == MODE_THREADS) {
     jw_obj(&w, "threads");
     jw_int(&w, "live", mon_threads_live(h));
@@ -243,15 +264,32 @@ static void fmt_util(char *out, size_t len, double u) {
     snprintf(out, len, "%.1f%%", u * 100);
 }
 
+/* "last stall: 401 ms, 1.5 s ago (3 so far): GET /a from P (200 ms), ..." */
+static int text_last_stall(buf_t *b, mon_hub_t *h, uint64_t stalls) {
+  mon_stall_t st = {.ms = 0};
+  char who[3 * STALL_WHAT_MAX + 64];
+  bool any = mon_last_stall(h, &st);
+  if (any && mon_culprits_text(&st.who, who, sizeof who) > 0)
+    return buf_printf(b, "last stall: %.0f ms, %s%.1f s ago (%llu so far): %s\n", st.ms,
+                      st.ongoing ? "STILL RUNNING, " : "", st.ago_s, (unsigned long long)stalls,
+                      who);
+  if (any)
+    return buf_printf(b, "last stall: %.0f ms with no request running, %s%.1f s ago (%llu so far)\n",
+                      st.ms, st.ongoing ? "STILL RUNNING, " : "", st.ago_s,
+                      (unsigned long long)stalls);
+  return buf_printf(b, "last stall: none%s\n", mon_mode(h) == MODE_THREADS
+                                                     ? " (thread mode: no shared loop to stall)"
+                                                     : "");
+}
+
 /* A few lines for a person. */
 static void lag_text(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
   buf_t *b = &rc->env->scratch;
   buf_reset(b);
   mon_work_t wk;
   mon_work_get(h, &wk);
-  int64_t active;
-  uint64_t accepted;
-  mon_conns_get(h, &active, &accepted);
+  mon_conns_t cn;
+  mon_conns_full(h, &cn);
   const mon_lag_t *l = &a->worst;
   char u[16];
   fmt_util(u, sizeof u, l->utilization);
@@ -262,6 +300,8 @@ static void lag_text(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
                     threads ? "heartbeat thread" : a->n == 1 ? "loop" : "loops");
   err |= buf_printf(b, "lag over the last %.0f s: now %.2f ms, p50 %.2f, p90 %.2f, p99 %.2f, max %.2f ms\n",
                     mon_window_s(h), l->now_ms, l->p50_ms, l->p90_ms, l->p99_ms, l->max_ms);
+  err |= buf_printf(b, "  min %.2f ms, mean %.2f ms, stddev %.2f ms\n", l->min_ms, l->mean_ms,
+                    l->stddev_ms);
   err |= buf_printf(b, "utilization: %s (%s)\n", u,
                     threads ? "process CPU over the cores it may run on" : "time outside the poll");
   if (a->n > 1)
@@ -271,24 +311,30 @@ static void lag_text(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
                         i, a->loop[i].now_ms, a->loop[i].p99_ms, a->loop[i].max_ms, u,
                         (unsigned long long)a->loop[i].stalls, a->loop[i].stalls == 1 ? "" : "s");
     }
-  mon_stall_t st;
-  if (mon_last_stall(h, &st))
-    err |= buf_printf(b, "last stall: %.0f ms %s%s, %s%.1f s ago (%llu so far)\n", st.ms,
-                      st.what[0] ? "in " : "with no request running", st.what,
-                      st.ongoing ? "STILL RUNNING, " : "", st.ago_s,
-                      (unsigned long long)l->stalls);
-  else
-    err |= buf_printf(b, "last stall: none%s\n",
-                      threads ? " (thread mode: no shared loop to stall)" : "");
+  err |= text_last_stall(b, h, l->stalls);
   err |= buf_printf(b, "work: %d threads, %lld running, %lld queued; %llu completed, %llu rejected, %llu cancelled\n",
                     wk.threads, (long long)wk.running, (long long)wk.queued,
                     (unsigned long long)wk.completed, (unsigned long long)wk.rejected,
                     (unsigned long long)wk.cancelled);
-  err |= buf_printf(b, "connections: %lld active, %llu accepted\n", (long long)active,
-                    (unsigned long long)accepted);
+  err |= buf_printf(b, "connections: %lld active (%lld reading, %lld in a handler, %lld writing, "
+                       "%lld idle, %lld closing); %llu accepted, %llu handled, %llu refused\n",
+                    (long long)cn.active, (long long)cn.gauge[RQ_G_READING],
+                    (long long)cn.gauge[RQ_G_HANDLER], (long long)cn.gauge[RQ_G_WRITING],
+                    (long long)cn.gauge[RQ_G_IDLE], (long long)cn.gauge[RQ_G_CLOSING],
+                    (unsigned long long)cn.accepted, (unsigned long long)cn.handled,
+                    (unsigned long long)cn.refused);
   if (threads)
     err |= buf_printf(b, "connection threads: %lld live\n", (long long)mon_threads_live(h));
-  reply_buf(rc, 200, STREAM_CTYPE, err);
+  err |= buf_printf(b,
+                    "requests: %llu answered, %llu shed for lag, %llu shed for utilization, "
+                    "%llu refused for Host, %llu refused cross-site\n",
+                    (unsigned long long)mon_requests_total(h),
+                    (unsigned long long)mon_shed_total(h, MON_SHED_LAG),
+                    (unsigned long long)mon_shed_total(h, MON_SHED_UTILIZATION),
+                    (unsigned long long)refusal_count(REFUSAL_HOST),
+                    (unsigned long long)refusal_count(REFUSAL_CROSS_SITE));
+  err |= route_diag_text(b, rc, h, l->max_ms >= (double)mon_stall_ms(h));
+  route_reply_buf(rc, 200, STREAM_CTYPE, err);
 }
 
 static void lag_step(route_ctx_t *rc) {
@@ -314,24 +360,17 @@ static void lag_step(route_ctx_t *rc) {
   plan_delay(rc, LAG_STREAM_MS, lag_step);
 }
 
-static bool wants_text(const route_ctx_t *rc) {
-  const http_req_t *r = rc->req;
-  const char *f;
-  size_t fl;
-  if (query_get(r->query, r->query_len, "format", &f, &fl))
-    return fl == 4 && memcmp(f, "text", 4) == 0;
-  size_t al;
-  const char *acc = http_req_header(r, "accept", &al);
-  return acc != NULL && memmem(acc, al, "text/plain", 10) != NULL &&
-         memmem(acc, al, "json", 4) == NULL;
-}
-
 void route_lag(route_ctx_t *rc) {
   const mon_view_t *v = view_or_503(rc);
-  bool stream;
+  bool stream, text;
   int64_t count;
+  char reason[160];
   if (v == NULL || stream_params(rc, &stream, &count) != 0)
     return;
+  if (route_format(rc, &text, reason, sizeof reason) != 0) {
+    reply_error(rc, 400, reason);
+    return;
+  }
   if (stream) {
     *ROUTE_STATE(rc, stream_state_t) = (stream_state_t){.left = count};
     if (stream_begin(rc))
@@ -340,7 +379,7 @@ void route_lag(route_ctx_t *rc) {
   }
   lag_all_t *a = &(lag_all_t){0};
   lag_collect(v->hub, a);
-  if (wants_text(rc))
+  if (text)
     lag_text(rc, v->hub, a);
   else
     lag_json(rc, v->hub, a);
@@ -362,7 +401,7 @@ void route_metrics(route_ctx_t *rc) {
     names[i] = t->rows[i].path;
   buf_reset(&rc->env->scratch);
   int err = mon_metrics_render(v->hub, names, (int)n, &rc->env->scratch);
-  reply_buf(rc, 200, PROM_CONTENT_TYPE, err);
+  route_reply_buf(rc, 200, PROM_CONTENT_TYPE, err);
 }
 
 /* ---- /healthz ----

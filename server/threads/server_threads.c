@@ -195,7 +195,7 @@ static void admit(tserver_t *t, int fd, const struct sockaddr_storage *ss) {
   }
   tconn_t *c = calloc(1, sizeof *c);
   if (c == NULL) {
-    stats_conn_give(&sh->stats);
+    stats_conn_unadmit(&sh->stats);
     refuse(t, fd);
     return;
   }
@@ -226,7 +226,7 @@ static void admit(tserver_t *t, int fd, const struct sockaddr_storage *ss) {
       log_msg("cannot start a connection thread (refusing with 503): %s", loopd_strerror(-r));
     }
     free(c);
-    stats_conn_give(&sh->stats);
+    stats_conn_unadmit(&sh->stats);
     refuse(t, fd);
   }
 }
@@ -437,6 +437,7 @@ static int monitor_start(tserver_t *t) {
   }
   mon_hub_set_stats(t->mon, &sh->stats);
   mon_hub_set_work(t->mon, report_work, sh);
+  mon_hub_set_conn_source(t->mon, (mon_conn_source_t){tconn_states, tconn_visit, sh});
   sh->http = mon_hub_http(t->mon, 0);
   sh->http->shared = true;
   int r = tmon_start(&t->tmon, mon_hub_src(t->mon, 0), cfg);

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <string.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -73,6 +74,19 @@ static int wait_fd(int fd, short events, int extra, uint64_t due) {
   }
 }
 
+/* Its lasting state changes (reqslot.h): written only then. */
+static void track(tconn_t *c, int st) {
+  if (st == atomic_load_explicit(&c->rq_state, memory_order_relaxed))
+    return;
+  char text[STALL_WHAT_MAX];
+  size_t len = st == RQ_IDLE ? 0 : session_describe(&c->session, text);
+  uint64_t start = session_started_ms(&c->session);
+  if (start == 0 && st == RQ_HEAD)
+    start = c->session.phase_ms;
+  rq_slot_write(&c->rq, st, clock_ms(), start, &c->session, text, len, 1);
+  atomic_store_explicit(&c->rq_state, (uint8_t)st, memory_order_relaxed);
+}
+
 static int wait_offline(tconn_t *c, int fd, short events, int extra, uint64_t due) {
   offline(c);
   int r = wait_fd(fd, events, extra, due);
@@ -98,6 +112,8 @@ static int flush_out(tconn_t *c) {
     if (n < 0 && errno == EINTR)
       continue;
     bool blocked = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    if (blocked)
+      track(c, RQ_WRITING);
     if (blocked && wait_offline(c, c->fd, POLLOUT, -1,
                                 progress + (uint64_t)c->env.route.cfg->limits.body_timeout_ms) == 1)
       continue;
@@ -111,10 +127,31 @@ static int flush_out(tconn_t *c) {
   return rc;
 }
 
+/* A session call begins: the handlers that run in it are "in handler"
+ * (its running record) and their time is handler time by route (session.h:
+ * shares). Returns the clock in ms for the session. */
+static uint64_t share_begin(tconn_t *c) {
+  uint64_t t0 = clock_ns();
+  stall_enter(&c->running, t0 / NS_PER_MS);
+  session_share_begin(&c->env, t0, c->carry_ns);
+  return t0 / NS_PER_MS;
+}
+
+static void share_end(tconn_t *c) {
+  c->carry_ns = session_share_end(&c->env, clock_ns());
+  stall_turn_end(&c->running);
+}
+
+static int input_state(const session_t *s) {
+  return s->phase == PHASE_HEAD ? RQ_HEAD : s->phase == PHASE_BODY ? RQ_BODY : RQ_IDLE;
+}
+
 static int feed(tconn_t *c) {
   session_next_t next;
   sync_drain(c);
-  size_t used = session_feed(&c->session, &c->out, c->rbuf + c->rpos, c->rlen, clock_ms(), &next);
+  uint64_t now = share_begin(c);
+  size_t used = session_feed(&c->session, &c->out, c->rbuf + c->rpos, c->rlen, now, &next);
+  share_end(c);
   c->rpos += used;
   c->rlen -= used;
   return (int)next;
@@ -140,6 +177,7 @@ static int wait_input(tconn_t *c) {
     if (c->draining && session_idle(&c->session) && !unread_input(c->fd))
       return (int)SESSION_CLOSE;
     /* Once draining, the wake fd stays readable: stop watching it. */
+    track(c, input_state(&c->session));
     int r = wait_offline(c, c->fd, POLLIN, c->draining ? -1 : c->sh->wake_fd,
                          session_deadline(&c->session));
     if (r == 2)
@@ -164,6 +202,27 @@ static int wait_input(tconn_t *c) {
   }
 }
 
+/* A plan's jobs, inline, one after another (a burst's too: there is no
+ * pool to run them side by side), each on its own copy of the state. */
+static void run_jobs(tconn_t *c, const plan_t *p) {
+  route_ctx_t *rc = c->session.rc;
+  uint32_t n = p->jobs > 0 ? p->jobs : 1;
+  if (n == 1 || p->merge == NULL) {
+    p->job(rc);
+    atomic_fetch_add_explicit(&c->sh->jobs_done, 1, memory_order_relaxed);
+    return;
+  }
+  route_state_t tmpl = rc->state;
+  for (uint32_t i = 0; i < n; i++) {
+    route_ctx_t one;
+    memset(&one, 0, sizeof one);
+    one.state = tmpl;
+    p->job(&one);
+    p->merge(rc, &one.state);
+    atomic_fetch_add_explicit(&c->sh->jobs_done, 1, memory_order_relaxed);
+  }
+}
+
 /* Carries a plan out on this thread, then runs its continuation. */
 static int run_plan(tconn_t *c) {
   const plan_t *p = session_plan(&c->session);
@@ -180,23 +239,29 @@ static int run_plan(tconn_t *c) {
       return (int)session_refuse(&c->session, &c->out, clock_ms(), 503,
                                  "work queue full; retry later", "Retry-After: 1\r\n");
     }
-    offline(c); /* a job touches only its route state (reply.h) */
-    p->job(c->session.rc);
+    track(c, RQ_JOB);
+    offline(c); /* jobs touch only their route state (reply.h) */
+    run_jobs(c, p);
     online(c);
     atomic_fetch_sub_explicit(&c->sh->jobs_running, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&c->sh->jobs_done, 1, memory_order_relaxed);
     break;
   case PLAN_DELAY:
     /* A sleep that the shutdown deadline cuts short. */
+    track(c, c->session.resp_started ? RQ_STREAMING : RQ_DELAY);
     wait_offline(c, c->sh->force_fd, POLLIN, -1, clock_ms() + p->delay_ms);
     break;
   case PLAN_YIELD: /* the kernel schedules threads: nothing to yield to */
+    track(c, RQ_HANDLER); /* the thread goes on with the next slice at once */
+    break;
   case PLAN_NONE:
     break;
   }
   sync_drain(c);
   session_input_held(&c->session, c->rlen);
-  return (int)session_continue(&c->session, &c->out, clock_ms());
+  uint64_t now = share_begin(c);
+  int next = (int)session_continue(&c->session, &c->out, now);
+  share_end(c);
+  return next;
 }
 
 /* After the last response: send FIN, then read and drop what the client
@@ -206,6 +271,7 @@ static void finish(tconn_t *c) {
     return;
   if (shutdown(c->fd, SHUT_WR) != 0)
     return;
+  track(c, RQ_LINGERING);
   uint64_t end = clock_ms() + LINGER_MS;
   /* the forced exit at the shutdown deadline cuts the linger short */
   while (wait_offline(c, c->fd, POLLIN, c->sh->force_fd, end) == 1) {
@@ -271,6 +337,7 @@ void *tconn_main(void *arg) {
     /* No stall slot: a blocking handler holds only this thread (see tmon.h). */
     c->env.route.mon = &sh->mon;
     c->env.http = sh->http;
+    c->env.stall = &c->running; /* its own: what it runs, for /requests */
   }
   buf_init(&c->out, OUT_MAX);
   c->rbuf = malloc(READ_BUF);
@@ -288,4 +355,44 @@ void *tconn_main(void *arg) {
   offline(c);
   release(c);
   return NULL;
+}
+
+/* ---- what /requests and the gauges read: every linked connection, under sh->mu ---- */
+
+/* The state a reader sees: in a handler for a millisecond or more, else the lasting one. */
+static int seen_state(tconn_t *c, uint64_t now) {
+  if (stall_busy_ms(&c->running, now) >= 1)
+    return RQ_HANDLER;
+  return atomic_load_explicit(&c->rq_state, memory_order_relaxed);
+}
+
+void tconn_states(void *arg, int64_t *state) {
+  tshared_t *sh = arg;
+  uint64_t now = clock_ms();
+  pthread_mutex_lock(&sh->mu);
+  for (tconn_t *c = sh->live; c != NULL; c = c->next)
+    state[seen_state(c, now)]++;
+  pthread_mutex_unlock(&sh->mu);
+}
+
+void tconn_visit(void *arg, int self, mon_rq_fn fn, void *ctx) {
+  tshared_t *sh = arg;
+  (void)self; /* the caller's own thread is in its handler for microseconds: never seen */
+  uint64_t now = clock_ms();
+  pthread_mutex_lock(&sh->mu);
+  for (tconn_t *c = sh->live; c != NULL; c = c->next) {
+    rq_view_t v;
+    uint64_t since = atomic_load_explicit(&c->running.since_ms, memory_order_acquire);
+    uint64_t busy = stall_busy_ms(&c->running, now);
+    if (busy >= 1 && stall_read_key(&c->running, since, v.text, sizeof v.text, &v.key) > 0) {
+      v.state = RQ_HANDLER;
+      v.age_ms = v.state_ms = (double)busy;
+      v.jobs = v.started = 0;
+    } else if (!rq_slot_read(&c->rq, now, &v)) {
+      continue;
+    }
+    v.loop = 0;
+    fn(ctx, &v);
+  }
+  pthread_mutex_unlock(&sh->mu);
 }

@@ -52,12 +52,23 @@ struct tconn {
   _Atomic uint64_t gen_seen; /* its slot (live.h): LIVE_OFFLINE while blocked */
   session_env_t env; /* its Date cache, request-store pool and scratch */
   session_t session;
+  /* What it does, for /requests and the gauges (reqslot.h), read by other
+   * threads under sh->mu while it is linked: its lasting state, and the
+   * handler it runs right now (its own "now running" record). */
+  rq_slot_t rq;
+  stall_slot_t running;
+  _Atomic uint8_t rq_state;
+  uint64_t carry_ns; /* handler time not given to a request yet (session.h: shares) */
   buf_t out;
   char *rbuf;
   size_t rpos, rlen; /* input not yet consumed by the session */
   bool draining;     /* this thread has seen sh->draining */
   bool read_eof;
 };
+
+/* mon_conn_source_t's two reads for thread mode (arg: the tshared_t). */
+void tconn_states(void *arg, int64_t *state);
+void tconn_visit(void *arg, int self, mon_rq_fn fn, void *ctx);
 
 /* The thread's start routine. The connection must be linked into sh->live;
  * when it ends it moves itself to sh->finished and bumps sh->done_fd. */

@@ -203,10 +203,81 @@ static void test_flood_metrics(void **state) {
   check("/metrics", 3000, 1000);
 }
 
+/* ---- server.turn_budgets: ten /block?ms=200 ready in one poll ---- */
+
+typedef struct freeze {
+  double max_gap_ms, late;
+} freeze_t;
+
+/* Ten connections, accepted first; a /block?ms=300 on an eleventh holds
+ * the loop while the ten send /block?ms=200, so all ten are ready in the
+ * next poll. The heartbeat's widest gap and its late beats over the ten. */
+static freeze_t ten_blocks(const char *budgets) {
+  srv_t s;
+  char set[64];
+  snprintf(set, sizeof set, "server.turn_budgets=%s", budgets);
+  assert_int_equal(srv_startv(&s, "--set", set, NULL), 0);
+  int fds[10];
+  for (int i = 0; i < 10; i++)
+    assert_true((fds[i] = raw_connect(s.port)) >= 0);
+  assert_true(wait_metric(s.port, "loopd_connections_active", ">=", 11, T));
+  resp_t r;
+  assert_int_equal(raw_get(s.port, "/heartbeat", &r, T), 0);
+  double late0 = json_num(r.body, "late_beats");
+  resp_free(&r);
+  int pre = raw_connect(s.port);
+  assert_int_equal(raw_sends(pre, "GET /block?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+  assert_true(wait_sleepers(s.pid, 1, T)); /* the loop sleeps in it */
+  for (int i = 0; i < 10; i++)
+    assert_int_equal(raw_sends(fds[i], "GET /block?ms=200 HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+  int all[11];
+  memcpy(all, fds, sizeof fds);
+  all[10] = pre;
+  for (int i = 0; i < 11; i++) {
+    assert_int_equal(resp_read(all[i], &r, 20000, false), 0);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    raw_close(all[i]);
+  }
+  assert_int_equal(raw_get(s.port, "/heartbeat", &r, T), 0);
+  freeze_t f = {json_num(r.body, "max_gap_ms"), json_num(r.body, "late_beats") - late0};
+  resp_free(&r);
+  assert_int_equal(srv_stop(&s, 15, T), 0);
+  print_message("turn_budgets=%s: widest heartbeat gap %.0f ms, %.0f late beats\n", budgets,
+                f.max_gap_ms, f.late);
+  return f;
+}
+
+/* Budgets off is asyncio's behaviour: the ten handlers run back to back in
+ * one turn, one freeze of 2 s. On (the default): one /block a turn, the
+ * heartbeat beats between them, ten gaps of ~200 ms. Thread mode: a
+ * handler holds only its own thread, no freeze either way. The freeze
+ * (>= 10 x 200 ms of sleeping) cannot be shorter on any machine; the bound
+ * on the short gaps is half of it, and a tight one on a quiet machine. */
+static void test_turn_budgets(void **state) {
+  (void)state;
+  const char *why;
+  bool strict = timing_strict(&why);
+  freeze_t off = ten_blocks("off"), on = ten_blocks("on");
+  if (test_event_mode()) {
+    assert_true(off.max_gap_ms >= 1900);
+    assert_true(off.late <= 3); /* the pre-block's and the freeze's */
+    assert_true(on.late >= 8);  /* a gap for each /block */
+  } else {
+    assert_true(off.max_gap_ms < 1000);
+  }
+  assert_true(on.max_gap_ms < 1000);
+  if (strict)
+    assert_true(on.max_gap_ms < 500); /* the pre-block's 300 ms and a beat */
+  else
+    print_message("the tight bound is not checked: %s\n", why);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_flood_lag),
       cmocka_unit_test(test_flood_metrics),
+      cmocka_unit_test(test_turn_budgets),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -98,11 +98,11 @@ static double last_num(const char *buf, const char *key) {
 /* A stall of request what reported as ended, with ms >= 300. */
 static bool stall_ended(const char *buf, const char *what) {
   for (const char *p = strstr(buf, what); p != NULL; p = strstr(p + 1, what)) {
-    const char *q = strchr(p, '"');
+    const char *q = strstr(p, "\"ongoing\":"); /* the stall's, after its list of requests */
     const char *ms = p;
     while (ms > buf && strncmp(ms, "\"ms\":", 5) != 0)
       ms--;
-    if (q != NULL && strncmp(q, "\",\"ongoing\":false", 17) == 0 && atof(ms + 5) >= 300)
+    if (q != NULL && strncmp(q, "\"ongoing\":false", 15) == 0 && atof(ms + 5) >= 300)
       return true;
   }
   return false;
@@ -397,6 +397,45 @@ static void test_stalls_and_rate(void **state) {
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }
 
+/* Blocks of varied length on the stream's own loop: each late wake sends a
+ * snapshot, and the next comes at least half an interval later (before, a
+ * block ending just before a slot gave two snapshots a moment apart, with
+ * the same t at ms precision, which the dashboard took for a restart). */
+static void test_spacing_after_late_wakes(void **state) {
+  (void)state;
+  if (!test_event_mode())
+    skip(); /* a /block holds only its own thread */
+  srv_t s;
+  assert_int_equal(srv_startv(&s, NULL), 0);
+  sse_t *e = sse_open(s.port, "?interval_ms=50");
+  assert_true(sse_until(e, "data: ", T));
+  for (int i = 0; i < 12; i++) {
+    char path[32];
+    snprintf(path, sizeof path, "/block?ms=%d", 60 + 7 * i); /* ends at varied phases */
+    resp_t r;
+    assert_int_equal(raw_get(s.port, path, &r, T), 0);
+    resp_free(&r);
+    sse_until(e, NULL, 30);
+  }
+  sse_until(e, NULL, 200);
+  double prev = -1, min_gap = 1e9;
+  int n = 0;
+  for (const char *p = strstr(e->buf, "data: {"); p != NULL; p = strstr(p + 1, "data: {")) {
+    const char *t = strstr(p, ",\"t\":");
+    assert_non_null(t);
+    double v = atof(t + 5);
+    if (prev >= 0 && v - prev < min_gap)
+      min_gap = v - prev;
+    prev = v;
+    n++;
+  }
+  print_message("%d snapshots, the closest %.3f s apart\n", n, min_gap);
+  assert_true(n >= 10);
+  assert_true(min_gap >= 0.024); /* half of 50 ms, less the ms rounding */
+  sse_close(e);
+  assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
+}
+
 static void check_page(int port, bool block) {
   resp_t r;
   assert_int_equal(raw_get(port, "/dashboard", &r, T), 0);
@@ -435,6 +474,7 @@ int main(void) {
       cmocka_unit_test(test_slow_reader),
       cmocka_unit_test(test_shutdown_ends_streams),
       cmocka_unit_test(test_stalls_and_rate),
+      cmocka_unit_test(test_spacing_after_late_wakes),
       cmocka_unit_test(test_dashboard_page),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -107,6 +107,21 @@ static void test_default_on_loopback(void **state) {
   assert_true(wait_metric(s.port, "loopd_http_refused_total{reason=\"host\"}", "==", 6, T));
   assert_true(wait_metric(s.port, "loopd_http_refused_total{reason=\"cross_site\"}", "==", 0, T));
   assert_true(srv_log_wait(&s, "Host \"attacker.example:", T));
+  /* the same counts in /lag (JSON and text) and an /events snapshot */
+  const char *where[] = {"/lag", "/events?count=1", "/lag?format=text"};
+  for (int i = 0; i < 3; i++) {
+    resp_t r;
+    assert_int_equal(raw_get(s.port, where[i], &r, T), 0);
+    if (i < 2) {
+      const char *rf = strstr(r.body, "\"refused\":{\"host\":");
+      if (rf == NULL)
+        fail_msg("%s: no requests.refused in %.300s", where[i], r.body);
+      assert_true(json_num(rf, "host") == 6 && json_num(rf, "cross_site") == 0);
+    } else {
+      assert_non_null(strstr(r.body, ", 6 refused for Host, 0 refused cross-site\n"));
+    }
+    resp_free(&r);
+  }
   assert_int_equal(srv_stop(&s, SIGTERM, 10000), 0);
 }
 

@@ -286,6 +286,51 @@ static void test_echo_bad_params(void **state) {
   }
 }
 
+/* Every route that takes parameters refuses another one (a typo such as
+ * /block?msec=500 must not quietly run the default), one given twice, and
+ * a bad value, each with a one-line reason; / (the benchmark baseline,
+ * cache-busting queries are common), /echo (it echoes the query) and
+ * /dashboard take any query. */
+static void test_route_params(void **state) {
+  (void)state;
+  const struct {
+    const char *path, *reason;
+  } bad[] = {
+      {"/block?msec=500", "unknown parameter \"msec\" (this route takes ms and cpu)"},
+      {"/slow?ms=1&ms=2", "parameter \"ms\" given twice"},
+      {"/slow?jobs=0", "jobs=0"},
+      {"/cpu?slice=1", "unknown parameter \"slice\""},
+      {"/heartbeat?streem=1", "unknown parameter \"streem\""},
+      {"/heartbeat?stream=maybe", "stream=maybe"},
+      {"/heartbeat?count=x", "count=x"},
+      {"/lag?format=xml", "format=xml: expected json or text"},
+      {"/lag?format=text&format=text", "given twice"},
+      {"/lag?count=-1", "count=-1"},
+      {"/events?backlogg=5", "unknown parameter \"backlogg\""},
+      {"/requests?lim=5", "unknown parameter \"lim\""},
+      {"/requests?format=csv", "format=csv"},
+      {"/metrics?x=1", "unknown parameter \"x\" (this route takes no parameters)"},
+      {"/healthz?probe=1", "this route takes no parameters"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    resp_t r;
+    assert_int_equal(raw_get(srv.port, bad[i].path, &r, T), 0);
+    if (r.status != 400 || strstr(r.body, bad[i].reason) == NULL)
+      fail_msg("%s: %d %s", bad[i].path, r.status, r.body);
+    assert_ptr_equal(strchr(r.body, '\n'), r.body + r.body_len - 1); /* one line */
+    resp_free(&r);
+  }
+  const char *any[] = {"/?n=1", "/?n=1&n=2&_=x", "/echo?anything=1&anything=2",
+                       "/dashboard?view=5m", "/block?ms=1&cpu=0", "/lag?format=text&count=1"};
+  for (size_t i = 0; i < sizeof any / sizeof any[0]; i++) {
+    resp_t r;
+    assert_int_equal(raw_get(srv.port, any[i], &r, T), 0);
+    if (r.status != 200)
+      fail_msg("%s: %d %s", any[i], r.status, r.body);
+    resp_free(&r);
+  }
+}
+
 static void test_chunked_echo_raw(void **state) {
   (void)state;
   int fd = raw_connect(srv.port);
@@ -448,6 +493,7 @@ int main(void) {
       cmocka_unit_test(test_echo_json_utf8),
       cmocka_unit_test(test_echo_status_delay),
       cmocka_unit_test(test_echo_bad_params),
+      cmocka_unit_test(test_route_params),
       cmocka_unit_test(test_chunked_echo_raw),
       cmocka_unit_test(test_large_echo_curl),
       cmocka_unit_test(test_curl_keepalive),

@@ -133,7 +133,7 @@ static void block_and_measure(int n) {
   assert_true(stall_ms >= n - tol && stall_ms <= n + tol);
   /* one stderr line names the culprit */
   char line[256];
-  snprintf(line, sizeof line, "ms in %s", culprit);
+  snprintf(line, sizeof line, "ms: %s (", culprit);
   if (!srv_log_wait(&s, line, T))
     fail_msg("no stall line naming \"%s\" in: %s", culprit, s.log);
   const char *p = strstr(s.log, "loop stalled ");

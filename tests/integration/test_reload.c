@@ -238,6 +238,56 @@ static void test_hup_restart_keys_named(void **state) {
   assert_int_equal(srv_stop(&s, SIGTERM, 10000), 0);
 }
 
+/* The instrument keys change live: server.turn_budgets (/lag says which)
+ * and monitor.shed_utilization (event mode: a second of /cpu on the loop is
+ * shed after the reload, not before it). */
+static bool root_shed(void *arg) {
+  resp_t r;
+  if (raw_get(*(int *)arg, "/", &r, 5000) != 0)
+    return false;
+  bool yes = r.status == 503 && strstr(r.body, "utilization") != NULL;
+  resp_free(&r);
+  return yes;
+}
+
+static void cpu_second(int port) {
+  resp_t r;
+  assert_int_equal(raw_get(port, "/cpu?ms=1200&slice_ms=0", &r, WAIT_MS), 0);
+  resp_free(&r);
+}
+
+static void test_hup_instrument_keys(void **state) {
+  (void)state;
+  bool ev = test_event_mode();
+  char cfg[128];
+  path_in(cfg, sizeof cfg, "instrument.ini");
+  write_file(cfg, "[server]\nturn_budgets = on\n[monitor]\nshed_utilization = 0\n");
+  srv_t s;
+  const char *args[] = {"--config", cfg, NULL};
+  assert_int_equal(srv_start(&s, args), 0);
+  resp_t r;
+  if (ev) {
+    assert_int_equal(raw_get(s.port, "/lag", &r, 5000), 0);
+    assert_non_null(strstr(r.body, "\"turn_budgets\":true"));
+    resp_free(&r);
+    cpu_second(s.port);
+    int port = s.port;
+    assert_false(root_shed(&port)); /* off: not shed */
+  }
+  write_file(cfg, "[server]\nturn_budgets = off\n[monitor]\nshed_utilization = 0.5\n");
+  hup(&s, RELOADED);
+  assert_non_null(strstr(s.log, "(changed: server.turn_budgets, monitor.shed_utilization)"));
+  if (ev) {
+    assert_int_equal(raw_get(s.port, "/lag", &r, 5000), 0);
+    assert_non_null(strstr(r.body, "\"turn_budgets\":false"));
+    resp_free(&r);
+    cpu_second(s.port);
+    int port = s.port;
+    assert_true(wait_until(root_shed, &port, 3000));
+  }
+  assert_int_equal(srv_stop(&s, SIGTERM, 10000), 0);
+}
+
 /* logrotate: rename the file, SIGUSR1, and the next lines go to a new file
  * at the path; with no file, SIGUSR1 is said and harmless (its default
  * action would end the process). */
@@ -436,6 +486,7 @@ int main(void) {
       cmocka_unit_test(test_hup_keeps_env_and_options),
       cmocka_unit_test(test_hup_bad_file_keeps_config),
       cmocka_unit_test(test_hup_restart_keys_named),
+      cmocka_unit_test(test_hup_instrument_keys),
       cmocka_unit_test(test_usr1_reopens_access_log),
       cmocka_unit_test(test_hup_retargets_access_log),
       cmocka_unit_test(test_reload_under_load),

@@ -138,7 +138,7 @@ expect 20 'histogram_quantile(0.99, rate(loopd_event_loop_lag_seconds_bucket[20s
   '0.1 <= v <= 0.5' "p99 lag after /block"
 expect 15 'loopd_loop_stalls_total' 'v >= 30' "stalls counted"
 expect 15 'increase(loopd_loop_stalls_total[1m])' 'v > 0' "stall increase"
-grep -q "loop stalled .* in GET /block?ms=200" "$tmp/loopd.err" || fail "no stall line naming /block"
+grep -q "loop stalled [0-9]* ms: GET /block?ms=200" "$tmp/loopd.err" || fail "no stall line naming /block"
 
 # The rules: every one loaded and evaluating cleanly, and the stall alert firing.
 rules() {

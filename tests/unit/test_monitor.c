@@ -317,7 +317,8 @@ static void test_hub(void **state) {
   stall_slot_t *slot = mon_src_stall(s);
   stall_enter(slot, 7000);
   stall_publish(slot, slot, "GET", "/block?ms=150", 13, "127.0.0.1:1");
-  mon_stall_ended(s, 7000, 7150);
+  mon_culprits_t none = {.n = 0};
+  mon_stall_ended(s, 7000, 7150, &none);
   stall_turn_end(slot);
   assert_true(mon_last_stall(h, &st));
   assert_int_equal(st.src, 0);

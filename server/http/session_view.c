@@ -1,0 +1,76 @@
+/* session_view.c: a session and the monitor: what it tells it (each answered
+ * request with its duration and loop time, the request whose handler is
+ * about to run), load shedding, and the text /requests and stall lines show
+ * for the request it runs (or the head it reads). */
+#include <stdio.h>
+
+#include "monitor.h"
+#include "session_rc.h"
+
+size_t session_describe(const session_t *s, char *out) {
+  if (s->req_active && s->rc != NULL) {
+    const http_req_t *r = s->rc->req;
+    return stall_format(out, r->method, r->target, r->target_len, s->peer);
+  }
+  if (s->hp.store != NULL && s->hp.line_done) { /* a head not complete yet */
+    size_t tl;
+    const char *t = http_parser_target(&s->hp, &tl);
+    return stall_format(out, llhttp_method_name((llhttp_method_t)s->hp.p.method), t, tl, s->peer);
+  }
+  int n = snprintf(out, STALL_WHAT_MAX, "- - from %s", s->peer);
+  return n < 0 ? 0 : (size_t)n < STALL_WHAT_MAX ? (size_t)n : STALL_WHAT_MAX - 1;
+}
+
+uint64_t session_started_ms(const session_t *s) {
+  return s->req_active ? s->start_ns / NS_PER_MS : 0;
+}
+
+/* One answered request, for /metrics: with its duration and the loop time
+ * it took (session.h: session_share_begin). */
+void session_count(session_t *s, int status) {
+  session_env_t *env = s->env;
+  mon_http_t *h = env->http;
+  if (h == NULL)
+    return;
+  int route = s->route != NULL && s->req_active ? route_index(env->route.routes, s->route) : -1;
+  uint64_t now = clock_ns();
+  uint64_t d = s->req_active ? now - s->start_ns : MON_NO_DURATION;
+  uint64_t loop = env->carry_ns + (env->acct_ns != 0 && now > env->acct_ns ? now - env->acct_ns : 0);
+  env->carry_ns = 0;
+  if (env->acct_ns != 0)
+    env->acct_ns = now;
+  mon_http_count_loop(h, route, status, d, loop);
+}
+
+/* Load shedding: while this loop lags more than monitor.shed_lag_ms, or its
+ * utilization over the last second is above monitor.shed_utilization,
+ * routes other than the monitor's answer 503 at once instead of adding
+ * work. Both signals are one atomic load each; with both off (the
+ * default), two compares. */
+size_t session_shed(session_t *s, char *body, size_t len) {
+  const config_t *c = s->env->route.cfg;
+  const mon_view_t *v = s->env->route.mon;
+  if ((c->monitor.shed_lag_ms == 0 && c->monitor.shed_utilization == 0) || v == NULL ||
+      (s->route->flags & ROUTE_MONITOR))
+    return 0;
+  const char *who = s->env->route.mode == MODE_THREADS ? "heartbeat thread" : "loop";
+  int n = 0, reason = MON_SHED_LAG;
+  double lag = mon_lag_now_ms(v->hub, v->self);
+  double u = c->monitor.shed_utilization != 0 ? mon_util_1s(v->hub, v->self) : 0;
+  if (c->monitor.shed_lag_ms != 0 && lag > (double)c->monitor.shed_lag_ms) {
+    n = snprintf(body, len, "overloaded: %s lag %.0f ms is above %lld ms; retry later\n", who, lag,
+                 (long long)c->monitor.shed_lag_ms);
+  } else if (u * CONFIG_FRACTION_ONE > (double)c->monitor.shed_utilization) {
+    reason = MON_SHED_UTILIZATION;
+    n = snprintf(body, len,
+                 "overloaded: %s utilization %.0f%% over the last second is above %.0f%%; retry "
+                 "later\n",
+                 s->env->route.mode == MODE_THREADS ? "process CPU" : "loop", u * 100,
+                 (double)c->monitor.shed_utilization / CONFIG_FRACTION_ONE * 100);
+  } else {
+    return 0;
+  }
+  if (s->env->http != NULL)
+    mon_http_shed(s->env->http, reason);
+  return n > 0 && (size_t)n < len ? (size_t)n : 0;
+}
