@@ -544,6 +544,6 @@ void http_parser_free(http_parser_t *hp) {
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
-const char *http_parser_version(void) {
+const char *parser_version(void) {
   return STR(LLHTTP_VERSION_MAJOR) "." STR(LLHTTP_VERSION_MINOR) "." STR(LLHTTP_VERSION_PATCH);
 }

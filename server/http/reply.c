@@ -40,19 +40,3 @@ void reply_json(route_ctx_t *rc, jw_t *w, int status, const char *extra) {
   }
   reply_with(rc, status, "application/json", extra, w->b->data, w->b->len);
 }
-
-void plan_delay(route_ctx_t *rc, uint64_t ms, route_fn then) {
-  rc->plan = (plan_t){.kind = PLAN_DELAY, .delay_ms = ms, .then = then};
-}
-
-void plan_job(route_ctx_t *rc, route_fn job, route_fn then) {
-  rc->plan = (plan_t){.kind = PLAN_JOB, .jobs = 1, .job = job, .then = then};
-}
-
-void plan_jobs(route_ctx_t *rc, route_fn job, uint32_t n, route_merge_fn merge, route_fn then) {
-  rc->plan = (plan_t){.kind = PLAN_JOB, .jobs = n, .job = job, .then = then, .merge = merge};
-}
-
-void plan_yield(route_ctx_t *rc, route_fn then) {
-  rc->plan = (plan_t){.kind = PLAN_YIELD, .then = then};
-}

@@ -7,7 +7,7 @@
 #include "guard.h"
 #include "monitor.h"
 #include "query.h"
-#include "resp.h"
+#include "response.h"
 #include "session_rc.h"
 #include "util.h"
 
@@ -187,7 +187,7 @@ static void write_head(session_t *s, int status, const char *ctype, int64_t leng
   /* Draining: requests already read are answered; the last one closes. */
   bool more_input = s->hp.rest > 0 || s->held_in > 0;
   bool keep = s->keep_alive && (!s->env->route.draining || more_input);
-  if (length == REPLY_CHUNKED && r->minor == 0) {
+  if (length == RESP_CHUNKED && r->minor == 0) {
     /* HTTP/1.0 has no chunked coding: the body ends with the connection. */
     length = RESP_UNTIL_CLOSE;
     s->resp_until_close = true;

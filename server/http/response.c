@@ -1,5 +1,5 @@
-/* resp.c: response heads and chunk framing. */
-#include "resp.h"
+/* response.c: response heads and chunk framing. */
+#include "response.h"
 
 #include "date.h"
 
@@ -52,17 +52,6 @@
   X(503, "Service Unavailable") \
   X(504, "Gateway Timeout") \
   X(505, "HTTP Version Not Supported")
-
-const char *resp_reason(int status) {
-  switch (status) {
-#define X(code, reason) \
-  case code:            \
-    return reason;
-    STATUSES
-#undef X
-  default: return "Unknown";
-  }
-}
 
 /* The head's fixed start for a status, "HTTP/1.1 200 OK\r\nServer: loopd\r\nDate: ",
  * in a slot of fixed size so it is copied with one constant-size memcpy. */
