@@ -18,10 +18,7 @@ void reply(route_ctx_t *rc, int status, const char *ctype, const void *body, siz
 
 void reply_error(route_ctx_t *rc, int status, const char *reason) {
   char body[512];
-  int n = snprintf(body, sizeof body, "%s\n", reason);
-  if (n < 0 || n >= (int)sizeof body)
-    n = (int)sizeof body - 1;
-  reply(rc, status, "text/plain", body, (size_t)n);
+  reply(rc, status, "text/plain", body, resp_error_body(body, sizeof body, reason));
 }
 
 jw_t reply_json_begin(route_ctx_t *rc) {

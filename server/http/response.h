@@ -30,6 +30,9 @@ int resp_write_last_chunk(buf_t *out);
 /* Appends the whole 503 sent to a connection over server.max_connections
  * (both modes); needs no session. */
 int resp_write_refused(buf_t *out, const char *date);
+/* The text/plain body of an error answer, "reason\n", into buf (cap >= 2;
+ * a longer reason is cut, the newline kept). Returns its length. */
+size_t resp_error_body(char *buf, size_t cap, const char *reason);
 /* "HTTP/1.1 100 Continue", with Server and Date like every response. */
 int resp_write_continue(buf_t *out, const char *date);
 

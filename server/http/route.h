@@ -134,10 +134,12 @@ const route_t *route_match(const route_table_t *t, const config_t *cfg, const ch
                            size_t len, int method, int *status, uint64_t *allow);
 /* The Allow header's value for a route_match *allow, e.g. "GET, HEAD, OPTIONS". */
 void route_allow_text(uint64_t allow, char *out, size_t outlen);
-/* Index of a route in its table (for per-route counters), or -1. */
+/* Index of a route in its table (for per-route counters), or ROUTE_NONE:
+ * a sentinel index (the monitor's "no route"), not an error. */
+#define ROUTE_NONE (-1)
 static inline int route_index(const route_table_t *t, const route_t *r) {
   if (t == NULL || r < t->rows || r >= t->rows + t->n)
-    return -1;
+    return ROUTE_NONE;
   return (int)(r - t->rows);
 }
 

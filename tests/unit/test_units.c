@@ -277,7 +277,7 @@ static void test_resp_chunks(void **state) {
   buf_free(&b);
   /* a capped buffer refuses rather than overflows */
   buf_init(&b, 8);
-  assert_int_equal(resp_write_chunk(&b, "hello", 5), -1);
+  assert_int_equal(resp_write_chunk(&b, "hello", 5), -ENOSPC);
   buf_free(&b);
 }
 
