@@ -27,7 +27,7 @@ static int lasting_state(const conn_t *c) {
   case PHASE_BODY:
     return RQ_BODY;
   case PHASE_BUSY:
-    return s->req_done ? RQ_HANDLER : RQ_BODY;
+    return session_req_read(s) ? RQ_HANDLER : RQ_BODY;
   default:
     return RQ_IDLE;
   }

@@ -193,6 +193,8 @@ static inline uint32_t session_requests(const session_t *s) { return s->requests
 /* When its current phase began (the mode's clock, ms). */
 static inline uint64_t session_phase_since(const session_t *s) { return s->phase_ms; }
 static inline session_phase_t session_phase(const session_t *s) { return (session_phase_t)s->phase; }
+/* The request is read to its end (its body too): what runs now is its handler. */
+static inline bool session_req_read(const session_t *s) { return s->req_done; }
 /* The response's head is out and its end is not (a stream between pieces). */
 static inline bool session_streaming(const session_t *s) { return s->resp_started && !s->resp_done; }
 
