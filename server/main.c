@@ -36,7 +36,7 @@ static int finish(int rc) {
 static void print_version(void) {
   const char *commit = version_commit();
   printf("loopd %s (%s%s%slibuv %s, llhttp %s)\n", LOOPD_VERSION, *commit ? "commit " : "", commit,
-         *commit ? ", " : "", server_event_libuv_version(), http_parser_version());
+         *commit ? ", " : "", server_event_libuv_version(), parser_version());
 }
 
 /* --check-config: what start-up checks, without binding. */

@@ -1,6 +1,7 @@
 /* http.c: llhttp glue with loopd's own strictness and limits. */
 #include "http.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -23,12 +24,11 @@ static http_parser_t *from(llhttp_t *p) { return p->data; }
  * same with the trailer section's field callbacks. */
 static llhttp_settings_t settings, trailer_settings;
 
-#define fail http_fail
 
 /* Adds a span to one of the store's pieces; 431 when the store is full. */
 static int piece(http_parser_t *hp, uint32_t *off, uint32_t *len, const char *at, size_t n) {
   if (http_store_piece(hp->store, off, len, at, n) != 0)
-    return fail(hp, 431, "request header fields too large");
+    return http_fail(hp, 431, "request header fields too large");
   return 0;
 }
 
@@ -37,7 +37,7 @@ static int piece(http_parser_t *hp, uint32_t *off, uint32_t *len, const char *at
 static int on_message_begin(llhttp_t *p) {
   http_parser_t *hp = from(p);
   if (hp->store == NULL && (hp->store = http_store_get(hp)) == NULL)
-    return fail(hp, 503, "out of memory");
+    return http_fail(hp, 503, "out of memory");
   http_store_begin(hp->store, hp->feed_data);
   hp->line_bytes = 0;
   hp->body_bytes = 0;
@@ -70,17 +70,17 @@ static int on_url(llhttp_t *p, const char *at, size_t len) {
   http_parser_t *hp = from(p);
   /* llhttp takes several spaces between method and target; the grammar has one. */
   if (hp->store->target_len == 0 && http_byte_before(hp, at, 2) == ' ')
-    return fail(hp, 400, "malformed request line");
+    return http_fail(hp, 400, "malformed request line");
   hp->line_bytes += len;
   /* The byte that ends the span ends the target (a span cut by the end of a
    * read goes on, maybe empty, in the next one). CR or LF there is an
    * HTTP/0.9-style line, which llhttp takes and then waits for headers that
    * never come: answer it now. */
   if (at + len < hp->exec_end && (at[len] == '\r' || at[len] == '\n'))
-    return fail(hp, 400, "request line has no HTTP version");
+    return http_fail(hp, 400, "request line has no HTTP version");
   /* method SP target SP HTTP/x.y: line_bytes + 10 once the version arrives */
   if (hp->line_bytes + 10 > (uint64_t)hp->cfg->limits.max_request_line_bytes)
-    return fail(hp, 414, "request line too long");
+    return http_fail(hp, 414, "request line too long");
   return piece(hp, &hp->store->target, &hp->store->target_len, at, len);
 }
 
@@ -106,9 +106,9 @@ static int on_version_complete(llhttp_t *p) {
   if (hp->version_end == NULL)
     hp->need_cr = true; /* the next byte comes with the next read */
   else if (*hp->version_end != '\r')
-    return fail(hp, 400, "request line must end with CRLF");
+    return http_fail(hp, 400, "request line must end with CRLF");
   if (p->http_major != 1 || p->http_minor > 1)
-    return fail(hp, 505, "only HTTP/1.0 and HTTP/1.1 are supported");
+    return http_fail(hp, 505, "only HTTP/1.0 and HTTP/1.1 are supported");
   hp->line_done = true;
   return 0;
 }
@@ -116,7 +116,7 @@ static int on_version_complete(llhttp_t *p) {
 static int count_extra(http_parser_t *hp, size_t len) {
   hp->extra_bytes += len;
   if (hp->extra_bytes > (uint64_t)hp->cfg->limits.max_header_bytes)
-    return fail(hp, 431, "trailer section too large");
+    return http_fail(hp, 431, "trailer section too large");
   return 0;
 }
 
@@ -129,10 +129,10 @@ static int new_field(http_parser_t *hp) {
     uint32_t cap = s->hdr_cap ? s->hdr_cap * 2 : 16;
     uint32_t most = (uint32_t)(hp->cfg->limits.max_header_bytes / 3 + 1);
     if (s->hdr_cap >= most)
-      return fail(hp, 431, "too many header fields");
+      return http_fail(hp, 431, "too many header fields");
     http_hdr_t *h = realloc(s->hdr, cap * sizeof *h);
     if (h == NULL)
-      return fail(hp, 503, "out of memory");
+      return http_fail(hp, 503, "out of memory");
     s->hdr = h;
     s->hdr_cap = cap;
   }
@@ -153,7 +153,7 @@ static int on_header_field_complete(llhttp_t *p) {
   http_parser_t *hp = from(p);
   const http_hdr_t *h = hp->cur_hdr;
   if (h->name_len == 0)
-    return fail(hp, 400, "empty header name");
+    return http_fail(hp, 400, "empty header name");
   hp->value_end = NULL;
   const char *name = http_store_base(hp->store) + h->name;
   hp->cur_kind = HK_OTHER;
@@ -181,7 +181,7 @@ static int on_header_field_complete(llhttp_t *p) {
  * end of the previous read and this one starts the next. */
 static int value_span(http_parser_t *hp, const char *at, size_t len) {
   if (hp->value_started && !(hp->value_end == NULL && at == hp->exec_start))
-    return fail(hp, 400, "obsolete header line folding");
+    return http_fail(hp, 400, "obsolete header line folding");
   hp->value_started = true;
   hp->value_end = (at + len == hp->exec_end) ? NULL : at + len;
   hp->last_cb = CB_VALUE;
@@ -213,7 +213,7 @@ static int on_trailer_field(llhttp_t *p, const char *at, size_t len) {
 static int on_trailer_field_complete(llhttp_t *p) {
   http_parser_t *hp = from(p);
   if (!hp->field_bytes)
-    return fail(hp, 400, "empty header name");
+    return http_fail(hp, 400, "empty header name");
   hp->value_end = NULL;
   return 0;
 }
@@ -255,9 +255,9 @@ static int on_header_value_complete(llhttp_t *p) {
   switch (hp->cur_kind) {
   case HK_HOST:
     if (++hp->host_count > 1)
-      return fail(hp, 400, "repeated Host header");
+      return http_fail(hp, 400, "repeated Host header");
     if (!host_valid(s, v, h->value_len))
-      return fail(hp, 400, h->value_len == 0 ? "empty Host header" : "invalid Host header");
+      return http_fail(hp, 400, h->value_len == 0 ? "empty Host header" : "invalid Host header");
     break;
   case HK_TE:
     if (http_check_te(hp, v, h->value_len) != 0)
@@ -298,7 +298,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
   http_parser_t *hp = from(p);
   hp->body_bytes += len;
   if (hp->body_bytes > (uint64_t)hp->cfg->limits.max_body_bytes)
-    return fail(hp, 413, "request body too large");
+    return http_fail(hp, 413, "request body too large");
   hp->ev->on_body(hp->owner, at, len);
   return 0;
 }
@@ -307,7 +307,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
 static int on_chunk_header(llhttp_t *p) {
   http_parser_t *hp = from(p);
   if (p->content_length > (uint64_t)hp->cfg->limits.max_body_bytes - hp->body_bytes)
-    return fail(hp, 413, "request body too large");
+    return http_fail(hp, 413, "request body too large");
   return 0;
 }
 
@@ -316,7 +316,7 @@ static int on_chunk_extension(llhttp_t *p, const char *at, size_t len) {
   (void)at;
   hp->extra_bytes += len;
   if (hp->extra_bytes > MAX_EXTENSION_BYTES)
-    return fail(hp, 400, "chunk extensions too long");
+    return http_fail(hp, 400, "chunk extensions too long");
   return 0;
 }
 
@@ -387,8 +387,8 @@ static uint64_t head_limit(const http_parser_t *hp) {
 
 static int head_overflow(http_parser_t *hp) {
   if (!hp->line_done)
-    return fail(hp, 414, "request line too long");
-  return fail(hp, 431, "request header fields too large");
+    return http_fail(hp, 414, "request line too long");
+  return http_fail(hp, 431, "request header fields too large");
 }
 
 /* One llhttp_execute over what the head may still use of [p, end).
@@ -405,7 +405,7 @@ static int execute(http_parser_t *hp, const char **pp, const char *end) {
   if (hp->need_cr && n > 0) {
     hp->need_cr = false;
     if (*p != '\r')
-      return fail(hp, 400, "request line must end with CRLF"), -1;
+      return http_fail(hp, 400, "request line must end with CRLF"), -EPROTO;
   }
   hp->exec_start = p;
   hp->exec_end = p + n;
@@ -413,7 +413,7 @@ static int execute(http_parser_t *hp, const char **pp, const char *end) {
   size_t used = err == HPE_OK ? n : (size_t)(hp->p.error_pos - p); /* llhttp_get_error_pos */
   if ((err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) && hp->pending != PENDING_NONE &&
       !ends_with_crlf(hp, p + used))
-    return fail(hp, 400, "header section must end with CRLF"), -1;
+    return http_fail(hp, 400, "header section must end with CRLF"), -EPROTO;
   if (used > 0) {
     hp->last_byte2 = used > 1 ? p[used - 2] : hp->last_byte;
     hp->last_byte = p[used - 1];
@@ -428,19 +428,19 @@ static int execute(http_parser_t *hp, const char **pp, const char *end) {
   }
   if (err == HPE_OK) {
     if (hp->in_head && hp->head_used > head_limit(hp))
-      return head_overflow(hp), -1;
+      return head_overflow(hp), -EPROTO;
     return 0;
   }
   if (err != HPE_PAUSED) {
     hp->error_status = http_status_of(hp, llhttp_get_errno(&hp->p), &hp->error_reason);
-    return -1;
+    return -EPROTO;
   }
   hp->p.error = HPE_OK; /* llhttp_resume, which is what HPE_PAUSED needs */
   return 1;
 }
 
 /* Tells the owner about the pending event(s). rest: bytes of this feed after
- * them. Returns HTTP_EV_OK or HTTP_EV_PAUSE, or -1 on an error. A paused head
+ * them. Returns HTTP_EV_OK or HTTP_EV_PAUSE, or -EPROTO (-ENOMEM) on an error. A paused head
  * keeps its message's end pending for the next feed. */
 static int deliver(http_parser_t *hp, size_t rest) {
   int ev = hp->pending;
@@ -452,9 +452,9 @@ static int deliver(http_parser_t *hp, size_t rest) {
   if (ev & PENDING_HEAD) {
     hp->in_head = false;
     if (hp->head_used > head_limit(hp))
-      return head_overflow(hp), -1;
+      return head_overflow(hp), -EPROTO;
     if (http_finish_head(hp) != 0)
-      return -1;
+      return -EPROTO;
     if (ev & PENDING_DONE)
       hp->pending = PENDING_DONE;
     else
@@ -482,7 +482,7 @@ static int keep_store(http_parser_t *hp, bool paused) {
   if (st == NULL || st->copied || (!paused && http_parser_idle(hp)))
     return 0;
   if (http_store_pin(st) != 0)
-    return fail(hp, 503, "out of memory"), -1;
+    return http_fail(hp, 503, "out of memory"), -ENOMEM;
   return 0;
 }
 
@@ -544,6 +544,6 @@ void http_parser_free(http_parser_t *hp) {
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
-const char *http_parser_version(void) {
+const char *parser_version(void) {
   return STR(LLHTTP_VERSION_MAJOR) "." STR(LLHTTP_VERSION_MINOR) "." STR(LLHTTP_VERSION_PATCH);
 }

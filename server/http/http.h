@@ -149,6 +149,6 @@ const char *http_parser_target(const http_parser_t *hp, size_t *len);
 void http_parser_free(http_parser_t *hp);
 
 /* The llhttp loopd was built with, e.g. "8.1.0" (for --version). */
-const char *http_parser_version(void);
+const char *parser_version(void);
 
 #endif

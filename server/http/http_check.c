@@ -3,6 +3,7 @@
  * head) and the status every llhttp error answers with (SPEC section 5). */
 #include "http_check.h"
 
+#include <errno.h>
 #include <string.h>
 #include <strings.h>
 
@@ -226,15 +227,15 @@ static int split_target(http_parser_t *hp) {
  * errors take precedence. */
 static int check_framing(http_parser_t *hp, http_req_t *r, unsigned flags) {
   if ((flags & F_TRANSFER_ENCODING) && r->minor == 0)
-    return http_fail(hp, 400, "Transfer-Encoding in an HTTP/1.0 request"), -1;
+    return http_fail(hp, 400, "Transfer-Encoding in an HTTP/1.0 request"), -EPROTO;
   if (hp->te_other)
-    return http_fail(hp, 501, "only the chunked transfer coding is supported"), -1;
+    return http_fail(hp, 501, "only the chunked transfer coding is supported"), -EPROTO;
   if (hp->te_chunked != ((flags & F_CHUNKED) != 0)) /* one reading of the header, not two */
-    return http_fail(hp, 400, "invalid Transfer-Encoding"), -1;
+    return http_fail(hp, 400, "invalid Transfer-Encoding"), -EPROTO;
   if (r->content_length > hp->cfg->limits.max_body_bytes)
-    return http_fail(hp, 413, "request body too large"), -1;
+    return http_fail(hp, 413, "request body too large"), -EPROTO;
   if (hp->expect_other)
-    return http_fail(hp, 417, "only Expect: 100-continue is supported"), -1;
+    return http_fail(hp, 417, "only Expect: 100-continue is supported"), -EPROTO;
   if (r->minor == 0)
     r->expect_continue = false; /* 1.0 clients cannot expect it (RFC 9110 10.1.1) */
   if (!r->has_body)
@@ -248,8 +249,8 @@ int http_finish_head(http_parser_t *hp) {
   if (!hp->line_done) {
     /* llhttp reads "GET /" alone as HTTP/0.9, and skips the version callback for "HTTP/0.9" */
     if (hp->version_digit != 0)
-      return http_fail(hp, 505, "only HTTP/1.0 and HTTP/1.1 are supported"), -1;
-    return http_fail(hp, 400, "request line has no HTTP version"), -1;
+      return http_fail(hp, 505, "only HTTP/1.0 and HTTP/1.1 are supported"), -EPROTO;
+    return http_fail(hp, 400, "request line has no HTTP version"), -EPROTO;
   }
   unsigned flags = p->flags;
   r->method_id = p->method;
@@ -267,9 +268,9 @@ int http_finish_head(http_parser_t *hp) {
   r->keep_alive = r->minor > 0 ? !(flags & F_CONNECTION_CLOSE)
                                : (flags & F_CONNECTION_KEEP_ALIVE) != 0;
   if (split_target(hp) != 0)
-    return -1;
+    return -EPROTO;
   if (hp->host_count == 0 && r->minor == 1)
-    return http_fail(hp, 400, "missing Host header"), -1;
+    return http_fail(hp, 400, "missing Host header"), -EPROTO;
   /* most heads: no body, no Transfer-Encoding, no Expect: nothing to check */
   if (!(flags & (F_TRANSFER_ENCODING | F_CHUNKED | F_CONTENT_LENGTH)) && !hp->te_other &&
       !hp->te_chunked && !hp->expect_other) {

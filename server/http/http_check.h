@@ -45,7 +45,7 @@ bool http_check_host(const char *v, size_t n);
 /* Transfer-Encoding: sets te_chunked / te_other; 0 or HPE_USER. */
 int http_check_te(http_parser_t *hp, const char *v, size_t n);
 /* Fills hp->req from llhttp's state once the head is complete and applies
- * the rules that need the whole head. 0, or -1 with the error recorded. */
+ * the rules that need the whole head. 0, or -EPROTO with the error recorded. */
 int http_finish_head(http_parser_t *hp);
 /* The status (and reason) an llhttp error answers with. */
 int http_status_of(const http_parser_t *hp, llhttp_errno_t err, const char **reason);

@@ -4,6 +4,7 @@
  * its feed. */
 #include "http_store.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <strings.h>
 
@@ -83,8 +84,9 @@ int http_store_pin(http_store_t *s) {
   for (uint32_t i = 0; i < s->nhdr; i++)
     total += (size_t)s->hdr[i].name_len + s->hdr[i].value_len;
   s->bytes.len = 0;
-  if (buf_reserve(&s->bytes, total + 1) != 0)
-    return -1;
+  int err = buf_reserve(&s->bytes, total + 1);
+  if (err != 0)
+    return err;
   const char *old_target = s->slice_base + s->target;
   copy_piece(s, &s->target, s->target_len);
   for (uint32_t i = 0; i < s->nhdr; i++) {
@@ -104,12 +106,15 @@ int http_store_pin(http_store_t *s) {
 /* The slow path of http_store_piece: the pieces are (or now become) copies,
  * and this one is the last, so it grows at the end of bytes. */
 int http_store_copy_in(http_store_t *s, uint32_t *off, uint32_t *len, const char *at, size_t n) {
-  if (http_store_pin(s) != 0)
-    return -1;
+  int r = http_store_pin(s);
+  if (r != 0)
+    return r;
   if (*len == 0)
     *off = (uint32_t)s->bytes.len;
-  if (n > UINT32_MAX - *len || buf_append(&s->bytes, at, n) != 0)
-    return -1;
+  if (n > UINT32_MAX - *len)
+    return -ENOSPC;
+  if ((r = buf_append(&s->bytes, at, n)) != 0)
+    return r;
   *len += (uint32_t)n;
   return 0;
 }

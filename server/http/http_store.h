@@ -18,7 +18,7 @@ static inline void http_store_begin(http_store_t *s, const char *feed) {
   s->slice_base = feed;
 }
 int http_store_copy_in(http_store_t *s, uint32_t *off, uint32_t *len, const char *at, size_t n);
-/* Adds n bytes at `at` to the piece (off, len). 0, or -1 when the store is full. */
+/* Adds n bytes at `at` to the piece (off, len). 0, or a negative errno when the store is full. */
 static inline int http_store_piece(http_store_t *s, uint32_t *off, uint32_t *len, const char *at,
                                    size_t n) {
   if (!s->copied) {
@@ -37,7 +37,7 @@ static inline int http_store_piece(http_store_t *s, uint32_t *off, uint32_t *len
   return http_store_copy_in(s, off, len, at, n);
 }
 /* Copies a sliced store's pieces into its bytes (the feed is ending and the
- * message goes on); the request's pointers follow. 0, or -1 when out of memory. */
+ * message goes on); the request's pointers follow. 0, or -ENOMEM (-ENOSPC past the store cap). */
 int http_store_pin(http_store_t *s);
 
 #endif

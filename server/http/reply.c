@@ -18,10 +18,7 @@ void reply(route_ctx_t *rc, int status, const char *ctype, const void *body, siz
 
 void reply_error(route_ctx_t *rc, int status, const char *reason) {
   char body[512];
-  int n = snprintf(body, sizeof body, "%s\n", reason);
-  if (n < 0 || n >= (int)sizeof body)
-    n = (int)sizeof body - 1;
-  reply(rc, status, "text/plain", body, (size_t)n);
+  reply(rc, status, "text/plain", body, resp_error_body(body, sizeof body, reason));
 }
 
 jw_t reply_json_begin(route_ctx_t *rc) {
@@ -39,20 +36,4 @@ void reply_json(route_ctx_t *rc, jw_t *w, int status, const char *extra) {
     return;
   }
   reply_with(rc, status, "application/json", extra, w->b->data, w->b->len);
-}
-
-void plan_delay(route_ctx_t *rc, uint64_t ms, route_fn then) {
-  rc->plan = (plan_t){.kind = PLAN_DELAY, .delay_ms = ms, .then = then};
-}
-
-void plan_job(route_ctx_t *rc, route_fn job, route_fn then) {
-  rc->plan = (plan_t){.kind = PLAN_JOB, .jobs = 1, .job = job, .then = then};
-}
-
-void plan_jobs(route_ctx_t *rc, route_fn job, uint32_t n, route_merge_fn merge, route_fn then) {
-  rc->plan = (plan_t){.kind = PLAN_JOB, .jobs = n, .job = job, .then = then, .merge = merge};
-}
-
-void plan_yield(route_ctx_t *rc, route_fn then) {
-  rc->plan = (plan_t){.kind = PLAN_YIELD, .then = then};
 }

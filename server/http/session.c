@@ -7,7 +7,7 @@
 #include "guard.h"
 #include "monitor.h"
 #include "query.h"
-#include "resp.h"
+#include "response.h"
 #include "session_rc.h"
 #include "util.h"
 
@@ -187,7 +187,7 @@ static void write_head(session_t *s, int status, const char *ctype, int64_t leng
   /* Draining: requests already read are answered; the last one closes. */
   bool more_input = s->hp.rest > 0 || s->held_in > 0;
   bool keep = s->keep_alive && (!s->env->route.draining || more_input);
-  if (length == REPLY_CHUNKED && r->minor == 0) {
+  if (length == RESP_CHUNKED && r->minor == 0) {
     /* HTTP/1.0 has no chunked coding: the body ends with the connection. */
     length = RESP_UNTIL_CLOSE;
     s->resp_until_close = true;
@@ -279,10 +279,7 @@ static void answer(session_t *s, int status, const char *extra, const char *body
 
 static void answer_error(session_t *s, int status, const char *reason) {
   char body[512];
-  int n = snprintf(body, sizeof body, "%s\n", reason);
-  if (n < 0 || n >= (int)sizeof body)
-    n = (int)sizeof body - 1;
-  answer(s, status, NULL, body, (size_t)n);
+  answer(s, status, NULL, body, resp_error_body(body, sizeof body, reason));
 }
 
 /* A protocol error or timeout: answer (if nothing was answered yet) and close. */
@@ -293,8 +290,8 @@ static void fail(session_t *s, int status, const char *reason) {
   if (s->resp_started)
     return; /* mid-response: the only honest signal left is the close */
   char body[256];
-  int n = snprintf(body, sizeof body, "%s\n", reason);
-  resp_head_t h = {.status = status, .content_type = "text/plain", .content_length = n,
+  size_t n = resp_error_body(body, sizeof body, reason);
+  resp_head_t h = {.status = status, .content_type = "text/plain", .content_length = (int64_t)n,
                    .connection = RESP_CONN_CLOSE};
   if (resp_write_head(s->out, &h, date_cache_get(&s->env->date)) != 0 ||
       buf_append(s->out, body, (size_t)n) != 0)
@@ -524,8 +521,7 @@ session_next_t session_refuse(session_t *s, buf_t *out, uint64_t now_ms, int sta
     return SESSION_CLOSE;
   }
   char body[256];
-  int n = snprintf(body, sizeof body, "%s\n", reason);
-  answer(s, status, extra, body, (size_t)n);
+  answer(s, status, extra, body, resp_error_body(body, sizeof body, reason));
   session_next_t next = resume_parser(s, settle(s));
   rc_done(s);
   return next;

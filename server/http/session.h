@@ -12,7 +12,8 @@
 #include "date.h"
 #include "http.h"
 #include "log.h"
-#include "reply.h"
+#include "plan.h"
+#include "route.h"
 
 struct mon_http;
 struct stall_slot;
@@ -56,7 +57,7 @@ typedef enum session_next {
   SESSION_CLOSE  /* flush the output (unless session_broken), then close */
 } session_next_t;
 
-enum { PHASE_IDLE, PHASE_HEAD, PHASE_BODY, PHASE_BUSY, PHASE_CLOSED };
+typedef enum session_phase { PHASE_IDLE, PHASE_HEAD, PHASE_BODY, PHASE_BUSY, PHASE_CLOSED } session_phase_t;
 
 /* Output beyond this after a response makes the session ask for a flush. */
 #define SESSION_OUT_HIGH (64 * 1024)
@@ -67,6 +68,8 @@ enum { PHASE_IDLE, PHASE_HEAD, PHASE_BODY, PHASE_BUSY, PHASE_CLOSED };
 #define SESSION_HOLD_BYTES (64 * 1024)
 
 typedef struct session {
+  /* private: the modes use the accessors below; the fields are here so that
+   * they inline. */
   http_parser_t hp;
   /* The request's route state, taken from the env's pool when its head
    * arrives and given back when it is over: idle connections hold none.
@@ -162,6 +165,38 @@ static inline bool session_idle(const session_t *s) {
 size_t session_describe(const session_t *s, char *out);
 /* When its request began (clock_ms), or 0 with none running. */
 uint64_t session_started_ms(const session_t *s);
+
+/* ---- what the modes read and write (accessors; the fields are private) ---- */
+
+/* Before a continuation: bytes of earlier output the socket has not taken
+ * yet (route_ctx_t.out_backlog). Only while a plan runs. */
+static inline void session_set_backlog(session_t *s, size_t n) { s->rc->out_backlog = n; }
+/* The running plan's route state (what its jobs get). Only while a plan runs. */
+static inline route_state_t *session_job_state(session_t *s) { return &s->rc->state; }
+/* One of the running plan's jobs ended on another thread with state: it
+ * folds into the request's (plan.merge), or becomes it. */
+static inline void session_job_done(session_t *s, const route_state_t *state) {
+  route_ctx_t *rc = s->rc;
+  if (rc->plan.merge != NULL)
+    rc->plan.merge(rc, state);
+  else
+    rc->state = *state;
+}
+/* Carries the running PLAN_JOB's jobs out here, one after another
+ * (plan_run_inline). Only while a plan runs. */
+static inline void session_run_plan_inline(session_t *s) { plan_run_inline(&s->rc->plan, s->rc); }
+/* Ask for SESSION_FLUSH once n more requests are answered (a mode's per-turn
+ * check of what the connection has spent). */
+static inline void session_pause_after(session_t *s, uint32_t n) { s->pause_at = s->requests + n; }
+/* Requests this session has begun. */
+static inline uint32_t session_requests(const session_t *s) { return s->requests; }
+/* When its current phase began (the mode's clock, ms). */
+static inline uint64_t session_phase_since(const session_t *s) { return s->phase_ms; }
+static inline session_phase_t session_phase(const session_t *s) { return (session_phase_t)s->phase; }
+/* The request is read to its end (its body too): what runs now is its handler. */
+static inline bool session_req_read(const session_t *s) { return s->req_done; }
+/* The response's head is out and its end is not (a stream between pieces). */
+static inline bool session_streaming(const session_t *s) { return s->resp_started && !s->resp_done; }
 
 /* Output could not be written (out of memory): drop it and close. */
 static inline bool session_broken(const session_t *s) { return s->broken; }

@@ -32,7 +32,7 @@ void session_count(session_t *s, int status) {
   mon_http_t *h = env->http;
   if (h == NULL)
     return;
-  int route = s->route != NULL && s->req_active ? route_index(env->route.routes, s->route) : -1;
+  int route = s->route != NULL && s->req_active ? route_index(env->route.routes, s->route) : ROUTE_NONE;
   uint64_t now = clock_ns();
   uint64_t d = s->req_active ? now - s->start_ns : MON_NO_DURATION;
   uint64_t loop = env->carry_ns + (env->acct_ns != 0 && now > env->acct_ns ? now - env->acct_ns : 0);

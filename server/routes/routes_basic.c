@@ -68,7 +68,7 @@ static void echo_start(route_ctx_t *rc) {
   rc->on_body = echo_body;
   rc->on_end = echo_end;
   reply_head(rc, status, ct ? ctype : "application/octet-stream",
-             r->chunked ? REPLY_CHUNKED : r->content_length, NULL);
+             r->chunked ? RESP_CHUNKED : r->content_length, NULL);
 }
 
 void route_echo(route_ctx_t *rc) {

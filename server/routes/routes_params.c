@@ -1,5 +1,6 @@
 /* routes_params.c: the parameter rules every route shares, and the monitor
  * routes' response helpers. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,7 +25,7 @@ int route_format(route_ctx_t *rc, bool *text, char *reason, size_t rlen) {
     if (*text || (fl == 4 && memcmp(f, "json", 4) == 0))
       return 0;
     snprintf(reason, rlen, "format=%.*s: expected json or text", (int)(fl > 32 ? 32 : fl), f);
-    return -1;
+    return -EINVAL;
   }
   size_t al;
   const char *acc = http_req_header(r, "accept", &al);

@@ -88,7 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     while (next == SESSION_PLAN && guard++ < 100000) {
       const plan_t *p = session_plan(&s);
       if (p->kind == PLAN_JOB && p->job != NULL)
-        p->job(s.rc);
+        session_run_plan_inline(&s);
       now += p->kind == PLAN_DELAY ? p->delay_ms : 1;
       next = session_continue(&s, &out, now);
     }
@@ -103,7 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     session_timeout(&s, &out, now + 3600 * 1000);
   if (session_broken(&s))
     abort(); /* only out-of-memory may break a session */
-  bool aborted = s.phase == PHASE_CLOSED && s.resp_started && !s.resp_done;
+  bool aborted = session_phase(&s) == PHASE_CLOSED && session_streaming(&s);
   if (memmem(data, size, "HEAD", 4) == NULL)
     check_responses(&out, aborted);
   session_free(&s);

@@ -56,9 +56,8 @@ static session_next_t feed(fixture_t *f, const char *data, size_t len, int *plan
     while (next == SESSION_PLAN) {
       if (plans)
         (*plans)++;
-      const plan_t *p = session_plan(&f->s);
-      if (p->kind == PLAN_JOB)
-        p->job(f->s.rc);
+      if (session_plan(&f->s)->kind == PLAN_JOB)
+        session_run_plan_inline(&f->s);
       next = session_continue(&f->s, &f->out, 1000);
     }
     if (next == SESSION_CLOSE || (next == SESSION_READ && used == len))
