@@ -9,7 +9,8 @@ broken (each finding on its own line), 0 when none is.
     rules.py implementers [--allow HEADER]... --root ROOT LIB.a...
         Each header is implemented by one .c: the objects that define (nm T)
         a function the header declares at column 0. Header-only modules have
-        no implementer and pass.
+        no implementer and pass; a folder's private header (NAME_int.h) is
+        shared by that folder's files and is not checked.
     rules.py prefixes     --map FILE [--allow SYMBOL]... LIB.a...
         Every export carries its module's prefix. FILE has lines
         "module prefix...": a symbol passes when it starts with one of the
@@ -157,7 +158,7 @@ def rule_implementers(args, allow):
     bad = 0
     for h in c_files(root, ('.h',)):
         rel = os.path.relpath(h, root)
-        if rel in allow or os.path.basename(h) in allow:
+        if rel in allow or os.path.basename(h) in allow or h.endswith('_int.h'):
             continue
         impl = set()
         for name in declared(h):

@@ -1,4 +1,4 @@
-/* test_config.c: the command line and config contract (SPEC sections 1-2):
+/* test_config.c: the command line and config contract:
  * bad input exits 2 with one line naming the key, --print-config loads back,
  * precedence is command line > environment > file > defaults. */
 #include <setjmp.h>

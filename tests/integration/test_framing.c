@@ -346,7 +346,7 @@ static void test_every_kind(void **state) {
   assert_int_equal(srv_stop(&s, SIGTERM, 10000), 0);
 }
 
-/* What an external HTTP/1.1 compliance suite expects (issue 20): each a 400
+/* What an external HTTP/1.1 compliance suite expects: each a 400
  * with Connection: close and the close itself, or OPTIONS answered 200 with
  * Allow and Content-Length: 0; the same in both modes. */
 typedef struct compliance {

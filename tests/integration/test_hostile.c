@@ -1,6 +1,6 @@
 /* test_hostile.c: a table of hostile and malformed requests, each with the
- * status SPEC section 5 names. Errors must say Connection: close and the
- * server must then close; the positive controls must keep the connection. */
+ * status the contract names for it (400, 413, 431, 501, ...). Errors must
+ * say Connection: close and the server must then close; the positive controls must keep the connection. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* test_metrics.c: what the monitor reports (SPEC section 3, /metrics
+/* test_metrics.c: what the monitor reports (/metrics,
  * /healthz and load shedding): /metrics passes promtool and its counters
  * add up; /healthz and shedding react to lag and come back; several loops
  * share the work and are each reported; the work and connection counters

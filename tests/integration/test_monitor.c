@@ -1,4 +1,4 @@
-/* test_monitor.c: seeing the loop (SPEC section 3, /heartbeat and /lag, and
+/* test_monitor.c: seeing the loop (/heartbeat and /lag, and
  * the lag/stall paragraph): a blocked loop shows in lag, in the heartbeat and
  * in one stderr line naming the culprit; the pool and sliced CPU work keep
  * lag low; streams are live; /lag speaks JSON and text. Thread mode (SPEC

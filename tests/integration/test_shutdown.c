@@ -1,4 +1,4 @@
-/* test_shutdown.c: SPEC section 6. SIGTERM stops accepting at once, answers
+/* test_shutdown.c: a graceful stop. SIGTERM stops accepting at once, answers
  * what was already received (with Connection: close), closes idle
  * connections, and exits 0 within the deadline; a second signal exits now. */
 #include <setjmp.h>
@@ -172,7 +172,7 @@ static int count_lines(const char *path, const char *needle) {
   return n;
 }
 
-/* SPEC section 6 under load: FLOOD_CONNS clients pipelining GET /
+/* A graceful stop under load: FLOOD_CONNS clients pipelining GET /
  * FLOOD_DEPTH deep when SIGTERM arrives, so connections are idle with a
  * request already in the kernel (loopd has not read it yet). Every response that reaches them is complete, none
  * follows one that said Connection: close, none is destroyed by a reset (each loopd logged

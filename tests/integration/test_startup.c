@@ -1,4 +1,4 @@
-/* test_startup.c: start-up and exit that cannot crash or hang (issue 11):
+/* test_startup.c: start-up and exit that cannot crash or hang:
  * every open-files limit from 4 to 40 either serves or exits 1 with one
  * line; log consumers that stop reading hold neither the loop nor the exit;
  * work.queue_limit means the same in both modes. */

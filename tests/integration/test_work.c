@@ -1,4 +1,4 @@
-/* test_work.c: blocking work three ways (SPEC section 3, /slow /block /cpu):
+/* test_work.c: blocking work three ways (/slow /block /cpu):
  * the pool runs jobs in parallel up to work.threads and makes queueing
  * visible, a full queue answers 503 at once, clients that leave cancel their
  * queued jobs, /block stalls its loop and /slow and /cpu do not. */

@@ -48,8 +48,8 @@ static void test_config_defaults_match_table(void **state) {
   assert_int_equal(c.log.format, LOG_FORMAT_TEXT);
   size_t n;
   const config_key_t *k = config_keys(&n);
-  /* SPEC section 2 lists 25 keys, issue 15 adds monitor.max_event_streams,
-   * issue 20 server.allowed_hosts, issue 21 server.turn_budgets and
+  /* the 25 keys of the contract's configuration table, then
+   * monitor.max_event_streams, server.allowed_hosts, server.turn_budgets and
    * monitor.shed_utilization */
   assert_int_equal(n, 29);
   assert_string_equal(c.server.allowed_hosts.text, "auto");
