@@ -232,7 +232,7 @@ static void check_exchange(int port, const exchange_t *ex, const char *name) {
   bool eof = false;
   char err[256] = "";
   sresp_t r = {0};
-  double until = now_ms() + T;
+  double until = harness_now_ms() + T;
   while (got < ex->n) {
     bool head_req = ex->head && got == ex->n - 1;
     long used = parse_one(wire + off, len - off, head_req, eof, &r, err);
@@ -249,7 +249,7 @@ static void check_exchange(int port, const exchange_t *ex, const char *name) {
       got++;
       continue;
     }
-    if (eof || now_ms() > until)
+    if (eof || harness_now_ms() > until)
       fail_msg("%s: %s after %d of %d responses (%zu bytes)", name, eof ? "closed" : "timed out", got,
                ex->n, len);
     ssize_t k = rd(fd, wire + len, WIRE_MAX - len, 100);
@@ -394,13 +394,13 @@ static void test_compliance(void **state) {
     const compliance_t *c = &compliance[i];
     /* the strict reading: one response, framed, nothing after it */
     check_named(s.port, c->name, c->req, strlen(c->req), false, c->has, (int[]){c->status, 0});
-    resp_t r;
+    wire_resp_t r;
     assert_int_equal(raw_exchange(s.port, c->req, &r, T), 0);
-    const char *conn = resp_header(&r, "connection");
+    const char *conn = wire_header(&r, "connection");
     bool closes = conn != NULL && strcmp(conn, "close") == 0;
     if (closes != (c->status == 400 || c->status == 505)) /* protocol errors close; 404 does not */
       fail_msg("%s: %d %s Connection: close", c->name, r.status, closes ? "with" : "without");
-    resp_free(&r);
+    wire_free(&r);
   }
   /* OPTIONS keeps the connection, and a request after it is answered */
   EX_PORT(s.port, "OPTIONS then GET", "OPTIONS * HTTP/1.1\r\n" H "\r\nGET / HTTP/1.1\r\n" H "\r\n", 200, 200);
@@ -415,12 +415,12 @@ static void test_503s(void **state) {
   assert_int_equal(srv_startv(&s, "--set", "server.max_connections=3", "--set", "work.threads=1",
                               "--set", "work.queue_limit=2", NULL), 0);
   int fds[3];
-  resp_t r;
+  wire_resp_t r;
   for (int i = 0; i < 3; i++) { /* an answer on each proves the server holds it */
     fds[i] = raw_connect(s.port);
     assert_int_equal(raw_send_get(fds[i], "/"), 0);
-    assert_int_equal(resp_read(fds[i], &r, T, false), 0);
-    resp_free(&r);
+    assert_int_equal(wire_read(fds[i], &r, T, false), 0);
+    wire_free(&r);
   }
   int port = s.port;
   EX("503 over max_connections", "GET / HTTP/1.1\r\n" H "\r\n", 503);

@@ -15,10 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "hist.h"
 #include "monitor.h"
 #include "prom.h"
@@ -437,37 +439,55 @@ static mon_hub_t *threads_hub(config_t *cfg, int sample_ms, int beat_ms) {
   return h;
 }
 
+typedef struct tmon_watch {
+  mon_hub_t *h;
+  mon_heartbeat_t hb;
+  mon_lag_t l;
+} tmon_watch_t;
+
+/* 30 beats, and a utilization figure (two CPU readings 100 ms apart). */
+static bool tmon_fed(void *arg) {
+  tmon_watch_t *w = arg;
+  mon_heartbeat_get(w->h, 0, &w->hb);
+  mon_lag_get(w->h, 0, &w->l);
+  return w->hb.beats >= 30 && !isnan(w->l.utilization);
+}
+
+/* The heartbeat thread is in its sleep to an absolute deadline. */
+static bool tmon_asleep(void *arg) {
+  (void)arg;
+  return proc_clock_sleepers(getpid(), CLOCK_MONOTONIC, TIMER_ABSTIME) >= 1;
+}
+
 /* It samples lag every sample_ms and beats every heartbeat_ms, on time
  * within a generous margin, and reports a utilization (process CPU share). */
 static void test_tmon_feeds(void **state) {
   (void)state;
   config_t cfg;
-  mon_hub_t *h = threads_hub(&cfg, 2, 10);
+  tmon_watch_t w = {.h = threads_hub(&cfg, 2, 10)};
   tmon_t t = {0};
-  assert_int_equal(tmon_start(&t, mon_hub_src(h, 0), &cfg), 0);
-  mon_heartbeat_t hb;
-  mon_lag_t l;
-  double end = (double)clock_ms() + 10000;
-  do {
-    usleep(20 * 1000); /* polling the thread's progress, with a deadline */
-    mon_heartbeat_get(h, 0, &hb);
-    mon_lag_get(h, 0, &l);
-  } while ((hb.beats < 30 || isnan(l.utilization)) && (double)clock_ms() < end);
+  assert_int_equal(tmon_start(&t, mon_hub_src(w.h, 0), &cfg), 0);
+  assert_true(wait_until(tmon_fed, &w, 10000));
   tmon_stop(&t);
-  assert_true(hb.beats >= 30);
-  assert_true(l.samples >= 100);     /* about five per beat */
-  assert_true(l.p50_ms < 50);         /* woken on time, mostly: it only sleeps */
-  assert_true(hb.interval_ms == 10);
-  assert_false(isnan(l.utilization)); /* two CPU readings 100 ms apart */
-  assert_true(l.utilization >= 0 && l.utilization <= 1);
-  assert_int_equal(l.stalls, 0);
-  /* it has stopped: no more beats */
-  mon_heartbeat_get(h, 0, &hb);
-  uint64_t beats = hb.beats;
-  usleep(50 * 1000); /* deliberate: five heartbeats' time, to see none come */
-  mon_heartbeat_get(h, 0, &hb);
-  assert_int_equal(hb.beats, beats);
-  mon_hub_free(h);
+  tmon_fed(&w); /* the last figures, read after the stop */
+  assert_true(w.hb.beats >= 30);
+  assert_true(w.l.samples >= 100); /* about five per beat */
+  const char *why = NULL;
+  if (timing_strict(&why))
+    assert_true(w.l.p50_ms < 50); /* woken on time, mostly: it only sleeps */
+  else
+    print_message("skipped the 50 ms wake bound: %s\n", why);
+  assert_true(w.hb.interval_ms == 10);
+  assert_false(isnan(w.l.utilization));
+  assert_true(w.l.utilization >= 0 && w.l.utilization <= 1);
+  assert_int_equal(w.l.stalls, 0);
+  /* it has stopped: the thread is joined, so no beat can come any more */
+  assert_false(t.running);
+  uint64_t beats = w.hb.beats;
+  assert_false(tmon_asleep(NULL)); /* and no thread of ours is left in its sleep */
+  mon_heartbeat_get(w.h, 0, &w.hb);
+  assert_int_equal(w.hb.beats, beats);
+  mon_hub_free(w.h);
 }
 
 /* Stopping does not wait for a far deadline (shutdown joins the thread). */
@@ -478,7 +498,7 @@ static void test_tmon_stops_promptly(void **state) {
   tmon_t t = {0};
   tmon_stop(&t); /* never started: nothing to do */
   assert_int_equal(tmon_start(&t, mon_hub_src(h, 0), &cfg), 0);
-  usleep(20 * 1000); /* deliberate: let the thread settle into its far sleep */
+  assert_true(wait_until(tmon_asleep, NULL, 10000)); /* in its far sleep */
   uint64_t t0 = clock_ms();
   tmon_stop(&t);
   uint64_t took = clock_ms() - t0;
