@@ -1,9 +1,11 @@
 /* http_reader.c: the incremental response reader (http_reader.h). */
 #include "http_reader.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 enum { S_HEAD, S_LENGTH, S_CHUNK_SIZE, S_CHUNK_DATA, S_CHUNK_CRLF, S_TRAILER, S_CLOSE };
 
@@ -141,4 +143,24 @@ bool hr_eof(hr_t *h) {
   h->ended = true;
   h->responses++;
   return true;
+}
+
+int hr_read_fd(hr_t *h, int fd) {
+  char buf[8192];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n == 0 && hr_eof(h))
+      return 0;
+    if (n <= 0) {
+      if (n == 0)
+        errno = 0;
+      return -1;
+    }
+    bool done;
+    size_t used = hr_feed(h, buf, (size_t)n, &done);
+    if (done) {
+      h->overrun += (long)((size_t)n - used);
+      return 0;
+    }
+  }
 }

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HR_HEAD_MAX 16384 /* a longer head is counted bad and dropped */
+#define HR_HEAD_MAX 4096 /* a longer head is counted bad and dropped (loopd's are < 1 KiB) */
 
 typedef enum hr_framing { HR_NONE, HR_LENGTH, HR_CHUNKED, HR_UNTIL_CLOSE } hr_framing_t;
 
@@ -38,6 +38,7 @@ typedef struct hr {
   hr_resp_t resp; /* the response being read, or the one just completed */
   long responses; /* completed */
   long bad;       /* malformed heads, or heads with no framing under strict_framing */
+  long overrun;   /* bytes hr_read_fd read past a response and dropped */
 } hr_t;
 
 void hr_init(hr_t *h);
@@ -51,6 +52,11 @@ bool hr_eof(hr_t *h);
 /* A header of the last head (case-insensitive name), its value copied into
  * out (NUL-terminated); NULL when absent. */
 const char *hr_header(const hr_t *h, const char *name, char *out, size_t cap);
+/* Reads from a blocking fd until one response is whole: 0 (h->resp says
+ * what it was), or -1 when the connection closed first (errno 0) or a read
+ * failed. For one request at a time: bytes past the response's end, which
+ * only a pipelining client would see, are counted in h->overrun and dropped. */
+int hr_read_fd(hr_t *h, int fd);
 /* Waiting for the start of a response (nothing of the next one read yet). */
 static inline bool hr_idle(const hr_t *h) { return h->state == 0 && (h->ended || h->head_len == 0); }
 
