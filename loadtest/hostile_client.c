@@ -191,6 +191,21 @@ static int mode_noread(int conns, long long bytes, int seconds) {
   return 0;
 }
 
+/* mode_counted's top-up: DEPTH requests in flight on fd, until told
+ * Connection: close; a request cut in the middle is not counted as written. */
+static void counted_top_up(int fd, const hc_resp_t *r, long *sent, int depth, long *written,
+                           long *partial) {
+  static const char req[] = "GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: counted\r\n\r\n";
+  while (fd >= 0 && !r->told_close && *sent - r->responses < depth) {
+    ssize_t n = write(fd, req, sizeof req - 1);
+    if (n != (ssize_t)(sizeof req - 1)) {
+      *partial += n > 0;
+      return;
+    }
+    (*sent)++, (*written)++;
+  }
+}
+
 /* SIGTERM under load: every connection keeps DEPTH GET / in flight; counts
  * each request fully written and each response fully received, until the
  * server has closed every connection or the time is up. */
@@ -198,7 +213,6 @@ static int mode_counted(int conns, int seconds, int depth) {
   static struct pollfd pf[HC_MAX_CONNS];
   static hc_resp_t *rs;
   static long sent[HC_MAX_CONNS];
-  static const char req[] = "GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: counted\r\n\r\n";
   if (conns > HC_MAX_CONNS || depth < 1 || depth > 64)
     return 2;
   rs = calloc((size_t)conns, sizeof *rs);
@@ -216,16 +230,8 @@ static int mode_counted(int conns, int seconds, int depth) {
   double end = hc_now_ms() + seconds * 1e3;
   char buf[HC_BUF];
   while (live > 0 && hc_now_ms() < end) {
-    /* top up: DEPTH requests in flight, until told Connection: close */
     for (int i = 0; i < conns; i++)
-      while (pf[i].fd >= 0 && !rs[i].told_close && sent[i] - rs[i].responses < depth) {
-        ssize_t n = write(pf[i].fd, req, sizeof req - 1);
-        if (n != (ssize_t)(sizeof req - 1)) {
-          partial += n > 0; /* a request cut in the middle is not counted as written */
-          break;
-        }
-        sent[i]++, written++;
-      }
+      counted_top_up(pf[i].fd, &rs[i], &sent[i], depth, &written, &partial);
     if (poll(pf, (nfds_t)conns, 100) <= 0)
       continue;
     for (int i = 0; i < conns; i++) {

@@ -26,6 +26,9 @@ import re
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from symbol_graph import strongly_connected  # noqa: E402
+
 
 def c_files(root, exts=('.c', '.h')):
     for d, dirs, files in os.walk(root):
@@ -42,34 +45,8 @@ def module_of(path):
 
 def find_cycle(graph):
     """One cycle per strongly connected component of more than one module,
-    as a path a -> b -> ... -> a (Tarjan, then a walk inside the component)."""
-    index, low, stack, on, comps, n = {}, {}, [], set(), [], [0]
-
-    def visit(v):
-        index[v] = low[v] = n[0]
-        n[0] += 1
-        stack.append(v)
-        on.add(v)
-        for w in sorted(graph.get(v, ())):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = set()
-            while True:
-                w = stack.pop()
-                on.discard(w)
-                comp.add(w)
-                if w == v:
-                    break
-            if len(comp) > 1:
-                comps.append(comp)
-
-    for v in sorted(graph):
-        if v not in index:
-            visit(v)
+    as a path a -> b -> ... -> a (the components from symbol_graph.py)."""
+    comps = [set(c) for c in strongly_connected(graph)]
     cycles = []
     for comp in comps:
         start = min(comp)
@@ -213,7 +190,7 @@ def grep_rule(paths, pattern, what, allow, exts=None):
 
 
 # Written so that this file does not match itself.
-REFS = r'SPEC [s]ections?|SPEC [§]|\b[Ii]ssues? [0-9]+'
+REFS = r'SPEC [s]ections?|SPEC [§]|\(SPEC\s*$|\b[Ii]ssues? [0-9]+'
 SKIP_DIRS = {'corpus', 'corpus_config', 'results', '__pycache__', 'build'}
 
 

@@ -145,6 +145,9 @@ ssize_t raw_recv_to_eof(int fd, char *buf, size_t cap, int timeout_ms);
  * busy loop thread for tens of ms: only bounds relative to a control in the
  * same run hold there. When false, *why (if not NULL) says which. */
 bool timing_strict(const char **why);
+/* strict_ms where timing_strict() holds; elsewhere loose_ms, the bound a
+ * control in the same run promises (and a line says which, and why). */
+double timing_bound_ms(double strict_ms, double loose_ms);
 
 /* ---- waiting on state, not on time ----
  * Each polls (every few ms: a retry pace, not a guess at how long the server
@@ -156,6 +159,8 @@ bool wait_until(bool (*pred)(void *arg), void *arg, int deadline_ms);
  * "loopd_loop_stalls_total{loop=\"0\"}" (name and labels exactly as loopd
  * prints them), or NAN when absent or unreadable. One GET /metrics. */
 double metric_value(int port, const char *series);
+/* The same series read from a /metrics body already fetched; NAN when absent. */
+double metric_in(const char *body, const char *series);
 /* metric_value(port, series) OP value, with op one of "==" "!=" ">=" "<=" ">" "<". */
 bool wait_metric(int port, const char *series, const char *op, double value, int deadline_ms);
 /* Every byte sent on each of fds[0..n) has been read by the server on port:

@@ -64,20 +64,22 @@ bool wait_until(bool (*pred)(void *arg), void *arg, int deadline_ms) {
   }
 }
 
+double metric_in(const char *body, const char *series) {
+  size_t n = strlen(series);
+  for (const char *p = body; p != NULL && *p; p = strchr(p, '\n')) {
+    if (*p == '\n')
+      p++;
+    if (strncmp(p, series, n) == 0 && p[n] == ' ')
+      return strtod(p + n + 1, NULL);
+  }
+  return NAN;
+}
+
 double metric_value(int port, const char *series) {
   wire_resp_t r;
   if (raw_get(port, "/metrics", &r, 5000) != 0)
     return NAN;
-  double v = NAN;
-  size_t n = strlen(series);
-  for (const char *p = r.status == 200 ? r.body : NULL; p != NULL && *p; p = strchr(p, '\n')) {
-    if (*p == '\n')
-      p++;
-    if (strncmp(p, series, n) == 0 && p[n] == ' ') {
-      v = strtod(p + n + 1, NULL);
-      break;
-    }
-  }
+  double v = r.status == 200 ? metric_in(r.body, series) : NAN;
   wire_free(&r);
   return v;
 }
@@ -260,4 +262,12 @@ bool wait_sleepers(pid_t pid, int want, int deadline_ms) {
   fprintf(stderr, "harness: %d sleeping job(s) wanted, %d seen within %d ms\n", want,
           proc_sleepers(pid), deadline_ms);
   return false;
+}
+
+double timing_bound_ms(double strict_ms, double loose_ms) {
+  const char *why = NULL;
+  if (timing_strict(&why))
+    return strict_ms;
+  printf("bound %.0f ms, not %.0f: %s\n", loose_ms, strict_ms, why);
+  return loose_ms;
 }

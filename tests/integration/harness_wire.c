@@ -193,6 +193,92 @@ static struct {
   size_t len;
 } stash[STASH_FDS];
 
+/* The status line and headers, past any 1xx interim response. 0 or -1. */
+static int read_head(rd_t *d, wire_resp_t *r) {
+  char line[8192];
+  size_t n;
+  for (;;) {
+    if (rd_line(d, line, sizeof line, &n) != 0 || strncmp(line, "HTTP/1.", 7) != 0 || n < 12)
+      return -1;
+    r->status = atoi(line + 9);
+    size_t hl = (size_t)snprintf(r->head, sizeof r->head, "%s\r\n", line);
+    for (;;) {
+      if (rd_line(d, line, sizeof line, &n) != 0)
+        return -1;
+      if (n == 0)
+        break;
+      if (hl + n + 3 < sizeof r->head)
+        hl += (size_t)snprintf(r->head + hl, sizeof r->head - hl, "%s\r\n", line);
+    }
+    if (r->status >= 200)
+      return 0;
+  }
+}
+
+/* n bytes of body into r. 0 or -1. */
+static int read_span(rd_t *d, wire_resp_t *r, size_t *cap, size_t n) {
+  char *tmp = malloc(n + 1);
+  int rc = tmp != NULL && rd_bytes(d, tmp, n) == 0 && body_append(r, cap, tmp, n) == 0 ? 0 : -1;
+  free(tmp);
+  return rc;
+}
+
+/* A chunked body, to the empty line after the last chunk. 0 or -1. */
+static int read_chunked(rd_t *d, wire_resp_t *r, size_t *cap) {
+  char line[8192], crlf[2];
+  size_t n;
+  for (;;) {
+    if (rd_line(d, line, sizeof line, &n) != 0)
+      return -1;
+    size_t size = strtoul(line, NULL, 16);
+    if (size == 0)
+      return rd_line(d, line, sizeof line, &n);
+    if (read_span(d, r, cap, size) != 0 || rd_bytes(d, crlf, 2) != 0)
+      return -1;
+  }
+}
+
+/* A body that ends with the connection (or the deadline). 0 or -1. */
+static int read_until_close(rd_t *d, wire_resp_t *r, size_t *cap) {
+  for (;;) {
+    if (d->pos < d->len) {
+      body_append(r, cap, d->buf + d->pos, d->len - d->pos);
+      d->pos = d->len;
+    }
+    int left = (int)(d->end - harness_now_ms());
+    ssize_t k = recv_timeout(d->fd, d->buf, sizeof d->buf, left);
+    if (k == 0 || k == -1)
+      return 0;
+    if (k < 0)
+      return -1;
+    d->pos = 0;
+    d->len = (size_t)k;
+  }
+}
+
+/* The bytes read ahead on fd by an earlier response go first. */
+static void stash_take(rd_t *d) {
+  int fd = d->fd;
+  if (fd >= 0 && fd < STASH_FDS && stash[fd].len > 0) {
+    memcpy(d->buf, stash[fd].data, stash[fd].len);
+    d->len = stash[fd].len;
+    stash[fd].len = 0;
+  }
+}
+
+/* What this response did not use is kept for the next one on fd. */
+static void stash_keep(const rd_t *d) {
+  int fd = d->fd;
+  if (fd >= 0 && fd < STASH_FDS && d->pos < d->len) {
+    free(stash[fd].data);
+    stash[fd].data = malloc(d->len - d->pos);
+    if (stash[fd].data != NULL) {
+      memcpy(stash[fd].data, d->buf + d->pos, d->len - d->pos);
+      stash[fd].len = d->len - d->pos;
+    }
+  }
+}
+
 int wire_read(int fd, wire_resp_t *r, int timeout_ms, bool head_request) {
   memset(r, 0, sizeof *r);
   r->content_length = -1;
@@ -202,94 +288,26 @@ int wire_read(int fd, wire_resp_t *r, int timeout_ms, bool head_request) {
   d->fd = fd;
   d->end = harness_now_ms() + timeout_ms;
   d->pos = d->len = 0;
-  if (fd >= 0 && fd < STASH_FDS && stash[fd].len > 0) {
-    memcpy(d->buf, stash[fd].data, stash[fd].len);
-    d->len = stash[fd].len;
-    stash[fd].len = 0;
+  stash_take(d);
+  size_t cap = 0;
+  int rc = read_head(d, r);
+  if (rc == 0) {
+    const char *te = wire_header(r, "transfer-encoding");
+    const char *cl = wire_header(r, "content-length");
+    if (cl != NULL)
+      r->content_length = atoll(cl);
+    r->chunked = te != NULL && strcasecmp(te, "chunked") == 0;
+    body_append(r, &cap, "", 0);
+    if (head_request || r->status == 204 || r->status == 304)
+      rc = 0;
+    else if (r->chunked)
+      rc = read_chunked(d, r, &cap);
+    else if (r->content_length >= 0)
+      rc = read_span(d, r, &cap, (size_t)r->content_length);
+    else
+      rc = read_until_close(d, r, &cap);
   }
-  int rc = -1;
-  size_t cap = 0, hl = 0, n;
-  char line[8192];
-  for (;;) { /* skip 1xx interim responses */
-    hl = 0;
-    if (rd_line(d, line, sizeof line, &n) != 0)
-      goto out;
-    if (strncmp(line, "HTTP/1.", 7) != 0 || n < 12)
-      goto out;
-    r->status = atoi(line + 9);
-    hl = (size_t)snprintf(r->head, sizeof r->head, "%s\r\n", line);
-    for (;;) {
-      if (rd_line(d, line, sizeof line, &n) != 0)
-        goto out;
-      if (n == 0)
-        break;
-      if (hl + n + 3 < sizeof r->head)
-        hl += (size_t)snprintf(r->head + hl, sizeof r->head - hl, "%s\r\n", line);
-    }
-    if (r->status >= 200)
-      break;
-  }
-  const char *te = wire_header(r, "transfer-encoding");
-  const char *cl = wire_header(r, "content-length");
-  if (cl != NULL)
-    r->content_length = atoll(cl);
-  r->chunked = te != NULL && strcasecmp(te, "chunked") == 0;
-  body_append(r, &cap, "", 0);
-  if (head_request || r->status == 204 || r->status == 304) {
-    rc = 0;
-  } else if (r->chunked) {
-    for (;;) {
-      if (rd_line(d, line, sizeof line, &n) != 0)
-        goto out;
-      size_t size = strtoul(line, NULL, 16);
-      if (size == 0) {
-        if (rd_line(d, line, sizeof line, &n) != 0) /* the empty line after the last chunk */
-          goto out;
-        break;
-      }
-      char *tmp = malloc(size + 2);
-      if (tmp == NULL || rd_bytes(d, tmp, size + 2) != 0 || body_append(r, &cap, tmp, size) != 0) {
-        free(tmp);
-        goto out;
-      }
-      free(tmp);
-    }
-    rc = 0;
-  } else if (r->content_length >= 0) {
-    char *tmp = malloc((size_t)r->content_length + 1);
-    if (tmp == NULL || rd_bytes(d, tmp, (size_t)r->content_length) != 0 ||
-        body_append(r, &cap, tmp, (size_t)r->content_length) != 0) {
-      free(tmp);
-      goto out;
-    }
-    free(tmp);
-    rc = 0;
-  } else { /* until close */
-    for (;;) {
-      if (d->pos < d->len) {
-        body_append(r, &cap, d->buf + d->pos, d->len - d->pos);
-        d->pos = d->len;
-      }
-      int left = (int)(d->end - harness_now_ms());
-      ssize_t k = recv_timeout(fd, d->buf, sizeof d->buf, left);
-      if (k == 0 || k == -1)
-        break;
-      if (k < 0)
-        goto out;
-      d->pos = 0;
-      d->len = (size_t)k;
-    }
-    rc = 0;
-  }
-out:
-  if (fd >= 0 && fd < STASH_FDS && d->pos < d->len) {
-    free(stash[fd].data);
-    stash[fd].data = malloc(d->len - d->pos);
-    if (stash[fd].data != NULL) {
-      memcpy(stash[fd].data, d->buf + d->pos, d->len - d->pos);
-      stash[fd].len = d->len - d->pos;
-    }
-  }
+  stash_keep(d);
   free(d);
   return rc;
 }

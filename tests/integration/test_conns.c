@@ -1,5 +1,5 @@
-/* test_conns.c: what a connection costs the server, in either model (SPEC
- * sections 2, 4, 6): connections beyond server.max_connections are refused
+/* test_conns.c: what a connection costs the server, in either model:
+ * connections beyond server.max_connections are refused
  * without a thread; each connection in thread mode is one OS thread, with
  * the stack threads.stack_kb asks for; idle connections (threads blocked in
  * read) are woken and closed at once on SIGTERM. Thread counts come from

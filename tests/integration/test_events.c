@@ -1,5 +1,5 @@
-/* test_events.c: GET /events (Server-Sent Events) and GET /dashboard (SPEC
- * section 3): SSE framing (retry, comment lines, one JSON object per data:
+/* test_events.c: GET /events (Server-Sent Events) and GET /dashboard:
+ * SSE framing (retry, comment lines, one JSON object per data:
  * line, blank line after each event), parameters, keep-alive comments, the
  * stream limit and its release when a client leaves, a reader that stops
  * reading (snapshots skipped, connection kept, bounded output), shutdown

@@ -192,6 +192,30 @@ typedef struct site_case {
   int status;
 } site_case_t;
 
+/* On one connection: a GET / whose Host the store then remembers as allowed
+ * does not let the cross-site request after it through, and a 403 keeps the
+ * connection: the next request on it is answered. */
+static void cross_site_on_one_connection(int port, const char *host) {
+  int fd = raw_connect(port);
+  char two[512];
+  snprintf(two, sizeof two, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n"
+                            "GET /lag HTTP/1.1\r\nHost: %s\r\nSec-Fetch-Site: cross-site\r\n\r\n"
+                            "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", host, host, host);
+  raw_sends(fd, two);
+  wire_resp_t r;
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
+  assert_int_equal(r.status, 200);
+  wire_free(&r);
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
+  assert_int_equal(r.status, 403);
+  assert_non_null(strstr(r.body, "another site"));
+  wire_free(&r);
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
+  assert_int_equal(r.status, 200);
+  wire_free(&r);
+  raw_close(fd);
+}
+
 static void test_cross_site(void **state) {
   (void)state;
   srv_t s;
@@ -246,27 +270,7 @@ static void test_cross_site(void **state) {
   assert_true(wait_metric(s.port, "loopd_http_refused_total{reason=\"cross_site\"}", "==",
                           refusals, T));
   assert_true(refused(s.port, "host") == 0);
-  /* on one connection: a GET / whose Host the store then remembers as
-   * allowed does not let the cross-site request after it through, and a
-   * 403 keeps the connection: the next request on it is answered */
-  int fd = raw_connect(s.port);
-  char two[512];
-  snprintf(two, sizeof two, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n"
-                            "GET /lag HTTP/1.1\r\nHost: %s\r\nSec-Fetch-Site: cross-site\r\n\r\n"
-                            "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", host, host, host);
-  raw_sends(fd, two);
-  wire_resp_t r;
-  assert_int_equal(wire_read(fd, &r, T, false), 0);
-  assert_int_equal(r.status, 200);
-  wire_free(&r);
-  assert_int_equal(wire_read(fd, &r, T, false), 0);
-  assert_int_equal(r.status, 403);
-  assert_non_null(strstr(r.body, "another site"));
-  wire_free(&r);
-  assert_int_equal(wire_read(fd, &r, T, false), 0);
-  assert_int_equal(r.status, 200);
-  wire_free(&r);
-  raw_close(fd);
+  cross_site_on_one_connection(s.port, host);
   assert_int_equal(srv_stop(&s, SIGTERM, 10000), 0);
 }
 

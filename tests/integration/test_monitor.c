@@ -1,8 +1,8 @@
 /* test_monitor.c: seeing the loop (/heartbeat and /lag, and
  * the lag/stall paragraph): a blocked loop shows in lag, in the heartbeat and
  * in one stderr line naming the culprit; the pool and sliced CPU work keep
- * lag low; streams are live; /lag speaks JSON and text. Thread mode (SPEC
- * section 4) reports its heartbeat thread's lag: a /block holds only its
+ * lag low; streams are live; /lag speaks JSON and text. Thread mode
+ * reports its heartbeat thread's lag: a /block holds only its
  * connection (no lag, no stall). test_metrics.c: what the monitor reports. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -489,12 +489,10 @@ static void test_heartbeat_stream_three(void **state) {
 
 /* ---- /lag ---- */
 
-static void test_lag_formats(void **state) {
-  (void)state;
-  srv_t s;
-  assert_int_equal(srv_start(&s, NULL), 0);
+/* /lag's JSON: every key, and the mode's own (loops, threads, work). */
+static void lag_json(int port) {
   wire_resp_t r;
-  assert_int_equal(raw_get(s.port, "/lag", &r, T), 0);
+  assert_int_equal(raw_get(port, "/lag", &r, T), 0);
   assert_int_equal(r.status, 200);
   assert_string_equal(wire_header(&r, "content-type"), "application/json");
   const char *keys[] = {"\"mode\":\"", "\"uptime_s\":", "\"lag_ms\":{\"now\":", "\"p50\":",
@@ -521,8 +519,12 @@ static void test_lag_formats(void **state) {
     assert_non_null(strstr(r.body, "\"work\":{\"threads\":0,\"running\":0,\"queued\":0,"));
   }
   wire_free(&r);
+}
 
-  assert_int_equal(raw_get(s.port, "/lag?format=text", &r, T), 0);
+/* /lag as text, by parameter or by Accept. */
+static void lag_text(int port) {
+  wire_resp_t r;
+  assert_int_equal(raw_get(port, "/lag?format=text", &r, T), 0);
   assert_int_equal(r.status, 200);
   assert_non_null(strstr(wire_header(&r, "content-type"), "text/plain"));
   assert_non_null(strstr(r.body, "lag over the last 10 s: now "));
@@ -532,13 +534,15 @@ static void test_lag_formats(void **state) {
     assert_non_null(strstr(r.body, "connection threads: "));
   }
   wire_free(&r);
-  assert_int_equal(raw_exchange(s.port, "GET /lag HTTP/1.1\r\nHost: x\r\nAccept: text/plain\r\n\r\n",
+  assert_int_equal(raw_exchange(port, "GET /lag HTTP/1.1\r\nHost: x\r\nAccept: text/plain\r\n\r\n",
                                 &r, T), 0);
   assert_non_null(strstr(r.body, "utilization: "));
   wire_free(&r);
+}
 
-  /* two lines a second apart, then the end */
-  int fd = raw_connect(s.port);
+/* /lag?stream=1&count=2: two lines a second apart, then the end. */
+static void lag_stream(int port) {
+  int fd = raw_connect(port);
   assert_int_equal(raw_send_get(fd, "/lag?stream=1&count=2"), 0);
   stream_t *st = malloc(sizeof *st);
   char head[2048], line[512];
@@ -553,26 +557,40 @@ static void test_lag_formats(void **state) {
   assert_int_equal(stream_chunk(st, line, sizeof line, 3000, NULL), 0);
   free(st);
   raw_close(fd);
+}
 
-  /* GET only; HEAD has no body; bad parameters are 400 */
-  assert_int_equal(raw_exchange(s.port, "POST /lag HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+/* GET only; HEAD has no body; bad parameters are 400. */
+static void lag_methods(int port) {
+  wire_resp_t r;
+  int fd;
+  assert_int_equal(raw_exchange(port, "POST /lag HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
                                 &r, T), 0);
   assert_int_equal(r.status, 405);
   assert_string_equal(wire_header(&r, "allow"), "GET, HEAD, OPTIONS");
   wire_free(&r);
-  fd = raw_connect(s.port);
+  fd = raw_connect(port);
   raw_sends(fd, "HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
   assert_int_equal(wire_read(fd, &r, T, true), 0);
   assert_int_equal(r.status, 200);
   assert_int_equal(r.body_len, 0);
   wire_free(&r);
   raw_close(fd);
-  assert_int_equal(raw_get(s.port, "/heartbeat?stream=2", &r, T), 0);
+  assert_int_equal(raw_get(port, "/heartbeat?stream=2", &r, T), 0);
   assert_int_equal(r.status, 400);
   wire_free(&r);
-  assert_int_equal(raw_get(s.port, "/lag?stream=1&count=x", &r, T), 0);
+  assert_int_equal(raw_get(port, "/lag?stream=1&count=x", &r, T), 0);
   assert_int_equal(r.status, 400);
   wire_free(&r);
+}
+
+static void test_lag_formats(void **state) {
+  (void)state;
+  srv_t s;
+  assert_int_equal(srv_start(&s, NULL), 0);
+  lag_json(s.port);
+  lag_text(s.port);
+  lag_stream(s.port);
+  lag_methods(s.port);
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }
 

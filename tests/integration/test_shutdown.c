@@ -172,30 +172,11 @@ static int count_lines(const char *path, const char *needle) {
   return n;
 }
 
-/* A graceful stop under load: FLOOD_CONNS clients pipelining GET /
- * FLOOD_DEPTH deep when SIGTERM arrives, so connections are idle with a
- * request already in the kernel (loopd has not read it yet). Every response that reaches them is complete, none
- * follows one that said Connection: close, none is destroyed by a reset (each loopd logged
- * arrived: a close with unread input would reset the connection), and
- * loopd exits 0. */
-static void test_pipelined_flood_at_signal(void **state) {
-  (void)state;
-  char log[] = "/tmp/loopd-test-floodXXXXXX";
-  int lfd = mkstemp(log);
-  assert_true(lfd >= 0);
-  close(lfd);
-  char set[128];
-  snprintf(set, sizeof set, "log.access=%s", log);
-  srv_t s;
-  assert_int_equal(srv_startv(&s, "--set", set, NULL), 0);
-  static flood_t f[FLOOD_CONNS];
-  struct pollfd p[FLOOD_CONNS];
-  for (int i = 0; i < FLOOD_CONNS; i++) {
-    memset(&f[i], 0, sizeof f[i]);
-    f[i].fd = raw_connect(s.port);
-    assert_true(f[i].fd >= 0);
-    flood_io(&f[i], POLLOUT);
-  }
+/* Runs the clients until every connection ended (or 20 s), sending SIGTERM
+ * to pid once every client has answers and more in flight. Returns the
+ * requests in flight at the signal, or -1 when it was never sent. */
+static int flood_until_done(flood_t *f, pid_t pid) {
+  static struct pollfd p[FLOOD_CONNS];
   int in_flight_at_signal = -1;
   double deadline = harness_now_ms() + 20000;
   for (;;) {
@@ -213,13 +194,40 @@ static void test_pipelined_flood_at_signal(void **state) {
     /* the signal once every client has answers and more in flight */
     if (in_flight_at_signal < 0 && got >= FLOOD_MAX / 4 * FLOOD_CONNS && sent > got) {
       in_flight_at_signal = sent - got;
-      kill(s.pid, SIGTERM);
+      kill(pid, SIGTERM);
     }
     assert_true(poll(p, FLOOD_CONNS, 1000) >= 0);
     for (int i = 0; i < FLOOD_CONNS; i++)
       if (p[i].fd >= 0 && p[i].revents != 0)
         flood_io(&f[i], p[i].revents);
   }
+  return in_flight_at_signal;
+}
+
+/* A graceful stop under load: FLOOD_CONNS clients pipelining GET /
+ * FLOOD_DEPTH deep when SIGTERM arrives, so connections are idle with a
+ * request already in the kernel (loopd has not read it yet). Every response that reaches them is complete, none
+ * follows one that said Connection: close, none is destroyed by a reset (each loopd logged
+ * arrived: a close with unread input would reset the connection), and
+ * loopd exits 0. */
+static void test_pipelined_flood_at_signal(void **state) {
+  (void)state;
+  char log[] = "/tmp/loopd-test-floodXXXXXX";
+  int lfd = mkstemp(log);
+  assert_true(lfd >= 0);
+  close(lfd);
+  char set[128];
+  snprintf(set, sizeof set, "log.access=%s", log);
+  srv_t s;
+  assert_int_equal(srv_startv(&s, "--set", set, NULL), 0);
+  static flood_t f[FLOOD_CONNS];
+  for (int i = 0; i < FLOOD_CONNS; i++) {
+    memset(&f[i], 0, sizeof f[i]);
+    f[i].fd = raw_connect(s.port);
+    assert_true(f[i].fd >= 0);
+    flood_io(&f[i], POLLOUT);
+  }
+  int in_flight_at_signal = flood_until_done(f, s.pid);
   assert_true(in_flight_at_signal > 0);
   assert_int_equal(srv_stop(&s, 0, T), 0);
   int got = 0;

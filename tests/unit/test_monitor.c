@@ -261,16 +261,8 @@ static void test_stall_culprit(void **state) {
 
 /* ---- a hub with synthetic input ---- */
 
-static void test_hub(void **state) {
-  (void)state;
-  config_t cfg;
-  config_defaults(&cfg);
-  mon_hub_t *h = mon_hub_new(&cfg, MODE_EVENT, 2, 2);
-  assert_non_null(h);
-  mon_src_t *s = mon_hub_src(h, 0);
-  uint64_t t0 = clock_ns() - 2 * SEC; /* everything below lies in the last 2 s */
-  mon_src_begin(s, t0, 0);
-  /* lag: 100 samples of 1 ms, one of 300 ms; the loop idle 3/4 of the time */
+/* lag: 100 samples of 1 ms, one of 300 ms; the loop idle 3/4 of the time */
+static void hub_lag(mon_hub_t *h, mon_src_t *s, uint64_t t0) {
   for (int i = 1; i <= 100; i++)
     mon_sample(s, t0 + (uint64_t)i * 10 * MS, 1 * MS, (uint64_t)i * 10 * MS * 3 / 4);
   mon_sample(s, t0 + 1010 * MS, 300 * MS, 1010 * MS * 3 / 4);
@@ -289,8 +281,10 @@ static void test_hub(void **state) {
   int worst;
   assert_true(mon_health_lag_ms(h, &worst) >= 300);
   assert_int_equal(worst, 0);
+}
 
-  /* heartbeat: beats at 100, 200, 700 (late) and 800 ms */
+/* heartbeat: beats at 100, 200, 700 (late) and 800 ms */
+static void hub_heartbeat(mon_hub_t *h, mon_src_t *s, uint64_t t0) {
   uint64_t at[] = {100, 200, 700, 800};
   for (int i = 0; i < 4; i++)
     mon_beat(s, t0 + at[i] * MS);
@@ -312,8 +306,10 @@ static void test_hub(void **state) {
   assert_true(due == 0); /* overdue */
   assert_int_equal(mon_beats_after(h, 0, 3, r, 8, &due), 1);
   assert_int_equal(r[0].n, 4);
+}
 
-  /* a stall that ended, with its culprit */
+/* a stall that ended, with its culprit */
+static void hub_stall(mon_hub_t *h, mon_src_t *s) {
   mon_stall_t st;
   assert_false(mon_last_stall(h, &st));
   stall_slot_t *slot = mon_src_stall(s);
@@ -328,8 +324,29 @@ static void test_hub(void **state) {
   assert_false(st.ongoing);
   assert_string_equal(st.what, "GET /block?ms=150 from 127.0.0.1:1");
   assert_int_equal(mon_stalls_total(h), 1);
+}
 
-  /* the /metrics page */
+/* every line of a /metrics page is a comment or "name[{labels}] value" */
+static void metrics_lines_valid(const char *body) {
+  for (const char *p = body; *p; p = strchr(p, '\n') + 1) {
+    const char *e = strchr(p, '\n');
+    assert_non_null(e);
+    if (*p == '#') {
+      assert_true(strncmp(p, "# HELP ", 7) == 0 || strncmp(p, "# TYPE ", 7) == 0);
+      continue;
+    }
+    const char *sp = memchr(p, ' ', (size_t)(e - p));
+    assert_non_null(sp);
+    assert_true(strncmp(p, "loopd_", 6) == 0 || strncmp(p, "process_", 8) == 0);
+    char *end;
+    strtod(sp + 1, &end);
+    if (end != e && strncmp(sp + 1, "NaN", 3) != 0)
+      fail_msg("bad value in: %.*s", (int)(e - p), p);
+  }
+}
+
+/* the /metrics page */
+static void hub_metrics(mon_hub_t *h) {
   mon_http_count(mon_hub_http(h, 0), 0, 200, 20 * US);
   mon_http_count(mon_hub_http(h, 1), 0, 200, 20 * US);
   mon_http_count(mon_hub_http(h, 1), -1, 404, 20 * US);
@@ -349,23 +366,23 @@ static void test_hub(void **state) {
   assert_non_null(strstr(m, "\nloopd_loop_stalls_total{loop=\"0\"} 1\n"));
   assert_non_null(strstr(m, "\nloopd_event_loop_utilization{loop=\"0\"} 0.25"));
   assert_null(strstr(m, "loopd_event_loop_utilization{loop=\"1\"}")); /* unknown: omitted */
-  /* every line is a comment or "name[{labels}] value" */
-  for (const char *p = m; *p; p = strchr(p, '\n') + 1) {
-    const char *e = strchr(p, '\n');
-    assert_non_null(e);
-    if (*p == '#') {
-      assert_true(strncmp(p, "# HELP ", 7) == 0 || strncmp(p, "# TYPE ", 7) == 0);
-      continue;
-    }
-    const char *sp = memchr(p, ' ', (size_t)(e - p));
-    assert_non_null(sp);
-    assert_true(strncmp(p, "loopd_", 6) == 0 || strncmp(p, "process_", 8) == 0);
-    char *end;
-    strtod(sp + 1, &end);
-    if (end != e && strncmp(sp + 1, "NaN", 3) != 0)
-      fail_msg("bad value in: %.*s", (int)(e - p), p);
-  }
+  metrics_lines_valid(m);
   buf_free(&out);
+}
+
+static void test_hub(void **state) {
+  (void)state;
+  config_t cfg;
+  config_defaults(&cfg);
+  mon_hub_t *h = mon_hub_new(&cfg, MODE_EVENT, 2, 2);
+  assert_non_null(h);
+  mon_src_t *s = mon_hub_src(h, 0);
+  uint64_t t0 = clock_ns() - 2 * SEC; /* everything below lies in the last 2 s */
+  mon_src_begin(s, t0, 0);
+  hub_lag(h, s, t0);
+  hub_heartbeat(h, s, t0);
+  hub_stall(h, s);
+  hub_metrics(h);
   mon_hub_free(h);
 }
 
