@@ -1,6 +1,7 @@
 /* session.c: request lifecycle, routing, replies, timeouts and access log. */
 #include "session.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -89,11 +90,10 @@ void session_free(session_t *s) {
 
 /* Gives the request storage back to the pool when nothing is in flight. */
 static void session_trim(session_t *s) {
-  if (!s->req_active)
+  if (s->req == SREQ_NONE)
     http_parser_release(&s->hp);
 }
 
-static session_t *session_of(route_ctx_t *rc) { return rc_owner(rc); }
 
 static const config_t *cfg_of(const session_t *s) { return s->env->route.cfg; }
 
@@ -106,7 +106,7 @@ static void log_request(session_t *s, int status) {
   access_entry_t e = {.remote = s->peer, .method = "-", .target = "-", .target_len = 1,
                       .http_major = 1, .http_minor = 1, .status = status,
                       .bytes = s->resp_bytes, .referer = "", .user_agent = ""};
-  if (s->req_active) {
+  if (s->req != SREQ_NONE) {
     const http_req_t *r = s->rc->req;
     e.method = r->method;
     e.target = r->target;
@@ -177,8 +177,7 @@ static void drop_hold(session_t *s) {
     return;
   s->holding = false;
   hold_give(s);
-  s->resp_started = false;
-  s->resp_done = false;
+  s->resp = SRESP_NONE;
 }
 
 static void write_head(session_t *s, int status, const char *ctype, int64_t length,
@@ -190,7 +189,7 @@ static void write_head(session_t *s, int status, const char *ctype, int64_t leng
   if (length == RESP_CHUNKED && r->minor == 0) {
     /* HTTP/1.0 has no chunked coding: the body ends with the connection. */
     length = RESP_UNTIL_CLOSE;
-    s->resp_until_close = true;
+    s->framing = FRAME_UNTIL_CLOSE; /* for the rest of the request */
     keep = false;
   }
   if (status == 204 || status == 304)
@@ -202,9 +201,10 @@ static void write_head(session_t *s, int status, const char *ctype, int64_t leng
                    .extra = extra};
   if (resp_write_head(dst(s), &h, date_cache_get(&s->env->date)) != 0)
     s->broken = true;
-  s->resp_started = true;
+  s->resp = SRESP_STARTED;
   s->resp_status = (int16_t)status;
-  s->resp_chunked = length == RESP_CHUNKED;
+  if (s->framing != FRAME_UNTIL_CLOSE)
+    s->framing = length == RESP_CHUNKED ? FRAME_CHUNKED : FRAME_LENGTH;
   if (length == RESP_NO_BODY)
     s->head_only = true;
 }
@@ -212,18 +212,19 @@ static void write_head(session_t *s, int status, const char *ctype, int64_t leng
 static void send_continue(session_t *s) {
   if (resp_write_continue(s->out, date_cache_get(&s->env->date)) != 0)
     s->broken = true;
-  s->continue_sent = true;
+  s->req = SREQ_CONTINUED;
 }
 
 /* True while the client waits for 100 Continue before sending its body. */
 static bool awaiting_continue(const session_t *s) {
   const http_req_t *r = s->rc->req;
-  return !s->req_done && r->has_body && r->expect_continue && !s->continue_sent;
+  return s->req == SREQ_READING && r->has_body && r->expect_continue;
 }
 
 void reply_head(route_ctx_t *rc, int status, const char *ctype, int64_t length, const char *extra) {
-  session_t *s = session_of(rc);
-  if (s->resp_started) {
+  session_t *s = rc_owner(rc);
+  assert(s->req != SREQ_NONE && s->rc == rc);
+  if (s->resp != SRESP_NONE) {
     s->broken = true; /* a handler answered twice */
     return;
   }
@@ -233,7 +234,7 @@ void reply_head(route_ctx_t *rc, int status, const char *ctype, int64_t length, 
     else
       s->keep_alive = false; /* answering without the body: close after */
   }
-  if (!s->req_done && rc->on_body != NULL) {
+  if (s->req != SREQ_READ && rc->on_body != NULL) {
     s->holding = true; /* until the body is complete, or the hold is full */
     hold_take(s);
   }
@@ -241,8 +242,9 @@ void reply_head(route_ctx_t *rc, int status, const char *ctype, int64_t length, 
 }
 
 void reply_body(route_ctx_t *rc, const void *data, size_t len) {
-  session_t *s = session_of(rc);
-  if (!s->resp_started || s->resp_done) {
+  session_t *s = rc_owner(rc);
+  assert(s->req != SREQ_NONE && s->rc == rc);
+  if (s->resp != SRESP_STARTED) {
     s->broken = true;
     return;
   }
@@ -251,21 +253,22 @@ void reply_body(route_ctx_t *rc, const void *data, size_t len) {
   if (s->holding && s->hold.len + len + 32 > SESSION_HOLD_BYTES)
     release_hold(s); /* 32: a chunk's framing */
   buf_t *out = dst(s);
-  int r = s->resp_chunked ? resp_write_chunk(out, data, len) : buf_append(out, data, len);
+  int r = s->framing == FRAME_CHUNKED ? resp_write_chunk(out, data, len) : buf_append(out, data, len);
   if (r != 0)
     s->broken = true;
   s->resp_bytes += len;
 }
 
 void reply_end(route_ctx_t *rc) {
-  session_t *s = session_of(rc);
-  if (!s->resp_started || s->resp_done) {
+  session_t *s = rc_owner(rc);
+  assert(s->req != SREQ_NONE && s->rc == rc);
+  if (s->resp != SRESP_STARTED) {
     s->broken = true;
     return;
   }
-  if (s->resp_chunked && !s->head_only && resp_write_last_chunk(dst(s)) != 0)
+  if (s->framing == FRAME_CHUNKED && !s->head_only && resp_write_last_chunk(dst(s)) != 0)
     s->broken = true;
-  s->resp_done = true;
+  s->resp = SRESP_DONE;
   release_hold(s);
 }
 
@@ -287,7 +290,7 @@ static void fail(session_t *s, int status, const char *reason) {
   s->phase = PHASE_CLOSED;
   s->keep_alive = false;
   drop_hold(s); /* not sent yet: the error gets its status instead */
-  if (s->resp_started)
+  if (s->resp != SRESP_NONE)
     return; /* mid-response: the only honest signal left is the close */
   char body[256];
   size_t n = resp_error_body(body, sizeof body, reason);
@@ -299,7 +302,7 @@ static void fail(session_t *s, int status, const char *reason) {
   s->resp_bytes = (uint64_t)n;
   session_count(s, status);
   log_request(s, status);
-  s->req_active = false;
+  s->req = SREQ_NONE;
 }
 
 /* ---- the request lifecycle ---- */
@@ -309,11 +312,10 @@ static session_next_t finish(session_t *s) {
   finish_hook(s);
   session_count(s, s->resp_status);
   log_request(s, s->resp_status);
-  s->req_active = false;
-  s->resp_started = false;
-  s->resp_done = false;
+  s->req = SREQ_NONE;
+  s->resp = SRESP_NONE;
   s->route = NULL;
-  if (!s->keep_alive || s->resp_until_close) {
+  if (!s->keep_alive || s->framing == FRAME_UNTIL_CLOSE) {
     s->phase = PHASE_CLOSED;
     return SESSION_CLOSE;
   }
@@ -332,9 +334,9 @@ static session_next_t settle(session_t *s) {
     s->phase = PHASE_BUSY;
     return SESSION_PLAN;
   }
-  if (!s->req_done) {
-    if (s->resp_done && !s->keep_alive) { /* answered without the body */
-      s->req_done = true;
+  if (s->req != SREQ_READ) {
+    if (s->resp == SRESP_DONE && !s->keep_alive) { /* answered without the body */
+      s->req = SREQ_READ;
       return finish(s);
     }
     if (awaiting_continue(s))
@@ -343,8 +345,8 @@ static session_next_t settle(session_t *s) {
     s->phase_ms = s->now_ms;
     return SESSION_READ;
   }
-  if (!s->resp_done) {
-    if (s->resp_started) {
+  if (s->resp != SRESP_DONE) {
+    if (s->resp == SRESP_STARTED) {
       s->broken = true; /* a handler stopped mid-response */
       return SESSION_CLOSE;
     }
@@ -367,13 +369,9 @@ static int ev_head(void *owner, const http_req_t *req) {
     return pause_unless_read(s, SESSION_CLOSE);
   }
   s->requests++;
-  s->req_active = true;
-  s->req_done = false;
-  s->resp_started = false;
-  s->resp_done = false;
-  s->resp_chunked = false;
-  s->resp_until_close = false;
-  s->continue_sent = false;
+  s->req = SREQ_READING;
+  s->resp = SRESP_NONE;
+  s->framing = FRAME_LENGTH;
   s->head_only = req->method_id == HTTP_HEAD;
   s->resp_bytes = 0;
   s->resp_status = 0;
@@ -433,9 +431,9 @@ static void answer_miss(session_t *s) {
 
 static int ev_done(void *owner) {
   session_t *s = owner;
-  s->req_done = true;
+  s->req = SREQ_READ;
   s->phase = PHASE_BUSY;
-  if (s->resp_done) {
+  if (s->resp == SRESP_DONE) {
     /* answered at the head; the body has been read and dropped */
   } else if (s->route == NULL) {
     answer_miss(s);
@@ -490,13 +488,14 @@ size_t session_feed(session_t *s, buf_t *out, const char *data, size_t len, uint
 /* A plan that ran at the head is over: let the parser go on with the message
  * (a request without a body completes with no further bytes). */
 static session_next_t resume_parser(session_t *s, session_next_t next) {
-  if (next != SESSION_READ || !s->req_active || s->req_done)
+  if (next != SESSION_READ || s->req == SREQ_NONE || s->req == SREQ_READ)
     return next;
   feed(s, s->out, "", 0, s->now_ms, &next);
   return next;
 }
 
 session_next_t session_continue(session_t *s, buf_t *out, uint64_t now_ms) {
+  assert(s->phase == PHASE_BUSY && s->rc != NULL && s->rc->plan.kind != PLAN_NONE);
   s->out = out;
   s->now_ms = now_ms;
   plan_t p = s->rc->plan;
@@ -513,10 +512,11 @@ session_next_t session_continue(session_t *s, buf_t *out, uint64_t now_ms) {
 
 session_next_t session_refuse(session_t *s, buf_t *out, uint64_t now_ms, int status,
                               const char *reason, const char *extra) {
+  assert(s->phase == PHASE_BUSY && s->rc != NULL && s->rc->plan.kind != PLAN_NONE);
   s->out = out;
   s->now_ms = now_ms;
   s->rc->plan.kind = PLAN_NONE;
-  if (s->resp_started) {
+  if (s->resp != SRESP_NONE) {
     s->broken = true;
     return SESSION_CLOSE;
   }

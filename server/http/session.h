@@ -59,6 +59,15 @@ typedef enum session_next {
 
 typedef enum session_phase { PHASE_IDLE, PHASE_HEAD, PHASE_BODY, PHASE_BUSY, PHASE_CLOSED } session_phase_t;
 
+/* The request: none running; its body (or end) still to read, with or
+ * without a 100 Continue sent; read to its end. */
+enum session_req { SREQ_NONE, SREQ_READING, SREQ_CONTINUED, SREQ_READ };
+/* Its response: not begun; head out, end not; complete. */
+enum session_resp { SRESP_NONE, SRESP_STARTED, SRESP_DONE };
+/* How its body is framed: a length (or none), chunks, or the close (an
+ * HTTP/1.0 stream, which also closes the connection after). */
+enum session_framing { FRAME_LENGTH, FRAME_CHUNKED, FRAME_UNTIL_CLOSE };
+
 /* Output beyond this after a response makes the session ask for a flush. */
 #define SESSION_OUT_HIGH (64 * 1024)
 /* A handler that answers while the request body still arrives (/echo) has
@@ -93,16 +102,12 @@ typedef struct session {
   int16_t resp_status;
   uint8_t phase;
   uint8_t next;
-  bool req_active;
-  bool req_done;
-  bool resp_started;
-  bool resp_done;
-  bool resp_chunked;
-  bool resp_until_close;
+  uint8_t req;     /* enum session_req */
+  uint8_t resp;    /* enum session_resp */
+  uint8_t framing; /* enum session_framing */
   bool head_only;
   bool keep_alive;
-  bool holding;
-  bool continue_sent;
+  bool holding; /* the response is held back (SESSION_HOLD_BYTES); it may be complete */
   bool broken;
   /* The client's address as text: in peer_in when it fits (every IPv4
    * address does), else on the heap (a long IPv6 one). */
@@ -194,9 +199,9 @@ static inline uint32_t session_requests(const session_t *s) { return s->requests
 static inline uint64_t session_phase_since(const session_t *s) { return s->phase_ms; }
 static inline session_phase_t session_phase(const session_t *s) { return (session_phase_t)s->phase; }
 /* The request is read to its end (its body too): what runs now is its handler. */
-static inline bool session_req_read(const session_t *s) { return s->req_done; }
+static inline bool session_req_read(const session_t *s) { return s->req == SREQ_READ; }
 /* The response's head is out and its end is not (a stream between pieces). */
-static inline bool session_streaming(const session_t *s) { return s->resp_started && !s->resp_done; }
+static inline bool session_streaming(const session_t *s) { return s->resp == SRESP_STARTED; }
 
 /* Output could not be written (out of memory): drop it and close. */
 static inline bool session_broken(const session_t *s) { return s->broken; }

@@ -29,7 +29,7 @@ void rc_give(session_t *s);
 /* Back to the mode with no request running: the route state goes back to
  * the pool (kept from one pipelined request to the next within a call). */
 static inline void rc_done(session_t *s) {
-  if (!s->req_active)
+  if (s->req == SREQ_NONE)
     rc_give(s);
 }
 

@@ -8,7 +8,7 @@
 #include "session_rc.h"
 
 size_t session_describe(const session_t *s, char *out) {
-  if (s->req_active && s->rc != NULL) {
+  if (s->req != SREQ_NONE && s->rc != NULL) {
     const http_req_t *r = s->rc->req;
     return stall_format(out, r->method, r->target, r->target_len, s->peer);
   }
@@ -22,7 +22,7 @@ size_t session_describe(const session_t *s, char *out) {
 }
 
 uint64_t session_started_ms(const session_t *s) {
-  return s->req_active ? s->start_ns / NS_PER_MS : 0;
+  return s->req != SREQ_NONE ? s->start_ns / NS_PER_MS : 0;
 }
 
 /* One answered request, for /metrics: with its duration and the loop time
@@ -32,9 +32,9 @@ void session_count(session_t *s, int status) {
   mon_http_t *h = env->http;
   if (h == NULL)
     return;
-  int route = s->route != NULL && s->req_active ? route_index(env->route.routes, s->route) : ROUTE_NONE;
+  int route = s->route != NULL && s->req != SREQ_NONE ? route_index(env->route.routes, s->route) : ROUTE_NONE;
   uint64_t now = clock_ns();
-  uint64_t d = s->req_active ? now - s->start_ns : MON_NO_DURATION;
+  uint64_t d = s->req != SREQ_NONE ? now - s->start_ns : MON_NO_DURATION;
   uint64_t loop = env->carry_ns + (env->acct_ns != 0 && now > env->acct_ns ? now - env->acct_ns : 0);
   env->carry_ns = 0;
   if (env->acct_ns != 0)
