@@ -119,6 +119,8 @@ typedef struct route {
    * query (/ is the benchmark baseline, where cache-busting queries are
    * common; /echo echoes it; /dashboard's page reads its own). */
   const char *const *params;
+  /* One line for --help (routes_usage), e.g. "sleep ms on the thread pool". */
+  const char *summary;
 } route_t;
 
 /* A route table, given to the session from outside (routes/ has loopd's). */
