@@ -9,10 +9,76 @@
 #include "monitor.h"
 #include "query.h"
 #include "response.h"
-#include "session_rc.h"
+#include "session_int.h"
 #include "util.h"
 
 #define SCRATCH_MAX (16u << 20)
+
+/* ---- what the monitor reads ---- */
+
+size_t session_describe(const session_t *s, char *out) {
+  if (s->req != SREQ_NONE && s->rc != NULL) {
+    const http_req_t *r = s->rc->req;
+    return stall_format(out, r->method, r->target, r->target_len, s->peer);
+  }
+  if (s->hp.store != NULL && s->hp.line_done) { /* a head not complete yet */
+    size_t tl;
+    const char *t = http_parser_target(&s->hp, &tl);
+    return stall_format(out, llhttp_method_name((llhttp_method_t)s->hp.p.method), t, tl, s->peer);
+  }
+  int n = snprintf(out, STALL_WHAT_MAX, "- - from %s", s->peer);
+  return n < 0 ? 0 : (size_t)n < STALL_WHAT_MAX ? (size_t)n : STALL_WHAT_MAX - 1;
+}
+
+uint64_t session_started_ms(const session_t *s) {
+  return s->req != SREQ_NONE ? s->start_ns / NS_PER_MS : 0;
+}
+
+/* ---- the route-state pool ----
+ * A session holds a route state only from its request's head until the
+ * mode's call that ended it returns, so idle connections hold none. */
+
+/* Route states an env keeps for its next requests; more are freed. */
+#define RC_POOL_MAX 64
+
+/* A request's route state and the session it belongs to. */
+typedef struct rc_slot {
+  route_ctx_t rc;
+  session_t *s;
+} rc_slot_t;
+
+static session_t *rc_owner(route_ctx_t *rc) { return container_of(rc, rc_slot_t, rc)->s; }
+
+/* s->rc for the request whose head arrived (kept if it has one); false when
+ * out of memory. */
+static bool rc_take(session_t *s) {
+  if (s->rc != NULL)
+    return true;
+  rc_slot_t *r = pool_take(&s->env->rc_pool, sizeof *r);
+  if (r == NULL)
+    return false;
+  r->s = s;
+  r->rc.env = &s->env->route;
+  r->rc.peer = s->peer;
+  s->rc = &r->rc;
+  return true;
+}
+
+/* The request is over: s->rc goes back to the pool. */
+static void rc_give(session_t *s) {
+  if (s->rc == NULL)
+    return;
+  rc_slot_t *r = container_of(s->rc, rc_slot_t, rc);
+  s->rc = NULL;
+  pool_give(&s->env->rc_pool, r);
+}
+
+/* Back to the mode with no request running: the route state goes back to
+ * the pool (kept from one pipelined request to the next within a call). */
+static void rc_done(session_t *s) {
+  if (s->req == SREQ_NONE)
+    rc_give(s);
+}
 
 static int ev_head(void *owner, const http_req_t *req);
 static void ev_body(void *owner, const char *data, size_t len);
@@ -96,39 +162,6 @@ static void session_trim(session_t *s) {
 
 
 static const config_t *cfg_of(const session_t *s) { return s->env->route.cfg; }
-
-/* ---- access log ---- */
-
-static void log_request(session_t *s, int status) {
-  access_log_t *al = s->env->access_log;
-  if (al == NULL)
-    return;
-  access_entry_t e = {.remote = s->peer, .method = "-", .target = "-", .target_len = 1,
-                      .http_major = 1, .http_minor = 1, .status = status,
-                      .bytes = s->resp_bytes, .referer = "", .user_agent = ""};
-  if (s->req != SREQ_NONE) {
-    const http_req_t *r = s->rc->req;
-    e.method = r->method;
-    e.target = r->target;
-    e.target_len = r->target_len;
-    e.http_major = r->major;
-    e.http_minor = r->minor;
-    const char *v = http_req_header(r, "referer", &e.referer_len);
-    if (v != NULL)
-      e.referer = v;
-    v = http_req_header(r, "user-agent", &e.user_agent_len);
-    if (v != NULL)
-      e.user_agent = v;
-    e.duration_us = (clock_ns() - s->start_ns) / 1000;
-  } else if (s->hp.store != NULL && s->hp.line_done) {
-    /* rejected before its head was complete: log what was read */
-    e.method = llhttp_method_name((llhttp_method_t)s->hp.p.method);
-    e.target = http_parser_target(&s->hp, &e.target_len);
-    e.http_major = s->hp.p.http_major;
-    e.http_minor = s->hp.p.http_minor;
-  }
-  access_log_write(al, &e);
-}
 
 static void answer(session_t *s, int status, const char *extra, const char *body, size_t len);
 static void answer_error(session_t *s, int status, const char *reason);
@@ -301,7 +334,7 @@ static void fail(session_t *s, int status, const char *reason) {
     s->broken = true;
   s->resp_bytes = (uint64_t)n;
   session_count(s, status);
-  log_request(s, status);
+  session_log(s, status);
   s->req = SREQ_NONE;
 }
 
@@ -311,7 +344,7 @@ static void fail(session_t *s, int status, const char *reason) {
 static session_next_t finish(session_t *s) {
   finish_hook(s);
   session_count(s, s->resp_status);
-  log_request(s, s->resp_status);
+  session_log(s, s->resp_status);
   s->req = SREQ_NONE;
   s->resp = SRESP_NONE;
   s->route = NULL;

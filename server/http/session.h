@@ -164,7 +164,7 @@ static inline const plan_t *session_plan(const session_t *s) { return &s->rc->pl
 static inline bool session_idle(const session_t *s) {
   return s->phase == PHASE_IDLE && http_parser_idle(&s->hp);
 }
-/* session_view.c: "GET /x from 127.0.0.1:5000" for the request it runs, the
+/* "GET /x from 127.0.0.1:5000" for the request it runs, the
  * head it reads ("- - from PEER" before its request line is complete) into
  * out (STALL_WHAT_MAX bytes); returns the length. */
 size_t session_describe(const session_t *s, char *out);
