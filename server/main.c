@@ -7,7 +7,7 @@
 #include "cli.h"
 #include "err.h"
 #include "health.h"
-#include "http.h"
+#include "parser.h"
 #include "live.h"
 #include "log.h"
 #include "routes.h"

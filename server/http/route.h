@@ -5,13 +5,14 @@
 #ifndef LOOPD_ROUTE_H
 #define LOOPD_ROUTE_H
 
+#include <llhttp.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "buf.h"
 #include "config.h"
-#include "http.h"
+#include "request.h"
 
 typedef struct route_ctx route_ctx_t;
 typedef void (*route_fn)(route_ctx_t *rc);

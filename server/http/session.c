@@ -23,7 +23,7 @@ size_t session_describe(const session_t *s, char *out) {
   }
   if (s->hp.store != NULL && s->hp.line_done) { /* a head not complete yet */
     size_t tl;
-    const char *t = http_parser_target(&s->hp, &tl);
+    const char *t = parser_target(&s->hp, &tl);
     return stall_format(out, llhttp_method_name((llhttp_method_t)s->hp.p.method), t, tl, s->peer);
   }
   int n = snprintf(out, STALL_WHAT_MAX, "- - from %s", s->peer);
@@ -83,7 +83,7 @@ static void rc_done(session_t *s) {
 static int ev_head(void *owner, const http_req_t *req);
 static void ev_body(void *owner, const char *data, size_t len);
 static int ev_done(void *owner);
-static const http_events_t events = {ev_head, ev_body, ev_done};
+static const parser_events_t events = {ev_head, ev_body, ev_done};
 
 void session_env_init(session_env_t *env, const config_t *cfg, const route_table_t *routes,
                       int mode, access_log_t *al) {
@@ -93,7 +93,7 @@ void session_env_init(session_env_t *env, const config_t *cfg, const route_table
   env->route.draining = false;
   env->route.mode = mode;
   date_cache_init(&env->date);
-  http_store_pool_init(&env->pool);
+  req_pool_init(&env->pool);
   env->access_log = al;
   env->route.mon = NULL;
   env->http = NULL;
@@ -106,14 +106,14 @@ void session_env_init(session_env_t *env, const config_t *cfg, const route_table
 void session_env_free(session_env_t *env) {
   pool_drain(&env->rc_pool);
   buf_free(&env->route.scratch);
-  http_store_pool_free(&env->pool);
+  req_pool_free(&env->pool);
   buf_free(&env->spare_hold);
 }
 
 void session_init(session_t *s, session_env_t *env, const char *peer, uint64_t now_ms) {
   memset(s, 0, sizeof *s);
   s->env = env;
-  http_parser_init(&s->hp, env->route.cfg, &env->pool, &events, s);
+  parser_init(&s->hp, env->route.cfg, &env->pool, &events, s);
   s->phase = PHASE_IDLE;
   s->phase_ms = now_ms;
   s->now_ms = now_ms;
@@ -150,14 +150,14 @@ void session_free(session_t *s) {
   if (s->peer != s->peer_in)
     free((char *)s->peer);
   s->peer = s->peer_in;
-  http_parser_free(&s->hp);
+  parser_free(&s->hp);
   buf_free(&s->hold);
 }
 
 /* Gives the request storage back to the pool when nothing is in flight. */
 static void session_trim(session_t *s) {
   if (s->req == SREQ_NONE)
-    http_parser_release(&s->hp);
+    parser_release(&s->hp);
 }
 
 
@@ -254,7 +254,7 @@ static bool awaiting_continue(const session_t *s) {
   return s->req == SREQ_READING && r->has_body && r->expect_continue;
 }
 
-void reply_head(route_ctx_t *rc, int status, const char *ctype, int64_t length, const char *extra) {
+void session_write_head(route_ctx_t *rc, int status, const char *ctype, int64_t length, const char *extra) {
   session_t *s = rc_owner(rc);
   assert(s->req != SREQ_NONE && s->rc == rc);
   if (s->resp != SRESP_NONE) {
@@ -274,7 +274,7 @@ void reply_head(route_ctx_t *rc, int status, const char *ctype, int64_t length, 
   write_head(s, status, ctype, length, extra);
 }
 
-void reply_body(route_ctx_t *rc, const void *data, size_t len) {
+void session_write_body(route_ctx_t *rc, const void *data, size_t len) {
   session_t *s = rc_owner(rc);
   assert(s->req != SREQ_NONE && s->rc == rc);
   if (s->resp != SRESP_STARTED) {
@@ -292,7 +292,7 @@ void reply_body(route_ctx_t *rc, const void *data, size_t len) {
   s->resp_bytes += len;
 }
 
-void reply_end(route_ctx_t *rc) {
+void session_write_end(route_ctx_t *rc) {
   session_t *s = rc_owner(rc);
   assert(s->req != SREQ_NONE && s->rc == rc);
   if (s->resp != SRESP_STARTED) {
@@ -306,11 +306,11 @@ void reply_end(route_ctx_t *rc) {
 }
 
 /* The session's own complete answers (shed, refusals, errors, misses), on
- * the same three primitives the handlers' reply.c uses. */
+ * the same three primitives reply.c gives the handlers. */
 static void answer(session_t *s, int status, const char *extra, const char *body, size_t len) {
-  reply_head(s->rc, status, "text/plain", (int64_t)len, extra);
-  reply_body(s->rc, body, len);
-  reply_end(s->rc);
+  session_write_head(s->rc, status, "text/plain", (int64_t)len, extra);
+  session_write_body(s->rc, body, len);
+  session_write_end(s->rc);
 }
 
 static void answer_error(session_t *s, int status, const char *reason) {
@@ -390,7 +390,7 @@ static session_next_t settle(session_t *s) {
 
 static int pause_unless_read(session_t *s, session_next_t next) {
   s->next = (uint8_t)next;
-  return next == SESSION_READ ? HTTP_EV_OK : HTTP_EV_PAUSE;
+  return next == SESSION_READ ? PARSER_EV_OK : PARSER_EV_PAUSE;
 }
 
 static int ev_head(void *owner, const http_req_t *req) {
@@ -493,15 +493,15 @@ static size_t feed(session_t *s, buf_t *out, const char *data, size_t len, uint6
   if (s->phase == PHASE_BODY && len > 0)
     s->phase_ms = now_ms;
   s->next = SESSION_READ;
-  http_result_t r;
-  size_t used = http_parser_feed(&s->hp, data, len, &r);
-  if (r == HTTP_ERROR) {
+  parser_result_t r;
+  size_t used = parser_feed(&s->hp, data, len, &r);
+  if (r == PARSER_ERROR) {
     fail(s, s->hp.error_status, s->hp.error_reason);
     *next = SESSION_CLOSE;
     return used;
   }
-  *next = r == HTTP_PAUSED ? (session_next_t)s->next : SESSION_READ;
-  if (s->phase == PHASE_IDLE && !http_parser_idle(&s->hp)) {
+  *next = r == PARSER_PAUSED ? (session_next_t)s->next : SESSION_READ;
+  if (s->phase == PHASE_IDLE && !parser_idle(&s->hp)) {
     s->phase = PHASE_HEAD; /* the next request has begun */
     s->phase_ms = now_ms;
   }

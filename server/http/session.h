@@ -10,7 +10,7 @@
 
 #include "pool.h"
 #include "date.h"
-#include "http.h"
+#include "parser.h"
 #include "log.h"
 #include "plan.h"
 #include "route.h"
@@ -79,7 +79,7 @@ enum session_framing { FRAME_LENGTH, FRAME_CHUNKED, FRAME_UNTIL_CLOSE };
 typedef struct session {
   /* private: the modes use the accessors below; the fields are here so that
    * they inline. */
-  http_parser_t hp;
+  parser_t hp;
   /* The request's route state, taken from the env's pool when its head
    * arrives and given back when it is over: idle connections hold none.
    * NULL between requests. */
@@ -162,7 +162,7 @@ static inline void session_config_changed(session_t *s) { s->hp.cfg = s->env->ro
 static inline const plan_t *session_plan(const session_t *s) { return &s->rc->plan; }
 /* Between requests with nothing buffered: safe to close (shutdown). */
 static inline bool session_idle(const session_t *s) {
-  return s->phase == PHASE_IDLE && http_parser_idle(&s->hp);
+  return s->phase == PHASE_IDLE && parser_idle(&s->hp);
 }
 /* "GET /x from 127.0.0.1:5000" for the request it runs, the
  * head it reads ("- - from PEER" before its request line is complete) into
@@ -202,6 +202,15 @@ static inline session_phase_t session_phase(const session_t *s) { return (sessio
 static inline bool session_req_read(const session_t *s) { return s->req == SREQ_READ; }
 /* The response's head is out and its end is not (a stream between pieces). */
 static inline bool session_streaming(const session_t *s) { return s->resp == SRESP_STARTED; }
+
+/* The three primitives of a response, for the running request's context
+ * (reply.c builds the handlers' API on them): the head (length may be
+ * RESP_CHUNKED), body pieces, the end. A handler that answers twice, or
+ * writes outside its response, breaks the connection. */
+void session_write_head(route_ctx_t *rc, int status, const char *ctype, int64_t length,
+                        const char *extra);
+void session_write_body(route_ctx_t *rc, const void *data, size_t len);
+void session_write_end(route_ctx_t *rc);
 
 /* Output could not be written (out of memory): drop it and close. */
 static inline bool session_broken(const session_t *s) { return s->broken; }

@@ -70,17 +70,17 @@ void session_log(session_t *s, int status) {
     e.target_len = r->target_len;
     e.http_major = r->major;
     e.http_minor = r->minor;
-    const char *v = http_req_header(r, "referer", &e.referer_len);
+    const char *v = req_header(r, "referer", &e.referer_len);
     if (v != NULL)
       e.referer = v;
-    v = http_req_header(r, "user-agent", &e.user_agent_len);
+    v = req_header(r, "user-agent", &e.user_agent_len);
     if (v != NULL)
       e.user_agent = v;
     e.duration_us = (clock_ns() - s->start_ns) / 1000;
   } else if (s->hp.store != NULL && s->hp.line_done) {
     /* rejected before its head was complete: log what was read */
     e.method = llhttp_method_name((llhttp_method_t)s->hp.p.method);
-    e.target = http_parser_target(&s->hp, &e.target_len);
+    e.target = parser_target(&s->hp, &e.target_len);
     e.http_major = s->hp.p.http_major;
     e.http_minor = s->hp.p.http_minor;
   }
