@@ -126,7 +126,7 @@ size_t session_feed(session_t *s, buf_t *out, const char *data, size_t len, uint
                     session_next_t *next);
 /* Before session_continue: how many input bytes the mode holds, not yet fed.
  * While draining, a response keeps the connection open only when more input
- * waits (a pipelined request already read is answered, SPEC section 6). */
+ * waits (a pipelined request already read is answered). */
 static inline void session_input_held(session_t *s, size_t n) { s->held_in = n; }
 /* The plan is carried out: run its continuation. */
 session_next_t session_continue(session_t *s, buf_t *out, uint64_t now_ms);

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "query.h"
-#include "routes_int.h"
+#include "routes_params.h"
 
 void route_reply_buf(route_ctx_t *rc, int status, const char *ctype, int err) {
   buf_t *b = &rc->env->scratch;
