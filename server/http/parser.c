@@ -546,3 +546,12 @@ void parser_free(parser_t *hp) {
 const char *parser_version(void) {
   return STR(LLHTTP_VERSION_MAJOR) "." STR(LLHTTP_VERSION_MINOR) "." STR(LLHTTP_VERSION_PATCH);
 }
+
+bool parser_line(const parser_t *hp, const char **method, int *major, int *minor) {
+  if (hp->store == NULL || !hp->line_done)
+    return false;
+  *method = llhttp_method_name((llhttp_method_t)hp->p.method);
+  *major = hp->p.http_major;
+  *minor = hp->p.http_minor;
+  return true;
+}

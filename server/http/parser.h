@@ -77,6 +77,16 @@ bool parser_idle(const parser_t *hp);
 void parser_release(parser_t *hp);
 /* The request target read so far (a head refused before it was complete). */
 const char *parser_target(const parser_t *hp, size_t *len);
+/* The request line read so far, once it is complete (a head refused
+ * before its end): its method and version; false before that. */
+bool parser_line(const parser_t *hp, const char **method, int *major, int *minor);
+/* During on_head/on_done: the bytes of this feed after the event. */
+static inline size_t parser_rest(const parser_t *hp) { return hp->rest; }
+/* After PARSER_ERROR: the status to answer with, and *reason the one line. */
+static inline int parser_error(const parser_t *hp, const char **reason) {
+  *reason = hp->error_reason;
+  return hp->error_status;
+}
 /* Frees everything (connection closing). */
 void parser_free(parser_t *hp);
 

@@ -21,10 +21,12 @@ size_t session_describe(const session_t *s, char *out) {
     const http_req_t *r = s->rc->req;
     return stall_format(out, r->method, r->target, r->target_len, s->peer);
   }
-  if (s->hp.store != NULL && s->hp.line_done) { /* a head not complete yet */
+  const char *m;
+  int major, minor;
+  if (parser_line(&s->hp, &m, &major, &minor)) { /* a head not complete yet */
     size_t tl;
     const char *t = parser_target(&s->hp, &tl);
-    return stall_format(out, llhttp_method_name((llhttp_method_t)s->hp.p.method), t, tl, s->peer);
+    return stall_format(out, m, t, tl, s->peer);
   }
   int n = snprintf(out, STALL_WHAT_MAX, "- - from %s", s->peer);
   return n < 0 ? 0 : (size_t)n < STALL_WHAT_MAX ? (size_t)n : STALL_WHAT_MAX - 1;
@@ -160,7 +162,6 @@ static void session_trim(session_t *s) {
     parser_release(&s->hp);
 }
 
-
 static const config_t *cfg_of(const session_t *s) { return s->env->route.cfg; }
 
 static void answer(session_t *s, int status, const char *extra, const char *body, size_t len);
@@ -217,7 +218,7 @@ static void write_head(session_t *s, int status, const char *ctype, int64_t leng
                        const char *extra) {
   const http_req_t *r = s->rc->req;
   /* Draining: requests already read are answered; the last one closes. */
-  bool more_input = s->hp.rest > 0 || s->held_in > 0;
+  bool more_input = parser_rest(&s->hp) > 0 || s->held_in > 0;
   bool keep = s->keep_alive && (!s->env->route.draining || more_input);
   if (length == RESP_CHUNKED && r->minor == 0) {
     /* HTTP/1.0 has no chunked coding: the body ends with the connection. */
@@ -496,7 +497,9 @@ static size_t feed(session_t *s, buf_t *out, const char *data, size_t len, uint6
   parser_result_t r;
   size_t used = parser_feed(&s->hp, data, len, &r);
   if (r == PARSER_ERROR) {
-    fail(s, s->hp.error_status, s->hp.error_reason);
+    const char *why;
+    int status = parser_error(&s->hp, &why);
+    fail(s, status, why);
     *next = SESSION_CLOSE;
     return used;
   }

@@ -77,12 +77,9 @@ void session_log(session_t *s, int status) {
     if (v != NULL)
       e.user_agent = v;
     e.duration_us = (clock_ns() - s->start_ns) / 1000;
-  } else if (s->hp.store != NULL && s->hp.line_done) {
+  } else if (parser_line(&s->hp, &e.method, &e.http_major, &e.http_minor)) {
     /* rejected before its head was complete: log what was read */
-    e.method = llhttp_method_name((llhttp_method_t)s->hp.p.method);
     e.target = parser_target(&s->hp, &e.target_len);
-    e.http_major = s->hp.p.http_major;
-    e.http_minor = s->hp.p.http_minor;
   }
   access_log_write(al, &e);
 }
