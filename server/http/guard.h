@@ -21,7 +21,7 @@ __attribute__((noinline)) int guard_check(parser_t *hp, const config_t *c,
  * and *reason (set only then). Runs for every request, so the common case
  * costs a few loads: the Host is the one this store last allowed under this
  * very list, and the route is open to any page. host_verdict holds only
- * while it speaks for this request: http.c resets it whenever host_ok
+ * while it speaks for this request: the parser resets it whenever host_ok
  * changes (host_ok is the request's Host whenever it has one; without one
  * there is nothing to check), and parser_check.c for an absolute-form target,
  * whose authority is what counts. */

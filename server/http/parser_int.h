@@ -38,7 +38,7 @@ static inline bool parser_token_eq(const char *s, size_t n, const char *lit, siz
 }
 #define PARSER_TOKEN_EQ(s, n, lit) parser_token_eq((s), (n), (lit), sizeof(lit) - 1)
 
-/* Builds the tables below; once, before any parser runs (http.c's settings_init). */
+/* Builds the tables below; once, before any parser runs (parser.c: settings_init). */
 void parser_check_init(void);
 /* Host: reg-name, IPv4 or [IPv6], then an optional :port. */
 bool parser_check_host(const char *v, size_t n);

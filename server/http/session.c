@@ -450,7 +450,7 @@ static void ev_body(void *owner, const char *data, size_t len) {
     s->rc->on_body(s->rc, data, len);
 }
 
-/* No route ran: 404, 405, or OPTIONS (200, Allow, no body: router.c). */
+/* No route ran: 404, 405, or OPTIONS (200, Allow, no body: route.c). */
 static void answer_miss(session_t *s) {
   char allow[112], extra[128], body[160];
   route_allow_text(s->miss_allow, allow, sizeof allow);

@@ -17,7 +17,7 @@
  * but the request itself. */
 #define OWN ROUTE_SAME_ORIGIN
 
-/* What each route takes (reply.h: route_t.params). */
+/* What each route takes (route.h: route_t.params). */
 static const char *const none[] = {NULL};
 static const char *const slow_p[] = {"ms", "cpu", "jobs", NULL};
 static const char *const block_p[] = {"ms", "cpu", NULL};

@@ -1,5 +1,5 @@
 /* routes_dashboard.c: GET /dashboard, one self-contained HTML page (built
- * into the binary from server/dashboard.html by tools/embed.c) that draws
+ * into the binary from server/routes/dashboard.html by tools/embed.c) that draws
  * /events live. The server fills in what the page cannot ask for before its
  * first snapshot: whether /block and /cpu exist (their buttons are left out
  * when they do not), the mode and the number of loops. */
