@@ -7,9 +7,10 @@
 #include "cli.h"
 #include "err.h"
 #include "health.h"
-#include "http.h"
+#include "parser.h"
 #include "live.h"
 #include "log.h"
+#include "routes.h"
 #include "server_event.h"
 #include "server_threads.h"
 #include "service.h"
@@ -89,6 +90,7 @@ int main(int argc, char **argv) {
   }
   if (cli.help) {
     cli_usage(stdout);
+    routes_usage(stdout);
     return finish(0);
   }
   if (cli.version) {

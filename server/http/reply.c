@@ -1,16 +1,26 @@
-/* reply.c: the reply and plan API built on the session's three primitives
- * (reply_head, reply_body, reply_end in session.c). The session never calls
- * back into this file, so the object graph has no cycle. */
+/* reply.c: the handlers' answers, built on the session's three primitives
+ * (session_write_head, _body, _end). The session never calls back into this
+ * file, so reply depends on session and not the other way round. */
 #include "reply.h"
 
 #include <stdio.h>
 
+#include "session.h"
+
 void reply_with(route_ctx_t *rc, int status, const char *ctype, const char *extra,
                 const void *body, size_t len) {
-  reply_head(rc, status, ctype, (int64_t)len, extra);
-  reply_body(rc, body, len);
-  reply_end(rc);
+  session_write_head(rc, status, ctype, (int64_t)len, extra);
+  session_write_body(rc, body, len);
+  session_write_end(rc);
 }
+
+void reply_head(route_ctx_t *rc, int status, const char *ctype, int64_t length, const char *extra) {
+  session_write_head(rc, status, ctype, length, extra);
+}
+
+void reply_body(route_ctx_t *rc, const void *data, size_t len) { session_write_body(rc, data, len); }
+
+void reply_end(route_ctx_t *rc) { session_write_end(rc); }
 
 void reply(route_ctx_t *rc, int status, const char *ctype, const void *body, size_t len) {
   reply_with(rc, status, ctype, NULL, body, len);

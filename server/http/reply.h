@@ -12,9 +12,6 @@
 #include "response.h"
 #include "route.h"
 
-/* ---- answering ----
- * reply_head, reply_body and reply_end write into the session (session.c);
- * the rest is built on them (reply.c). */
 /* A complete response. */
 void reply(route_ctx_t *rc, int status, const char *ctype, const void *body, size_t len);
 /* Same, with extra header lines (each ending in CRLF). */

@@ -5,13 +5,14 @@
 #ifndef LOOPD_ROUTE_H
 #define LOOPD_ROUTE_H
 
+#include <llhttp.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "buf.h"
 #include "config.h"
-#include "http.h"
+#include "request.h"
 
 typedef struct route_ctx route_ctx_t;
 typedef void (*route_fn)(route_ctx_t *rc);
@@ -119,6 +120,8 @@ typedef struct route {
    * query (/ is the benchmark baseline, where cache-busting queries are
    * common; /echo echoes it; /dashboard's page reads its own). */
   const char *const *params;
+  /* One line for --help (routes_usage), e.g. "sleep ms on the thread pool". */
+  const char *summary;
 } route_t;
 
 /* A route table, given to the session from outside (routes/ has loopd's). */

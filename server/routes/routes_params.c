@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "query.h"
-#include "routes_int.h"
+#include "routes_params.h"
 
 void route_reply_buf(route_ctx_t *rc, int status, const char *ctype, int err) {
   buf_t *b = &rc->env->scratch;
@@ -28,7 +28,7 @@ int route_format(route_ctx_t *rc, bool *text, char *reason, size_t rlen) {
     return -EINVAL;
   }
   size_t al;
-  const char *acc = http_req_header(r, "accept", &al);
+  const char *acc = req_header(r, "accept", &al);
   *text = acc != NULL && memmem(acc, al, "text/plain", 10) != NULL && memmem(acc, al, "json", 4) == NULL;
   return 0;
 }
