@@ -20,42 +20,22 @@
 #include <unistd.h>
 
 #include "client_net.h"
+#include "http_reader.h"
 
 #define MAX_CONNS 100000
 #define IO_TIMEOUT_S 20 /* a server that stops answering fails the run, not hangs it */
 
 static const char REQ[] = "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n";
 
-/* Reads one whole response (headers, then Content-Length bytes of body).
- * Returns 0, or -1 with a reason in why. */
+/* Reads one whole response (tests/common/http_reader). Returns 0, or -1
+ * with a reason in why. */
 static int read_response(int fd, char *why, size_t whylen) {
-  char buf[8192];
-  size_t have = 0;
-  long body = -1;
-  size_t head = 0;
-  for (;;) {
-    ssize_t n = read(fd, buf + have, sizeof buf - 1 - have);
-    if (n <= 0) {
-      snprintf(why, whylen, "reading the answer: %s", n == 0 ? "closed by the server" : strerror(errno));
-      return -1;
-    }
-    have += (size_t)n;
-    buf[have] = '\0';
-    if (head == 0) {
-      char *end = strstr(buf, "\r\n\r\n");
-      if (end != NULL) {
-        head = (size_t)(end - buf) + 4;
-        char *cl = strcasestr(buf, "\r\ncontent-length:");
-        body = (cl != NULL && cl < end) ? atol(cl + 17) : 0;
-      }
-    }
-    if (head > 0 && have >= head + (size_t)body)
-      return strncmp(buf, "HTTP/1.1 200", 12) == 0 ? 0 : (snprintf(why, whylen, "not a 200"), -1);
-    if (have >= sizeof buf - 1) {
-      snprintf(why, whylen, "answer larger than %zu bytes", sizeof buf);
-      return -1;
-    }
+  hr_t hr = {0};
+  if (hr_read_fd(&hr, fd) != 0) {
+    snprintf(why, whylen, "reading the answer: %s", errno == 0 ? "closed by the server" : strerror(errno));
+    return -1;
   }
+  return hr.resp.status == 200 ? 0 : (snprintf(why, whylen, "not a 200"), -1);
 }
 
 /* One connection, one request, one answer. Returns the fd, or -1 with why. */

@@ -1,6 +1,6 @@
 /* cost_client.c: a fixed, repeatable load for loadtest/cost. One connection
  * sends N requests of one kind (DEPTH per write, the next write once those are
- * answered) and reads every response whole by its Content-Length, so the
+ * answered) and reads every response whole (tests/common/http_reader), so the
  * server does the same work in every run whatever the machine is doing.
  *
  *   cost_client PORT KIND N DEPTH     KIND: get | echo1k | lag | metrics | heartbeat
@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "client_net.h"
+#include "http_reader.h"
 
 #define REQ_MAX 2048
 #define RBUF (1 << 20)
@@ -46,32 +47,55 @@ static int build_request(const char *kind, char *out, size_t cap) {
   return snprintf(out, cap, "GET %s HTTP/1.1\r\n%s\r\n", path, head);
 }
 
-/* Length of the first complete response in buf[0..len), 0 if incomplete, -1 if bad. */
-static long response_length(const char *buf, size_t len) {
-  const char *end = memmem(buf, len, "\r\n\r\n", 4);
-  if (end == NULL)
-    return 0;
-  size_t head = (size_t)(end - buf) + 4;
-  if (len < 12 || memcmp(buf, "HTTP/1.1 200", 12) != 0)
-    return -1;
-  long body = -1;
-  for (const char *p = buf; p < end;) {
-    const char *eol = memmem(p, (size_t)(end - p) + 2, "\r\n", 2);
-    if (eol == NULL)
-      break;
-    if ((size_t)(eol - p) > 15 && strncasecmp(p, "Content-Length:", 15) == 0)
-      body = strtol(p + 15, NULL, 10);
-    p = eol + 2;
-  }
-  if (body < 0)
-    return -1;
-  return head + (size_t)body <= len ? (long)(head + (size_t)body) : 0;
-}
-
 static const char USAGE[] =
     "usage: cost_client PORT KIND N DEPTH\n"
     "  KIND: get | echo1k | lag | metrics | heartbeat. One connection sends N requests,\n"
     "  DEPTH per write, reading every answer whole (loadtest/run cost drives it).\n";
+
+static int dial(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int one = 1;
+  if (fd < 0 || setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0 ||
+      connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    perror("cost_client: connect");
+    return -1;
+  }
+  return fd;
+}
+
+static int send_all(int fd, const char *p, size_t len) {
+  for (size_t off = 0; off < len;) {
+    ssize_t w = send(fd, p + off, len - off, MSG_NOSIGNAL);
+    if (w <= 0)
+      return perror("cost_client: send"), -1;
+    off += (size_t)w;
+  }
+  return 0;
+}
+
+/* Reads until k more responses are whole, each a 200 framed by its length.
+ * got: responses before these (for the message). 0 or -1. */
+static int read_answers(int fd, hr_t *hr, long k, long got) {
+  static char rbuf[RBUF];
+  for (long want = hr->responses + k; hr->responses < want;) {
+    ssize_t m = recv(fd, rbuf, sizeof rbuf, 0);
+    if (m <= 0) {
+      fprintf(stderr, "cost_client: connection closed after %ld responses\n", got);
+      return -1;
+    }
+    for (size_t off = 0; off < (size_t)m;) {
+      bool done;
+      off += hr_feed(hr, rbuf + off, (size_t)m - off, &done);
+      if (hr->bad > 0 || (done && (hr->resp.status != 200 || hr->resp.framing != HR_LENGTH))) {
+        fprintf(stderr, "cost_client: bad or non-200 response: %.60s\n", hr->head);
+        return -1;
+      }
+    }
+  }
+  return 0;
+}
 
 int main(int argc, char **argv) {
   lt_help(argc, argv, USAGE);
@@ -86,63 +110,22 @@ int main(int argc, char **argv) {
     fprintf(stderr, "cost_client: bad kind, N or DEPTH\n");
     return 2;
   }
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-    perror("cost_client: connect");
-    return 1;
-  }
+  int fd = dial(port);
   char *batch = malloc((size_t)rlen * (size_t)depth);
-  char *rbuf = malloc(RBUF);
-  if (batch == NULL || rbuf == NULL)
+  static hr_t hr = {.strict_framing = true};
+  if (fd < 0 || batch == NULL)
     return 1;
   for (int i = 0; i < depth; i++)
     memcpy(batch + (size_t)i * (size_t)rlen, req, (size_t)rlen);
   long got = 0;
-  size_t have = 0;
   while (got < n) {
     long k = n - got < depth ? n - got : depth;
-    size_t want = (size_t)rlen * (size_t)k;
-    for (size_t off = 0; off < want;) {
-      ssize_t w = send(fd, batch + off, want - off, MSG_NOSIGNAL);
-      if (w <= 0) {
-        perror("cost_client: send");
-        return 1;
-      }
-      off += (size_t)w;
-    }
-    for (long answered = 0; answered < k;) {
-      long r;
-      while ((r = response_length(rbuf, have)) > 0) {
-        memmove(rbuf, rbuf + r, have - (size_t)r);
-        have -= (size_t)r;
-        answered++;
-      }
-      if (r < 0) {
-        fprintf(stderr, "cost_client: bad or non-200 response: %.60s\n", rbuf);
-        return 1;
-      }
-      if (answered == k)
-        break;
-      if (have == RBUF) {
-        fprintf(stderr, "cost_client: response over %d bytes\n", RBUF);
-        return 1;
-      }
-      ssize_t m = recv(fd, rbuf + have, RBUF - have, 0);
-      if (m <= 0) {
-        fprintf(stderr, "cost_client: connection closed after %ld responses\n", got + answered);
-        return 1;
-      }
-      have += (size_t)m;
-    }
+    if (send_all(fd, batch, (size_t)rlen * (size_t)k) != 0 || read_answers(fd, &hr, k, got) != 0)
+      return 1;
     got += k;
   }
   printf("%ld\n", got);
   close(fd);
   free(batch);
-  free(rbuf);
   return 0;
 }

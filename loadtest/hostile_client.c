@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "client_net.h"
+#include "http_reader.h"
 
 #define HC_MAX_CONNS 20000
 #define HC_BUF (64 * 1024)
@@ -40,101 +41,32 @@ static int hc_dial(void) { return lt_dial(hc_port, 0, 5); }
 
 static void hc_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
-/* Response counting over a byte stream: Content-Length framing, and chunked
- * (/echo streams a chunked request's body back chunked). */
+/* Response counting over a byte stream, on the shared reader (any framing;
+ * /echo streams a chunked request's body back chunked). A zeroed one is
+ * ready; heads with neither length nor chunked coding count as bad. */
 typedef struct hc_resp {
-  char buf[HC_BUF];
-  size_t len;
-  long long skip; /* body bytes still to drop */
+  hr_t hr;
   long responses;
-  long bad;     /* heads with neither framing */
+  long bad;       /* heads with neither framing, or too big */
   int told_close; /* a head said Connection: close */
-  int chunked;  /* 1: in a chunked body, at a size line; 2: the last CRLF */
-  char line[64];
-  size_t line_len;
 } hc_resp_t;
 
-/* One byte of a chunked body at a size line: returns 1 at the body's end. */
-static int hc_chunk_byte(hc_resp_t *r, char c) {
-  if (c != '\n') {
-    if (r->line_len < sizeof r->line - 1)
-      r->line[r->line_len++] = c;
-    return 0;
-  }
-  r->line[r->line_len] = '\0';
-  r->line_len = 0;
-  if (r->chunked == 2)
-    return r->line[0] == '\r' || r->line[0] == '\0'; /* the end (trailers skipped) */
-  long long size = strtoll(r->line, NULL, 16);
-  if (size == 0)
-    r->chunked = 2;
-  else
-    r->skip = size + 2; /* data and its CRLF */
-  return 0;
-}
-
 static void hc_resp_feed(hc_resp_t *r, const char *data, size_t n) {
+  r->hr.strict_framing = true;
   while (n > 0) {
-    if (r->chunked && r->skip == 0) {
-      n--;
-      if (hc_chunk_byte(r, *data++))
-        r->chunked = 0;
-      continue;
-    }
-    if (r->skip > 0) {
-      size_t k = (long long)n < r->skip ? n : (size_t)r->skip;
-      r->skip -= (long long)k;
-      data += k;
-      n -= k;
-      continue;
-    }
-    size_t k = sizeof r->buf - 1 - r->len < n ? sizeof r->buf - 1 - r->len : n;
-    memcpy(r->buf + r->len, data, k);
-    r->len += k;
-    r->buf[r->len] = '\0';
+    bool done;
+    size_t k = hr_feed(&r->hr, data, n, &done);
     data += k;
     n -= k;
-    char *end = strstr(r->buf, "\r\n\r\n");
-    if (end == NULL) {
-      if (r->len == sizeof r->buf - 1)
-        r->len = 0, r->bad++; /* a head this big is not one of ours */
-      continue;
-    }
-    *end = '\0';
-    char *cl = strcasestr(r->buf, "\r\ncontent-length:");
-    long long body = cl ? atoll(cl + 17) : 0;
-    char *te = strcasestr(r->buf, "\r\ntransfer-encoding: chunked");
-    if (cl == NULL && te == NULL)
-      r->bad++;
-    if (strcasestr(r->buf, "\r\nconnection: close") != NULL)
+    if (done && r->hr.resp.close)
       r->told_close = 1;
-    r->responses++;
-    size_t head = (size_t)(end + 4 - r->buf), rest = r->len - head;
-    long long have = (long long)rest < body ? (long long)rest : body;
-    memmove(r->buf, r->buf + head + have, rest - (size_t)have);
-    r->len = rest - (size_t)have;
-    r->buf[r->len] = '\0';
-    r->skip = body - have;
-    if (te != NULL && cl == NULL) { /* the tail goes through the chunk reader */
-      r->chunked = 1;
-      char tmp[HC_BUF];
-      size_t t = r->len;
-      memcpy(tmp, r->buf, t);
-      r->len = 0;
-      hc_resp_feed(r, tmp, t);
-      continue;
-    }
-    /* the tail may hold the next head: loop once more over it */
-    if (r->len > 0 && n == 0) {
-      char tmp[HC_BUF];
-      size_t t = r->len;
-      memcpy(tmp, r->buf, t);
-      r->len = 0;
-      hc_resp_feed(r, tmp, t);
-      return;
-    }
   }
+  r->responses = r->hr.responses;
+  r->bad = r->hr.bad;
 }
+
+/* Inside a response (its head or body not all read yet). */
+static bool hc_resp_busy(const hc_resp_t *r) { return !hr_idle(&r->hr); }
 
 static int hc_cmp(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -148,7 +80,7 @@ static int hc_get(int fd, hc_resp_t *r) {
     return -1;
   long want = r->responses + 1;
   char buf[8192];
-  while (r->responses < want || r->skip > 0) {
+  while (r->responses < want || hc_resp_busy(r)) {
     ssize_t n = read(fd, buf, sizeof buf);
     if (n <= 0)
       return -1;
@@ -206,7 +138,7 @@ static int mode_pipeline(const char *path, int seconds, int depth) {
     if (write(fd, batch, len) != (ssize_t)len)
       break;
     sent += depth;
-    while (r.responses < sent || r.skip > 0) {
+    while (r.responses < sent || hc_resp_busy(&r)) {
       ssize_t n = read(fd, buf, sizeof buf);
       if (n <= 0)
         goto out;
@@ -259,6 +191,21 @@ static int mode_noread(int conns, long long bytes, int seconds) {
   return 0;
 }
 
+/* mode_counted's top-up: DEPTH requests in flight on fd, until told
+ * Connection: close; a request cut in the middle is not counted as written. */
+static void counted_top_up(int fd, const hc_resp_t *r, long *sent, int depth, long *written,
+                           long *partial) {
+  static const char req[] = "GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: counted\r\n\r\n";
+  while (fd >= 0 && !r->told_close && *sent - r->responses < depth) {
+    ssize_t n = write(fd, req, sizeof req - 1);
+    if (n != (ssize_t)(sizeof req - 1)) {
+      *partial += n > 0;
+      return;
+    }
+    (*sent)++, (*written)++;
+  }
+}
+
 /* SIGTERM under load: every connection keeps DEPTH GET / in flight; counts
  * each request fully written and each response fully received, until the
  * server has closed every connection or the time is up. */
@@ -266,7 +213,6 @@ static int mode_counted(int conns, int seconds, int depth) {
   static struct pollfd pf[HC_MAX_CONNS];
   static hc_resp_t *rs;
   static long sent[HC_MAX_CONNS];
-  static const char req[] = "GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: counted\r\n\r\n";
   if (conns > HC_MAX_CONNS || depth < 1 || depth > 64)
     return 2;
   rs = calloc((size_t)conns, sizeof *rs);
@@ -284,16 +230,8 @@ static int mode_counted(int conns, int seconds, int depth) {
   double end = hc_now_ms() + seconds * 1e3;
   char buf[HC_BUF];
   while (live > 0 && hc_now_ms() < end) {
-    /* top up: DEPTH requests in flight, until told Connection: close */
     for (int i = 0; i < conns; i++)
-      while (pf[i].fd >= 0 && !rs[i].told_close && sent[i] - rs[i].responses < depth) {
-        ssize_t n = write(pf[i].fd, req, sizeof req - 1);
-        if (n != (ssize_t)(sizeof req - 1)) {
-          partial += n > 0; /* a request cut in the middle is not counted as written */
-          break;
-        }
-        sent[i]++, written++;
-      }
+      counted_top_up(pf[i].fd, &rs[i], &sent[i], depth, &written, &partial);
     if (poll(pf, (nfds_t)conns, 100) <= 0)
       continue;
     for (int i = 0; i < conns; i++) {
@@ -343,7 +281,7 @@ static int mode_abandon(int n, const char *path) {
 
 /* Opens N connections, sends GET / on each and reads what comes back within a
  * second: counts 200s, 503s, closes without an answer, and answers whose
- * Content-Length disagrees with the body that came before the close. */
+ * Content-Length is missing or longer than the body that came before the close. */
 static int mode_hold(int n, int seconds) {
   static int fds[HC_MAX_CONNS];
   static const char req[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
@@ -361,29 +299,16 @@ static int mode_hold(int n, int seconds) {
       none++;
       continue;
     }
-    char buf[4096];
-    size_t got = 0;
-    ssize_t k;
-    while (got < sizeof buf - 1 && (k = read(fd, buf + got, sizeof buf - 1 - got)) > 0) {
-      got += (size_t)k;
-      buf[got] = '\0';
-      char *end = strstr(buf, "\r\n\r\n"), *cl = strcasestr(buf, "\r\ncontent-length:");
-      if (end && cl && got >= (size_t)(end + 4 - buf) + (size_t)atol(cl + 17) &&
-          strncmp(buf + 9, "200", 3) == 0)
-        break; /* a whole 200 on a keep-alive connection: keep it open */
-    }
-    buf[got] = '\0';
-    char *end = strstr(buf, "\r\n\r\n"), *cl = strcasestr(buf, "\r\ncontent-length:");
-    if (got < 12 || end == NULL) {
+    hr_t hr = {.strict_framing = true};
+    int whole = hr_read_fd(&hr, fd) == 0; /* a 200 then stays open, keep-alive */
+    if (hr.resp.status == 0) {
       none++;
       continue;
     }
-    if (strncmp(buf + 9, "200", 3) == 0)
-      ok++;
-    else if (strncmp(buf + 9, "503", 3) == 0)
-      busy++;
-    if (cl == NULL || (long)(got - (size_t)(end + 4 - buf)) != atol(cl + 17))
-      misframed++;
+    ok += hr.resp.status == 200;
+    busy += hr.resp.status == 503;
+    /* a close inside the body, or no length to frame it */
+    misframed += !whole || hr.bad > 0 || hr.resp.framing != HR_LENGTH;
   }
   usleep((useconds_t)seconds * 1000000u);
   for (int i = 0; i < opened; i++)

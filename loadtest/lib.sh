@@ -269,17 +269,25 @@ start_asyncio() {
   wait_listen_line "$log" "$kind peer"
 }
 
-# Reads SRV_PORT from the "listening on http://127.0.0.1:PORT" line in $1.
-wait_listen_line() {
-  local log=$1 what=$2 i
-  for i in $(seq 300); do
+# Reads SRV_PORT from the "listening on http://127.0.0.1:PORT" line in $1,
+# polling every 50 ms for up to $2 polls (default 300: 15 s) while SRV_PID
+# lives. 1 when the line never came.
+listen_line() {
+  local log=$1 tries=${2:-300} i
+  for i in $(seq "$tries"); do
     SRV_PORT=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$log" 2>/dev/null | head -1)
     [ -n "$SRV_PORT" ] && return 0
-    kill -0 "$SRV_PID" 2>/dev/null || break
+    kill -0 "$SRV_PID" 2>/dev/null || return 1
     sleep 0.05
   done
-  cat "$log" >&2
-  die "$what did not start"
+  return 1
+}
+
+# listen_line, or the end of the run with the server's stderr.
+wait_listen_line() {
+  listen_line "$1" && return 0
+  cat "$1" >&2
+  die "$2 did not start"
 }
 
 # Which peers are installed: "yes", or why not. The asyncio peer needs

@@ -57,10 +57,10 @@
 
 #include "client_net.h"
 #include "hdr.h"
+#include "http_reader.h"
 
 #define QCAP 4096u      /* due requests a connection may owe (in flight + waiting) */
 #define RBUF 16384      /* bytes of answers read at once */
-#define HEAD_MAX 8192   /* an answer's head longer than this is an error */
 #define GRACE_NS 2000000000ull
 #define MAX_CONNS 20000
 
@@ -79,8 +79,9 @@ typedef struct {
   int fd, up;
   uint64_t q[QCAP]; /* due times (ns): [head, head+inflight) sent, the rest waiting */
   unsigned head, len, inflight;
-  size_t rlen, body_left, out_off; /* bytes in r; body still to skip; request bytes written */
-  int in_body, status;
+  size_t rlen, out_off; /* bytes in r; request bytes written */
+  int status;
+  hr_t hr; /* the answers' framing (tests/common/http_reader) */
   char r[RBUF];
 } conn_t;
 
@@ -118,8 +119,8 @@ static int ol_connect(ol_t *o, conn_t *c) {
   epoll_ctl(o->ep, EPOLL_CTL_ADD, fd, &ev);
   c->fd = fd;
   c->up = 0;
-  c->rlen = c->body_left = c->out_off = 0;
-  c->in_body = 0;
+  c->rlen = c->out_off = 0;
+  c->hr = (hr_t){.strict_framing = true};
   return 0;
 }
 
@@ -177,52 +178,21 @@ static void ol_answered(ol_t *o, conn_t *c) {
   ol_record(o, due, now_ns());
 }
 
-/* Parses the head at the front of c->r (status, Content-Length). Returns its
- * length, 0 when it is not complete yet, -1 when it cannot be framed. */
-static ssize_t ol_head(conn_t *c) {
-  char *end = memmem(c->r, c->rlen, "\r\n\r\n", 4);
-  if (end == NULL)
-    return c->rlen >= HEAD_MAX ? -1 : 0;
-  size_t hl = (size_t)(end - c->r) + 4;
-  if (hl < 12 || strncmp(c->r, "HTTP/1.", 7) != 0)
-    return -1;
-  c->status = atoi(c->r + 9);
-  c->body_left = 0;
-  for (char *p = c->r; p < end; p++) {
-    if (*p == '\n' && strncasecmp(p + 1, "content-length:", 15) == 0)
-      c->body_left = strtoul(p + 16, NULL, 10);
-    if (*p == '\n' && strncasecmp(p + 1, "transfer-encoding:", 18) == 0)
-      return -1; /* chunked answers are not what this client measures */
-  }
-  return (ssize_t)hl;
-}
-
-/* Consumes what was read: heads, then bodies, one answer after another. */
+/* Consumes what was read: one answer after another, each framed by its
+ * length (a chunked answer, or one with no framing, is an error: not what
+ * this client measures). */
 static int ol_consume(ol_t *o, conn_t *c) {
-  size_t off = 0;
-  while (off < c->rlen) {
-    if (c->in_body) {
-      size_t k = c->rlen - off < c->body_left ? c->rlen - off : c->body_left;
-      off += k;
-      c->body_left -= k;
-    } else {
-      memmove(c->r, c->r + off, c->rlen - off);
-      c->rlen -= off;
-      off = 0;
-      ssize_t hl = ol_head(c);
-      if (hl < 0)
-        return -1;
-      if (hl == 0)
-        return 0; /* the rest of the head comes with the next read */
-      off = (size_t)hl;
-      c->in_body = 1;
-    }
-    if (c->in_body && c->body_left == 0) {
-      c->in_body = 0;
-      if (c->inflight == 0)
-        return -1; /* an answer nobody asked for */
-      ol_answered(o, c);
-    }
+  for (size_t off = 0; off < c->rlen;) {
+    bool done;
+    off += hr_feed(&c->hr, c->r + off, c->rlen - off, &done);
+    if (c->hr.bad > 0)
+      return -1;
+    if (!done)
+      continue;
+    if (c->hr.resp.framing == HR_CHUNKED || c->inflight == 0)
+      return -1; /* chunked, or an answer nobody asked for */
+    c->status = c->hr.resp.status;
+    ol_answered(o, c);
   }
   c->rlen = 0;
   return 0;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "client_net.h"
+#include "http_reader.h"
 
 static int port;
 static const char *work;
@@ -33,23 +34,11 @@ static int dial(void) {
   return fd;
 }
 
-/* Sends a request and reads until the end of a Content-Length response. */
+/* Sends a request and reads its whole response (tests/common/http_reader). */
 static void exchange(int fd, const char *req) {
-  char buf[8192];
-  if (write(fd, req, strlen(req)) < 0)
+  hr_t hr = {0};
+  if (write(fd, req, strlen(req)) < 0 || hr_read_fd(&hr, fd) != 0)
     exit(1);
-  size_t got = 0;
-  for (;;) {
-    ssize_t n = read(fd, buf + got, sizeof buf - got - 1);
-    if (n <= 0)
-      exit(1);
-    got += (size_t)n;
-    buf[got] = '\0';
-    char *end = strstr(buf, "\r\n\r\n");
-    char *cl = strstr(buf, "Content-Length: ");
-    if (end && cl && got >= (size_t)(end + 4 - buf) + (size_t)atol(cl + 16))
-      return;
-  }
 }
 
 static void *background(void *arg) {

@@ -7,9 +7,10 @@
 #include "cli.h"
 #include "err.h"
 #include "health.h"
-#include "http.h"
+#include "parser.h"
 #include "live.h"
 #include "log.h"
+#include "routes.h"
 #include "server_event.h"
 #include "server_threads.h"
 #include "service.h"
@@ -36,7 +37,7 @@ static int finish(int rc) {
 static void print_version(void) {
   const char *commit = version_commit();
   printf("loopd %s (%s%s%slibuv %s, llhttp %s)\n", LOOPD_VERSION, *commit ? "commit " : "", commit,
-         *commit ? ", " : "", server_event_libuv_version(), http_parser_version());
+         *commit ? ", " : "", server_event_libuv_version(), parser_version());
 }
 
 /* --check-config: what start-up checks, without binding. */
@@ -89,6 +90,7 @@ int main(int argc, char **argv) {
   }
   if (cli.help) {
     cli_usage(stdout);
+    routes_usage(stdout);
     return finish(0);
   }
   if (cli.version) {

@@ -1,6 +1,7 @@
 /* buf.c: growable, capped byte buffer. */
 #include "buf.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +24,7 @@ int buf_grow(buf_t *b, size_t n) {
   if (b->cap - b->len >= n)
     return 0;
   if (n > b->max || b->len > b->max - n)
-    return -1;
+    return -ENOSPC;
   size_t need = b->len + n;
   size_t cap = b->cap ? b->cap : 256;
   while (cap < need)
@@ -32,7 +33,7 @@ int buf_grow(buf_t *b, size_t n) {
     cap = b->max; /* need <= max, checked above */
   char *p = realloc(b->data, cap);
   if (p == NULL)
-    return -1;
+    return -ENOMEM;
   b->data = p;
   b->cap = cap;
   return 0;
@@ -41,8 +42,9 @@ int buf_grow(buf_t *b, size_t n) {
 int buf_append_slow(buf_t *b, const void *p, size_t n) {
   if (n == 0)
     return 0;
-  if (buf_reserve(b, n) != 0)
-    return -1;
+  int r = buf_reserve(b, n);
+  if (r != 0)
+    return r;
   memcpy(b->data + b->len, p, n);
   b->len += n;
   return 0;
@@ -56,11 +58,12 @@ __attribute__((format(printf, 2, 0))) static int buf_vprintf(buf_t *b, const cha
   int n = vsnprintf(small, sizeof small, fmt, ap2);
   va_end(ap2);
   if (n < 0)
-    return -1;
+    return -EINVAL;
   if ((size_t)n < sizeof small)
     return buf_append(b, small, (size_t)n);
-  if (buf_reserve(b, (size_t)n + 1) != 0)
-    return -1;
+  int r = buf_reserve(b, (size_t)n + 1);
+  if (r != 0)
+    return r;
   vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
   b->len += (size_t)n;
   return 0;
@@ -76,7 +79,7 @@ int buf_printf(buf_t *b, const char *fmt, ...) {
 
 /* v >= 100: the digits counted first, then written from the end two at a
  * time, from a table of the hundred pairs. */
-size_t fmt_u64_long(char *out, unsigned long long v) {
+size_t buf_fmt_u64(char *out, unsigned long long v) {
   static const char pairs[] = "00010203040506070809101112131415161718192021222324"
                               "25262728293031323334353637383940414243444546474849"
                               "50515253545556575859606162636465666768697071727374"

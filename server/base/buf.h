@@ -18,7 +18,7 @@ void buf_init(buf_t *b, size_t max);
 /* Frees the storage; the buffer stays usable (empty). */
 void buf_free(buf_t *b);
 int buf_grow(buf_t *b, size_t n);
-/* Makes room for n more bytes. Returns 0, or -1 when over max or out of memory.
+/* Makes room for n more bytes. Returns 0, -ENOSPC when over max, or -ENOMEM.
  * Inline: there usually is room already. */
 static inline int buf_reserve(buf_t *b, size_t n) {
   if (b->cap - b->len >= n)
@@ -46,7 +46,7 @@ static inline int buf_append_str(buf_t *b, const char *s) {
 
 static inline void buf_reset(buf_t *b) { b->len = 0; }
 
-size_t fmt_u64_long(char *out, unsigned long long v);
+size_t buf_fmt_u64(char *out, unsigned long long v);
 /* Writes the decimal form of v into out (at least 20 bytes); returns its length. */
 static inline size_t fmt_u64(char *out, unsigned long long v) {
   if (v < 100) { /* most Content-Lengths of small answers: no loop, no call */
@@ -58,7 +58,7 @@ static inline size_t fmt_u64(char *out, unsigned long long v) {
     out[1] = (char)('0' + v % 10);
     return 2;
   }
-  return fmt_u64_long(out, v);
+  return buf_fmt_u64(out, v);
 }
 
 #endif

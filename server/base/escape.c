@@ -2,6 +2,7 @@
  * ways loopd writes them out; the styles are described in escape.h. */
 #include "escape.h"
 
+#include <errno.h>
 #include <string.h>
 
 static const char hex[] = "0123456789abcdef";
@@ -115,8 +116,9 @@ int esc_buf(buf_t *b, esc_style_t style, const char *s, size_t n) {
   while (i < n) {
     size_t elen, used = unit(style, u + i, n - i, e, &elen);
     if (elen != 0) {
-      if (buf_append(b, s + run, i - run) != 0 || buf_append(b, e, elen) != 0)
-        return -1;
+      int r = buf_append(b, s + run, i - run);
+      if (r != 0 || (r = buf_append(b, e, elen)) != 0)
+        return r;
       run = i + used;
     }
     i += used;

@@ -33,7 +33,7 @@ typedef enum esc_style { ESC_JSON, ESC_PROM, ESC_TEXT } esc_style_t;
 /* The longest a single escape is (\ufffd, \u00XX). */
 #define ESC_UNIT_MAX 6
 
-/* Appends s[0..n) escaped (no quotes around it). 0, or -1 when the buffer is full. */
+/* Appends s[0..n) escaped (no quotes around it). 0, or a negative errno when the buffer is full (buf_grow). */
 int esc_buf(buf_t *b, esc_style_t style, const char *s, size_t n);
 
 /* Writes s[0..n) escaped into out, at most room bytes, cut only between

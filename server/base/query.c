@@ -1,6 +1,7 @@
 /* query.c: key=value&key=value lookup. */
 #include "query.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -42,7 +43,7 @@ int query_int(const char *q, size_t qlen, const char *key, int64_t def, int64_t 
   if (!ok || x < min || x > max) {
     snprintf(reason, rlen, "%s=%.*s: expected an integer from %lld to %lld", key,
              (int)(n > 32 ? 32 : n), v, (long long)min, (long long)max);
-    return -1;
+    return -EINVAL;
   }
   *out = x;
   return 0;
@@ -57,7 +58,7 @@ int query_bool(const char *v, size_t n) {
     if (strlen(off[i]) == n && memcmp(v, off[i], n) == 0)
       return 0;
   }
-  return -1;
+  return -EINVAL;
 }
 
 int query_flag(const char *q, size_t qlen, const char *key, bool def, bool *out, char *reason,
@@ -73,7 +74,7 @@ int query_flag(const char *q, size_t qlen, const char *key, bool def, bool *out,
     return *out = b == 1, 0;
   snprintf(reason, rlen, "%s=%.*s: expected " QUERY_BOOL_SPELLINGS, key, (int)(n > 32 ? 32 : n),
            v);
-  return -1;
+  return -EINVAL;
 }
 
 /* "ms, cpu and jobs", or "no parameters" */
@@ -106,11 +107,11 @@ int query_check(const char *q, size_t qlen, const char *const *known, char *reas
       known_list(known, list, sizeof list);
       snprintf(reason, rlen, "unknown parameter \"%.*s\" (this route takes %s)",
                (int)(kl > 32 ? 32 : kl), p, list);
-      return -1;
+      return -EINVAL;
     }
     if (kl > 0 && i < 32 && (seen & (1u << i))) {
       snprintf(reason, rlen, "parameter \"%s\" given twice", known[i]);
-      return -1;
+      return -EINVAL;
     }
     if (kl > 0 && i < 32)
       seen |= 1u << i;

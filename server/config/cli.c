@@ -214,6 +214,5 @@ void cli_usage(FILE *f) {
   for (size_t i = 0; i < n; i++)
     fprintf(f, "  %-36s %-15s %s%s\n", k[i].name, k[i].def, k[i].help,
             config_key_restart(&k[i]) ? " (restart to change)" : "");
-  fprintf(f, "\nRoutes: / /echo /slow /block /cpu /heartbeat /lag /metrics /healthz\n"
-             "Exit status: 0 ok, 1 runtime failure, 2 bad command line or configuration.\n");
+  fprintf(f, "\nExit status: 0 ok, 1 runtime failure, 2 bad command line or configuration.\n");
 }

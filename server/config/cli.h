@@ -1,4 +1,4 @@
-/* cli.h: the command line (SPEC section 1). Builds the effective configuration
+/* cli.h: the command line (options, --help, --version). Builds the effective configuration
  * with the precedence command line > environment > config file > defaults,
  * and keeps what it read, so SIGHUP can read the same sources again. */
 #ifndef LOOPD_CLI_H

@@ -37,17 +37,17 @@ static bool name_byte(char c) {
          c == '_' || c == '.';
 }
 
-/* A port 1..65535 from decimal digits; -1 otherwise. */
+/* A port 1..65535 from decimal digits; -EINVAL otherwise. */
 static int parse_port(const char *s, size_t n) {
   if (n == 0 || n > 5)
-    return -1;
+    return -EINVAL;
   int v = 0;
   for (size_t i = 0; i < n; i++) {
     if (s[i] < '0' || s[i] > '9')
-      return -1;
+      return -EINVAL;
     v = v * 10 + (s[i] - '0');
   }
-  return v >= 1 && v <= 65535 ? v : -1;
+  return v >= 1 && v <= 65535 ? v : -EINVAL;
 }
 
 /* An IPv4 (v6 false) or IPv6 address s[0..n) into ip: 4, 16, or 0 if it is none. */

@@ -232,7 +232,7 @@ static void on_write(uv_write_t *req, int status) {
 static void plan_done(conn_t *c) {
   budget_start(c);
   c->wait = WAIT_NONE;
-  c->session.rc->out_backlog = c->w != NULL ? c->w->buf.len + c->w->next.len : 0;
+  session_set_backlog(&c->session, c->w != NULL ? c->w->buf.len + c->w->next.len : 0);
   session_input_held(&c->session, c->inbuf.len);
   conn_step(c, session_continue(&c->session, &c->loop->out, now_ms(c)));
   conn_resume(c);
@@ -243,11 +243,7 @@ static void plan_done(conn_t *c) {
 static void on_job_done(void *owner, const route_state_t *state, int status, bool last) {
   conn_t *c = owner;
   (void)status; /* a cancelled job never reaches an owner */
-  route_ctx_t *rc = c->session.rc;
-  if (rc->plan.merge != NULL)
-    rc->plan.merge(rc, state); /* a burst: each job's result folds into the request's */
-  else
-    rc->state = *state;
+  session_job_done(&c->session, state);
   if (!last)
     return;
   turn_begins(c->loop);
@@ -278,7 +274,7 @@ static void start_plan(conn_t *c) {
     break;
   case PLAN_JOB:
     c->job = work_submit(l->work, &l->uv, l->cfg->work.queue_limit, p->job,
-                         &c->session.rc->state, p->jobs, on_job_done, c, conn_track_pool(c));
+                         session_job_state(&c->session), p->jobs, on_job_done, c, conn_track_pool(c));
     if (c->job == NULL) {
       c->wait = WAIT_NONE;
       conn_step(c, session_refuse(&c->session, &l->out, now_ms(c), 503,
@@ -392,7 +388,7 @@ static size_t conn_run(conn_t *c, const char *data, size_t len) {
   size_t used = 0;
   while (c->wait == WAIT_NONE && !c->closing && !c->paused) {
     session_next_t next;
-    c->session.pause_at = c->session.requests + TURN_CHECK_EVERY;
+    session_pause_after(&c->session, TURN_CHECK_EVERY);
     size_t n = session_feed(&c->session, &c->loop->out, data + used, len - used, now_ms(c), &next);
     used += n;
     c->b_in += n;

@@ -7,7 +7,7 @@
 
 #include "log.h"
 #include "net.h"
-#include "resp.h"
+#include "response.h"
 
 static void format_peer(uv_tcp_t *tcp, char *out, size_t outlen) {
   struct sockaddr_storage ss;

@@ -17,7 +17,7 @@ void budget_start(conn_t *c) {
     c->b_ns = 0;
     c->b_in = 0;
     c->b_out = 0;
-    c->b_reqs = c->session.requests;
+    c->b_reqs = session_requests(&c->session);
   }
   c->b_t0 = uv_hrtime(); /* CLOCK_MONOTONIC, as clock_ns() */
   session_share_begin(&l->env, c->b_t0, (uint64_t)c->loop_us * 1000);
@@ -65,7 +65,7 @@ bool budget_spent(const conn_t *c) {
   if (!c->loop->cfg->server.turn_budgets)
     return false;
   if (c->b_in >= TURN_CONN_IN || c->b_out + c->loop->out.len >= TURN_CONN_OUT ||
-      c->session.requests - c->b_reqs >= TURN_CONN_REQUESTS)
+      session_requests(&c->session) - c->b_reqs >= TURN_CONN_REQUESTS)
     return true;
   uint64_t d = c->b_t0 != 0 ? uv_hrtime() - c->b_t0 : 0;
   return c->b_ns + d >= TURN_CONN_NS || c->loop->budget_ns + d >= TURN_LOOP_NS;

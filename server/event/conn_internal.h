@@ -72,7 +72,7 @@ void conn_arm(conn_t *c);
 void conn_track_state(conn_t *c);
 static inline void conn_track(conn_t *c) {
   if (c->rq_state == RQ_IDLE && c->rq_slot == 0 && c->wait == WAIT_NONE && !c->writing &&
-      !c->lingering && c->session.phase == PHASE_IDLE)
+      !c->lingering && session_phase(&c->session) == PHASE_IDLE)
     return;
   conn_track_state(c);
 }

@@ -17,17 +17,17 @@ static int lasting_state(const conn_t *c) {
     if (p->kind == PLAN_YIELD || (p->kind == PLAN_DELAY && p->delay_ms == 0))
       return RQ_SLICED;
     if (p->kind == PLAN_DELAY)
-      return s->resp_started ? RQ_STREAMING : RQ_DELAY;
+      return session_streaming(s) ? RQ_STREAMING : RQ_DELAY;
   }
   if (c->writing)
     return RQ_WRITING;
-  switch (s->phase) {
+  switch (session_phase(s)) {
   case PHASE_HEAD:
     return RQ_HEAD;
   case PHASE_BODY:
     return RQ_BODY;
   case PHASE_BUSY:
-    return s->req_done ? RQ_HANDLER : RQ_BODY;
+    return session_req_read(s) ? RQ_HANDLER : RQ_BODY;
   default:
     return RQ_IDLE;
   }
@@ -43,7 +43,7 @@ void conn_track_state(conn_t *c) {
   size_t len = st == RQ_IDLE ? 0 : session_describe(&c->session, text);
   uint64_t start = session_started_ms(&c->session);
   if (start == 0 && st == RQ_HEAD)
-    start = c->session.phase_ms;
+    start = session_phase_since(&c->session);
   uint32_t jobs = st == RQ_QUEUED ? session_plan(&c->session)->jobs : 0;
   rq_table_move(&c->loop->rq, &c->rq_slot, c->rq_state, st, now_ms(c), start, &c->session, text,
                 len, jobs > 0 ? jobs : 1);

@@ -14,12 +14,12 @@
  * the last has come back. */
 typedef struct job_one {
   uv_work_t req;
-  route_ctx_t rc; /* only rc.state is used: the job never touches its connection */
+  route_state_t state; /* all the job sees: it never touches its connection */
   job_t *group;
 } job_one_t;
 
 struct job {
-  route_fn fn;
+  job_fn fn;
   job_done_cb done;
   void *owner;
   work_pool_t *wp;
@@ -111,7 +111,7 @@ static void work_cb(uv_work_t *req) {
   atomic_fetch_add_explicit(&j->wp->running, 1, memory_order_relaxed);
   if (j->seen.word != NULL)
     rq_slot_job_started(j->seen.word, j->seen.token);
-  j->fn(&o->rc);
+  j->fn(&o->state);
   atomic_fetch_sub_explicit(&j->wp->running, 1, memory_order_relaxed);
 }
 
@@ -126,12 +126,12 @@ static void after_work_cb(uv_work_t *req, int status) {
     atomic_fetch_add_explicit(&wp->completed, 1, memory_order_relaxed);
   bool last = --j->left == 0;
   if (j->owner != NULL)
-    j->done(j->owner, &o->rc.state, status, last);
+    j->done(j->owner, &o->state, status, last);
   if (last)
     free(j);
 }
 
-job_t *work_submit(work_pool_t *wp, uv_loop_t *loop, int64_t limit, route_fn fn,
+job_t *work_submit(work_pool_t *wp, uv_loop_t *loop, int64_t limit, job_fn fn,
                    const route_state_t *state, uint32_t n, job_done_cb done, void *owner,
                    job_seen_t seen) {
   if (n == 0)
@@ -151,8 +151,7 @@ job_t *work_submit(work_pool_t *wp, uv_loop_t *loop, int64_t limit, route_fn fn,
   *j = (job_t){.fn = fn, .done = done, .owner = owner, .wp = wp, .seen = seen, .n = n, .left = n};
   for (uint32_t i = 0; i < n; i++) {
     job_one_t *o = &j->one[i];
-    memset(&o->rc, 0, sizeof o->rc);
-    o->rc.state = *state;
+    o->state = *state;
     o->group = j;
     /* uv_queue_work only fails without a work callback: the jobs queued so
      * far could not be taken back, so none is refused after the first. */

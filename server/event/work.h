@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "reply.h"
+#include "plan.h"
 
 typedef struct work_pool {
   int threads;
@@ -47,7 +47,7 @@ typedef struct job_seen {
 /* Queues n copies of fn (n >= 1), each to run on a pool thread with its
  * own copy of state: all or none. NULL when limit jobs would be exceeded
  * (queued or running; counted as rejected) or on error. */
-job_t *work_submit(work_pool_t *wp, uv_loop_t *loop, int64_t limit, route_fn fn,
+job_t *work_submit(work_pool_t *wp, uv_loop_t *loop, int64_t limit, job_fn fn,
                    const route_state_t *state, uint32_t n, job_done_cb done, void *owner,
                    job_seen_t seen);
 /* The owner is gone: cancel what has not started; running jobs finish unheard. */

@@ -13,7 +13,7 @@
 /* The host the request names: the authority of an absolute-form target
  * (which overrides Host, RFC 9112 3.2.2), else the Host header; NULL when
  * there is none (HTTP/1.0). */
-static const char *request_host(const http_parser_t *hp, const http_req_t *r, size_t *len) {
+static const char *request_host(const parser_t *hp, const http_req_t *r, size_t *len) {
   if (r->target_len > 0 && r->target[0] != '/' && r->target[0] != '*') {
     size_t skip = r->target[4] == ':' ? 7 : 8; /* http:// or https:// (split_target) */
     size_t i = skip;
@@ -24,13 +24,13 @@ static const char *request_host(const http_parser_t *hp, const http_req_t *r, si
   }
   if (hp->host_count != 1)
     return NULL;
-  return http_req_header(r, "host", len);
+  return req_header(r, "host", len);
 }
 
 /* Matches the Host against the list, remembering a yes in the store when
  * host_ok holds this very Host (guard_request's fast path; the caller has
  * seen no verdict for this list). */
-static bool host_allowed(http_parser_t *hp, const config_t *c, const char *host, size_t len) {
+static bool host_allowed(parser_t *hp, const config_t *c, const char *host, size_t len) {
   http_store_t *st = hp->store;
   const hostlist_t *list = &c->server.allowed_hosts;
   bool cacheable = hp->host_count == 1 && st->req.path == st->req.target && st->host_ok_len != 0;
@@ -61,10 +61,10 @@ static bool value_is(const char *v, size_t n, const char *lit) {
 
 /* Origin and Sec-Fetch-Site, in one pass over the headers. */
 static void fetch_headers(const http_req_t *r, refusal_t *f) {
-  for (uint32_t i = 0; i < http_req_nheaders(r); i++) {
+  for (uint32_t i = 0; i < req_nheaders(r); i++) {
     const char *name, *value;
     size_t nl, vl;
-    http_req_header_at(r, i, &name, &nl, &value, &vl);
+    req_header_at(r, i, &name, &nl, &value, &vl);
     if (f->origin == NULL && nl == 6 && strncasecmp(name, "origin", 6) == 0)
       f->origin = value, f->origin_len = vl;
     else if (f->fetch_site == NULL && nl == 14 && strncasecmp(name, "sec-fetch-site", 14) == 0)
@@ -82,7 +82,7 @@ static bool cross_site(const refusal_t *f) {
   return f->origin != NULL && !own_origin(f->origin, f->origin_len, f->host, f->host_len);
 }
 
-int guard_check(http_parser_t *hp, const config_t *c, const route_t *route, const char *peer,
+int guard_check(parser_t *hp, const config_t *c, const route_t *route, const char *peer,
                 const char **reason) {
   const http_req_t *r = &hp->store->req;
   refusal_t f = {.method = r->method, .target = r->target, .target_len = r->target_len,

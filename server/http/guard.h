@@ -8,12 +8,12 @@
 #ifndef LOOPD_GUARD_H
 #define LOOPD_GUARD_H
 
-#include "http.h"
-#include "reply.h"
+#include "parser.h"
+#include "route.h"
 
 /* The whole check, for requests the fast path below cannot settle (kept
  * out of line: the fast path is what every request runs). */
-__attribute__((noinline)) int guard_check(http_parser_t *hp, const config_t *c,
+__attribute__((noinline)) int guard_check(parser_t *hp, const config_t *c,
                                           const route_t *route, const char *peer,
                                           const char **reason);
 
@@ -21,11 +21,11 @@ __attribute__((noinline)) int guard_check(http_parser_t *hp, const config_t *c,
  * and *reason (set only then). Runs for every request, so the common case
  * costs a few loads: the Host is the one this store last allowed under this
  * very list, and the route is open to any page. host_verdict holds only
- * while it speaks for this request: http.c resets it whenever host_ok
+ * while it speaks for this request: the parser resets it whenever host_ok
  * changes (host_ok is the request's Host whenever it has one; without one
- * there is nothing to check), and http_check.c for an absolute-form target,
+ * there is nothing to check), and parser_check.c for an absolute-form target,
  * whose authority is what counts. */
-static inline int guard_request(http_parser_t *hp, const config_t *c, const route_t *route,
+static inline int guard_request(parser_t *hp, const config_t *c, const route_t *route,
                                 const char *peer, const char **reason) {
   if (hp->store->host_verdict == c->server.allowed_hosts.id &&
       (route == NULL || !(route->flags & ROUTE_SAME_ORIGIN)))

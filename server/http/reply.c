@@ -1,16 +1,26 @@
-/* reply.c: the reply and plan API built on the session's three primitives
- * (reply_head, reply_body, reply_end in session.c). The session never calls
- * back into this file, so the object graph has no cycle. */
+/* reply.c: the handlers' answers, built on the session's three primitives
+ * (session_write_head, _body, _end). The session never calls back into this
+ * file, so reply depends on session and not the other way round. */
 #include "reply.h"
 
 #include <stdio.h>
 
+#include "session.h"
+
 void reply_with(route_ctx_t *rc, int status, const char *ctype, const char *extra,
                 const void *body, size_t len) {
-  reply_head(rc, status, ctype, (int64_t)len, extra);
-  reply_body(rc, body, len);
-  reply_end(rc);
+  session_write_head(rc, status, ctype, (int64_t)len, extra);
+  session_write_body(rc, body, len);
+  session_write_end(rc);
 }
+
+void reply_head(route_ctx_t *rc, int status, const char *ctype, int64_t length, const char *extra) {
+  session_write_head(rc, status, ctype, length, extra);
+}
+
+void reply_body(route_ctx_t *rc, const void *data, size_t len) { session_write_body(rc, data, len); }
+
+void reply_end(route_ctx_t *rc) { session_write_end(rc); }
 
 void reply(route_ctx_t *rc, int status, const char *ctype, const void *body, size_t len) {
   reply_with(rc, status, ctype, NULL, body, len);
@@ -18,10 +28,7 @@ void reply(route_ctx_t *rc, int status, const char *ctype, const void *body, siz
 
 void reply_error(route_ctx_t *rc, int status, const char *reason) {
   char body[512];
-  int n = snprintf(body, sizeof body, "%s\n", reason);
-  if (n < 0 || n >= (int)sizeof body)
-    n = (int)sizeof body - 1;
-  reply(rc, status, "text/plain", body, (size_t)n);
+  reply(rc, status, "text/plain", body, resp_error_body(body, sizeof body, reason));
 }
 
 jw_t reply_json_begin(route_ctx_t *rc) {
@@ -39,20 +46,4 @@ void reply_json(route_ctx_t *rc, jw_t *w, int status, const char *extra) {
     return;
   }
   reply_with(rc, status, "application/json", extra, w->b->data, w->b->len);
-}
-
-void plan_delay(route_ctx_t *rc, uint64_t ms, route_fn then) {
-  rc->plan = (plan_t){.kind = PLAN_DELAY, .delay_ms = ms, .then = then};
-}
-
-void plan_job(route_ctx_t *rc, route_fn job, route_fn then) {
-  rc->plan = (plan_t){.kind = PLAN_JOB, .jobs = 1, .job = job, .then = then};
-}
-
-void plan_jobs(route_ctx_t *rc, route_fn job, uint32_t n, route_merge_fn merge, route_fn then) {
-  rc->plan = (plan_t){.kind = PLAN_JOB, .jobs = n, .job = job, .then = then, .merge = merge};
-}
-
-void plan_yield(route_ctx_t *rc, route_fn then) {
-  rc->plan = (plan_t){.kind = PLAN_YIELD, .then = then};
 }

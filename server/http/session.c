@@ -1,22 +1,91 @@
 /* session.c: request lifecycle, routing, replies, timeouts and access log. */
 #include "session.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "guard.h"
 #include "monitor.h"
 #include "query.h"
-#include "resp.h"
-#include "session_rc.h"
+#include "response.h"
+#include "session_int.h"
 #include "util.h"
 
 #define SCRATCH_MAX (16u << 20)
 
+/* ---- what the monitor reads ---- */
+
+size_t session_describe(const session_t *s, char *out) {
+  if (s->req != SREQ_NONE && s->rc != NULL) {
+    const http_req_t *r = s->rc->req;
+    return stall_format(out, r->method, r->target, r->target_len, s->peer);
+  }
+  const char *m;
+  int major, minor;
+  if (parser_line(&s->hp, &m, &major, &minor)) { /* a head not complete yet */
+    size_t tl;
+    const char *t = parser_target(&s->hp, &tl);
+    return stall_format(out, m, t, tl, s->peer);
+  }
+  int n = snprintf(out, STALL_WHAT_MAX, "- - from %s", s->peer);
+  return n < 0 ? 0 : (size_t)n < STALL_WHAT_MAX ? (size_t)n : STALL_WHAT_MAX - 1;
+}
+
+uint64_t session_started_ms(const session_t *s) {
+  return s->req != SREQ_NONE ? s->start_ns / NS_PER_MS : 0;
+}
+
+/* ---- the route-state pool ----
+ * A session holds a route state only from its request's head until the
+ * mode's call that ended it returns, so idle connections hold none. */
+
+/* Route states an env keeps for its next requests; more are freed. */
+#define RC_POOL_MAX 64
+
+/* A request's route state and the session it belongs to. */
+typedef struct rc_slot {
+  route_ctx_t rc;
+  session_t *s;
+} rc_slot_t;
+
+static session_t *rc_owner(route_ctx_t *rc) { return container_of(rc, rc_slot_t, rc)->s; }
+
+/* s->rc for the request whose head arrived (kept if it has one); false when
+ * out of memory. */
+static bool rc_take(session_t *s) {
+  if (s->rc != NULL)
+    return true;
+  rc_slot_t *r = pool_take(&s->env->rc_pool, sizeof *r);
+  if (r == NULL)
+    return false;
+  r->s = s;
+  r->rc.env = &s->env->route;
+  r->rc.peer = s->peer;
+  s->rc = &r->rc;
+  return true;
+}
+
+/* The request is over: s->rc goes back to the pool. */
+static void rc_give(session_t *s) {
+  if (s->rc == NULL)
+    return;
+  rc_slot_t *r = container_of(s->rc, rc_slot_t, rc);
+  s->rc = NULL;
+  pool_give(&s->env->rc_pool, r);
+}
+
+/* Back to the mode with no request running: the route state goes back to
+ * the pool (kept from one pipelined request to the next within a call). */
+static void rc_done(session_t *s) {
+  if (s->req == SREQ_NONE)
+    rc_give(s);
+}
+
 static int ev_head(void *owner, const http_req_t *req);
 static void ev_body(void *owner, const char *data, size_t len);
 static int ev_done(void *owner);
-static const http_events_t events = {ev_head, ev_body, ev_done};
+static const parser_events_t events = {ev_head, ev_body, ev_done};
 
 void session_env_init(session_env_t *env, const config_t *cfg, const route_table_t *routes,
                       int mode, access_log_t *al) {
@@ -26,7 +95,7 @@ void session_env_init(session_env_t *env, const config_t *cfg, const route_table
   env->route.draining = false;
   env->route.mode = mode;
   date_cache_init(&env->date);
-  http_store_pool_init(&env->pool);
+  req_pool_init(&env->pool);
   env->access_log = al;
   env->route.mon = NULL;
   env->http = NULL;
@@ -39,14 +108,14 @@ void session_env_init(session_env_t *env, const config_t *cfg, const route_table
 void session_env_free(session_env_t *env) {
   pool_drain(&env->rc_pool);
   buf_free(&env->route.scratch);
-  http_store_pool_free(&env->pool);
+  req_pool_free(&env->pool);
   buf_free(&env->spare_hold);
 }
 
 void session_init(session_t *s, session_env_t *env, const char *peer, uint64_t now_ms) {
   memset(s, 0, sizeof *s);
   s->env = env;
-  http_parser_init(&s->hp, env->route.cfg, &env->pool, &events, s);
+  parser_init(&s->hp, env->route.cfg, &env->pool, &events, s);
   s->phase = PHASE_IDLE;
   s->phase_ms = now_ms;
   s->now_ms = now_ms;
@@ -83,52 +152,17 @@ void session_free(session_t *s) {
   if (s->peer != s->peer_in)
     free((char *)s->peer);
   s->peer = s->peer_in;
-  http_parser_free(&s->hp);
+  parser_free(&s->hp);
   buf_free(&s->hold);
 }
 
 /* Gives the request storage back to the pool when nothing is in flight. */
 static void session_trim(session_t *s) {
-  if (!s->req_active)
-    http_parser_release(&s->hp);
+  if (s->req == SREQ_NONE)
+    parser_release(&s->hp);
 }
-
-static session_t *session_of(route_ctx_t *rc) { return rc_owner(rc); }
 
 static const config_t *cfg_of(const session_t *s) { return s->env->route.cfg; }
-
-/* ---- access log ---- */
-
-static void log_request(session_t *s, int status) {
-  access_log_t *al = s->env->access_log;
-  if (al == NULL)
-    return;
-  access_entry_t e = {.remote = s->peer, .method = "-", .target = "-", .target_len = 1,
-                      .http_major = 1, .http_minor = 1, .status = status,
-                      .bytes = s->resp_bytes, .referer = "", .user_agent = ""};
-  if (s->req_active) {
-    const http_req_t *r = s->rc->req;
-    e.method = r->method;
-    e.target = r->target;
-    e.target_len = r->target_len;
-    e.http_major = r->major;
-    e.http_minor = r->minor;
-    const char *v = http_req_header(r, "referer", &e.referer_len);
-    if (v != NULL)
-      e.referer = v;
-    v = http_req_header(r, "user-agent", &e.user_agent_len);
-    if (v != NULL)
-      e.user_agent = v;
-    e.duration_us = (clock_ns() - s->start_ns) / 1000;
-  } else if (s->hp.store != NULL && s->hp.line_done) {
-    /* rejected before its head was complete: log what was read */
-    e.method = llhttp_method_name((llhttp_method_t)s->hp.p.method);
-    e.target = http_parser_target(&s->hp, &e.target_len);
-    e.http_major = s->hp.p.http_major;
-    e.http_minor = s->hp.p.http_minor;
-  }
-  access_log_write(al, &e);
-}
 
 static void answer(session_t *s, int status, const char *extra, const char *body, size_t len);
 static void answer_error(session_t *s, int status, const char *reason);
@@ -177,20 +211,19 @@ static void drop_hold(session_t *s) {
     return;
   s->holding = false;
   hold_give(s);
-  s->resp_started = false;
-  s->resp_done = false;
+  s->resp = SRESP_NONE;
 }
 
 static void write_head(session_t *s, int status, const char *ctype, int64_t length,
                        const char *extra) {
   const http_req_t *r = s->rc->req;
   /* Draining: requests already read are answered; the last one closes. */
-  bool more_input = s->hp.rest > 0 || s->held_in > 0;
+  bool more_input = parser_rest(&s->hp) > 0 || s->held_in > 0;
   bool keep = s->keep_alive && (!s->env->route.draining || more_input);
-  if (length == REPLY_CHUNKED && r->minor == 0) {
+  if (length == RESP_CHUNKED && r->minor == 0) {
     /* HTTP/1.0 has no chunked coding: the body ends with the connection. */
     length = RESP_UNTIL_CLOSE;
-    s->resp_until_close = true;
+    s->framing = FRAME_UNTIL_CLOSE; /* for the rest of the request */
     keep = false;
   }
   if (status == 204 || status == 304)
@@ -202,9 +235,10 @@ static void write_head(session_t *s, int status, const char *ctype, int64_t leng
                    .extra = extra};
   if (resp_write_head(dst(s), &h, date_cache_get(&s->env->date)) != 0)
     s->broken = true;
-  s->resp_started = true;
+  s->resp = SRESP_STARTED;
   s->resp_status = (int16_t)status;
-  s->resp_chunked = length == RESP_CHUNKED;
+  if (s->framing != FRAME_UNTIL_CLOSE)
+    s->framing = length == RESP_CHUNKED ? FRAME_CHUNKED : FRAME_LENGTH;
   if (length == RESP_NO_BODY)
     s->head_only = true;
 }
@@ -212,18 +246,19 @@ static void write_head(session_t *s, int status, const char *ctype, int64_t leng
 static void send_continue(session_t *s) {
   if (resp_write_continue(s->out, date_cache_get(&s->env->date)) != 0)
     s->broken = true;
-  s->continue_sent = true;
+  s->req = SREQ_CONTINUED;
 }
 
 /* True while the client waits for 100 Continue before sending its body. */
 static bool awaiting_continue(const session_t *s) {
   const http_req_t *r = s->rc->req;
-  return !s->req_done && r->has_body && r->expect_continue && !s->continue_sent;
+  return s->req == SREQ_READING && r->has_body && r->expect_continue;
 }
 
-void reply_head(route_ctx_t *rc, int status, const char *ctype, int64_t length, const char *extra) {
-  session_t *s = session_of(rc);
-  if (s->resp_started) {
+void session_write_head(route_ctx_t *rc, int status, const char *ctype, int64_t length, const char *extra) {
+  session_t *s = rc_owner(rc);
+  assert(s->req != SREQ_NONE && s->rc == rc);
+  if (s->resp != SRESP_NONE) {
     s->broken = true; /* a handler answered twice */
     return;
   }
@@ -233,16 +268,17 @@ void reply_head(route_ctx_t *rc, int status, const char *ctype, int64_t length, 
     else
       s->keep_alive = false; /* answering without the body: close after */
   }
-  if (!s->req_done && rc->on_body != NULL) {
+  if (s->req != SREQ_READ && rc->on_body != NULL) {
     s->holding = true; /* until the body is complete, or the hold is full */
     hold_take(s);
   }
   write_head(s, status, ctype, length, extra);
 }
 
-void reply_body(route_ctx_t *rc, const void *data, size_t len) {
-  session_t *s = session_of(rc);
-  if (!s->resp_started || s->resp_done) {
+void session_write_body(route_ctx_t *rc, const void *data, size_t len) {
+  session_t *s = rc_owner(rc);
+  assert(s->req != SREQ_NONE && s->rc == rc);
+  if (s->resp != SRESP_STARTED) {
     s->broken = true;
     return;
   }
@@ -251,38 +287,36 @@ void reply_body(route_ctx_t *rc, const void *data, size_t len) {
   if (s->holding && s->hold.len + len + 32 > SESSION_HOLD_BYTES)
     release_hold(s); /* 32: a chunk's framing */
   buf_t *out = dst(s);
-  int r = s->resp_chunked ? resp_write_chunk(out, data, len) : buf_append(out, data, len);
+  int r = s->framing == FRAME_CHUNKED ? resp_write_chunk(out, data, len) : buf_append(out, data, len);
   if (r != 0)
     s->broken = true;
   s->resp_bytes += len;
 }
 
-void reply_end(route_ctx_t *rc) {
-  session_t *s = session_of(rc);
-  if (!s->resp_started || s->resp_done) {
+void session_write_end(route_ctx_t *rc) {
+  session_t *s = rc_owner(rc);
+  assert(s->req != SREQ_NONE && s->rc == rc);
+  if (s->resp != SRESP_STARTED) {
     s->broken = true;
     return;
   }
-  if (s->resp_chunked && !s->head_only && resp_write_last_chunk(dst(s)) != 0)
+  if (s->framing == FRAME_CHUNKED && !s->head_only && resp_write_last_chunk(dst(s)) != 0)
     s->broken = true;
-  s->resp_done = true;
+  s->resp = SRESP_DONE;
   release_hold(s);
 }
 
 /* The session's own complete answers (shed, refusals, errors, misses), on
- * the same three primitives the handlers' reply.c uses. */
+ * the same three primitives reply.c gives the handlers. */
 static void answer(session_t *s, int status, const char *extra, const char *body, size_t len) {
-  reply_head(s->rc, status, "text/plain", (int64_t)len, extra);
-  reply_body(s->rc, body, len);
-  reply_end(s->rc);
+  session_write_head(s->rc, status, "text/plain", (int64_t)len, extra);
+  session_write_body(s->rc, body, len);
+  session_write_end(s->rc);
 }
 
 static void answer_error(session_t *s, int status, const char *reason) {
   char body[512];
-  int n = snprintf(body, sizeof body, "%s\n", reason);
-  if (n < 0 || n >= (int)sizeof body)
-    n = (int)sizeof body - 1;
-  answer(s, status, NULL, body, (size_t)n);
+  answer(s, status, NULL, body, resp_error_body(body, sizeof body, reason));
 }
 
 /* A protocol error or timeout: answer (if nothing was answered yet) and close. */
@@ -290,19 +324,19 @@ static void fail(session_t *s, int status, const char *reason) {
   s->phase = PHASE_CLOSED;
   s->keep_alive = false;
   drop_hold(s); /* not sent yet: the error gets its status instead */
-  if (s->resp_started)
+  if (s->resp != SRESP_NONE)
     return; /* mid-response: the only honest signal left is the close */
   char body[256];
-  int n = snprintf(body, sizeof body, "%s\n", reason);
-  resp_head_t h = {.status = status, .content_type = "text/plain", .content_length = n,
+  size_t n = resp_error_body(body, sizeof body, reason);
+  resp_head_t h = {.status = status, .content_type = "text/plain", .content_length = (int64_t)n,
                    .connection = RESP_CONN_CLOSE};
   if (resp_write_head(s->out, &h, date_cache_get(&s->env->date)) != 0 ||
       buf_append(s->out, body, (size_t)n) != 0)
     s->broken = true;
   s->resp_bytes = (uint64_t)n;
   session_count(s, status);
-  log_request(s, status);
-  s->req_active = false;
+  session_log(s, status);
+  s->req = SREQ_NONE;
 }
 
 /* ---- the request lifecycle ---- */
@@ -311,12 +345,11 @@ static void fail(session_t *s, int status, const char *reason) {
 static session_next_t finish(session_t *s) {
   finish_hook(s);
   session_count(s, s->resp_status);
-  log_request(s, s->resp_status);
-  s->req_active = false;
-  s->resp_started = false;
-  s->resp_done = false;
+  session_log(s, s->resp_status);
+  s->req = SREQ_NONE;
+  s->resp = SRESP_NONE;
   s->route = NULL;
-  if (!s->keep_alive || s->resp_until_close) {
+  if (!s->keep_alive || s->framing == FRAME_UNTIL_CLOSE) {
     s->phase = PHASE_CLOSED;
     return SESSION_CLOSE;
   }
@@ -335,9 +368,9 @@ static session_next_t settle(session_t *s) {
     s->phase = PHASE_BUSY;
     return SESSION_PLAN;
   }
-  if (!s->req_done) {
-    if (s->resp_done && !s->keep_alive) { /* answered without the body */
-      s->req_done = true;
+  if (s->req != SREQ_READ) {
+    if (s->resp == SRESP_DONE && !s->keep_alive) { /* answered without the body */
+      s->req = SREQ_READ;
       return finish(s);
     }
     if (awaiting_continue(s))
@@ -346,8 +379,8 @@ static session_next_t settle(session_t *s) {
     s->phase_ms = s->now_ms;
     return SESSION_READ;
   }
-  if (!s->resp_done) {
-    if (s->resp_started) {
+  if (s->resp != SRESP_DONE) {
+    if (s->resp == SRESP_STARTED) {
       s->broken = true; /* a handler stopped mid-response */
       return SESSION_CLOSE;
     }
@@ -358,7 +391,7 @@ static session_next_t settle(session_t *s) {
 
 static int pause_unless_read(session_t *s, session_next_t next) {
   s->next = (uint8_t)next;
-  return next == SESSION_READ ? HTTP_EV_OK : HTTP_EV_PAUSE;
+  return next == SESSION_READ ? PARSER_EV_OK : PARSER_EV_PAUSE;
 }
 
 static int ev_head(void *owner, const http_req_t *req) {
@@ -370,13 +403,9 @@ static int ev_head(void *owner, const http_req_t *req) {
     return pause_unless_read(s, SESSION_CLOSE);
   }
   s->requests++;
-  s->req_active = true;
-  s->req_done = false;
-  s->resp_started = false;
-  s->resp_done = false;
-  s->resp_chunked = false;
-  s->resp_until_close = false;
-  s->continue_sent = false;
+  s->req = SREQ_READING;
+  s->resp = SRESP_NONE;
+  s->framing = FRAME_LENGTH;
   s->head_only = req->method_id == HTTP_HEAD;
   s->resp_bytes = 0;
   s->resp_status = 0;
@@ -421,7 +450,7 @@ static void ev_body(void *owner, const char *data, size_t len) {
     s->rc->on_body(s->rc, data, len);
 }
 
-/* No route ran: 404, 405, or OPTIONS (200, Allow, no body: router.c). */
+/* No route ran: 404, 405, or OPTIONS (200, Allow, no body: route.c). */
 static void answer_miss(session_t *s) {
   char allow[112], extra[128], body[160];
   route_allow_text(s->miss_allow, allow, sizeof allow);
@@ -436,9 +465,9 @@ static void answer_miss(session_t *s) {
 
 static int ev_done(void *owner) {
   session_t *s = owner;
-  s->req_done = true;
+  s->req = SREQ_READ;
   s->phase = PHASE_BUSY;
-  if (s->resp_done) {
+  if (s->resp == SRESP_DONE) {
     /* answered at the head; the body has been read and dropped */
   } else if (s->route == NULL) {
     answer_miss(s);
@@ -465,15 +494,17 @@ static size_t feed(session_t *s, buf_t *out, const char *data, size_t len, uint6
   if (s->phase == PHASE_BODY && len > 0)
     s->phase_ms = now_ms;
   s->next = SESSION_READ;
-  http_result_t r;
-  size_t used = http_parser_feed(&s->hp, data, len, &r);
-  if (r == HTTP_ERROR) {
-    fail(s, s->hp.error_status, s->hp.error_reason);
+  parser_result_t r;
+  size_t used = parser_feed(&s->hp, data, len, &r);
+  if (r == PARSER_ERROR) {
+    const char *why;
+    int status = parser_error(&s->hp, &why);
+    fail(s, status, why);
     *next = SESSION_CLOSE;
     return used;
   }
-  *next = r == HTTP_PAUSED ? (session_next_t)s->next : SESSION_READ;
-  if (s->phase == PHASE_IDLE && !http_parser_idle(&s->hp)) {
+  *next = r == PARSER_PAUSED ? (session_next_t)s->next : SESSION_READ;
+  if (s->phase == PHASE_IDLE && !parser_idle(&s->hp)) {
     s->phase = PHASE_HEAD; /* the next request has begun */
     s->phase_ms = now_ms;
   }
@@ -493,13 +524,14 @@ size_t session_feed(session_t *s, buf_t *out, const char *data, size_t len, uint
 /* A plan that ran at the head is over: let the parser go on with the message
  * (a request without a body completes with no further bytes). */
 static session_next_t resume_parser(session_t *s, session_next_t next) {
-  if (next != SESSION_READ || !s->req_active || s->req_done)
+  if (next != SESSION_READ || s->req == SREQ_NONE || s->req == SREQ_READ)
     return next;
   feed(s, s->out, "", 0, s->now_ms, &next);
   return next;
 }
 
 session_next_t session_continue(session_t *s, buf_t *out, uint64_t now_ms) {
+  assert(s->phase == PHASE_BUSY && s->rc != NULL && s->rc->plan.kind != PLAN_NONE);
   s->out = out;
   s->now_ms = now_ms;
   plan_t p = s->rc->plan;
@@ -516,16 +548,16 @@ session_next_t session_continue(session_t *s, buf_t *out, uint64_t now_ms) {
 
 session_next_t session_refuse(session_t *s, buf_t *out, uint64_t now_ms, int status,
                               const char *reason, const char *extra) {
+  assert(s->phase == PHASE_BUSY && s->rc != NULL && s->rc->plan.kind != PLAN_NONE);
   s->out = out;
   s->now_ms = now_ms;
   s->rc->plan.kind = PLAN_NONE;
-  if (s->resp_started) {
+  if (s->resp != SRESP_NONE) {
     s->broken = true;
     return SESSION_CLOSE;
   }
   char body[256];
-  int n = snprintf(body, sizeof body, "%s\n", reason);
-  answer(s, status, extra, body, (size_t)n);
+  answer(s, status, extra, body, resp_error_body(body, sizeof body, reason));
   session_next_t next = resume_parser(s, settle(s));
   rc_done(s);
   return next;

@@ -10,9 +10,10 @@
 
 #include "pool.h"
 #include "date.h"
-#include "http.h"
+#include "parser.h"
 #include "log.h"
-#include "reply.h"
+#include "plan.h"
+#include "route.h"
 
 struct mon_http;
 struct stall_slot;
@@ -56,7 +57,16 @@ typedef enum session_next {
   SESSION_CLOSE  /* flush the output (unless session_broken), then close */
 } session_next_t;
 
-enum { PHASE_IDLE, PHASE_HEAD, PHASE_BODY, PHASE_BUSY, PHASE_CLOSED };
+typedef enum session_phase { PHASE_IDLE, PHASE_HEAD, PHASE_BODY, PHASE_BUSY, PHASE_CLOSED } session_phase_t;
+
+/* The request: none running; its body (or end) still to read, with or
+ * without a 100 Continue sent; read to its end. */
+enum session_req { SREQ_NONE, SREQ_READING, SREQ_CONTINUED, SREQ_READ };
+/* Its response: not begun; head out, end not; complete. */
+enum session_resp { SRESP_NONE, SRESP_STARTED, SRESP_DONE };
+/* How its body is framed: a length (or none), chunks, or the close (an
+ * HTTP/1.0 stream, which also closes the connection after). */
+enum session_framing { FRAME_LENGTH, FRAME_CHUNKED, FRAME_UNTIL_CLOSE };
 
 /* Output beyond this after a response makes the session ask for a flush. */
 #define SESSION_OUT_HIGH (64 * 1024)
@@ -67,7 +77,9 @@ enum { PHASE_IDLE, PHASE_HEAD, PHASE_BODY, PHASE_BUSY, PHASE_CLOSED };
 #define SESSION_HOLD_BYTES (64 * 1024)
 
 typedef struct session {
-  http_parser_t hp;
+  /* private: the modes use the accessors below; the fields are here so that
+   * they inline. */
+  parser_t hp;
   /* The request's route state, taken from the env's pool when its head
    * arrives and given back when it is over: idle connections hold none.
    * NULL between requests. */
@@ -90,16 +102,12 @@ typedef struct session {
   int16_t resp_status;
   uint8_t phase;
   uint8_t next;
-  bool req_active;
-  bool req_done;
-  bool resp_started;
-  bool resp_done;
-  bool resp_chunked;
-  bool resp_until_close;
+  uint8_t req;     /* enum session_req */
+  uint8_t resp;    /* enum session_resp */
+  uint8_t framing; /* enum session_framing */
   bool head_only;
   bool keep_alive;
-  bool holding;
-  bool continue_sent;
+  bool holding; /* the response is held back (SESSION_HOLD_BYTES); it may be complete */
   bool broken;
   /* The client's address as text: in peer_in when it fits (every IPv4
    * address does), else on the heap (a long IPv6 one). */
@@ -118,7 +126,7 @@ size_t session_feed(session_t *s, buf_t *out, const char *data, size_t len, uint
                     session_next_t *next);
 /* Before session_continue: how many input bytes the mode holds, not yet fed.
  * While draining, a response keeps the connection open only when more input
- * waits (a pipelined request already read is answered, SPEC section 6). */
+ * waits (a pipelined request already read is answered). */
 static inline void session_input_held(session_t *s, size_t n) { s->held_in = n; }
 /* The plan is carried out: run its continuation. */
 session_next_t session_continue(session_t *s, buf_t *out, uint64_t now_ms);
@@ -154,14 +162,55 @@ static inline void session_config_changed(session_t *s) { s->hp.cfg = s->env->ro
 static inline const plan_t *session_plan(const session_t *s) { return &s->rc->plan; }
 /* Between requests with nothing buffered: safe to close (shutdown). */
 static inline bool session_idle(const session_t *s) {
-  return s->phase == PHASE_IDLE && http_parser_idle(&s->hp);
+  return s->phase == PHASE_IDLE && parser_idle(&s->hp);
 }
-/* session_view.c: "GET /x from 127.0.0.1:5000" for the request it runs, the
+/* "GET /x from 127.0.0.1:5000" for the request it runs, the
  * head it reads ("- - from PEER" before its request line is complete) into
  * out (STALL_WHAT_MAX bytes); returns the length. */
 size_t session_describe(const session_t *s, char *out);
 /* When its request began (clock_ms), or 0 with none running. */
 uint64_t session_started_ms(const session_t *s);
+
+/* ---- what the modes read and write (accessors; the fields are private) ---- */
+
+/* Before a continuation: bytes of earlier output the socket has not taken
+ * yet (route_ctx_t.out_backlog). Only while a plan runs. */
+static inline void session_set_backlog(session_t *s, size_t n) { s->rc->out_backlog = n; }
+/* The running plan's route state (what its jobs get). Only while a plan runs. */
+static inline route_state_t *session_job_state(session_t *s) { return &s->rc->state; }
+/* One of the running plan's jobs ended on another thread with state: it
+ * folds into the request's (plan.merge), or becomes it. */
+static inline void session_job_done(session_t *s, const route_state_t *state) {
+  route_ctx_t *rc = s->rc;
+  if (rc->plan.merge != NULL)
+    rc->plan.merge(rc, state);
+  else
+    rc->state = *state;
+}
+/* Carries the running PLAN_JOB's jobs out here, one after another
+ * (plan_run_inline). Only while a plan runs. */
+static inline void session_run_plan_inline(session_t *s) { plan_run_inline(&s->rc->plan, s->rc); }
+/* Ask for SESSION_FLUSH once n more requests are answered (a mode's per-turn
+ * check of what the connection has spent). */
+static inline void session_pause_after(session_t *s, uint32_t n) { s->pause_at = s->requests + n; }
+/* Requests this session has begun. */
+static inline uint32_t session_requests(const session_t *s) { return s->requests; }
+/* When its current phase began (the mode's clock, ms). */
+static inline uint64_t session_phase_since(const session_t *s) { return s->phase_ms; }
+static inline session_phase_t session_phase(const session_t *s) { return (session_phase_t)s->phase; }
+/* The request is read to its end (its body too): what runs now is its handler. */
+static inline bool session_req_read(const session_t *s) { return s->req == SREQ_READ; }
+/* The response's head is out and its end is not (a stream between pieces). */
+static inline bool session_streaming(const session_t *s) { return s->resp == SRESP_STARTED; }
+
+/* The three primitives of a response, for the running request's context
+ * (reply.c builds the handlers' API on them): the head (length may be
+ * RESP_CHUNKED), body pieces, the end. A handler that answers twice, or
+ * writes outside its response, breaks the connection. */
+void session_write_head(route_ctx_t *rc, int status, const char *ctype, int64_t length,
+                        const char *extra);
+void session_write_body(route_ctx_t *rc, const void *data, size_t len);
+void session_write_end(route_ctx_t *rc);
 
 /* Output could not be written (out of memory): drop it and close. */
 static inline bool session_broken(const session_t *s) { return s->broken; }

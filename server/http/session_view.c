@@ -1,29 +1,10 @@
-/* session_view.c: a session and the monitor: what it tells it (each answered
- * request with its duration and loop time, the request whose handler is
- * about to run), load shedding, and the text /requests and stall lines show
- * for the request it runs (or the head it reads). */
+/* session_view.c: what a session tells the outside (session_int.h): the
+ * monitor (each answered request with its duration and loop time), load
+ * shedding, and the access log. */
 #include <stdio.h>
 
 #include "monitor.h"
-#include "session_rc.h"
-
-size_t session_describe(const session_t *s, char *out) {
-  if (s->req_active && s->rc != NULL) {
-    const http_req_t *r = s->rc->req;
-    return stall_format(out, r->method, r->target, r->target_len, s->peer);
-  }
-  if (s->hp.store != NULL && s->hp.line_done) { /* a head not complete yet */
-    size_t tl;
-    const char *t = http_parser_target(&s->hp, &tl);
-    return stall_format(out, llhttp_method_name((llhttp_method_t)s->hp.p.method), t, tl, s->peer);
-  }
-  int n = snprintf(out, STALL_WHAT_MAX, "- - from %s", s->peer);
-  return n < 0 ? 0 : (size_t)n < STALL_WHAT_MAX ? (size_t)n : STALL_WHAT_MAX - 1;
-}
-
-uint64_t session_started_ms(const session_t *s) {
-  return s->req_active ? s->start_ns / NS_PER_MS : 0;
-}
+#include "session_int.h"
 
 /* One answered request, for /metrics: with its duration and the loop time
  * it took (session.h: session_share_begin). */
@@ -32,9 +13,9 @@ void session_count(session_t *s, int status) {
   mon_http_t *h = env->http;
   if (h == NULL)
     return;
-  int route = s->route != NULL && s->req_active ? route_index(env->route.routes, s->route) : -1;
+  int route = s->route != NULL && s->req != SREQ_NONE ? route_index(env->route.routes, s->route) : ROUTE_NONE;
   uint64_t now = clock_ns();
-  uint64_t d = s->req_active ? now - s->start_ns : MON_NO_DURATION;
+  uint64_t d = s->req != SREQ_NONE ? now - s->start_ns : MON_NO_DURATION;
   uint64_t loop = env->carry_ns + (env->acct_ns != 0 && now > env->acct_ns ? now - env->acct_ns : 0);
   env->carry_ns = 0;
   if (env->acct_ns != 0)
@@ -73,4 +54,32 @@ size_t session_shed(session_t *s, char *body, size_t len) {
   if (s->env->http != NULL)
     mon_http_shed(s->env->http, reason);
   return n > 0 && (size_t)n < len ? (size_t)n : 0;
+}
+
+void session_log(session_t *s, int status) {
+  access_log_t *al = s->env->access_log;
+  if (al == NULL)
+    return;
+  access_entry_t e = {.remote = s->peer, .method = "-", .target = "-", .target_len = 1,
+                      .http_major = 1, .http_minor = 1, .status = status,
+                      .bytes = s->resp_bytes, .referer = "", .user_agent = ""};
+  if (s->req != SREQ_NONE) {
+    const http_req_t *r = s->rc->req;
+    e.method = r->method;
+    e.target = r->target;
+    e.target_len = r->target_len;
+    e.http_major = r->major;
+    e.http_minor = r->minor;
+    const char *v = req_header(r, "referer", &e.referer_len);
+    if (v != NULL)
+      e.referer = v;
+    v = req_header(r, "user-agent", &e.user_agent_len);
+    if (v != NULL)
+      e.user_agent = v;
+    e.duration_us = (clock_ns() - s->start_ns) / 1000;
+  } else if (parser_line(&s->hp, &e.method, &e.http_major, &e.http_minor)) {
+    /* rejected before its head was complete: log what was read */
+    e.target = parser_target(&s->hp, &e.target_len);
+  }
+  access_log_write(al, &e);
 }

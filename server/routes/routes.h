@@ -3,10 +3,14 @@
 #ifndef LOOPD_ROUTES_H
 #define LOOPD_ROUTES_H
 
+#include <stdio.h>
+
 #include "reply.h"
 
 /* loopd's route table, in match order. */
 const route_table_t *routes_table(void);
+/* The --help list: each row of the table with its methods and summary. */
+void routes_usage(FILE *out);
 
 void route_root(route_ctx_t *rc);
 void route_echo(route_ctx_t *rc);

@@ -30,10 +30,10 @@ static void echo_describe(route_ctx_t *rc, int status) {
   snprintf(version, sizeof version, "%d.%d", r->major, r->minor);
   jw_str(&w, "version", version);
   jw_arr(&w, "headers");
-  for (uint32_t i = 0; i < http_req_nheaders(r); i++) {
+  for (uint32_t i = 0; i < req_nheaders(r); i++) {
     const char *name, *value;
     size_t nl, vl;
-    http_req_header_at(r, i, &name, &nl, &value, &vl);
+    req_header_at(r, i, &name, &nl, &value, &vl);
     jw_arr(&w, NULL);
     jw_strn(&w, NULL, name, nl);
     jw_strn(&w, NULL, value, vl);
@@ -57,7 +57,7 @@ static void echo_start(route_ctx_t *rc) {
     return;
   }
   size_t ctlen;
-  const char *ct = http_req_header(r, "content-type", &ctlen);
+  const char *ct = req_header(r, "content-type", &ctlen);
   char ctype[256]; /* the head wants a C string: the value is a slice of the request */
   if (ct != NULL) {
     size_t n = ctlen < sizeof ctype - 1 ? ctlen : sizeof ctype - 1;
@@ -68,7 +68,7 @@ static void echo_start(route_ctx_t *rc) {
   rc->on_body = echo_body;
   rc->on_end = echo_end;
   reply_head(rc, status, ct ? ctype : "application/octet-stream",
-             r->chunked ? REPLY_CHUNKED : r->content_length, NULL);
+             r->chunked ? RESP_CHUNKED : r->content_length, NULL);
 }
 
 void route_echo(route_ctx_t *rc) {

@@ -1,5 +1,5 @@
 /* routes_dashboard.c: GET /dashboard, one self-contained HTML page (built
- * into the binary from server/dashboard.html by tools/embed.c) that draws
+ * into the binary from server/routes/dashboard.html by tools/embed.c) that draws
  * /events live. The server fills in what the page cannot ask for before its
  * first snapshot: whether /block and /cpu exist (their buttons are left out
  * when they do not), the mode and the number of loops. */
@@ -9,8 +9,8 @@
 #include "monitor.h"
 #include "routes.h"
 
-extern const unsigned char dashboard_html[];
-extern const size_t dashboard_html_len;
+extern const unsigned char routes_dashboard_html[];
+extern const size_t routes_dashboard_html_len;
 
 #define CONFIG_MARK "@@LOOPD_CONFIG@@"
 /* The page loads nothing from anywhere else, and nobody may frame it (its
@@ -24,8 +24,8 @@ extern const size_t dashboard_html_len;
   "Referrer-Policy: no-referrer\r\n"
 
 void route_dashboard(route_ctx_t *rc) {
-  const char *page = (const char *)dashboard_html;
-  const char *mark = memmem(page, dashboard_html_len, CONFIG_MARK, sizeof CONFIG_MARK - 1);
+  const char *page = (const char *)routes_dashboard_html;
+  const char *mark = memmem(page, routes_dashboard_html_len, CONFIG_MARK, sizeof CONFIG_MARK - 1);
   if (mark == NULL) {
     reply_error(rc, 500, "the embedded dashboard has no config mark");
     return;
@@ -47,7 +47,7 @@ void route_dashboard(route_ctx_t *rc) {
   }
   size_t head = (size_t)(mark - page);
   size_t tail_off = head + sizeof CONFIG_MARK - 1;
-  size_t tail = dashboard_html_len - tail_off;
+  size_t tail = routes_dashboard_html_len - tail_off;
   reply_head(rc, 200, "text/html; charset=utf-8", (int64_t)(head + (size_t)n + tail), DASH_EXTRA);
   reply_body(rc, page, head);
   reply_body(rc, conf, (size_t)n);

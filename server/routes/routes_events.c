@@ -351,7 +351,7 @@ void route_events(route_ctx_t *rc) {
   if (ev_params(rc, &interval, &count, &keepalive, &backlog) != 0)
     return;
   if (rc->req->method_id == HTTP_HEAD) {
-    reply_head(rc, 200, EV_CTYPE, REPLY_CHUNKED, EV_EXTRA);
+    reply_head(rc, 200, EV_CTYPE, RESP_CHUNKED, EV_EXTRA);
     reply_end(rc);
     return;
   }
@@ -369,7 +369,7 @@ void route_events(route_ctx_t *rc) {
                      .keepalive_ms = (uint32_t)keepalive,
                      .slot = true};
   rc->on_finish = ev_release;
-  reply_head(rc, 200, EV_CTYPE, REPLY_CHUNKED, EV_EXTRA);
+  reply_head(rc, 200, EV_CTYPE, RESP_CHUNKED, EV_EXTRA);
   char hello[160];
   int n = snprintf(hello, sizeof hello,
                    "retry: %d\n: loopd events: one snapshot every %lld ms; lines starting "

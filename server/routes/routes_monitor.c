@@ -48,7 +48,7 @@ static int stream_params(route_ctx_t *rc, bool *stream, int64_t *count) {
 
 /* Starts a chunked text stream; false when there is nothing to stream (HEAD). */
 static bool stream_begin(route_ctx_t *rc) {
-  reply_head(rc, 200, STREAM_CTYPE, REPLY_CHUNKED, EXTRA);
+  reply_head(rc, 200, STREAM_CTYPE, RESP_CHUNKED, EXTRA);
   if (rc->req->method_id == HTTP_HEAD) {
     reply_end(rc);
     return false;

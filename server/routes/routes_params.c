@@ -1,10 +1,11 @@
 /* routes_params.c: the parameter rules every route shares, and the monitor
  * routes' response helpers. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "query.h"
-#include "routes_int.h"
+#include "routes_params.h"
 
 void route_reply_buf(route_ctx_t *rc, int status, const char *ctype, int err) {
   buf_t *b = &rc->env->scratch;
@@ -24,10 +25,10 @@ int route_format(route_ctx_t *rc, bool *text, char *reason, size_t rlen) {
     if (*text || (fl == 4 && memcmp(f, "json", 4) == 0))
       return 0;
     snprintf(reason, rlen, "format=%.*s: expected json or text", (int)(fl > 32 ? 32 : fl), f);
-    return -1;
+    return -EINVAL;
   }
   size_t al;
-  const char *acc = http_req_header(r, "accept", &al);
+  const char *acc = req_header(r, "accept", &al);
   *text = acc != NULL && memmem(acc, al, "text/plain", 10) != NULL && memmem(acc, al, "json", 4) == NULL;
   return 0;
 }

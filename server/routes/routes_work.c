@@ -59,8 +59,8 @@ static void sleep_ns(uint64_t ns) {
 }
 
 /* The blocking job itself: sleep, or busy CPU. Touches only the state. */
-static void run_job(route_ctx_t *rc) {
-  job_state_t *st = ROUTE_STATE(rc, job_state_t);
+static void run_job(route_state_t *state) {
+  job_state_t *st = JOB_STATE(state, job_state_t);
   st->start_ns = clock_ns();
   if (st->cpu)
     burn_cpu((uint64_t)st->ms * NS_PER_MS);
@@ -106,7 +106,7 @@ static job_state_t *job_begin(route_ctx_t *rc, bool want_slice, bool want_jobs) 
  * fold into the request's. */
 static void slow_merge(route_ctx_t *rc, const route_state_t *one) {
   job_state_t *st = ROUTE_STATE(rc, job_state_t);
-  const job_state_t *j = (const job_state_t *)(const void *)one->bytes;
+  const job_state_t *j = JOB_STATE(one, const job_state_t);
   if (st->done == 0 || j->start_ns < st->start_min_ns)
     st->start_min_ns = j->start_ns;
   if (st->done == 0 || j->start_ns > st->start_ns)
@@ -154,7 +154,7 @@ void route_block(route_ctx_t *rc) {
   job_state_t *st = job_begin(rc, false, false);
   if (st == NULL)
     return;
-  run_job(rc); /* every other connection on this loop waits: that is the lesson */
+  run_job(&rc->state); /* every other connection on this loop waits: that is the lesson */
   jw_t w = reply_json_begin(rc);
   jw_int(&w, "ms", st->ms);
   jw_num(&w, "blocked_ms", ms_between(st->start_ns, st->end_ns), 3);

@@ -21,7 +21,7 @@
 #include "err.h"
 #include "net.h"
 #include "reload.h"
-#include "resp.h"
+#include "response.h"
 #include "server_threads.h"
 #include "service.h"
 #include "tconn.h"

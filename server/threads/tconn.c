@@ -82,7 +82,7 @@ static void track(tconn_t *c, int st) {
   size_t len = st == RQ_IDLE ? 0 : session_describe(&c->session, text);
   uint64_t start = session_started_ms(&c->session);
   if (start == 0 && st == RQ_HEAD)
-    start = c->session.phase_ms;
+    start = session_phase_since(&c->session);
   rq_slot_write(&c->rq, st, clock_ms(), start, &c->session, text, len, 1);
   atomic_store_explicit(&c->rq_state, (uint8_t)st, memory_order_relaxed);
 }
@@ -205,22 +205,8 @@ static int wait_input(tconn_t *c) {
 /* A plan's jobs, inline, one after another (a burst's too: there is no
  * pool to run them side by side), each on its own copy of the state. */
 static void run_jobs(tconn_t *c, const plan_t *p) {
-  route_ctx_t *rc = c->session.rc;
-  uint32_t n = p->jobs > 0 ? p->jobs : 1;
-  if (n == 1 || p->merge == NULL) {
-    p->job(rc);
-    atomic_fetch_add_explicit(&c->sh->jobs_done, 1, memory_order_relaxed);
-    return;
-  }
-  route_state_t tmpl = rc->state;
-  for (uint32_t i = 0; i < n; i++) {
-    route_ctx_t one;
-    memset(&one, 0, sizeof one);
-    one.state = tmpl;
-    p->job(&one);
-    p->merge(rc, &one.state);
-    atomic_fetch_add_explicit(&c->sh->jobs_done, 1, memory_order_relaxed);
-  }
+  session_run_plan_inline(&c->session);
+  atomic_fetch_add_explicit(&c->sh->jobs_done, p->jobs > 0 ? p->jobs : 1, memory_order_relaxed);
 }
 
 /* Carries a plan out on this thread, then runs its continuation. */
@@ -247,7 +233,7 @@ static int run_plan(tconn_t *c) {
     break;
   case PLAN_DELAY:
     /* A sleep that the shutdown deadline cuts short. */
-    track(c, c->session.resp_started ? RQ_STREAMING : RQ_DELAY);
+    track(c, session_streaming(&c->session) ? RQ_STREAMING : RQ_DELAY);
     wait_offline(c, c->sh->force_fd, POLLIN, -1, clock_ms() + p->delay_ms);
     break;
   case PLAN_YIELD: /* the kernel schedules threads: nothing to yield to */

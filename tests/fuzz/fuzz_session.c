@@ -8,13 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "drive.h"
 #include "routes.h"
-#include "session.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static config_t cfg;
-static session_env_t env;
+static drive_env_t env;
 static buf_t out;
 
 static void init_once(void) {
@@ -34,7 +34,7 @@ static void init_once(void) {
    * paths of the host rule (and the cross-site one) are fuzzed */
   config_set(&cfg, "server.allowed_hosts", "a,.b,*.c:80,[::1],127.0.0.2,loopback", err,
              sizeof err);
-  session_env_init(&env, &cfg, routes_table(), MODE_EVENT, NULL);
+  drive_env_init(&env, &cfg, routes_table());
   buf_init(&out, 64u << 20);
 }
 
@@ -65,47 +65,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t step = data[0] == 0 ? size : (size_t)data[0];
   data++;
   size--;
-  session_t s;
-  session_init(&s, &env, "127.0.0.1:1", 0);
+  drive_t d;
+  drive_open(&d, &env, "127.0.0.1:1", 0);
+  /* Each read in a buffer of its own, gone once the feed returns: a mode
+   * reuses its read buffer, so nothing may point into it afterwards. */
+  d.copy_reads = true;
+  d.tick = true;
   buf_reset(&out);
-  uint64_t now = 0;
-  size_t pos = 0;
   session_next_t next = SESSION_READ;
-  int guard = 0;
-  while (pos < size && next != SESSION_CLOSE && guard++ < 100000) {
+  for (size_t pos = 0; pos < size && next != SESSION_CLOSE; pos += step) {
     size_t n = size - pos < step ? size - pos : step;
-    /* Each read in a buffer of its own, gone once the feed returns: a mode
-     * reuses its read buffer, so nothing may point into it afterwards. */
-    char *chunk = malloc(n);
-    if (chunk == NULL)
-      abort();
-    memcpy(chunk, data + pos, n);
-    size_t used = session_feed(&s, &out, chunk, n, now, &next);
-    free(chunk);
-    if (used > n)
-      abort();
-    pos += used;
-    while (next == SESSION_PLAN && guard++ < 100000) {
-      const plan_t *p = session_plan(&s);
-      if (p->kind == PLAN_JOB && p->job != NULL)
-        p->job(s.rc);
-      now += p->kind == PLAN_DELAY ? p->delay_ms : 1;
-      next = session_continue(&s, &out, now);
-    }
-    if (next == SESSION_FLUSH)
-      next = SESSION_READ;
+    next = drive_feed(&d, (const char *)data + pos, n, &out);
+    if (d.stuck)
+      break; /* an endless stream (or a loop): stop feeding, as a client would */
     if (out.len > (8u << 20))
       abort(); /* the session asks for flushes long before this */
-    now++;
+    d.now++;
   }
   /* whatever was left hanging must time out cleanly */
   if (next != SESSION_CLOSE)
-    session_timeout(&s, &out, now + 3600 * 1000);
-  if (session_broken(&s))
+    drive_timeout(&d, 3600 * 1000, &out);
+  if (session_broken(&d.s))
     abort(); /* only out-of-memory may break a session */
-  bool aborted = s.phase == PHASE_CLOSED && s.resp_started && !s.resp_done;
+  bool aborted = session_phase(&d.s) == PHASE_CLOSED && session_streaming(&d.s);
   if (memmem(data, size, "HEAD", 4) == NULL)
     check_responses(&out, aborted);
-  session_free(&s);
+  drive_close(&d);
   return 0;
 }

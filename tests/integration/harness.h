@@ -1,7 +1,8 @@
-/* harness.h: what integration tests share: start the real loopd on port 0
- * (the port is read from its start line), talk to it over raw sockets with
- * timeouts, read responses exactly, and stop it by PID. The mode comes from
- * LOOPD_TEST_MODE (event or threads), the binary from LOOPD_BIN. */
+/* harness.h: what integration tests share, in three files: harness_proc.c
+ * starts the real loopd on port 0 (the port is read from its start line) and
+ * stops it by PID; harness_wire.c talks to it over raw sockets with timeouts
+ * and reads responses exactly; harness_wait.c waits on state. The mode comes
+ * from LOOPD_TEST_MODE (event or threads), the binary from LOOPD_BIN. */
 #ifndef LOOPD_TEST_HARNESS_H
 #define LOOPD_TEST_HARNESS_H
 
@@ -56,7 +57,7 @@ int srv_start_env(srv_t *s, const char *const *args, const char *const *env);
  * killed when the test process ends, however it ends (PR_SET_PDEATHSIG,
  * with the race of a parent that died first closed). Every fork of a test
  * calls it, so no loopd or peer outlives an interrupted test. */
-void child_dies_with(pid_t parent);
+void proc_dies_with(pid_t parent);
 /* Starts loopd with exactly args (no --listen, no --mode: the test gives
  * them, or a config file does; the address must be 127.0.0.1) and env. */
 int srv_start_bare(srv_t *s, const char *const *args, const char *const *env);
@@ -76,7 +77,7 @@ long srv_rss_kb(const srv_t *s, bool peak);
 
 /* Runs loopd to completion with args; returns its exit status; stderr and
  * stdout go to the buffers (NUL-terminated, truncated). */
-int run_loopd(const char *const *args, char *out, size_t outlen, char *err, size_t errlen,
+int srv_run_once(const char *const *args, char *out, size_t outlen, char *err, size_t errlen,
               const char *const *env);
 
 /* Raw TCP to 127.0.0.1:port; -1 on failure. */
@@ -92,28 +93,28 @@ int raw_recv_exact(int fd, char *buf, size_t n, int timeout_ms);
 /* True if the peer closed (EOF or reset) within timeout_ms; unread data is skipped. */
 bool raw_wait_closed(int fd, int timeout_ms);
 
-typedef struct resp {
+typedef struct wire_resp {
   int status;
   char head[16384]; /* the status line and headers, NUL-terminated */
   char *body;       /* malloc'd, NUL-terminated */
   size_t body_len;
   bool chunked;
   int64_t content_length; /* -1: none */
-} resp_t;
+} wire_resp_t;
 
 /* Reads one response. head_request: a HEAD response has no body. Returns 0,
  * or -1 on timeout, malformed data or a close before the end. */
-int resp_read(int fd, resp_t *r, int timeout_ms, bool head_request);
+int wire_read(int fd, wire_resp_t *r, int timeout_ms, bool head_request);
 /* The value of a header (first match, case-insensitive), copied into a
  * buffer of the calling thread's (clients may run on several); NULL when absent. */
-const char *resp_header(const resp_t *r, const char *name);
-void resp_free(resp_t *r);
+const char *wire_header(const wire_resp_t *r, const char *name);
+void wire_free(wire_resp_t *r);
 
 /* One request on a new connection: sends raw, reads one response. */
-int raw_exchange(int port, const char *request, resp_t *r, int timeout_ms);
+int raw_exchange(int port, const char *request, wire_resp_t *r, int timeout_ms);
 
 /* GET path on a new connection (Host: localhost); the response in r. 0 or -1. */
-int raw_get(int port, const char *path, resp_t *r, int timeout_ms);
+int raw_get(int port, const char *path, wire_resp_t *r, int timeout_ms);
 /* Sends GET path (Host: localhost) on fd. 0 or -1. */
 int raw_send_get(int fd, const char *path);
 /* "127.0.0.1:PORT" of our end of fd: what the server calls the peer. */
@@ -129,7 +130,7 @@ long proc_threads(pid_t pid);
 long proc_fds(pid_t pid);
 
 /* Milliseconds on a monotonic clock. */
-double now_ms(void);
+double harness_now_ms(void);
 
 /* Reads until EOF within timeout_ms into buf (NUL-terminated). Returns the
  * bytes read, or -1 when the deadline passed (or buf filled) before EOF. */
@@ -144,6 +145,9 @@ ssize_t raw_recv_to_eof(int fd, char *buf, size_t cap, int timeout_ms);
  * busy loop thread for tens of ms: only bounds relative to a control in the
  * same run hold there. When false, *why (if not NULL) says which. */
 bool timing_strict(const char **why);
+/* strict_ms where timing_strict() holds; elsewhere loose_ms, the bound a
+ * control in the same run promises (and a line says which, and why). */
+double timing_bound_ms(double strict_ms, double loose_ms);
 
 /* ---- waiting on state, not on time ----
  * Each polls (every few ms: a retry pace, not a guess at how long the server
@@ -155,6 +159,8 @@ bool wait_until(bool (*pred)(void *arg), void *arg, int deadline_ms);
  * "loopd_loop_stalls_total{loop=\"0\"}" (name and labels exactly as loopd
  * prints them), or NAN when absent or unreadable. One GET /metrics. */
 double metric_value(int port, const char *series);
+/* The same series read from a /metrics body already fetched; NAN when absent. */
+double metric_in(const char *body, const char *series);
 /* metric_value(port, series) OP value, with op one of "==" "!=" ">=" "<=" ">" "<". */
 bool wait_metric(int port, const char *series, const char *op, double value, int deadline_ms);
 /* Every byte sent on each of fds[0..n) has been read by the server on port:
@@ -162,11 +168,14 @@ bool wait_metric(int port, const char *series, const char *op, double value, int
  * holds nothing unread (its receive queue, asked of the kernel by sock_diag).
  * What "the request is with the server" means when no metric shows a request
  * before it is answered. */
-bool raw_wait_consumed(int port, const int *fds, int n, int deadline_ms);
+bool wait_consumed(int port, const int *fds, int n, int deadline_ms);
 /* Threads of pid in a relative CLOCK_REALTIME clock_nanosleep, which is what
  * nanosleep() is: a sleeping /slow or /block job (loopd sleeps nowhere else;
  * thread mode's heartbeat sleeps to absolute CLOCK_MONOTONIC deadlines). */
 int proc_sleepers(pid_t pid);
+/* Threads of pid in clock_nanosleep on clock_id with exactly these flags
+ * (TIMER_ABSTIME or 0), or -1. */
+int proc_clock_sleepers(pid_t pid, int clock_id, unsigned long flags);
 /* proc_sleepers(pid) >= want. */
 bool wait_sleepers(pid_t pid, int want, int deadline_ms);
 /* The thread count of pid (/proc) becomes want. */

@@ -95,36 +95,15 @@ static void pump_flood(int fd, const char *reqs, size_t len, size_t *sent, count
     count_responses(k, buf, (size_t)r);
 }
 
-/* n pipelined GET path on one connection; once `start` answers are in, a GET /
- * on a second connection. */
-static void flood(const char *path, unsigned long n, unsigned long start, flood_result_t *res) {
-  char one[128];
-  int ol = snprintf(one, sizeof one, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
-  size_t len = (size_t)ol * n, sent = 0;
-  char *reqs = malloc(len);
-  assert_non_null(reqs);
-  for (unsigned long i = 0; i < n; i++)
-    memcpy(reqs + i * (size_t)ol, one, (size_t)ol);
-  int probe = raw_connect(srv.port);
-  int fd = raw_connect(srv.port);
-  assert_true(probe >= 0 && fd >= 0);
-  resp_t r;
-  /* the probe's connection is accepted and warm before the flood */
-  assert_int_equal(raw_send_get(probe, "/"), 0);
-  assert_int_equal(resp_read(probe, &r, T, false), 0);
-  resp_free(&r);
-  counter_t k = {0};
-  double deadline = now_ms() + FLOOD_TIMEOUT_MS;
-  while (k.n < start && now_ms() < deadline) {
-    poll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1, 10);
-    pump_flood(fd, reqs, len, &sent, &k);
-  }
-  res->before = k.n;
+/* The probe's GET / sent while the flood runs: the flood is pumped until
+ * the probe's answer is in; returns its status. */
+static int probe_during(int probe, int fd, const char *reqs, size_t len, size_t *sent,
+                        counter_t *k, double deadline) {
   assert_int_equal(raw_send_get(probe, "/"), 0);
   char pbuf[4096];
   size_t plen = 0;
   bool answered = false;
-  while (!answered && now_ms() < deadline) {
+  while (!answered && harness_now_ms() < deadline) {
     struct pollfd p[2] = {{.fd = probe, .events = POLLIN}, {.fd = fd, .events = POLLIN}};
     poll(p, 2, 10);
     /* the probe first: flood answers that arrive with it do not count against it */
@@ -135,24 +114,21 @@ static void flood(const char *path, unsigned long n, unsigned long start, flood_
       answered = strstr(pbuf, "Hello, World!") != NULL;
     }
     if (!answered)
-      pump_flood(fd, reqs, len, &sent, &k);
+      pump_flood(fd, reqs, len, sent, k);
   }
   assert_true(answered);
-  res->after = k.n;
-  res->probe_status = atoi(pbuf + 9);
-  while (k.n < n && now_ms() < deadline) {
-    poll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1, 10);
-    pump_flood(fd, reqs, len, &sent, &k);
-  }
-  res->total = k.n;
-  /* the flood's connection is still open and serving. The flood was counted
-   * by the starts of its answers, so the tail of the last one may still be
-   * in the socket: read up to the GET /'s body, then look at its status. */
+  return atoi(pbuf + 9);
+}
+
+/* The flood's connection is still open and serving. The flood was counted
+ * by the starts of its answers, so the tail of the last one may still be in
+ * the socket: read up to a GET /'s body, then look at its status. */
+static void still_serving(int fd, double deadline) {
   assert_int_equal(raw_send_get(fd, "/"), 0);
   static char tail[1 << 20];
   size_t tl = 0;
   char *hello = NULL;
-  while (hello == NULL && tl < sizeof tail - 1 && now_ms() < deadline) {
+  while (hello == NULL && tl < sizeof tail - 1 && harness_now_ms() < deadline) {
     poll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1, 100);
     ssize_t got = recv(fd, tail + tl, sizeof tail - 1 - tl, MSG_DONTWAIT);
     if (got == 0)
@@ -169,6 +145,44 @@ static void flood(const char *path, unsigned long n, unsigned long start, flood_
     status = p;
   assert_non_null(status);
   assert_int_equal(atoi(status + 9), 200);
+}
+
+/* Pumps the flood until k->n answers are in (or the deadline). */
+static void flood_until(int fd, const char *reqs, size_t len, size_t *sent, counter_t *k,
+                        unsigned long n, double deadline) {
+  while (k->n < n && harness_now_ms() < deadline) {
+    poll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1, 10);
+    pump_flood(fd, reqs, len, sent, k);
+  }
+}
+
+/* n pipelined GET path on one connection; once `start` answers are in, a GET /
+ * on a second connection. */
+static void flood(const char *path, unsigned long n, unsigned long start, flood_result_t *res) {
+  char one[128];
+  int ol = snprintf(one, sizeof one, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+  size_t len = (size_t)ol * n, sent = 0;
+  char *reqs = malloc(len);
+  assert_non_null(reqs);
+  for (unsigned long i = 0; i < n; i++)
+    memcpy(reqs + i * (size_t)ol, one, (size_t)ol);
+  int probe = raw_connect(srv.port);
+  int fd = raw_connect(srv.port);
+  assert_true(probe >= 0 && fd >= 0);
+  wire_resp_t r;
+  /* the probe's connection is accepted and warm before the flood */
+  assert_int_equal(raw_send_get(probe, "/"), 0);
+  assert_int_equal(wire_read(probe, &r, T, false), 0);
+  wire_free(&r);
+  counter_t k = {0};
+  double deadline = harness_now_ms() + FLOOD_TIMEOUT_MS;
+  flood_until(fd, reqs, len, &sent, &k, start, deadline);
+  res->before = k.n;
+  res->probe_status = probe_during(probe, fd, reqs, len, &sent, &k, deadline);
+  res->after = k.n;
+  flood_until(fd, reqs, len, &sent, &k, n, deadline);
+  res->total = k.n;
+  still_serving(fd, deadline);
   raw_close(fd);
   raw_close(probe);
   free(reqs);
@@ -221,10 +235,10 @@ static freeze_t ten_blocks(const char *budgets) {
   for (int i = 0; i < 10; i++)
     assert_true((fds[i] = raw_connect(s.port)) >= 0);
   assert_true(wait_metric(s.port, "loopd_connections_active", ">=", 11, T));
-  resp_t r;
+  wire_resp_t r;
   assert_int_equal(raw_get(s.port, "/heartbeat", &r, T), 0);
   double late0 = json_num(r.body, "late_beats");
-  resp_free(&r);
+  wire_free(&r);
   int pre = raw_connect(s.port);
   assert_int_equal(raw_sends(pre, "GET /block?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
   assert_true(wait_sleepers(s.pid, 1, T)); /* the loop sleeps in it */
@@ -234,14 +248,14 @@ static freeze_t ten_blocks(const char *budgets) {
   memcpy(all, fds, sizeof fds);
   all[10] = pre;
   for (int i = 0; i < 11; i++) {
-    assert_int_equal(resp_read(all[i], &r, 20000, false), 0);
+    assert_int_equal(wire_read(all[i], &r, 20000, false), 0);
     assert_int_equal(r.status, 200);
-    resp_free(&r);
+    wire_free(&r);
     raw_close(all[i]);
   }
   assert_int_equal(raw_get(s.port, "/heartbeat", &r, T), 0);
   freeze_t f = {json_num(r.body, "max_gap_ms"), json_num(r.body, "late_beats") - late0};
-  resp_free(&r);
+  wire_free(&r);
   assert_int_equal(srv_stop(&s, 15, T), 0);
   print_message("turn_budgets=%s: widest heartbeat gap %.0f ms, %.0f late beats\n", budgets,
                 f.max_gap_ms, f.late);

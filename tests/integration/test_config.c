@@ -1,4 +1,4 @@
-/* test_config.c: the command line and config contract (SPEC sections 1-2):
+/* test_config.c: the command line and config contract:
  * bad input exits 2 with one line naming the key, --print-config loads back,
  * precedence is command line > environment > file > defaults. */
 #include <setjmp.h>
@@ -18,7 +18,7 @@
 static char out[65536], err[65536];
 
 static int run(const char *const *args, const char *const *env) {
-  return run_loopd(args, out, sizeof out, err, sizeof err, env);
+  return srv_run_once(args, out, sizeof out, err, sizeof err, env);
 }
 
 static void write_file(const char *path, const char *text) {

@@ -1,5 +1,5 @@
-/* test_conns.c: what a connection costs the server, in either model (SPEC
- * sections 2, 4, 6): connections beyond server.max_connections are refused
+/* test_conns.c: what a connection costs the server, in either model:
+ * connections beyond server.max_connections are refused
  * without a thread; each connection in thread mode is one OS thread, with
  * the stack threads.stack_kb asks for; idle connections (threads blocked in
  * read) are woken and closed at once on SIGTERM. Thread counts come from
@@ -30,11 +30,11 @@ static bool threads_become(pid_t pid, long want, int timeout_ms) {
 }
 
 static void get_root(int fd) {
-  resp_t r;
+  wire_resp_t r;
   assert_int_equal(raw_sends(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
   assert_int_equal(r.status, 200);
-  resp_free(&r);
+  wire_free(&r);
 }
 
 /* The server's thread count with no connection open, taken after one
@@ -72,15 +72,15 @@ static void test_cap_spawns_no_thread(void **state) {
   for (int i = 0; i < EXTRA; i++) {
     extra[i] = raw_connect(s.port);
     assert_true(extra[i] >= 0);
-    double t0 = now_ms();
+    double t0 = harness_now_ms();
     raw_sends(extra[i], "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    resp_t r;
-    assert_int_equal(resp_read(extra[i], &r, T, false), 0);
+    wire_resp_t r;
+    assert_int_equal(wire_read(extra[i], &r, T, false), 0);
     assert_int_equal(r.status, 503);
-    assert_string_equal(resp_header(&r, "retry-after"), "1");
-    assert_string_equal(resp_header(&r, "connection"), "close");
-    assert_true(now_ms() - t0 < 1000); /* promptly */
-    resp_free(&r);
+    assert_string_equal(wire_header(&r, "retry-after"), "1");
+    assert_string_equal(wire_header(&r, "connection"), "close");
+    assert_true(harness_now_ms() - t0 < 1000); /* promptly */
+    wire_free(&r);
   }
   /* the refused are still open on our side (the server lingers on them):
    * had any been given a thread, it would show now */
@@ -123,23 +123,23 @@ static void test_idle_woken_at_shutdown(void **state) {
   raw_sends(busy, "GET /echo?delay_ms=800 HTTP/1.1\r\nHost: x\r\n\r\n");
   if (threads_mode())
     assert_true(threads_become(s.pid, base + N + 1, T));
-  assert_true(raw_wait_consumed(s.port, &busy, 1, T)); /* the delayed request is with the server */
-  double t0 = now_ms();
+  assert_true(wait_consumed(s.port, &busy, 1, T)); /* the delayed request is with the server */
+  double t0 = harness_now_ms();
   kill(s.pid, SIGTERM);
   for (int i = 0; i < N; i++) {
-    int left = (int)(t0 + 1000 - now_ms());
+    int left = (int)(t0 + 1000 - harness_now_ms());
     if (!raw_wait_closed(idle[i], left > 0 ? left : 1))
-      fail_msg("idle connection %d still open %.0f ms after SIGTERM", i, now_ms() - t0);
+      fail_msg("idle connection %d still open %.0f ms after SIGTERM", i, harness_now_ms() - t0);
     raw_close(idle[i]);
   }
-  resp_t r;
-  assert_int_equal(resp_read(busy, &r, T, false), 0);
+  wire_resp_t r;
+  assert_int_equal(wire_read(busy, &r, T, false), 0);
   assert_int_equal(r.status, 200);
-  assert_string_equal(resp_header(&r, "connection"), "close");
-  resp_free(&r);
+  assert_string_equal(wire_header(&r, "connection"), "close");
+  wire_free(&r);
   raw_close(busy); /* we leave at once: the server need not linger on us */
   assert_int_equal(srv_stop(&s, 0, T), 0);
-  assert_true(now_ms() - t0 < 2500);
+  assert_true(harness_now_ms() - t0 < 2500);
 }
 
 /* The stack pointer of a thread blocked in a system call, from
@@ -302,10 +302,10 @@ static void test_small_stack_serves(void **state) {
   };
   const int want[] = {200, 200, 200, 200, 200, 200, 201, 404, 400};
   for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
-    resp_t r;
+    wire_resp_t r;
     assert_int_equal(raw_exchange(s.port, reqs[i], &r, T), 0);
     assert_int_equal(r.status, want[i]);
-    resp_free(&r);
+    wire_free(&r);
   }
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }

@@ -21,8 +21,8 @@
 
 #define T 10000
 
-static resp_t get(int port, const char *path) {
-  resp_t r;
+static wire_resp_t get(int port, const char *path) {
+  wire_resp_t r;
   assert_int_equal(raw_get(port, path, &r, T), 0);
   return r;
 }
@@ -34,11 +34,11 @@ typedef struct lag_has {
 
 static bool lag_has(void *arg) {
   lag_has_t *w = arg;
-  resp_t r;
+  wire_resp_t r;
   if (raw_get(w->port, "/lag", &r, T) != 0)
     return false;
   bool yes = strstr(r.body, w->needle) != NULL;
-  resp_free(&r);
+  wire_free(&r);
   return yes;
 }
 
@@ -65,18 +65,18 @@ static void blocks_in_one_turn(srv_t *s, int n, int ms, char *lag, size_t lag_le
   assert_true(wait_sleepers(s->pid, 1, T));
   for (int i = 0; i < n; i++)
     assert_int_equal(raw_sends(fds[i], req), 0);
-  resp_t r;
+  wire_resp_t r;
   for (int i = 0; i < n; i++) {
-    assert_int_equal(resp_read(fds[i], &r, T, false), 0);
-    resp_free(&r);
+    assert_int_equal(wire_read(fds[i], &r, T, false), 0);
+    wire_free(&r);
     raw_close(fds[i]);
   }
-  assert_int_equal(resp_read(pre, &r, T, false), 0);
-  resp_free(&r);
+  assert_int_equal(wire_read(pre, &r, T, false), 0);
+  wire_free(&r);
   raw_close(pre);
   r = get(s->port, "/lag");
   snprintf(lag, lag_len, "%s", r.body);
-  resp_free(&r);
+  wire_free(&r);
 }
 
 static void test_several_in_one_turn(void **state) {
@@ -121,11 +121,11 @@ static void test_time_by_route(void **state) {
   bool ev = test_event_mode();
   srv_t s;
   assert_int_equal(srv_startv(&s, NULL), 0);
-  resp_t r = get(s.port, "/block?ms=300");
-  resp_free(&r);
+  wire_resp_t r = get(s.port, "/block?ms=300");
+  wire_free(&r);
   for (int i = 0; i < 5; i++) {
     r = get(s.port, "/");
-    resp_free(&r);
+    wire_free(&r);
   }
   double secs = metric_value(s.port, "loopd_http_loop_seconds_total{route=\"/block\",code=\"200\"}");
   print_message("/block's loop seconds: %.3f\n", secs);
@@ -151,12 +151,12 @@ static void test_time_by_route(void **state) {
   else
     assert_non_null(strstr(d, "\"diagnosis\":\"connection threads spent "));
   assert_true(strstr(d, "of it in GET /block\"") != NULL);
-  resp_free(&r);
+  wire_free(&r);
   r = get(s.port, "/lag?format=text");
   assert_non_null(strstr(r.body, "\ndiagnosis: "));
   assert_non_null(strstr(r.body, ev ? "\nloop time by route over the last " : "\nhandler time by route"));
   assert_non_null(strstr(r.body, ": GET /block "));
-  resp_free(&r);
+  wire_free(&r);
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }
 
@@ -167,8 +167,8 @@ static void test_lag_stats(void **state) {
   srv_t s;
   assert_int_equal(srv_startv(&s, NULL), 0);
   assert_true(wait_until_lag_has(s.port, "\"samples\":2", T)); /* 20 or more of 10 ms */
-  resp_t r = get(s.port, "/block?ms=300");
-  resp_free(&r);
+  wire_resp_t r = get(s.port, "/block?ms=300");
+  wire_free(&r);
   r = get(s.port, "/lag");
   const char *l = strstr(r.body, "\"lag_ms\":");
   double mn = json_num(l, "min"), mean = json_num(l, "mean"), sd = json_num(l, "stddev"),
@@ -179,12 +179,12 @@ static void test_lag_stats(void **state) {
     assert_true(mx >= 250 && sd >= 20 && mean >= 1);
     assert_true(sd <= mx);
   }
-  resp_free(&r);
+  wire_free(&r);
   r = get(s.port, "/lag?format=text");
   assert_non_null(strstr(r.body, "min "));
   assert_non_null(strstr(r.body, "mean "));
   assert_non_null(strstr(r.body, "stddev "));
-  resp_free(&r);
+  wire_free(&r);
   const char *m[] = {"min", "mean", "stddev", "max"};
   for (int i = 0; i < 4; i++) {
     char series[96];
@@ -207,14 +207,14 @@ typedef struct root_is {
 
 static bool root_is(void *arg) {
   root_is_t *w = arg;
-  resp_t r;
+  wire_resp_t r;
   if (raw_get(w->port, "/", &r, T) != 0)
     return false;
   bool yes = r.status == w->status;
   if (yes)
-    snprintf(w->body, sizeof w->body, "%s%s", resp_header(&r, "retry-after") ? "[retry-after] " : "",
+    snprintf(w->body, sizeof w->body, "%s%s", wire_header(&r, "retry-after") ? "[retry-after] " : "",
              r.body);
-  resp_free(&r);
+  wire_free(&r);
   return yes;
 }
 
@@ -237,14 +237,14 @@ static void test_shed_utilization(void **state) {
     assert_int_equal(raw_send_get(cpu, ev ? "/cpu?ms=1500&slice_ms=0" : "/cpu?ms=2500"), 0);
     root_is_t w = {.port = s.port, .status = 503};
     bool shed = on && wait_until(root_is, &w, 6000);
-    resp_t r;
-    assert_int_equal(resp_read(cpu, &r, T, false), 0);
-    resp_free(&r);
+    wire_resp_t r;
+    assert_int_equal(wire_read(cpu, &r, T, false), 0);
+    wire_free(&r);
     raw_close(cpu);
     r = get(s.port, "/lag");
     assert_int_equal(r.status, 200); /* monitor routes are never shed */
     double counted = json_num(strstr(r.body, "\"shed\":"), "utilization");
-    resp_free(&r);
+    wire_free(&r);
     print_message("%s: %s %s, %.0f counted\n", set, shed ? "shed:" : "not shed", w.body, counted);
     if (on) {
       assert_true(shed);
@@ -275,18 +275,18 @@ static void test_counters(void **state) {
   srv_t s;
   assert_int_equal(srv_startv(&s, "--set", "server.max_connections=3", NULL), 0);
   int held[3];
-  resp_t r;
+  wire_resp_t r;
   for (int i = 0; i < 3; i++) {
     assert_true((held[i] = raw_connect(s.port)) >= 0);
     assert_int_equal(raw_send_get(held[i], "/"), 0);
-    assert_int_equal(resp_read(held[i], &r, T, false), 0);
+    assert_int_equal(wire_read(held[i], &r, T, false), 0);
     assert_int_equal(r.status, 200);
-    resp_free(&r);
+    wire_free(&r);
   }
   int extra = raw_connect(s.port);
-  assert_int_equal(resp_read(extra, &r, T, false), 0);
+  assert_int_equal(wire_read(extra, &r, T, false), 0);
   assert_int_equal(r.status, 503);
-  resp_free(&r);
+  wire_free(&r);
   raw_close(extra);
   raw_close(held[0]); /* room for the scrapes */
   raw_close(held[1]);
@@ -303,7 +303,7 @@ static void test_counters(void **state) {
   assert_true(json_num(c, "accepted") == json_num(c, "handled") + json_num(c, "refused"));
   assert_true(json_num(c, "refused") >= 1);
   assert_non_null(strstr(r.body, "\"build\":{\"version\":\""));
-  resp_free(&r);
+  wire_free(&r);
   r = get(s.port, "/metrics");
   const char *bi = strstr(r.body, "\nloopd_build_info{version=\"");
   assert_non_null(bi);
@@ -326,7 +326,7 @@ static void test_counters(void **state) {
   if (strstr(line, want_commit) == NULL)
     fail_msg("%s does not have %s (%s)", line, want_commit, ver);
   assert_string_equal(line + strlen(line) - strlen(want), want);
-  resp_free(&r);
+  wire_free(&r);
   raw_close(held[2]);
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }

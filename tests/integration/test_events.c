@@ -1,5 +1,5 @@
-/* test_events.c: GET /events (Server-Sent Events) and GET /dashboard (SPEC
- * section 3): SSE framing (retry, comment lines, one JSON object per data:
+/* test_events.c: GET /events (Server-Sent Events) and GET /dashboard:
+ * SSE framing (retry, comment lines, one JSON object per data:
  * line, blank line after each event), parameters, keep-alive comments, the
  * stream limit and its release when a client leaves, a reader that stops
  * reading (snapshots skipped, connection kept, bounded output), shutdown
@@ -38,11 +38,11 @@ typedef struct sse {
 /* Reads what arrives until needle is in the buffer (or, needle NULL, the
  * deadline passes or the server closes). true when needle was seen. */
 static bool sse_until(sse_t *s, const char *needle, int timeout_ms) {
-  double end = now_ms() + timeout_ms;
+  double end = harness_now_ms() + timeout_ms;
   for (;;) {
     if (needle != NULL && strstr(s->buf, needle) != NULL)
       return true;
-    int left = (int)(end - now_ms());
+    int left = (int)(end - harness_now_ms());
     if (left <= 0 || s->closed)
       return false;
     struct pollfd p = {.fd = s->fd, .events = POLLIN};
@@ -174,13 +174,13 @@ static void test_framing(void **state) {
   (void)state;
   srv_t s;
   assert_int_equal(srv_startv(&s, NULL), 0);
-  resp_t r;
-  double t0 = now_ms();
+  wire_resp_t r;
+  double t0 = harness_now_ms();
   assert_int_equal(raw_get(s.port, "/events?interval_ms=100&count=5", &r, T), 0);
-  double took = now_ms() - t0;
+  double took = harness_now_ms() - t0;
   assert_int_equal(r.status, 200);
-  assert_string_equal(resp_header(&r, "content-type"), "text/event-stream; charset=utf-8");
-  assert_string_equal(resp_header(&r, "cache-control"), "no-cache");
+  assert_string_equal(wire_header(&r, "content-type"), "text/event-stream; charset=utf-8");
+  assert_string_equal(wire_header(&r, "cache-control"), "no-cache");
   assert_true(r.chunked); /* HTTP/1.1: chunked, so the connection could be kept */
   assert_int_equal(check_sse(r.body, r.body_len), 5);
   assert_true(strncmp(r.body, "retry: ", 7) == 0);
@@ -197,12 +197,12 @@ static void test_framing(void **state) {
     if (strstr(r.body, fields[i]) == NULL)
       fail_msg("no %s in %s", fields[i], r.body);
   assert_non_null(strstr(r.body, test_event_mode() ? "\"mode\":\"event\"" : "\"mode\":\"threads\""));
-  resp_free(&r);
+  wire_free(&r);
   /* HEAD: the head only */
   assert_int_equal(raw_exchange(s.port, "HEAD /events HTTP/1.1\r\nHost: x\r\n\r\n", &r, T), 0);
   assert_int_equal(r.status, 200);
   assert_int_equal(r.body_len, 0);
-  resp_free(&r);
+  wire_free(&r);
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }
 
@@ -213,17 +213,17 @@ static void test_bad_params(void **state) {
   const char *bad[] = {"/events?interval_ms=10", "/events?interval_ms=60001",
                        "/events?interval_ms=abc", "/events?count=-1", "/events?keepalive_ms=5"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    resp_t r;
+    wire_resp_t r;
     assert_int_equal(raw_get(s.port, bad[i], &r, T), 0);
     if (r.status != 400)
       fail_msg("%s: %d", bad[i], r.status);
-    resp_free(&r);
+    wire_free(&r);
   }
-  resp_t r;
+  wire_resp_t r;
   assert_int_equal(raw_exchange(s.port, "POST /events HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
                                 &r, T), 0);
   assert_int_equal(r.status, 405);
-  resp_free(&r);
+  wire_free(&r);
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }
 
@@ -234,9 +234,9 @@ static void test_keepalive_comments(void **state) {
   assert_int_equal(srv_startv(&s, NULL), 0);
   sse_t *e = sse_open(s.port, "?interval_ms=60000&keepalive_ms=200");
   assert_true(sse_until(e, "data: ", T));
-  double t0 = now_ms();
+  double t0 = harness_now_ms();
   assert_true(sse_until(e, ": keep-alive\n: keep-alive\n: keep-alive\n", T));
-  double took = now_ms() - t0;
+  double took = harness_now_ms() - t0;
   assert_true(took >= 500 && took < 5000); /* three, 200 ms apart */
   assert_int_equal(count(e->buf, "data: "), 1);
   assert_non_null(strstr(e->buf, "Content-Type: text/event-stream"));
@@ -253,22 +253,22 @@ static void test_stream_limit(void **state) {
   sse_t *b = sse_open(s.port, "?interval_ms=100");
   assert_true(sse_until(a, "data: ", T));
   assert_true(sse_until(b, "\"streams\":2", T));
-  resp_t r;
+  wire_resp_t r;
   assert_int_equal(raw_get(s.port, "/events", &r, T), 0);
   assert_int_equal(r.status, 503);
-  assert_non_null(resp_header(&r, "retry-after"));
+  assert_non_null(wire_header(&r, "retry-after"));
   assert_non_null(strstr(r.body, "max_event_streams"));
-  resp_free(&r);
+  wire_free(&r);
   /* other monitor routes still answer */
   assert_int_equal(raw_get(s.port, "/lag", &r, T), 0);
   assert_int_equal(r.status, 200);
-  resp_free(&r);
+  wire_free(&r);
   sse_close(a);
   /* The server sees the close (event mode at once; a thread when its next
    * write fails, a snapshot or two later), and the slot is free again. */
-  double end = now_ms() + 5000;
+  double end = harness_now_ms() + 5000;
   int status = 0;
-  while (now_ms() < end) {
+  while (harness_now_ms() < end) {
     sse_t *c = sse_open(s.port, "?count=1");
     sse_until(c, "\r\n\r\n", T);
     status = atoi(c->buf + 9);
@@ -335,14 +335,14 @@ static void test_shutdown_ends_streams(void **state) {
     e[i] = sse_open(s.port, "?interval_ms=60000");
     assert_true(sse_until(e[i], "data: ", T));
   }
-  double t0 = now_ms();
+  double t0 = harness_now_ms();
   kill(s.pid, SIGTERM);
   for (int i = 0; i < 3; i++) {
     assert_true(sse_until(e[i], ": server shutting down\n", 3000));
     sse_until(e[i], NULL, 3000);
     assert_true(e[i]->closed);
   }
-  double took = now_ms() - t0;
+  double took = harness_now_ms() - t0;
   print_message("streams ended %.0f ms after SIGTERM\n", took);
   assert_true(took < 3000); /* not the 10 s drain deadline, nor the 60 s interval */
   assert_int_equal(srv_stop(&s, 0, T), 0); /* it exits by itself, with 0 */
@@ -359,13 +359,13 @@ static void test_stalls_and_rate(void **state) {
   sse_t *e = sse_open(s.port, "?interval_ms=100");
   assert_true(sse_until(e, "data: ", T));
   for (int i = 0; i < 30; i++) {
-    resp_t r;
+    wire_resp_t r;
     assert_int_equal(raw_get(s.port, "/", &r, T), 0);
-    resp_free(&r);
+    wire_free(&r);
   }
   /* the 30 responses are counted: a rate shows, and the total passes 30 */
-  double end = now_ms() + 3000;
-  while (last_num(e->buf, "total") < 30 && now_ms() < end)
+  double end = harness_now_ms() + 3000;
+  while (last_num(e->buf, "total") < 30 && harness_now_ms() < end)
     sse_until(e, NULL, 150);
   assert_true(last_num(e->buf, "total") >= 30);
   double rate_max = 0;
@@ -373,19 +373,19 @@ static void test_stalls_and_rate(void **state) {
     if (atof(p + 8) > rate_max)
       rate_max = atof(p + 8);
   assert_true(rate_max >= 30); /* 30 in at most a few 100 ms windows */
-  resp_t r;
-  double t0 = now_ms();
+  wire_resp_t r;
+  double t0 = harness_now_ms();
   assert_int_equal(raw_get(s.port, "/block?ms=300", &r, T), 0);
-  resp_free(&r);
+  wire_free(&r);
   if (test_event_mode()) {
     assert_true(sse_until(e, "\"request\":\"GET /block?ms=300 from 127.0.0.1:", 3000));
-    double took = now_ms() - t0;
+    double took = harness_now_ms() - t0;
     print_message("the stall showed %.0f ms after /block was sent\n", took);
     assert_true(took < 300 + 1500);
     /* It may first show as ongoing (the snapshot ran in the stalled turn's
      * loop iteration); then ended, with its length. */
-    end = now_ms() + 3000;
-    while (!stall_ended(e->buf, "GET /block?ms=300 from ") && now_ms() < end)
+    end = harness_now_ms() + 3000;
+    while (!stall_ended(e->buf, "GET /block?ms=300 from ") && harness_now_ms() < end)
       sse_until(e, NULL, 100);
     assert_true(stall_ended(e->buf, "GET /block?ms=300 from "));
   } else {
@@ -412,9 +412,9 @@ static void test_spacing_after_late_wakes(void **state) {
   for (int i = 0; i < 12; i++) {
     char path[32];
     snprintf(path, sizeof path, "/block?ms=%d", 60 + 7 * i); /* ends at varied phases */
-    resp_t r;
+    wire_resp_t r;
     assert_int_equal(raw_get(s.port, path, &r, T), 0);
-    resp_free(&r);
+    wire_free(&r);
     sse_until(e, NULL, 30);
   }
   sse_until(e, NULL, 200);
@@ -437,11 +437,11 @@ static void test_spacing_after_late_wakes(void **state) {
 }
 
 static void check_page(int port, bool block) {
-  resp_t r;
+  wire_resp_t r;
   assert_int_equal(raw_get(port, "/dashboard", &r, T), 0);
   assert_int_equal(r.status, 200);
-  assert_string_equal(resp_header(&r, "content-type"), "text/html; charset=utf-8");
-  assert_non_null(strstr(resp_header(&r, "content-security-policy"), "default-src 'none'"));
+  assert_string_equal(wire_header(&r, "content-type"), "text/html; charset=utf-8");
+  assert_non_null(strstr(wire_header(&r, "content-security-policy"), "default-src 'none'"));
   assert_non_null(strstr(r.body, "new EventSource('/events'"));
   assert_null(strstr(r.body, "@@LOOPD_CONFIG@@"));
   assert_non_null(strstr(r.body, block ? "{\"block\":true," : "{\"block\":false,"));
@@ -451,7 +451,7 @@ static void check_page(int port, bool block) {
   assert_null(strstr(r.body, "src="));
   assert_null(strstr(r.body, "@import"));
   assert_true(r.content_length == (int64_t)r.body_len);
-  resp_free(&r);
+  wire_free(&r);
 }
 
 static void test_dashboard_page(void **state) {

@@ -44,14 +44,14 @@ static int via_haproxy(int *status) {
   if (fd < 0)
     return 0;
   raw_sends(fd, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-  resp_t r;
+  wire_resp_t r;
   int which = 0;
   *status = 0;
-  if (resp_read(fd, &r, T, false) == 0) {
+  if (wire_read(fd, &r, T, false) == 0) {
     *status = r.status;
-    const char *by = resp_header(&r, "x-served-by");
+    const char *by = wire_header(&r, "x-served-by");
     which = by == NULL ? 0 : strcmp(by, "loopd1") == 0 ? 1 : strcmp(by, "loopd2") == 0 ? 2 : 0;
-    resp_free(&r);
+    wire_free(&r);
   }
   raw_close(fd);
   return which;
@@ -84,9 +84,9 @@ static void server_status(const char *name, char *out, size_t outlen) {
 }
 
 static bool wait_status(const char *name, const char *want, int timeout_ms) {
-  double end = now_ms() + timeout_ms;
+  double end = harness_now_ms() + timeout_ms;
   char st[32];
-  while (now_ms() < end) {
+  while (harness_now_ms() < end) {
     server_status(name, st, sizeof st);
     if (strncmp(st, want, strlen(want)) == 0)
       return true;
@@ -123,7 +123,7 @@ static int setup(void **state) {
   pid_t parent = getpid();
   haproxy_pid = fork();
   if (haproxy_pid == 0) {
-    child_dies_with(parent);
+    proc_dies_with(parent);
     execl(HAPROXY, HAPROXY, "-db", "-q", "-f", cfgpath, (char *)NULL);
     _exit(127);
   }
@@ -173,27 +173,27 @@ static void test_spread_and_failover(void **state) {
     for (int i = 0; i < 20; i++)
       served[via_haproxy(&st)]++;
     assert_true(served[1] >= 5 && served[2] >= 5);
-    resp_t r;
-    assert_int_equal(resp_read(fd, &r, T, false), 0);
-    resp_free(&r);
+    wire_resp_t r;
+    assert_int_equal(wire_read(fd, &r, T, false), 0);
+    wire_free(&r);
     raw_close(fd);
     return;
   }
   /* stall loopd1's loop: its health checks go unanswered */
   raw_sends(fd, "GET /block?ms=4000 HTTP/1.1\r\nHost: x\r\n\r\n");
-  double t0 = now_ms();
+  double t0 = harness_now_ms();
   assert_true(wait_status("loopd1", "DOWN", 3000));
-  double out_after = now_ms() - t0;
+  double out_after = harness_now_ms() - t0;
   /* traffic keeps flowing, through loopd2 alone, and fast */
   for (int i = 0; i < 20; i++) {
-    double r0 = now_ms();
+    double r0 = harness_now_ms();
     assert_int_equal(via_haproxy(&st), 2);
     assert_int_equal(st, 200);
-    assert_true(now_ms() - r0 < 1000);
+    assert_true(harness_now_ms() - r0 < 1000);
   }
-  resp_t r;
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
-  resp_free(&r);
+  wire_resp_t r;
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
+  wire_free(&r);
   raw_close(fd);
   /* the loop recovered: loopd1 comes back */
   assert_true(wait_status("loopd1", "UP", 5000));

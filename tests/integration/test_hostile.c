@@ -1,6 +1,6 @@
 /* test_hostile.c: a table of hostile and malformed requests, each with the
- * status SPEC section 5 names. Errors must say Connection: close and the
- * server must then close; the positive controls must keep the connection. */
+ * status the contract names for it (400, 413, 431, 501, ...). Errors must
+ * say Connection: close and the server must then close; the positive controls must keep the connection. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -163,12 +163,12 @@ static void check_case(const hostile_t *c) {
   int fd = raw_connect(srv.port);
   assert_true(fd >= 0);
   assert_int_equal(raw_send(fd, c->req, len), 0);
-  resp_t r;
-  if (resp_read(fd, &r, T, false) != 0)
+  wire_resp_t r;
+  if (wire_read(fd, &r, T, false) != 0)
     fail_msg("%s: no response", c->name);
   if (r.status != c->status)
     fail_msg("%s: status %d, want %d\n%s%s", c->name, r.status, c->status, r.head, r.body);
-  const char *conn = resp_header(&r, "connection");
+  const char *conn = wire_header(&r, "connection");
   if (c->status >= 400) {
     if (conn == NULL || strcmp(conn, "close") != 0)
       fail_msg("%s: error without Connection: close", c->name);
@@ -179,12 +179,12 @@ static void check_case(const hostile_t *c) {
       fail_msg("%s: served but closed", c->name);
     /* the connection still works */
     raw_sends(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    resp_t r2;
-    assert_int_equal(resp_read(fd, &r2, T, false), 0);
+    wire_resp_t r2;
+    assert_int_equal(wire_read(fd, &r2, T, false), 0);
     assert_int_equal(r2.status, 200);
-    resp_free(&r2);
+    wire_free(&r2);
   }
-  resp_free(&r);
+  wire_free(&r);
   raw_close(fd);
 }
 
@@ -208,10 +208,10 @@ static void test_request_line_limit(void **state) {
     t[target] = '\0';
     snprintf(req, sizeof req, "GET %s HTTP/1.1\r\n" H "\r\n", t);
     free(t);
-    resp_t r;
+    wire_resp_t r;
     assert_int_equal(raw_exchange(srv.port, req, &r, T), 0);
     assert_int_equal(r.status, extra ? 414 : 404);
-    resp_free(&r);
+    wire_free(&r);
   }
 }
 
@@ -231,10 +231,10 @@ static void test_header_limit(void **state) {
     assert_int_equal(n, want);
     char req[8192];
     snprintf(req, sizeof req, "GET / HTTP/1.1\r\n%s\r\n", hdrs);
-    resp_t r;
+    wire_resp_t r;
     assert_int_equal(raw_exchange(srv.port, req, &r, T), 0);
     assert_int_equal(r.status, extra ? 431 : 200);
-    resp_free(&r);
+    wire_free(&r);
   }
   /* many tiny headers */
   char *req = malloc(64 * 1024);
@@ -242,10 +242,10 @@ static void test_header_limit(void **state) {
   for (int i = 0; i < 1000; i++)
     n += (size_t)sprintf(req + n, "a%d: b\r\n", i);
   sprintf(req + n, "\r\n");
-  resp_t r;
+  wire_resp_t r;
   assert_int_equal(raw_exchange(srv.port, req, &r, T), 0);
   assert_int_equal(r.status, 431);
-  resp_free(&r);
+  wire_free(&r);
   free(req);
 }
 
@@ -259,12 +259,12 @@ static void test_body_limit(void **state) {
     int h = snprintf(req, sizeof req, "POST /echo HTTP/1.1\r\n" H "Content-Length: %zu\r\n\r\n", n);
     memcpy(req + h, body, n);
     req[(size_t)h + n] = '\0';
-    resp_t r;
+    wire_resp_t r;
     assert_int_equal(raw_exchange(srv.port, req, &r, T), 0);
     assert_int_equal(r.status, extra ? 413 : 200);
     if (!extra)
       assert_int_equal(r.body_len, 4096);
-    resp_free(&r);
+    wire_free(&r);
   }
 }
 
@@ -277,25 +277,25 @@ static void test_split_reads(void **state) {
   for (size_t cut = 1; cut < strlen(ok); cut++) {
     int fd = raw_connect(srv.port);
     raw_send(fd, ok, cut);
-    assert_true(raw_wait_consumed(srv.port, &fd, 1, T)); /* read apart from the rest */
+    assert_true(wait_consumed(srv.port, &fd, 1, T)); /* read apart from the rest */
     raw_send(fd, ok + cut, strlen(ok) - cut);
-    resp_t r;
-    assert_int_equal(resp_read(fd, &r, T, false), 0);
+    wire_resp_t r;
+    assert_int_equal(wire_read(fd, &r, T, false), 0);
     if (r.status != 200)
       fail_msg("legal request split at %zu: %d", cut, r.status);
-    resp_free(&r);
+    wire_free(&r);
     raw_close(fd);
   }
   for (size_t cut = 1; cut < strlen(fold); cut++) {
     int fd = raw_connect(srv.port);
     raw_send(fd, fold, cut);
-    assert_true(raw_wait_consumed(srv.port, &fd, 1, T)); /* read apart from the rest */
+    assert_true(wait_consumed(srv.port, &fd, 1, T)); /* read apart from the rest */
     raw_send(fd, fold + cut, strlen(fold) - cut);
-    resp_t r;
-    assert_int_equal(resp_read(fd, &r, T, false), 0);
+    wire_resp_t r;
+    assert_int_equal(wire_read(fd, &r, T, false), 0);
     if (r.status != 400)
       fail_msg("folded request split at %zu: %d", cut, r.status);
-    resp_free(&r);
+    wire_free(&r);
     raw_close(fd);
   }
 }

@@ -33,16 +33,16 @@ static int ask(int port, const char *req, bool *closed) {
   int fd = raw_connect(port);
   assert_true(fd >= 0);
   assert_int_equal(raw_sends(fd, req), 0);
-  resp_t r;
-  if (resp_read(fd, &r, T, strncmp(req, "HEAD", 4) == 0) != 0)
+  wire_resp_t r;
+  if (wire_read(fd, &r, T, strncmp(req, "HEAD", 4) == 0) != 0)
     fail_msg("no response to %s", req);
-  const char *conn = resp_header(&r, "connection");
+  const char *conn = wire_header(&r, "connection");
   bool says = conn != NULL && strcmp(conn, "close") == 0;
   *closed = says && raw_wait_closed(fd, T);
   if (says && !*closed)
     fail_msg("%s: Connection: close, yet the connection stays open", req);
   int status = r.status;
-  resp_free(&r);
+  wire_free(&r);
   raw_close(fd);
   return status;
 }
@@ -99,18 +99,18 @@ static void test_default_on_loopback(void **state) {
   expect_host(s.port, "127.0.0.2", 421);
   expect_host(s.port, "[::2]", 421);
   /* a refused /block never runs: answered at once */
-  double t0 = now_ms();
+  double t0 = harness_now_ms();
   bool closed;
   snprintf(h, sizeof h, "attacker.example:%d", s.port);
   assert_int_equal(get(s.port, "/block?ms=1000", h, NULL, &closed), 421);
-  assert_true(now_ms() - t0 < 900);
+  assert_true(harness_now_ms() - t0 < 900);
   assert_true(wait_metric(s.port, "loopd_http_refused_total{reason=\"host\"}", "==", 6, T));
   assert_true(wait_metric(s.port, "loopd_http_refused_total{reason=\"cross_site\"}", "==", 0, T));
   assert_true(srv_log_wait(&s, "Host \"attacker.example:", T));
   /* the same counts in /lag (JSON and text) and an /events snapshot */
   const char *where[] = {"/lag", "/events?count=1", "/lag?format=text"};
   for (int i = 0; i < 3; i++) {
-    resp_t r;
+    wire_resp_t r;
     assert_int_equal(raw_get(s.port, where[i], &r, T), 0);
     if (i < 2) {
       const char *rf = strstr(r.body, "\"refused\":{\"host\":");
@@ -120,7 +120,7 @@ static void test_default_on_loopback(void **state) {
     } else {
       assert_non_null(strstr(r.body, ", 6 refused for Host, 0 refused cross-site\n"));
     }
-    resp_free(&r);
+    wire_free(&r);
   }
   assert_int_equal(srv_stop(&s, SIGTERM, 10000), 0);
 }
@@ -176,13 +176,13 @@ static void test_ipv6_listener(void **state) {
   snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: [::1]:%d\r\n\r\nGET / HTTP/1.1\r\n"
                             "Host: attacker.example\r\n\r\n", s.port);
   assert_int_equal(raw_sends(fd, req), 0);
-  resp_t r;
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
+  wire_resp_t r;
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
   assert_int_equal(r.status, 200);
-  resp_free(&r);
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
+  wire_free(&r);
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
   assert_int_equal(r.status, 421);
-  resp_free(&r);
+  wire_free(&r);
   raw_close(fd);
   assert_int_equal(srv_stop(&s, SIGTERM, 10000), 0);
 }
@@ -191,6 +191,30 @@ typedef struct site_case {
   const char *path, *extra;
   int status;
 } site_case_t;
+
+/* On one connection: a GET / whose Host the store then remembers as allowed
+ * does not let the cross-site request after it through, and a 403 keeps the
+ * connection: the next request on it is answered. */
+static void cross_site_on_one_connection(int port, const char *host) {
+  int fd = raw_connect(port);
+  char two[512];
+  snprintf(two, sizeof two, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n"
+                            "GET /lag HTTP/1.1\r\nHost: %s\r\nSec-Fetch-Site: cross-site\r\n\r\n"
+                            "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", host, host, host);
+  raw_sends(fd, two);
+  wire_resp_t r;
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
+  assert_int_equal(r.status, 200);
+  wire_free(&r);
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
+  assert_int_equal(r.status, 403);
+  assert_non_null(strstr(r.body, "another site"));
+  wire_free(&r);
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
+  assert_int_equal(r.status, 200);
+  wire_free(&r);
+  raw_close(fd);
+}
 
 static void test_cross_site(void **state) {
   (void)state;
@@ -230,7 +254,7 @@ static void test_cross_site(void **state) {
       {"/echo?delay_ms=1", "Sec-Fetch-Site: cross-site\r\nOrigin: http://attacker.example\r\n", 200},
   };
   int refusals = 0;
-  double t0 = now_ms();
+  double t0 = harness_now_ms();
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const site_case_t *c = &cases[i];
     snprintf(extra, sizeof extra, "%s", c->extra);
@@ -242,31 +266,11 @@ static void test_cross_site(void **state) {
     refusals += c->status == 403;
   }
   /* none of the refused 3 s jobs ran */
-  assert_true(now_ms() - t0 < 2500);
+  assert_true(harness_now_ms() - t0 < 2500);
   assert_true(wait_metric(s.port, "loopd_http_refused_total{reason=\"cross_site\"}", "==",
                           refusals, T));
   assert_true(refused(s.port, "host") == 0);
-  /* on one connection: a GET / whose Host the store then remembers as
-   * allowed does not let the cross-site request after it through, and a
-   * 403 keeps the connection: the next request on it is answered */
-  int fd = raw_connect(s.port);
-  char two[512];
-  snprintf(two, sizeof two, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n"
-                            "GET /lag HTTP/1.1\r\nHost: %s\r\nSec-Fetch-Site: cross-site\r\n\r\n"
-                            "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", host, host, host);
-  raw_sends(fd, two);
-  resp_t r;
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
-  assert_int_equal(r.status, 200);
-  resp_free(&r);
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
-  assert_int_equal(r.status, 403);
-  assert_non_null(strstr(r.body, "another site"));
-  resp_free(&r);
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
-  assert_int_equal(r.status, 200);
-  resp_free(&r);
-  raw_close(fd);
+  cross_site_on_one_connection(s.port, host);
   assert_int_equal(srv_stop(&s, SIGTERM, 10000), 0);
 }
 
@@ -289,10 +293,10 @@ static void test_log_once_a_second(void **state) {
   int fd = raw_connect(s.port);
   raw_sends(fd, req); /* one write: the twenty refused well within a second */
   for (int i = 0; i < 20; i++) {
-    resp_t r;
-    assert_int_equal(resp_read(fd, &r, T, false), 0);
+    wire_resp_t r;
+    assert_int_equal(wire_read(fd, &r, T, false), 0);
     assert_int_equal(r.status, 403);
-    resp_free(&r);
+    wire_free(&r);
   }
   raw_close(fd);
   assert_true(srv_log_wait(&s, "19 more requests refused since the last line", 3000));

@@ -36,95 +36,95 @@ static int group_teardown(void **state) {
   return st == 0 ? 0 : -1;
 }
 
-static void assert_common_headers(const resp_t *r) {
-  assert_non_null(resp_header(r, "date"));
-  assert_int_equal(strlen(resp_header(r, "date")), 29);
-  assert_string_equal(resp_header(r, "server"), "loopd");
+static void assert_common_headers(const wire_resp_t *r) {
+  assert_non_null(wire_header(r, "date"));
+  assert_int_equal(strlen(wire_header(r, "date")), 29);
+  assert_string_equal(wire_header(r, "server"), "loopd");
 }
 
 static void test_root(void **state) {
   (void)state;
-  resp_t r;
+  wire_resp_t r;
   assert_int_equal(raw_exchange(srv.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", &r, T), 0);
   assert_int_equal(r.status, 200);
   assert_string_equal(r.body, "Hello, World!");
-  assert_string_equal(resp_header(&r, "content-type"), "text/plain");
-  assert_string_equal(resp_header(&r, "content-length"), "13");
-  assert_null(resp_header(&r, "connection"));
+  assert_string_equal(wire_header(&r, "content-type"), "text/plain");
+  assert_string_equal(wire_header(&r, "content-length"), "13");
+  assert_null(wire_header(&r, "connection"));
   assert_common_headers(&r);
-  resp_free(&r);
+  wire_free(&r);
 }
 
 static void test_head(void **state) {
   (void)state;
   int fd = raw_connect(srv.port);
-  resp_t r;
+  wire_resp_t r;
   /* HEAD then GET on one connection: HEAD must carry no body bytes. */
   raw_sends(fd, "HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
-  assert_int_equal(resp_read(fd, &r, T, true), 0);
+  assert_int_equal(wire_read(fd, &r, T, true), 0);
   assert_int_equal(r.status, 200);
-  assert_string_equal(resp_header(&r, "content-length"), "13");
+  assert_string_equal(wire_header(&r, "content-length"), "13");
   assert_int_equal(r.body_len, 0);
-  resp_free(&r);
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
+  wire_free(&r);
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
   assert_string_equal(r.body, "Hello, World!");
-  resp_free(&r);
+  wire_free(&r);
   raw_close(fd);
 }
 
 static void test_404_405(void **state) {
   (void)state;
-  resp_t r;
+  wire_resp_t r;
   assert_int_equal(raw_exchange(srv.port, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", &r, T), 0);
   assert_int_equal(r.status, 404);
   assert_common_headers(&r);
-  resp_free(&r);
+  wire_free(&r);
   assert_int_equal(raw_exchange(srv.port, "GET /echoX HTTP/1.1\r\nHost: x\r\n\r\n", &r, T), 0);
   assert_int_equal(r.status, 404);
-  resp_free(&r);
+  wire_free(&r);
   assert_int_equal(raw_exchange(srv.port, "DELETE / HTTP/1.1\r\nHost: x\r\n\r\n", &r, T), 0);
   assert_int_equal(r.status, 405);
-  assert_string_equal(resp_header(&r, "allow"), "GET, HEAD, OPTIONS");
-  resp_free(&r);
+  assert_string_equal(wire_header(&r, "allow"), "GET, HEAD, OPTIONS");
+  wire_free(&r);
   /* A 405 with a body keeps the connection: the body is read and dropped. */
   int fd = raw_connect(srv.port);
   raw_sends(fd, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\nHost: x\r\n\r\n");
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
   assert_int_equal(r.status, 405);
-  resp_free(&r);
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
+  wire_free(&r);
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
   assert_int_equal(r.status, 200);
-  resp_free(&r);
+  wire_free(&r);
   raw_close(fd);
 }
 
 static void test_keep_alive(void **state) {
   (void)state;
   int fd = raw_connect(srv.port);
-  resp_t r;
+  wire_resp_t r;
   for (int i = 0; i < 5; i++) {
     raw_sends(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_int_equal(resp_read(fd, &r, T, false), 0);
+    assert_int_equal(wire_read(fd, &r, T, false), 0);
     assert_int_equal(r.status, 200);
-    resp_free(&r);
+    wire_free(&r);
   }
   /* HTTP/1.0 without keep-alive: answer, then close. */
   raw_sends(fd, "GET / HTTP/1.0\r\n\r\n");
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
-  assert_string_equal(resp_header(&r, "connection"), "close");
-  resp_free(&r);
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
+  assert_string_equal(wire_header(&r, "connection"), "close");
+  wire_free(&r);
   assert_true(raw_wait_closed(fd, T));
   raw_close(fd);
   /* HTTP/1.0 asking for keep-alive gets it, said explicitly. */
   fd = raw_connect(srv.port);
   raw_sends(fd, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
-  assert_string_equal(resp_header(&r, "connection"), "keep-alive");
-  resp_free(&r);
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
+  assert_string_equal(wire_header(&r, "connection"), "keep-alive");
+  wire_free(&r);
   raw_sends(fd, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
-  assert_string_equal(resp_header(&r, "connection"), "close");
-  resp_free(&r);
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
+  assert_string_equal(wire_header(&r, "connection"), "close");
+  wire_free(&r);
   assert_true(raw_wait_closed(fd, T));
   raw_close(fd);
 }
@@ -141,13 +141,13 @@ static void test_pipelining_order(void **state) {
   strcat(req, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
   raw_sends(fd, req);
   int want[] = {201, 202, 203, 200, 404};
-  resp_t r;
+  wire_resp_t r;
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-    assert_int_equal(resp_read(fd, &r, T, false), 0);
+    assert_int_equal(wire_read(fd, &r, T, false), 0);
     assert_int_equal(r.status, want[i]);
     if (want[i] == 203)
       assert_string_equal(r.body, "abc");
-    resp_free(&r);
+    wire_free(&r);
   }
   raw_close(fd);
 }
@@ -167,11 +167,11 @@ static void test_pipelining_many(void **state) {
   }
   raw_send(fd, all, len);
   free(all);
-  resp_t r;
+  wire_resp_t r;
   for (int i = 0; i < n; i++) {
-    assert_int_equal(resp_read(fd, &r, T, false), 0);
+    assert_int_equal(wire_read(fd, &r, T, false), 0);
     assert_int_equal(r.status, 200 + i % 300);
-    resp_free(&r);
+    wire_free(&r);
   }
   raw_close(fd);
 }
@@ -189,27 +189,27 @@ static void test_expect_continue(void **state) {
   assert_memory_equal(buf, cont, sizeof cont - 1);
   assert_string_equal(buf + sizeof cont - 1 + 29, "\r\n\r\n");
   raw_sends(fd, "hello");
-  resp_t r;
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
+  wire_resp_t r;
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
   assert_int_equal(r.status, 200);
   assert_string_equal(r.body, "hello");
-  assert_string_equal(resp_header(&r, "content-type"), "text/x-test");
-  resp_free(&r);
+  assert_string_equal(wire_header(&r, "content-type"), "text/x-test");
+  wire_free(&r);
   /* Any other expectation: 417, close. */
   raw_sends(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: teapot\r\n\r\n");
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
   assert_int_equal(r.status, 417);
-  assert_string_equal(resp_header(&r, "connection"), "close");
-  resp_free(&r);
+  assert_string_equal(wire_header(&r, "connection"), "close");
+  wire_free(&r);
   raw_close(fd);
 }
 
 static void test_echo_json(void **state) {
   (void)state;
-  resp_t r;
+  wire_resp_t r;
   assert_int_equal(raw_exchange(srv.port, "GET /echo/sub/path?a=1&b=%22 HTTP/1.1\r\nHost: x\r\nX-Test: caf\xc3\xa9 \"q\"\r\n\r\n", &r, T), 0);
   assert_int_equal(r.status, 200);
-  assert_string_equal(resp_header(&r, "content-type"), "application/json");
+  assert_string_equal(wire_header(&r, "content-type"), "application/json");
   assert_non_null(strstr(r.body, "\"method\":\"GET\""));
   assert_non_null(strstr(r.body, "\"path\":\"/echo/sub/path\""));
   assert_non_null(strstr(r.body, "\"query\":\"a=1&b=%22\""));
@@ -217,7 +217,7 @@ static void test_echo_json(void **state) {
   assert_non_null(strstr(r.body, "[\"X-Test\",\"caf\xc3\xa9 \\\"q\\\"\"]"));
   assert_non_null(strstr(r.body, "\"remote\":\"127.0.0.1:"));
   assert_non_null(strstr(r.body, "\"body_bytes\":0"));
-  resp_free(&r);
+  wire_free(&r);
 }
 
 /* Header values are echoed as the client sent them when they are UTF-8
@@ -225,7 +225,7 @@ static void test_echo_json(void **state) {
  * shown as \ufffd, never read as a Latin-1 letter. */
 static void test_echo_json_utf8(void **state) {
   (void)state;
-  resp_t r;
+  wire_resp_t r;
   assert_int_equal(raw_exchange(srv.port, "GET /echo HTTP/1.1\r\nHost: x\r\n"
                                 "X-Utf8: caf\xc3\xa9 \xe2\x82\xac" "5 \xf0\x9f\x98\x80\r\n"
                                 "X-Latin1: caf\xe9\r\n\r\n", &r, T), 0);
@@ -233,40 +233,40 @@ static void test_echo_json_utf8(void **state) {
   assert_non_null(strstr(r.body, "[\"X-Utf8\",\"caf\xc3\xa9 \xe2\x82\xac" "5 \xf0\x9f\x98\x80\"]"));
   assert_non_null(strstr(r.body, "[\"X-Latin1\",\"caf\\ufffd\"]"));
   assert_null(strstr(r.body, "\\u00c3"));
-  resp_free(&r);
+  wire_free(&r);
 }
 
 static void test_echo_status_delay(void **state) {
   (void)state;
-  resp_t r;
-  double t0 = now_ms();
+  wire_resp_t r;
+  double t0 = harness_now_ms();
   assert_int_equal(raw_exchange(srv.port, "GET /echo?status=418&delay_ms=300 HTTP/1.1\r\nHost: x\r\n\r\n", &r, T), 0);
-  double took = now_ms() - t0;
+  double took = harness_now_ms() - t0;
   assert_int_equal(r.status, 418);
   assert_true(took >= 295);
   assert_true(took < 3000);
-  resp_free(&r);
+  wire_free(&r);
   /* The loop stays free while a delay runs. */
   int slow = raw_connect(srv.port);
   raw_sends(slow, "GET /echo?delay_ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n");
-  t0 = now_ms();
+  t0 = harness_now_ms();
   assert_int_equal(raw_exchange(srv.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", &r, T), 0);
-  assert_true(now_ms() - t0 < 1000);
-  resp_free(&r);
-  assert_int_equal(resp_read(slow, &r, T, false), 0);
+  assert_true(harness_now_ms() - t0 < 1000);
+  wire_free(&r);
+  assert_int_equal(wire_read(slow, &r, T, false), 0);
   assert_int_equal(r.status, 200);
-  resp_free(&r);
+  wire_free(&r);
   raw_close(slow);
   /* status 204 with a body: no body back, framing intact */
   int fd = raw_connect(srv.port);
   raw_sends(fd, "POST /echo?status=204 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\nHost: x\r\n\r\n");
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
   assert_int_equal(r.status, 204);
-  assert_null(resp_header(&r, "content-length"));
-  resp_free(&r);
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
+  assert_null(wire_header(&r, "content-length"));
+  wire_free(&r);
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
   assert_int_equal(r.status, 200);
-  resp_free(&r);
+  wire_free(&r);
   raw_close(fd);
 }
 
@@ -277,12 +277,12 @@ static void test_echo_bad_params(void **state) {
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     char req[256];
     snprintf(req, sizeof req, "GET /echo?%s HTTP/1.1\r\nHost: x\r\n\r\n", bad[i]);
-    resp_t r;
+    wire_resp_t r;
     assert_int_equal(raw_exchange(srv.port, req, &r, T), 0);
     assert_int_equal(r.status, 400);
     assert_non_null(strchr(r.body, '\n'));
     assert_ptr_equal(strchr(r.body, '\n'), r.body + r.body_len - 1); /* one line */
-    resp_free(&r);
+    wire_free(&r);
   }
 }
 
@@ -313,21 +313,21 @@ static void test_route_params(void **state) {
       {"/healthz?probe=1", "this route takes no parameters"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    resp_t r;
+    wire_resp_t r;
     assert_int_equal(raw_get(srv.port, bad[i].path, &r, T), 0);
     if (r.status != 400 || strstr(r.body, bad[i].reason) == NULL)
       fail_msg("%s: %d %s", bad[i].path, r.status, r.body);
     assert_ptr_equal(strchr(r.body, '\n'), r.body + r.body_len - 1); /* one line */
-    resp_free(&r);
+    wire_free(&r);
   }
   const char *any[] = {"/?n=1", "/?n=1&n=2&_=x", "/echo?anything=1&anything=2",
                        "/dashboard?view=5m", "/block?ms=1&cpu=0", "/lag?format=text&count=1"};
   for (size_t i = 0; i < sizeof any / sizeof any[0]; i++) {
-    resp_t r;
+    wire_resp_t r;
     assert_int_equal(raw_get(srv.port, any[i], &r, T), 0);
     if (r.status != 200)
       fail_msg("%s: %d %s", any[i], r.status, r.body);
-    resp_free(&r);
+    wire_free(&r);
   }
 }
 
@@ -336,13 +336,13 @@ static void test_chunked_echo_raw(void **state) {
   int fd = raw_connect(srv.port);
   raw_sends(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                 "5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nTrailer: x\r\n\r\n");
-  resp_t r;
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
+  wire_resp_t r;
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
   assert_int_equal(r.status, 200);
   assert_true(r.chunked);
   assert_string_equal(r.body, "hello, world");
-  assert_string_equal(resp_header(&r, "content-type"), "application/octet-stream");
-  resp_free(&r);
+  assert_string_equal(wire_header(&r, "content-type"), "application/octet-stream");
+  wire_free(&r);
   /* HTTP/1.0 cannot send chunked, so it cannot receive it either: 400. */
   raw_close(fd);
 }

@@ -24,22 +24,22 @@ static void test_slow_headers(void **state) {
   srv_t s;
   assert_int_equal(srv_startv(&s, "--set", "limits.header_timeout_ms=400", NULL), 0);
   int fd = raw_connect(s.port);
-  double t0 = now_ms();
+  double t0 = harness_now_ms();
   raw_sends(fd, "GET / HTTP/1.1\r\nHost: x\r\n");
   /* trickle a header byte now and then: the deadline counts from the first byte */
   for (int i = 0; i < 3; i++) {
     usleep(100 * 1000); /* deliberate: the trickle's pace is what is tested */
     raw_sends(fd, "X");
   }
-  resp_t r;
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
-  double took = now_ms() - t0;
+  wire_resp_t r;
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
+  double took = harness_now_ms() - t0;
   assert_int_equal(r.status, 408);
-  assert_string_equal(resp_header(&r, "connection"), "close");
+  assert_string_equal(wire_header(&r, "connection"), "close");
   assert_true(took >= 390);
   assert_true(took < 2500);
   assert_true(raw_wait_closed(fd, T));
-  resp_free(&r);
+  wire_free(&r);
   raw_close(fd);
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }
@@ -55,15 +55,15 @@ static void test_body_timeout(void **state) {
     usleep(200 * 1000); /* deliberate: the trickle's pace is what is tested */
     raw_sends(fd, "d");
   }
-  double t0 = now_ms();
+  double t0 = harness_now_ms();
   /* ...silence does not */
-  resp_t r;
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
-  double took = now_ms() - t0;
+  wire_resp_t r;
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
+  double took = harness_now_ms() - t0;
   assert_int_equal(r.status, 408);
   assert_true(took >= 350);
   assert_true(took < 2500);
-  resp_free(&r);
+  wire_free(&r);
   raw_close(fd);
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }
@@ -73,21 +73,21 @@ static void test_idle_close(void **state) {
   srv_t s;
   assert_int_equal(srv_startv(&s, "--set", "limits.idle_timeout_ms=300", NULL), 0);
   int fd = raw_connect(s.port);
-  resp_t r;
+  wire_resp_t r;
   raw_sends(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
-  resp_free(&r);
-  double t0 = now_ms();
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
+  wire_free(&r);
+  double t0 = harness_now_ms();
   assert_true(raw_wait_closed(fd, T));
-  double took = now_ms() - t0;
+  double took = harness_now_ms() - t0;
   assert_true(took >= 280);
   assert_true(took < 2500);
   raw_close(fd);
   /* a connection that never sends anything is idle too */
   fd = raw_connect(s.port);
-  t0 = now_ms();
+  t0 = harness_now_ms();
   assert_true(raw_wait_closed(fd, T));
-  assert_true(now_ms() - t0 < 2500);
+  assert_true(harness_now_ms() - t0 < 2500);
   raw_close(fd);
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }
@@ -107,14 +107,14 @@ static void test_send_timeout(void **state) {
   memset(chunk, 'e', sizeof chunk);
   /* send until both directions are full (the server stopped reading), or
    * until the server has already given up on us */
-  double t0 = now_ms(), last = t0;
+  double t0 = harness_now_ms(), last = t0;
   for (;;) {
     struct pollfd p = {.fd = fd, .events = POLLOUT};
     if (poll(&p, 1, 300) == 0 || (p.revents & (POLLERR | POLLHUP)))
       break;
     if (send(fd, chunk, sizeof chunk, MSG_DONTWAIT | MSG_NOSIGNAL) <= 0)
       break;
-    last = now_ms();
+    last = harness_now_ms();
     assert_true(last - t0 < T);
   }
   /* The server gives up: its close (a reset, as our bytes are unread) shows
@@ -122,7 +122,7 @@ static void test_send_timeout(void **state) {
   struct pollfd p = {.fd = fd, .events = POLLRDHUP};
   assert_int_equal(poll(&p, 1, T), 1);
   assert_true(p.revents & (POLLHUP | POLLERR | POLLRDHUP));
-  assert_true(now_ms() - last < 2500);
+  assert_true(harness_now_ms() - last < 2500);
   raw_close(fd);
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }
@@ -132,42 +132,42 @@ static void test_connection_limit(void **state) {
   srv_t s;
   assert_int_equal(srv_startv(&s, "--set", "server.max_connections=5", NULL), 0);
   int fds[5];
-  resp_t r;
+  wire_resp_t r;
   for (int i = 0; i < 5; i++) {
     fds[i] = raw_connect(s.port);
     raw_sends(fds[i], "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_int_equal(resp_read(fds[i], &r, T, false), 0);
+    assert_int_equal(wire_read(fds[i], &r, T, false), 0);
     assert_int_equal(r.status, 200);
-    resp_free(&r);
+    wire_free(&r);
   }
   /* the sixth is refused at once: a 503 then a close, never a wait */
   for (int k = 0; k < 3; k++) {
     int extra = raw_connect(s.port);
-    double t0 = now_ms();
+    double t0 = harness_now_ms();
     raw_sends(extra, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_int_equal(resp_read(extra, &r, T, false), 0);
+    assert_int_equal(wire_read(extra, &r, T, false), 0);
     assert_int_equal(r.status, 503);
-    assert_non_null(resp_header(&r, "retry-after"));
+    assert_non_null(wire_header(&r, "retry-after"));
     assert_true(raw_wait_closed(extra, T));
-    assert_true(now_ms() - t0 < 1000);
-    resp_free(&r);
+    assert_true(harness_now_ms() - t0 < 1000);
+    wire_free(&r);
     raw_close(extra);
   }
   /* the five still work */
   for (int i = 0; i < 5; i++) {
     raw_sends(fds[i], "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_int_equal(resp_read(fds[i], &r, T, false), 0);
+    assert_int_equal(wire_read(fds[i], &r, T, false), 0);
     assert_int_equal(r.status, 200);
-    resp_free(&r);
+    wire_free(&r);
   }
   /* a freed slot is taken again */
   raw_close(fds[0]);
-  double end = now_ms() + T;
+  double end = harness_now_ms() + T;
   int served = 0;
-  while (!served && now_ms() < end) {
+  while (!served && harness_now_ms() < end) {
     if (raw_exchange(s.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", &r, T) == 0) {
       served = r.status == 200;
-      resp_free(&r);
+      wire_free(&r);
     }
     if (!served)
       usleep(20 * 1000); /* a retry pace: the close travels to the server asynchronously */
@@ -185,16 +185,16 @@ static void test_max_requests_per_connection(void **state) {
   int fd = raw_connect(s.port);
   raw_sends(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"
                 "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
-  resp_t r;
+  wire_resp_t r;
   for (int i = 0; i < 3; i++) {
-    assert_int_equal(resp_read(fd, &r, T, false), 0);
+    assert_int_equal(wire_read(fd, &r, T, false), 0);
     assert_int_equal(r.status, 200);
-    const char *c = resp_header(&r, "connection");
+    const char *c = wire_header(&r, "connection");
     if (i < 2)
       assert_null(c);
     else
       assert_string_equal(c, "close");
-    resp_free(&r);
+    wire_free(&r);
   }
   assert_true(raw_wait_closed(fd, T)); /* the fourth request is not answered */
   raw_close(fd);
@@ -215,7 +215,7 @@ static void test_many_partial_requests(void **state) {
     assert_true(fds[i] >= 0);
     raw_sends(fds[i], "GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: x\r\nX-Partial: ");
   }
-  assert_true(raw_wait_consumed(s.port, fds, N, T)); /* every partial request read */
+  assert_true(wait_consumed(s.port, fds, N, T)); /* every partial request read */
   long during = srv_rss_kb(&s, false);
   /* a few KB each at most (request storage from the pool). Thread mode also
    * pays for the model itself: each connection is a thread whose touched
@@ -230,10 +230,10 @@ static void test_many_partial_requests(void **state) {
     assert_true(during - before < N * per_conn_kb);
   int got408 = 0;
   for (int i = 0; i < N; i++) {
-    resp_t r;
-    if (resp_read(fds[i], &r, T, false) == 0 && r.status == 408)
+    wire_resp_t r;
+    if (wire_read(fds[i], &r, T, false) == 0 && r.status == 408)
       got408++;
-    resp_free(&r);
+    wire_free(&r);
     raw_close(fds[i]);
   }
   assert_int_equal(got408, N);

@@ -1,8 +1,8 @@
-/* test_monitor.c: seeing the loop (SPEC section 3, /heartbeat and /lag, and
+/* test_monitor.c: seeing the loop (/heartbeat and /lag, and
  * the lag/stall paragraph): a blocked loop shows in lag, in the heartbeat and
  * in one stderr line naming the culprit; the pool and sliced CPU work keep
- * lag low; streams are live; /lag speaks JSON and text. Thread mode (SPEC
- * section 4) reports its heartbeat thread's lag: a /block holds only its
+ * lag low; streams are live; /lag speaks JSON and text. Thread mode
+ * reports its heartbeat thread's lag: a /block holds only its
  * connection (no lag, no stall). test_metrics.c: what the monitor reports. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -36,7 +36,7 @@ typedef struct stream {
 } stream_t;
 
 static int stream_fill(stream_t *s, double end) {
-  int left = (int)(end - now_ms());
+  int left = (int)(end - harness_now_ms());
   struct pollfd p = {.fd = s->fd, .events = POLLIN};
   if (left <= 0 || poll(&p, 1, left) <= 0)
     return -1;
@@ -58,7 +58,7 @@ static void stream_drop(stream_t *s, size_t n) {
 static int stream_open(stream_t *s, int fd, char *head, size_t hlen) {
   s->fd = fd;
   s->len = 0;
-  double end = now_ms() + T;
+  double end = harness_now_ms() + T;
   char *e;
   while ((e = strstr(s->buf, "\r\n\r\n")) == NULL)
     if (stream_fill(s, end) != 0)
@@ -72,7 +72,7 @@ static int stream_open(stream_t *s, int fd, char *head, size_t hlen) {
 /* The next chunk's payload (without its CRLFs): its length, 0 for the last
  * chunk, -1 on timeout or bad framing. *at: when it arrived. */
 static int stream_chunk(stream_t *s, char *out, size_t outlen, int timeout_ms, double *at) {
-  double end = now_ms() + timeout_ms;
+  double end = harness_now_ms() + timeout_ms;
   for (;;) {
     char *crlf = strstr(s->buf, "\r\n");
     if (crlf != NULL) {
@@ -80,7 +80,7 @@ static int stream_chunk(stream_t *s, char *out, size_t outlen, int timeout_ms, d
       size_t need = (size_t)(crlf - s->buf) + 2 + size + 2;
       if (s->len >= need) {
         if (at)
-          *at = now_ms();
+          *at = harness_now_ms();
         if (size >= outlen || memcmp(s->buf + need - 2, "\r\n", 2) != 0)
           return -1;
         memcpy(out, crlf + 2, size);
@@ -107,10 +107,10 @@ static void block_and_measure(int n) {
   snprintf(path, sizeof path, "/block?ms=%d", n);
   snprintf(culprit, sizeof culprit, "GET %s from %s", path, peer);
   assert_int_equal(raw_send_get(fd, path), 0);
-  resp_t r;
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
+  wire_resp_t r;
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
   assert_int_equal(r.status, 200);
-  resp_free(&r);
+  wire_free(&r);
   raw_close(fd);
   double tol = 0.05 * n + 2 * SAMPLE_MS;
   assert_int_equal(raw_get(s.port, "/lag", &r, T), 0);
@@ -118,11 +118,11 @@ static void block_and_measure(int n) {
   double max = json_num(r.body, "max");
   assert_non_null(strstr(r.body, culprit)); /* last_stall.request */
   double stall_ms = json_num(strstr(r.body, "\"last_stall\""), "ms");
-  resp_free(&r);
+  wire_free(&r);
   assert_int_equal(raw_get(s.port, "/heartbeat", &r, T), 0);
   double gap = json_num(r.body, "max_gap_ms");
   double late = json_num(r.body, "late_beats");
-  resp_free(&r);
+  wire_free(&r);
   fprintf(stderr, "# block %d ms: lag max %.1f ms, heartbeat max_gap %.1f ms, stall %.0f ms\n", n,
           max, gap, stall_ms);
   if (max < n - tol || max > n + tol)
@@ -154,33 +154,33 @@ static void block_holds_one_thread(const char *path, int n) {
   assert_int_equal(srv_startv(&s, "--set", "monitor.heartbeat_ms=10", NULL), 0);
   int fd = raw_connect(s.port);
   assert_true(fd >= 0);
-  double t0 = now_ms();
+  double t0 = harness_now_ms();
   assert_int_equal(raw_send_get(fd, path), 0);
-  assert_true(raw_wait_consumed(s.port, &fd, 1, T)); /* read: the block has begun */
-  resp_t r;
+  assert_true(wait_consumed(s.port, &fd, 1, T)); /* read: the block has begun */
+  wire_resp_t r;
   assert_int_equal(raw_get(s.port, "/", &r, T), 0); /* another connection: answered now, not after the block */
   assert_int_equal(r.status, 200);
-  resp_free(&r);
-  double other = now_ms() - t0;
+  wire_free(&r);
+  double other = harness_now_ms() - t0;
   /* the block's answer has not come yet: the other was not queued behind it */
   struct pollfd p = {.fd = fd, .events = POLLIN};
   if (poll(&p, 1, 0) != 0)
     fail_msg("%s answered before a GET / on another connection (%.0f ms in)", path, other);
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
   assert_int_equal(r.status, 200);
-  resp_free(&r);
+  wire_free(&r);
   raw_close(fd);
-  double took = now_ms() - t0;
+  double took = harness_now_ms() - t0;
   assert_int_equal(raw_get(s.port, "/lag", &r, T), 0);
   assert_int_equal(r.status, 200);
   assert_non_null(strstr(r.body, "\"mode\":\"threads\""));
   assert_non_null(strstr(r.body, "\"last_stall\":null"));
   assert_true(json_num(r.body, "stalls") == 0);
   double max = json_num(r.body, "max");
-  resp_free(&r);
+  wire_free(&r);
   assert_int_equal(raw_get(s.port, "/heartbeat", &r, T), 0);
   double gap = json_num(r.body, "max_gap_ms");
-  resp_free(&r);
+  wire_free(&r);
   fprintf(stderr, "# threads, %s: took %.0f ms, another request %.0f ms in; "
                   "heartbeat thread lag max %.1f ms, max gap %.1f ms\n",
           path, took, other, max, gap);
@@ -229,9 +229,9 @@ static void test_stall_culprit_with_stream(void **state) {
   char me[64];
   raw_local_name(fd, me, sizeof me);
   assert_int_equal(raw_send_get(fd, "/block?ms=300"), 0);
-  resp_t r;
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
-  resp_free(&r);
+  wire_resp_t r;
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
+  wire_free(&r);
   assert_true(srv_log_wait(&s, "loop stalled", T));
   const char *p = strstr(s.log, "loop stalled ");
   char line[256];
@@ -246,12 +246,12 @@ static void test_stall_culprit_with_stream(void **state) {
 
 /* p99 and max of /lag's window, in ms. */
 static void lag_get(int port, double *p99, double *max) {
-  resp_t r;
+  wire_resp_t r;
   assert_int_equal(raw_get(port, "/lag", &r, T), 0);
   assert_int_equal(r.status, 200);
   *p99 = json_num(r.body, "p99");
   *max = json_num(r.body, "max");
-  resp_free(&r);
+  wire_free(&r);
 }
 
 /* GET /cpu?QUERY on a fresh server; its lag p99 after, and the wall-time
@@ -261,13 +261,13 @@ static double cpu_lag_p99(const char *query, int ms, double *stretch) {
   assert_int_equal(srv_start(&s, NULL), 0);
   char path[96];
   snprintf(path, sizeof path, "/cpu?%s", query);
-  resp_t r;
+  wire_resp_t r;
   assert_int_equal(raw_get(s.port, path, &r, T), 0);
   assert_int_equal(r.status, 200);
   *stretch = json_num(r.body, "elapsed_ms") / ms;
   if (*stretch < 1)
     *stretch = 1;
-  resp_free(&r);
+  wire_free(&r);
   double p99, max;
   lag_get(s.port, &p99, &max);
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
@@ -297,10 +297,10 @@ static void test_lag_low_while_pool_and_slices_work(void **state) {
     assert_int_equal(raw_send_get(fds[i], "/slow?ms=1500"), 0);
   }
   for (int i = 0; i < 8; i++) {
-    resp_t r;
-    assert_int_equal(resp_read(fds[i], &r, T, false), 0);
+    wire_resp_t r;
+    assert_int_equal(wire_read(fds[i], &r, T, false), 0);
     assert_int_equal(r.status, 200);
-    resp_free(&r);
+    wire_free(&r);
     raw_close(fds[i]);
   }
   double slow_p99, slow_max;
@@ -361,7 +361,7 @@ static int read_beats(stream_t *st, beat_line_t *b, int max) {
 /* Streams six beats; a 400 ms /block after the first shows as one LATE line. */
 static void block_shows_late(srv_t *s, stream_t *st) {
   char head[2048], chunk[256];
-  resp_t r;
+  wire_resp_t r;
   int fd = raw_connect(s->port);
   assert_int_equal(raw_send_get(fd, "/heartbeat?stream=1&count=6"), 0);
   assert_int_equal(stream_open(st, fd, head, sizeof head), 200);
@@ -378,34 +378,34 @@ static void block_shows_late(srv_t *s, stream_t *st) {
       assert_true(rest[i].gap >= 390 && rest[i].gap < 600);
     }
   assert_int_equal(late, 1);
-  assert_int_equal(resp_read(blocker, &r, T, false), 0);
-  resp_free(&r);
+  assert_int_equal(wire_read(blocker, &r, T, false), 0);
+  wire_free(&r);
   raw_close(blocker);
   raw_close(fd);
   assert_int_equal(raw_get(s->port, "/heartbeat", &r, T), 0);
   assert_true(json_num(r.body, "late_beats") == 1);
   assert_true(json_num(r.body, "max_gap_ms") >= 390);
-  resp_free(&r);
+  wire_free(&r);
 }
 
 static void test_heartbeat(void **state) {
   (void)state;
   srv_t s;
   assert_int_equal(srv_start(&s, NULL), 0);
-  resp_t r;
+  wire_resp_t r;
   assert_int_equal(raw_get(s.port, "/heartbeat", &r, T), 0);
   assert_int_equal(r.status, 200);
-  assert_string_equal(resp_header(&r, "content-type"), "application/json");
+  assert_string_equal(wire_header(&r, "content-type"), "application/json");
   assert_true(json_num(r.body, "interval_ms") == 100);
   assert_non_null(strstr(r.body, "\"beats\":"));
   assert_non_null(strstr(r.body, "\"last_beat_ms_ago\":"));
   assert_non_null(strstr(r.body, "\"max_gap_ms\":"));
   assert_true(json_num(r.body, "late_beats") == 0);
-  resp_free(&r);
+  wire_free(&r);
 
   /* five lines, live, about one interval apart */
   int fd = raw_connect(s.port);
-  double t0 = now_ms();
+  double t0 = harness_now_ms();
   assert_int_equal(raw_send_get(fd, "/heartbeat?stream=1&count=5"), 0);
   stream_t *st = malloc(sizeof *st);
   char head[2048];
@@ -489,14 +489,12 @@ static void test_heartbeat_stream_three(void **state) {
 
 /* ---- /lag ---- */
 
-static void test_lag_formats(void **state) {
-  (void)state;
-  srv_t s;
-  assert_int_equal(srv_start(&s, NULL), 0);
-  resp_t r;
-  assert_int_equal(raw_get(s.port, "/lag", &r, T), 0);
+/* /lag's JSON: every key, and the mode's own (loops, threads, work). */
+static void lag_json(int port) {
+  wire_resp_t r;
+  assert_int_equal(raw_get(port, "/lag", &r, T), 0);
   assert_int_equal(r.status, 200);
-  assert_string_equal(resp_header(&r, "content-type"), "application/json");
+  assert_string_equal(wire_header(&r, "content-type"), "application/json");
   const char *keys[] = {"\"mode\":\"", "\"uptime_s\":", "\"lag_ms\":{\"now\":", "\"p50\":",
                         "\"p90\":", "\"p99\":", "\"max\":", "\"window_s\":10",
                         "\"utilization\":", "\"last_stall\":null", "\"loops\":[{",
@@ -520,25 +518,31 @@ static void test_lag_formats(void **state) {
     /* no pool: jobs run inline, nothing is ever queued */
     assert_non_null(strstr(r.body, "\"work\":{\"threads\":0,\"running\":0,\"queued\":0,"));
   }
-  resp_free(&r);
+  wire_free(&r);
+}
 
-  assert_int_equal(raw_get(s.port, "/lag?format=text", &r, T), 0);
+/* /lag as text, by parameter or by Accept. */
+static void lag_text(int port) {
+  wire_resp_t r;
+  assert_int_equal(raw_get(port, "/lag?format=text", &r, T), 0);
   assert_int_equal(r.status, 200);
-  assert_non_null(strstr(resp_header(&r, "content-type"), "text/plain"));
+  assert_non_null(strstr(wire_header(&r, "content-type"), "text/plain"));
   assert_non_null(strstr(r.body, "lag over the last 10 s: now "));
   assert_non_null(strstr(r.body, "last stall: none"));
   if (!test_event_mode()) {
     assert_non_null(strstr(r.body, "threads mode, "));
     assert_non_null(strstr(r.body, "connection threads: "));
   }
-  resp_free(&r);
-  assert_int_equal(raw_exchange(s.port, "GET /lag HTTP/1.1\r\nHost: x\r\nAccept: text/plain\r\n\r\n",
+  wire_free(&r);
+  assert_int_equal(raw_exchange(port, "GET /lag HTTP/1.1\r\nHost: x\r\nAccept: text/plain\r\n\r\n",
                                 &r, T), 0);
   assert_non_null(strstr(r.body, "utilization: "));
-  resp_free(&r);
+  wire_free(&r);
+}
 
-  /* two lines a second apart, then the end */
-  int fd = raw_connect(s.port);
+/* /lag?stream=1&count=2: two lines a second apart, then the end. */
+static void lag_stream(int port) {
+  int fd = raw_connect(port);
   assert_int_equal(raw_send_get(fd, "/lag?stream=1&count=2"), 0);
   stream_t *st = malloc(sizeof *st);
   char head[2048], line[512];
@@ -553,26 +557,40 @@ static void test_lag_formats(void **state) {
   assert_int_equal(stream_chunk(st, line, sizeof line, 3000, NULL), 0);
   free(st);
   raw_close(fd);
+}
 
-  /* GET only; HEAD has no body; bad parameters are 400 */
-  assert_int_equal(raw_exchange(s.port, "POST /lag HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+/* GET only; HEAD has no body; bad parameters are 400. */
+static void lag_methods(int port) {
+  wire_resp_t r;
+  int fd;
+  assert_int_equal(raw_exchange(port, "POST /lag HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
                                 &r, T), 0);
   assert_int_equal(r.status, 405);
-  assert_string_equal(resp_header(&r, "allow"), "GET, HEAD, OPTIONS");
-  resp_free(&r);
-  fd = raw_connect(s.port);
+  assert_string_equal(wire_header(&r, "allow"), "GET, HEAD, OPTIONS");
+  wire_free(&r);
+  fd = raw_connect(port);
   raw_sends(fd, "HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-  assert_int_equal(resp_read(fd, &r, T, true), 0);
+  assert_int_equal(wire_read(fd, &r, T, true), 0);
   assert_int_equal(r.status, 200);
   assert_int_equal(r.body_len, 0);
-  resp_free(&r);
+  wire_free(&r);
   raw_close(fd);
-  assert_int_equal(raw_get(s.port, "/heartbeat?stream=2", &r, T), 0);
+  assert_int_equal(raw_get(port, "/heartbeat?stream=2", &r, T), 0);
   assert_int_equal(r.status, 400);
-  resp_free(&r);
-  assert_int_equal(raw_get(s.port, "/lag?stream=1&count=x", &r, T), 0);
+  wire_free(&r);
+  assert_int_equal(raw_get(port, "/lag?stream=1&count=x", &r, T), 0);
   assert_int_equal(r.status, 400);
-  resp_free(&r);
+  wire_free(&r);
+}
+
+static void test_lag_formats(void **state) {
+  (void)state;
+  srv_t s;
+  assert_int_equal(srv_start(&s, NULL), 0);
+  lag_json(s.port);
+  lag_text(s.port);
+  lag_stream(s.port);
+  lag_methods(s.port);
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }
 

@@ -55,11 +55,11 @@ static int manager_recv(manager_t *m, char *buf, size_t len, int timeout_ms) {
 
 /* Waits for a datagram containing needle; returns when it came (ms), or -1. */
 static double wait_for(manager_t *m, const char *needle, int timeout_ms) {
-  double end = now_ms() + timeout_ms;
+  double end = harness_now_ms() + timeout_ms;
   char buf[512];
-  while (now_ms() < end) {
-    if (manager_recv(m, buf, sizeof buf, (int)(end - now_ms())) == 0 && strstr(buf, needle))
-      return now_ms();
+  while (harness_now_ms() < end) {
+    if (manager_recv(m, buf, sizeof buf, (int)(end - harness_now_ms())) == 0 && strstr(buf, needle))
+      return harness_now_ms();
   }
   return -1;
 }
@@ -78,22 +78,22 @@ static void test_ready_watchdog_stopping(void **state) {
   assert_int_equal(manager_recv(&m, buf, sizeof buf, T), 0);
   assert_non_null(strstr(buf, "READY=1"));
   /* regular pings */
-  double t0 = now_ms();
+  double t0 = harness_now_ms();
   int pings = 0;
-  while (now_ms() - t0 < 600)
+  while (harness_now_ms() - t0 < 600)
     if (wait_for(&m, "WATCHDOG=1", 200) > 0)
       pings++;
   assert_true(pings >= 4);
   /* the loop is held: the pings stop, then resume */
   int fd = raw_connect(s.port);
-  double sent = now_ms();
+  double sent = harness_now_ms();
   raw_sends(fd, "GET /block?ms=800 HTTP/1.1\r\nHost: x\r\n\r\n");
   /* a ping may be on its way still; else the last one came before `sent`
    * (so measuring from `sent` can only understate the gap) */
   double at = wait_for(&m, "WATCHDOG=1", 300);
   double last = at > 0 ? at : sent, widest = 0;
-  t0 = now_ms();
-  while (now_ms() - t0 < 1200) {
+  t0 = harness_now_ms();
+  while (harness_now_ms() - t0 < 1200) {
     at = wait_for(&m, "WATCHDOG=1", 300);
     if (at > 0) {
       if (at - last > widest)
@@ -105,10 +105,10 @@ static void test_ready_watchdog_stopping(void **state) {
     assert_true(widest < 400); /* the heartbeat thread is not blocked by one connection */
   else
     assert_true(widest >= 500); /* no ping while the loop was stuck */
-  resp_t r;
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
+  wire_resp_t r;
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
   assert_int_equal(r.status, 200);
-  resp_free(&r);
+  wire_free(&r);
   raw_close(fd);
   assert_true(wait_for(&m, "WATCHDOG=1", 500) > 0); /* and they resumed */
   kill(s.pid, SIGTERM);
@@ -123,10 +123,10 @@ static void test_no_socket(void **state) {
   const char *env[] = {"WATCHDOG_USEC=200000", NULL};
   srv_t s;
   assert_int_equal(srv_start_env(&s, NULL, env), 0);
-  resp_t r;
+  wire_resp_t r;
   assert_int_equal(raw_exchange(s.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", &r, T), 0);
   assert_int_equal(r.status, 200);
-  resp_free(&r);
+  wire_free(&r);
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }
 

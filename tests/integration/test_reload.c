@@ -86,21 +86,21 @@ static int post(int port, size_t n) {
   int h = snprintf(req, 256, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", n);
   memset(req + h, 'b', n);
   req[h + (int)n] = '\0';
-  resp_t r;
+  wire_resp_t r;
   int rc = raw_exchange(port, req, &r, 5000);
   free(req);
   if (rc != 0)
     return -1;
-  resp_free(&r);
+  wire_free(&r);
   return r.status;
 }
 
 /* One GET on an open keep-alive connection: its status. */
 static int get_on(int fd, const char *path) {
-  resp_t r;
-  if (raw_send_get(fd, path) != 0 || resp_read(fd, &r, 5000, false) != 0)
+  wire_resp_t r;
+  if (raw_send_get(fd, path) != 0 || wire_read(fd, &r, 5000, false) != 0)
     return -1;
-  resp_free(&r);
+  wire_free(&r);
   return r.status;
 }
 
@@ -165,10 +165,10 @@ static void test_hup_keeps_env_and_options(void **state) {
   if (strstr(s.log, want) == NULL)
     fail_msg("want \"%s\" in: %s", want, s.log);
   assert_int_equal(post(s.port, 100), 413);
-  resp_t r;
+  wire_resp_t r;
   assert_int_equal(raw_get(s.port, "/block?ms=0", &r, 5000), 0);
   assert_int_equal(r.status, 404);
-  resp_free(&r);
+  wire_free(&r);
   assert_int_equal(srv_stop(&s, SIGTERM, 10000), 0);
 }
 
@@ -242,18 +242,18 @@ static void test_hup_restart_keys_named(void **state) {
  * and monitor.shed_utilization (event mode: a second of /cpu on the loop is
  * shed after the reload, not before it). */
 static bool root_shed(void *arg) {
-  resp_t r;
+  wire_resp_t r;
   if (raw_get(*(int *)arg, "/", &r, 5000) != 0)
     return false;
   bool yes = r.status == 503 && strstr(r.body, "utilization") != NULL;
-  resp_free(&r);
+  wire_free(&r);
   return yes;
 }
 
 static void cpu_second(int port) {
-  resp_t r;
+  wire_resp_t r;
   assert_int_equal(raw_get(port, "/cpu?ms=1200&slice_ms=0", &r, WAIT_MS), 0);
-  resp_free(&r);
+  wire_free(&r);
 }
 
 static void test_hup_instrument_keys(void **state) {
@@ -265,11 +265,11 @@ static void test_hup_instrument_keys(void **state) {
   srv_t s;
   const char *args[] = {"--config", cfg, NULL};
   assert_int_equal(srv_start(&s, args), 0);
-  resp_t r;
+  wire_resp_t r;
   if (ev) {
     assert_int_equal(raw_get(s.port, "/lag", &r, 5000), 0);
     assert_non_null(strstr(r.body, "\"turn_budgets\":true"));
-    resp_free(&r);
+    wire_free(&r);
     cpu_second(s.port);
     int port = s.port;
     assert_false(root_shed(&port)); /* off: not shed */
@@ -280,7 +280,7 @@ static void test_hup_instrument_keys(void **state) {
   if (ev) {
     assert_int_equal(raw_get(s.port, "/lag", &r, 5000), 0);
     assert_non_null(strstr(r.body, "\"turn_budgets\":false"));
-    resp_free(&r);
+    wire_free(&r);
     cpu_second(s.port);
     int port = s.port;
     assert_true(wait_until(root_shed, &port, 3000));
@@ -300,9 +300,9 @@ static void test_usr1_reopens_access_log(void **state) {
   srv_t s;
   const char *args[] = {"--set", set, NULL};
   assert_int_equal(srv_start(&s, args), 0);
-  resp_t r;
+  wire_resp_t r;
   assert_int_equal(raw_get(s.port, "/?before", &r, 5000), 0);
-  resp_free(&r);
+  wire_free(&r);
   file_has_t before = {log, "GET /?before "};
   assert_true(wait_until(file_contains, &before, WAIT_MS));
   assert_int_equal(rename(log, rotated), 0);
@@ -311,7 +311,7 @@ static void test_usr1_reopens_access_log(void **state) {
   snprintf(said, sizeof said, "SIGUSR1: reopening the access log %s", log);
   assert_true(srv_log_wait(&s, said, WAIT_MS));
   assert_int_equal(raw_get(s.port, "/?after", &r, 5000), 0);
-  resp_free(&r);
+  wire_free(&r);
   file_has_t after = {log, "GET /?after "};
   if (!wait_until(file_contains, &after, WAIT_MS))
     fail_msg("no new %s after SIGUSR1", log);
@@ -326,7 +326,7 @@ static void test_usr1_reopens_access_log(void **state) {
   assert_true(srv_log_wait(&s, "SIGUSR1: log.access = off: no log file to reopen", WAIT_MS));
   assert_int_equal(raw_get(s.port, "/", &r, 5000), 0);
   assert_int_equal(r.status, 200);
-  resp_free(&r);
+  wire_free(&r);
   assert_int_equal(srv_stop(&s, SIGTERM, 10000), 0);
 }
 
@@ -355,9 +355,9 @@ static void test_hup_retargets_access_log(void **state) {
   srv_t s;
   const char *args[] = {"--config", cfg, NULL};
   assert_int_equal(srv_start(&s, args), 0);
-  resp_t r;
+  wire_resp_t r;
   assert_int_equal(raw_get(s.port, "/", &r, 5000), 0);
-  resp_free(&r);
+  wire_free(&r);
   long fds = proc_fds(s.pid);
   for (int i = 1; i <= 20; i++) {
     snprintf(text, sizeof text, "[log]\naccess = %s\nformat = %s\n", i % 2 ? b : a,
@@ -367,7 +367,7 @@ static void test_hup_retargets_access_log(void **state) {
     char path[32];
     snprintf(path, sizeof path, "/?n=%d", i);
     assert_int_equal(raw_get(s.port, path, &r, 5000), 0);
-    resp_free(&r);
+    wire_free(&r);
   }
   file_has_t last = {a, "/?n=20"}; /* even: a.log, text */
   assert_true(wait_until(file_contains, &last, WAIT_MS));
@@ -397,18 +397,18 @@ typedef struct client {
 static bool exchange(client_t *c, int fd, const char *req, int i) {
   c->sent++;
   int rc = c->post ? raw_sends(fd, req) : raw_send_get(fd, "/");
-  resp_t r;
-  double t0 = now_ms();
-  if (rc != 0 || resp_read(fd, &r, 10000, false) != 0) {
+  wire_resp_t r;
+  double t0 = harness_now_ms();
+  if (rc != 0 || wire_read(fd, &r, 10000, false) != 0) {
     char me[64];
     raw_local_name(fd, me, sizeof me);
     fprintf(stderr, "client %s (%s): request %d on its connection: %s after %.0f ms\n", me,
-            c->post ? "POST" : "GET", i, rc != 0 ? "send failed" : "no response", now_ms() - t0);
+            c->post ? "POST" : "GET", i, rc != 0 ? "send failed" : "no response", harness_now_ms() - t0);
     return false;
   }
   c->answered++;
   c->ok += r.status == 200;
-  resp_free(&r);
+  wire_free(&r);
   return true;
 }
 

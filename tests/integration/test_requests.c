@@ -30,7 +30,7 @@
 /* The state /requests gives the request from peer, copied into out ("" when
  * it is not listed), and the body in *body (malloc'd) when asked. */
 static void state_of(int port, const char *peer, char *out, size_t len, char **body) {
-  resp_t r;
+  wire_resp_t r;
   out[0] = '\0';
   if (raw_get(port, "/requests?limit=1000", &r, T) != 0)
     return;
@@ -47,7 +47,7 @@ static void state_of(int port, const char *peer, char *out, size_t len, char **b
   }
   if (body != NULL)
     *body = strdup(r.body);
-  resp_free(&r);
+  wire_free(&r);
 }
 
 typedef struct want {
@@ -97,24 +97,24 @@ static void test_pool_and_delay(void **state) {
   if (ev) { /* the pool's one thread is busy: all 1 + 3 wait, queued = N - threads */
     assert_true(wait_metric(s.port, "loopd_work_queued", "==", 4, T));
     char text[8192];
-    resp_t r;
+    wire_resp_t r;
     assert_int_equal(raw_get(s.port, "/requests?format=text", &r, T), 0);
     snprintf(text, sizeof text, "%s", r.body);
-    resp_free(&r);
+    wire_free(&r);
     if (strstr(text, "queued for the pool") == NULL || strstr(text, "running on the pool") == NULL ||
         strstr(text, "(3 jobs, 0 started)") == NULL)
       fail_msg("/requests?format=text: %s", text);
   }
   int delay = send_req(s.port, "GET /echo?delay_ms=3000 HTTP/1.1\r\nHost: x\r\n\r\n");
   expect_state(s.port, delay, "delay");
-  resp_t r;
-  assert_int_equal(resp_read(burst, &r, T, false), 0); /* the burst answers once all 3 ended */
+  wire_resp_t r;
+  assert_int_equal(wire_read(burst, &r, T, false), 0); /* the burst answers once all 3 ended */
   assert_int_equal(r.status, 200);
   assert_true(json_num(r.body, "jobs") == 3);
   assert_true(json_num(r.body, "ran_ms") >= 200);
   if (ev) /* its jobs waited for the 3 s ones on the single thread */
     assert_true(json_num(r.body, "queued_ms") >= 2000);
-  resp_free(&r);
+  wire_free(&r);
   int fds[] = {running, queued, delay};
   for (int i = 0; i < 3; i++)
     raw_close(fds[i]);
@@ -127,18 +127,18 @@ static void test_burst_limits(void **state) {
   (void)state;
   srv_t s;
   assert_int_equal(srv_startv(&s, "--set", "work.threads=1", "--set", "work.queue_limit=4", NULL), 0);
-  resp_t r;
+  wire_resp_t r;
   assert_int_equal(raw_get(s.port, "/slow?ms=10&jobs=5", &r, T), 0);
   assert_int_equal(r.status, 400); /* more than the queue could ever take */
   assert_non_null(strstr(r.body, "work.queue_limit"));
-  resp_free(&r);
+  wire_free(&r);
   int big = send_req(s.port, "GET /slow?ms=2000&jobs=3 HTTP/1.1\r\nHost: x\r\n\r\n");
   expect_state(s.port, big, test_event_mode() ? "pool" : "job");
   if (test_event_mode()) {
     assert_int_equal(raw_get(s.port, "/slow?ms=10&jobs=2", &r, T), 0);
     assert_int_equal(r.status, 503); /* 3 of 4 taken: two more do not fit, none runs */
-    assert_non_null(resp_header(&r, "retry-after"));
-    resp_free(&r);
+    assert_non_null(wire_header(&r, "retry-after"));
+    wire_free(&r);
     raw_close(big); /* the two not started are cancelled */
     assert_true(wait_metric(s.port, "loopd_work_cancelled_total", "==", 2, T));
     assert_true(wait_metric(s.port, "loopd_work_queued", "==", 0, T));
@@ -157,8 +157,8 @@ static size_t stuff(int fd, int ms) {
   int fl = fcntl(fd, F_GETFL);
   fcntl(fd, F_SETFL, fl | O_NONBLOCK);
   size_t sent = 0;
-  double end = now_ms() + ms;
-  while (now_ms() < end) {
+  double end = harness_now_ms() + ms;
+  while (harness_now_ms() < end) {
     ssize_t n = send(fd, chunk, sizeof chunk, MSG_NOSIGNAL);
     if (n > 0)
       sent += (size_t)n;
@@ -189,9 +189,9 @@ static void test_reading_and_writing(void **state) {
   expect_state(s.port, slow, "writing");
   /* after the last byte of a Connection: close answer: lingering */
   int done = send_req(s.port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-  resp_t r;
-  assert_int_equal(resp_read(done, &r, T, false), 0);
-  resp_free(&r);
+  wire_resp_t r;
+  assert_int_equal(wire_read(done, &r, T, false), 0);
+  wire_free(&r);
   expect_state(s.port, done, "lingering");
   /* the counts by state sum to the open connections */
   assert_int_equal(raw_get(s.port, "/lag", &r, T), 0);
@@ -202,7 +202,7 @@ static void test_reading_and_writing(void **state) {
   assert_true(json_num(c, "reading") >= 2 && json_num(c, "writing") >= 1 &&
               json_num(c, "closing") >= 1);
   assert_true(fabs(sum - json_num(c, "active")) < 0.5);
-  resp_free(&r);
+  wire_free(&r);
   raw_close(head);
   raw_close(body);
   raw_close(slow);
@@ -236,11 +236,11 @@ static void test_running_handlers(void **state) {
   raw_close(cpu);
   int blocker = send_req(s.port, "GET /block?ms=3000 HTTP/1.1\r\nHost: x\r\n\r\n");
   raw_local_name(blocker, peer, sizeof peer);
-  assert_true(raw_wait_consumed(s.port, &blocker, 1, T));
+  assert_true(wait_consumed(s.port, &blocker, 1, T));
   bool seen = false;
-  double end = now_ms() + 2500;
-  for (int i = 0; !seen && now_ms() < end; i++) {
-    resp_t r;
+  double end = harness_now_ms() + 2500;
+  for (int i = 0; !seen && harness_now_ms() < end; i++) {
+    wire_resp_t r;
     if (raw_get(s.port, "/requests", &r, 400) != 0)
       continue; /* it landed on the blocked loop */
     char key[96];
@@ -248,12 +248,12 @@ static void test_running_handlers(void **state) {
     const char *p = strstr(r.body, key);
     seen = p != NULL && strstr(r.body, "\"state\":\"in_handler\"") != NULL &&
            strstr(r.body, "GET /block?ms=3000 from ") != NULL;
-    resp_free(&r);
+    wire_free(&r);
   }
   assert_true(seen);
-  resp_t r;
-  assert_int_equal(resp_read(blocker, &r, T, false), 0);
-  resp_free(&r);
+  wire_resp_t r;
+  assert_int_equal(wire_read(blocker, &r, T, false), 0);
+  wire_free(&r);
   raw_close(blocker);
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }
@@ -269,26 +269,26 @@ static void test_limit_and_text(void **state) {
     fds[i] = send_req(s.port, "GET /echo?delay_ms=5000 HTTP/1.1\r\nHost: x\r\n\r\n");
     expect_state(s.port, fds[i], "delay");
   }
-  resp_t r;
+  wire_resp_t r;
   assert_int_equal(raw_get(s.port, "/requests?limit=2", &r, T), 0);
   assert_int_equal(r.status, 200);
   assert_true(json_num(r.body, "listed") == 2);
   assert_true(json_num(r.body, "more") == 3);
   assert_true(json_num(strstr(r.body, "\"counts\""), "delay") == 5);
-  resp_free(&r);
+  wire_free(&r);
   assert_int_equal(raw_get(s.port, "/requests?format=text&limit=2", &r, T), 0);
   assert_non_null(strstr(r.head, "text/plain"));
   if (strstr(r.body, "5 requests in flight") == NULL || strstr(r.body, "+3 more") == NULL ||
       strstr(r.body, "waiting on a delay") == NULL)
     fail_msg("text: %s", r.body);
-  resp_free(&r);
+  wire_free(&r);
   const char *bad[] = {"/requests?limit=0", "/requests?limit=1001", "/requests?format=xml",
                        "/requests?x=1", "/requests?limit=1&limit=2"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     assert_int_equal(raw_get(s.port, bad[i], &r, T), 0);
     if (r.status != 400)
       fail_msg("%s: %d", bad[i], r.status);
-    resp_free(&r);
+    wire_free(&r);
   }
   for (int i = 0; i < 5; i++)
     raw_close(fds[i]);

@@ -1,4 +1,4 @@
-/* test_shutdown.c: SPEC section 6. SIGTERM stops accepting at once, answers
+/* test_shutdown.c: a graceful stop. SIGTERM stops accepting at once, answers
  * what was already received (with Connection: close), closes idle
  * connections, and exits 0 within the deadline; a second signal exits now. */
 #include <setjmp.h>
@@ -28,13 +28,13 @@ static void test_in_flight_answered(void **state) {
   int busy = raw_connect(s.port);
   raw_sends(busy, "GET /echo?delay_ms=600 HTTP/1.1\r\nHost: x\r\n\r\n");
   int idle = raw_connect(s.port);
-  resp_t r;
+  wire_resp_t r;
   raw_sends(idle, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-  assert_int_equal(resp_read(idle, &r, T, false), 0);
-  resp_free(&r);
+  assert_int_equal(wire_read(idle, &r, T, false), 0);
+  wire_free(&r);
   /* the delayed request is with the server (its reply is on a timer) */
-  assert_true(raw_wait_consumed(s.port, &busy, 1, T));
-  double t0 = now_ms();
+  assert_true(wait_consumed(s.port, &busy, 1, T));
+  double t0 = harness_now_ms();
   kill(s.pid, SIGTERM);
   assert_true(srv_log_wait(&s, "draining", T));
   /* the idle connection is closed at once */
@@ -45,14 +45,14 @@ static void test_in_flight_answered(void **state) {
   int late = raw_connect(s.port);
   assert_true(late < 0);
   /* the request in flight is answered, and told the connection closes */
-  assert_int_equal(resp_read(busy, &r, T, false), 0);
+  assert_int_equal(wire_read(busy, &r, T, false), 0);
   assert_int_equal(r.status, 200);
-  assert_string_equal(resp_header(&r, "connection"), "close");
-  resp_free(&r);
+  assert_string_equal(wire_header(&r, "connection"), "close");
+  wire_free(&r);
   assert_true(raw_wait_closed(busy, T));
   int st = srv_stop(&s, 0, T); /* already signalled: just wait */
   assert_int_equal(st, 0);
-  assert_true(now_ms() - t0 < 3000);
+  assert_true(harness_now_ms() - t0 < 3000);
   raw_close(busy);
   raw_close(idle);
 }
@@ -64,18 +64,18 @@ static void test_pipelined_rest_after_signal(void **state) {
   int fd = raw_connect(s.port);
   /* two requests received before the signal: both answered, the last closes */
   raw_sends(fd, "GET /echo?delay_ms=400 HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
-  assert_true(raw_wait_consumed(s.port, &fd, 1, T)); /* both received */
+  assert_true(wait_consumed(s.port, &fd, 1, T)); /* both received */
   kill(s.pid, SIGTERM);
-  resp_t r;
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
+  wire_resp_t r;
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
   assert_int_equal(r.status, 200);
-  resp_free(&r);
+  wire_free(&r);
   /* after the first answer, the connection is closed (its keep-alive ended) or
    * the second is answered with Connection: close: either way no hang */
-  int rc = resp_read(fd, &r, T, false);
+  int rc = wire_read(fd, &r, T, false);
   if (rc == 0) {
-    assert_string_equal(resp_header(&r, "connection"), "close");
-    resp_free(&r);
+    assert_string_equal(wire_header(&r, "connection"), "close");
+    wire_free(&r);
   }
   assert_true(raw_wait_closed(fd, T));
   raw_close(fd);
@@ -172,7 +172,39 @@ static int count_lines(const char *path, const char *needle) {
   return n;
 }
 
-/* SPEC section 6 under load: FLOOD_CONNS clients pipelining GET /
+/* Runs the clients until every connection ended (or 20 s), sending SIGTERM
+ * to pid once every client has answers and more in flight. Returns the
+ * requests in flight at the signal, or -1 when it was never sent. */
+static int flood_until_done(flood_t *f, pid_t pid) {
+  static struct pollfd p[FLOOD_CONNS];
+  int in_flight_at_signal = -1;
+  double deadline = harness_now_ms() + 20000;
+  for (;;) {
+    int open = 0, got = 0, sent = 0;
+    for (int i = 0; i < FLOOD_CONNS; i++) {
+      bool done = f[i].eof || f[i].reset || f[i].bad;
+      p[i].fd = done ? -1 : f[i].fd;
+      p[i].events = POLLIN | (f[i].wbytes < f[i].target * FLOOD_REQ_LEN ? POLLOUT : 0);
+      open += !done;
+      got += f[i].got;
+      sent += (int)(f[i].wbytes / FLOOD_REQ_LEN);
+    }
+    if (open == 0 || harness_now_ms() > deadline)
+      break;
+    /* the signal once every client has answers and more in flight */
+    if (in_flight_at_signal < 0 && got >= FLOOD_MAX / 4 * FLOOD_CONNS && sent > got) {
+      in_flight_at_signal = sent - got;
+      kill(pid, SIGTERM);
+    }
+    assert_true(poll(p, FLOOD_CONNS, 1000) >= 0);
+    for (int i = 0; i < FLOOD_CONNS; i++)
+      if (p[i].fd >= 0 && p[i].revents != 0)
+        flood_io(&f[i], p[i].revents);
+  }
+  return in_flight_at_signal;
+}
+
+/* A graceful stop under load: FLOOD_CONNS clients pipelining GET /
  * FLOOD_DEPTH deep when SIGTERM arrives, so connections are idle with a
  * request already in the kernel (loopd has not read it yet). Every response that reaches them is complete, none
  * follows one that said Connection: close, none is destroyed by a reset (each loopd logged
@@ -189,37 +221,13 @@ static void test_pipelined_flood_at_signal(void **state) {
   srv_t s;
   assert_int_equal(srv_startv(&s, "--set", set, NULL), 0);
   static flood_t f[FLOOD_CONNS];
-  struct pollfd p[FLOOD_CONNS];
   for (int i = 0; i < FLOOD_CONNS; i++) {
     memset(&f[i], 0, sizeof f[i]);
     f[i].fd = raw_connect(s.port);
     assert_true(f[i].fd >= 0);
     flood_io(&f[i], POLLOUT);
   }
-  int in_flight_at_signal = -1;
-  double deadline = now_ms() + 20000;
-  for (;;) {
-    int open = 0, got = 0, sent = 0;
-    for (int i = 0; i < FLOOD_CONNS; i++) {
-      bool done = f[i].eof || f[i].reset || f[i].bad;
-      p[i].fd = done ? -1 : f[i].fd;
-      p[i].events = POLLIN | (f[i].wbytes < f[i].target * FLOOD_REQ_LEN ? POLLOUT : 0);
-      open += !done;
-      got += f[i].got;
-      sent += (int)(f[i].wbytes / FLOOD_REQ_LEN);
-    }
-    if (open == 0 || now_ms() > deadline)
-      break;
-    /* the signal once every client has answers and more in flight */
-    if (in_flight_at_signal < 0 && got >= FLOOD_MAX / 4 * FLOOD_CONNS && sent > got) {
-      in_flight_at_signal = sent - got;
-      kill(s.pid, SIGTERM);
-    }
-    assert_true(poll(p, FLOOD_CONNS, 1000) >= 0);
-    for (int i = 0; i < FLOOD_CONNS; i++)
-      if (p[i].fd >= 0 && p[i].revents != 0)
-        flood_io(&f[i], p[i].revents);
-  }
+  int in_flight_at_signal = flood_until_done(f, s.pid);
   assert_true(in_flight_at_signal > 0);
   assert_int_equal(srv_stop(&s, 0, T), 0);
   int got = 0;
@@ -248,10 +256,10 @@ static void test_deadline(void **state) {
   int fd = raw_connect(s.port);
   /* a request that cannot finish before the deadline */
   raw_sends(fd, "GET /echo?delay_ms=5000 HTTP/1.1\r\nHost: x\r\n\r\n");
-  assert_true(raw_wait_consumed(s.port, &fd, 1, T));
-  double t0 = now_ms();
+  assert_true(wait_consumed(s.port, &fd, 1, T));
+  double t0 = harness_now_ms();
   int st = srv_stop(&s, SIGTERM, T);
-  double took = now_ms() - t0;
+  double took = harness_now_ms() - t0;
   assert_int_equal(st, 0);
   assert_true(took < 2500);
   assert_true(raw_wait_closed(fd, T));
@@ -271,9 +279,9 @@ static void test_deadline_stuck_job(void **state) {
   int block = raw_connect(s.port);
   raw_sends(block, "GET /block?ms=6000 HTTP/1.1\r\nHost: x\r\n\r\n");
   assert_true(wait_sleepers(s.pid, 2, T)); /* and so does the block */
-  double t0 = now_ms();
+  double t0 = harness_now_ms();
   int st = srv_stop(&s, SIGTERM, 5000);
-  double took = now_ms() - t0;
+  double took = harness_now_ms() - t0;
   assert_int_equal(st, 0);
   assert_true(took < 2500); /* 300 ms deadline + 1000 ms grace, with margin */
   assert_true(srv_log_wait(&s, "exiting now", 0));
@@ -287,12 +295,12 @@ static void test_second_signal(void **state) {
   assert_int_equal(srv_start(&s, NULL), 0);
   int fd = raw_connect(s.port);
   raw_sends(fd, "GET /echo?delay_ms=5000 HTTP/1.1\r\nHost: x\r\n\r\n");
-  assert_true(raw_wait_consumed(s.port, &fd, 1, T));
+  assert_true(wait_consumed(s.port, &fd, 1, T));
   kill(s.pid, SIGTERM);
   assert_true(srv_log_wait(&s, "draining", T));
-  double t0 = now_ms();
+  double t0 = harness_now_ms();
   int st = srv_stop(&s, SIGINT, T);
-  assert_true(now_ms() - t0 < 1000);
+  assert_true(harness_now_ms() - t0 < 1000);
   assert_int_equal(st, 128 + SIGINT);
   raw_close(fd);
 }
@@ -301,9 +309,9 @@ static void test_sigint_idle(void **state) {
   (void)state;
   srv_t s;
   assert_int_equal(srv_start(&s, NULL), 0);
-  double t0 = now_ms();
+  double t0 = harness_now_ms();
   assert_int_equal(srv_stop(&s, SIGINT, T), 0);
-  assert_true(now_ms() - t0 < 1000);
+  assert_true(harness_now_ms() - t0 < 1000);
 }
 
 int main(void) {

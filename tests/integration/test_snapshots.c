@@ -53,7 +53,7 @@ static void stream_close(stream_t *s) {
 
 /* The next whole data: line's JSON (malloc'd), or NULL after timeout_ms. */
 static char *next_data(stream_t *s, int timeout_ms) {
-  double end = now_ms() + timeout_ms;
+  double end = harness_now_ms() + timeout_ms;
   for (;;) {
     char *d = strstr(s->buf + s->off, "\ndata: ");
     char *nl = d != NULL ? strchr(d + 7, '\n') : NULL;
@@ -61,7 +61,7 @@ static char *next_data(stream_t *s, int timeout_ms) {
       s->off = (size_t)(nl - s->buf);
       return strndup(d + 7, (size_t)(nl - d - 7));
     }
-    int left = (int)(end - now_ms());
+    int left = (int)(end - harness_now_ms());
     struct pollfd p = {.fd = s->fd, .events = POLLIN};
     if (left <= 0 || s->len + 1 >= s->cap)
       return NULL;
@@ -125,11 +125,11 @@ static void stalls_of(const char *snap, const char *what, stalls_t *out) {
 }
 
 static void get_ok(int port, const char *path) {
-  resp_t r;
+  wire_resp_t r;
   assert_int_equal(raw_get(port, path, &r, T), 0);
   if (r.status != 200)
     fail_msg("%s: %d %s", path, r.status, r.body);
-  resp_free(&r);
+  wire_free(&r);
 }
 
 /* Three stalls before a stream opens: its first snapshot lists all three. */
@@ -243,10 +243,10 @@ static void test_backlog(void **state) {
   assert_int_equal(backlog_lines(s.port, "?backlog=2", &f2, &l2), 2);
   assert_true(l2 >= last); /* the newest two (the stream above added its own) */
   assert_int_equal(backlog_lines(s.port, "", &f2, &l2), 0);
-  resp_t r;
+  wire_resp_t r;
   assert_int_equal(raw_get(s.port, "/events?backlog=301", &r, T), 0);
   assert_int_equal(r.status, 400);
-  resp_free(&r);
+  wire_free(&r);
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }
 
@@ -299,17 +299,17 @@ static void test_running(void **state) {
   int fd = raw_connect(s.port);
   assert_int_equal(raw_sends(fd, "GET /block?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
   bool seen = false;
-  double end = now_ms() + 1500;
-  while (!seen && now_ms() < end)
+  double end = harness_now_ms() + 1500;
+  while (!seen && harness_now_ms() < end)
     for (int i = 0; i < N && !seen; i++) {
       char *snap = next_data(e[i], 20);
       seen = snap != NULL && strstr(snap, "\"running\":{\"request\":\"GET /block?ms=1500 from ");
       free(snap);
     }
   assert_true(seen);
-  resp_t r;
-  assert_int_equal(resp_read(fd, &r, T, false), 0);
-  resp_free(&r);
+  wire_resp_t r;
+  assert_int_equal(wire_read(fd, &r, T, false), 0);
+  wire_free(&r);
   raw_close(fd);
   for (int i = 0; i < N; i++)
     stream_close(e[i]);

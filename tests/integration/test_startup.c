@@ -1,4 +1,4 @@
-/* test_startup.c: start-up and exit that cannot crash or hang (issue 11):
+/* test_startup.c: start-up and exit that cannot crash or hang:
  * every open-files limit from 4 to 40 either serves or exits 1 with one
  * line; log consumers that stop reading hold neither the loop nor the exit;
  * work.queue_limit means the same in both modes. */
@@ -53,7 +53,7 @@ static int child_start(child_t *c, long nofile, bool want_stdout, const char *co
   if (c->pid < 0)
     return -1;
   if (c->pid == 0) {
-    child_dies_with(parent);
+    proc_dies_with(parent);
     dup2(ep[1], STDERR_FILENO);
     if (want_stdout)
       dup2(op[1], STDOUT_FILENO);
@@ -79,9 +79,9 @@ static int child_start(child_t *c, long nofile, bool want_stdout, const char *co
 
 /* Reads stderr until needle shows, EOF, or timeout. True if needle was seen. */
 static bool child_wait_log(child_t *c, const char *needle, int timeout_ms) {
-  double end = now_ms() + timeout_ms;
+  double end = harness_now_ms() + timeout_ms;
   while (strstr(c->log, needle) == NULL) {
-    int left = (int)(end - now_ms());
+    int left = (int)(end - harness_now_ms());
     struct pollfd p = {.fd = c->err_fd, .events = POLLIN};
     if (left <= 0 || c->err_fd < 0 || poll(&p, 1, left) <= 0)
       return false;
@@ -100,13 +100,13 @@ static bool child_wait_log(child_t *c, const char *needle, int timeout_ms) {
 /* Waits for the child to end: its exit status (128+N for signal N), or -1
  * when it did not end within timeout_ms (then it is killed). */
 static int child_wait(child_t *c, int timeout_ms, bool read_log) {
-  double end = now_ms() + timeout_ms;
+  double end = harness_now_ms() + timeout_ms;
   int status;
   for (;;) {
     pid_t r = waitpid(c->pid, &status, WNOHANG);
     if (r == c->pid)
       break;
-    if (now_ms() > end) {
+    if (harness_now_ms() > end) {
       kill(c->pid, SIGKILL);
       waitpid(c->pid, &status, 0);
       return -1;
@@ -150,15 +150,15 @@ static void one_limit(long nofile, const char *loops, int *served, int *refused)
   child_t c;
   const char *args[] = {"--loops", loops, NULL};
   assert_int_equal(child_start(&c, nofile, false, args), 0);
-  double t0 = now_ms();
+  double t0 = harness_now_ms();
   if (child_wait_log(&c, "listening on http://127.0.0.1:", START_DEADLINE_MS)) {
     const char *p = strstr(c.log, "listening on http://127.0.0.1:");
     int port = atoi(p + strlen("listening on http://127.0.0.1:"));
-    resp_t r;
+    wire_resp_t r;
     int got = raw_get(port, "/", &r, T);
     int status = got == 0 ? r.status : -1;
     if (got == 0)
-      resp_free(&r);
+      wire_free(&r);
     kill(c.pid, SIGTERM);
     int rc = child_wait(&c, T + 2000, true);
     if (status != 200 || rc != 0)
@@ -167,7 +167,7 @@ static void one_limit(long nofile, const char *loops, int *served, int *refused)
     (*served)++;
   } else {
     int rc = child_wait(&c, START_DEADLINE_MS, true);
-    double took = now_ms() - t0;
+    double took = harness_now_ms() - t0;
     char first[512];
     int lines = message_lines(c.log, first, sizeof first);
     if (rc != 1 || lines != 1 || took > START_DEADLINE_MS)
@@ -210,14 +210,14 @@ static void fill_pipe(int fd) {
 }
 
 static double metric(int port, const char *line_start) {
-  resp_t r;
+  wire_resp_t r;
   if (raw_get(port, "/metrics", &r, T) != 0)
     return -1;
   char want[128];
   snprintf(want, sizeof want, "\n%s", line_start); /* a sample, not its # HELP line */
   const char *p = strstr(r.body, want);
   double v = p != NULL ? strtod(p + strlen(want), NULL) : -1;
-  resp_free(&r);
+  wire_free(&r);
   return v;
 }
 
@@ -233,7 +233,7 @@ static void test_stuck_log_readers(void **state) {
   int port = atoi(strstr(c.log, "listening on http://127.0.0.1:") + 30);
   fill_pipe(c.err_fd);
   fill_pipe(c.out_fd);
-  resp_t r;
+  wire_resp_t r;
   double worst = 0, dropped = 0;
   /* each stall line names its request and peer (~80 bytes): the ring
    * (16 KiB) overflows within a few hundred (/block takes no padding
@@ -244,13 +244,13 @@ static void test_stuck_log_readers(void **state) {
     /* each /block is a stall: a stall line (event mode) on a full stderr */
     assert_int_equal(raw_get(port, path, &r, T), 0);
     assert_int_equal(r.status, 200);
-    resp_free(&r);
-    double t0 = now_ms();
+    wire_free(&r);
+    double t0 = harness_now_ms();
     assert_int_equal(raw_get(port, "/", &r, T), 0); /* another connection, answered */
     assert_int_equal(r.status, 200);
-    resp_free(&r);
-    if (now_ms() - t0 > worst)
-      worst = now_ms() - t0;
+    wire_free(&r);
+    if (harness_now_ms() - t0 > worst)
+      worst = harness_now_ms() - t0;
     if (i % 10 == 9)
       dropped = metric(port, "loopd_log_lines_dropped_total{log=\"stderr\"} ");
   }
@@ -261,10 +261,10 @@ static void test_stuck_log_readers(void **state) {
   else
     assert_true(dropped >= 0);
   assert_true(worst < (SANITIZED ? 2000 : 1000));
-  double t0 = now_ms();
+  double t0 = harness_now_ms();
   kill(c.pid, SIGTERM);
   int rc = child_wait(&c, 2000 + 4000, false); /* still unread */
-  fprintf(stderr, "# SIGTERM to exit: %.0f ms, status %d\n", now_ms() - t0, rc);
+  fprintf(stderr, "# SIGTERM to exit: %.0f ms, status %d\n", harness_now_ms() - t0, rc);
   assert_int_equal(rc, 0);
   child_close(&c);
 }
@@ -280,39 +280,39 @@ static void test_queue_limit(void **state) {
   assert_true(a >= 0 && b >= 0);
   assert_int_equal(raw_send_get(a, "/slow?ms=2000"), 0);
   assert_int_equal(raw_send_get(b, "/slow?ms=2000"), 0);
-  resp_t r;
-  double end = now_ms() + T, busy = -1;
-  while (now_ms() < end) { /* until both jobs run (or wait) */
+  wire_resp_t r;
+  double end = harness_now_ms() + T, busy = -1;
+  while (harness_now_ms() < end) { /* until both jobs run (or wait) */
     assert_int_equal(raw_get(s.port, "/lag", &r, T), 0);
     busy = json_num(r.body, "running") + json_num(r.body, "queued");
-    resp_free(&r);
+    wire_free(&r);
     if (busy == 2)
       break;
     usleep(10 * 1000); /* a retry pace under the deadline */
   }
   assert_true(busy == 2);
-  double t0 = now_ms();
+  double t0 = harness_now_ms();
   assert_int_equal(raw_get(s.port, "/slow?ms=2000", &r, T), 0);
-  double took = now_ms() - t0;
+  double took = harness_now_ms() - t0;
   assert_int_equal(r.status, 503);
-  assert_non_null(resp_header(&r, "Retry-After"));
-  resp_free(&r);
+  assert_non_null(wire_header(&r, "Retry-After"));
+  wire_free(&r);
   assert_true(took < 1000); /* at once, not after a job */
   assert_int_equal(raw_get(s.port, "/lag", &r, T), 0);
   assert_true(json_num(r.body, "rejected") == 1);
-  resp_free(&r);
+  wire_free(&r);
   assert_true(metric(s.port, "loopd_work_rejected_total ") == 1);
-  assert_int_equal(resp_read(a, &r, T, false), 0);
+  assert_int_equal(wire_read(a, &r, T, false), 0);
   assert_int_equal(r.status, 200);
-  resp_free(&r);
-  assert_int_equal(resp_read(b, &r, T, false), 0);
+  wire_free(&r);
+  assert_int_equal(wire_read(b, &r, T, false), 0);
   assert_int_equal(r.status, 200);
-  resp_free(&r);
+  wire_free(&r);
   raw_close(a);
   raw_close(b);
   assert_int_equal(raw_get(s.port, "/slow?ms=10", &r, T), 0); /* room again */
   assert_int_equal(r.status, 200);
-  resp_free(&r);
+  wire_free(&r);
   fprintf(stderr, "# %s: third /slow refused in %.1f ms\n", test_mode(), took);
   assert_int_equal(srv_stop(&s, SIGTERM, T), 0);
 }

@@ -3,7 +3,7 @@
 # so the suite cannot rot: every attack has its rows (loopd, and nginx where
 # it applies), each measured or skipped with a reason, nothing crashed, the
 # CSV and summary written. Not a benchmark: latency targets are not checked,
-# and "hung" (a known defect of the current server, issue 11) is a result.
+# and "hung" (a known defect of the current server, a stall the test records) is a result.
 set -uo pipefail
 src=${LOOPD_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 out=$(mktemp -d)

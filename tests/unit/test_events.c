@@ -17,6 +17,7 @@
 
 #include "routes.h"
 #include "monitor.h"
+#include "drive.h"
 #include "session.h"
 #include "util.h"
 
@@ -24,7 +25,7 @@ typedef struct fixture {
   config_t cfg;
   mon_hub_t *hub;
   mon_view_t view;
-  session_env_t env;
+  drive_env_t de;
   buf_t out;
 } fixture_t;
 
@@ -37,9 +38,9 @@ static int setup(void **state) {
   f->hub = mon_hub_new(&f->cfg, MODE_EVENT, 1, 1);
   assert_non_null(f->hub);
   f->view = (mon_view_t){.hub = f->hub, .self = 0};
-  session_env_init(&f->env, &f->cfg, routes_table(), MODE_EVENT, NULL);
-  f->env.route.mon = &f->view;
-  f->env.http = mon_hub_http(f->hub, 0);
+  drive_env_init(&f->de, &f->cfg, routes_table());
+  f->de.env.route.mon = &f->view;
+  f->de.env.http = mon_hub_http(f->hub, 0);
   buf_init(&f->out, 1 << 24);
   *state = f;
   return 0;
@@ -47,35 +48,29 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   fixture_t *f = *state;
-  session_env_free(&f->env);
+  drive_env_free(&f->de);
   mon_hub_free(f->hub);
   buf_free(&f->out);
   free(f);
   return 0;
 }
 
-static void sleep_ms(uint64_t ms) {
-  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-/* Sends the request; returns the step the session asks for. */
-static session_next_t open_stream(fixture_t *f, session_t *s, const char *target) {
+/* Sends the request; returns the step the session asks for. The stream's
+ * clock is real time: its delays are slept, and held for step(). */
+static session_next_t open_stream(fixture_t *f, drive_t *d, const char *target) {
   char req[256];
   snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", target);
-  session_init(s, &f->env, "10.0.0.1:1234", 1000);
-  session_next_t next;
-  session_feed(s, &f->out, req, strlen(req), 1000, &next);
-  return next;
+  drive_open(d, &f->de, "10.0.0.1:1234", 1000);
+  d->hold_delays = d->real_delays = true;
+  return drive_feed(d, req, strlen(req), &f->out);
 }
 
-/* Waits out the plan's delay (the stream's clock is real time), then continues. */
-static session_next_t step(fixture_t *f, session_t *s) {
-  const plan_t *p = session_plan(s);
+/* Waits out the plan's delay, then continues. */
+static session_next_t step(fixture_t *f, drive_t *d) {
+  const plan_t *p = session_plan(&d->s);
   assert_int_equal(p->kind, PLAN_DELAY);
   assert_true(p->delay_ms >= 1 && p->delay_ms <= 250); /* never sleeps past a drain check */
-  sleep_ms(p->delay_ms); /* deliberate: the mode's timer, on the clock the stream reads */
-  return session_continue(s, &f->out, 1000);
+  return drive_step(d, &f->out);
 }
 
 static size_t count(const buf_t *b, const char *needle) {
@@ -88,7 +83,7 @@ static size_t count(const buf_t *b, const char *needle) {
 
 static void test_backlog_skips(void **state) {
   fixture_t *f = *state;
-  session_t s;
+  drive_t s;
   assert_int_equal(open_stream(f, &s, "/events?interval_ms=50"), SESSION_PLAN);
   assert_int_equal(count(&f->out, "data: {\"seq\":0,"), 1); /* the first at once */
   size_t before = f->out.len;
@@ -96,14 +91,14 @@ static void test_backlog_skips(void **state) {
   uint64_t end = clock_ms() + 600;
   int steps = 0;
   while (clock_ms() < end) {
-    s.rc->out_backlog = 4096;
+    session_set_backlog(&s.s, 4096);
     assert_int_equal(step(f, &s), SESSION_PLAN);
     steps++;
   }
   assert_true(steps >= 2);
   assert_int_equal(f->out.len, before);
   /* drained: the next snapshot comes, and says how many it skipped */
-  s.rc->out_backlog = 0;
+  session_set_backlog(&s.s, 0);
   while (count(&f->out, "data: ") < 2)
     assert_int_equal(step(f, &s), SESSION_PLAN);
   const char *p = memmem(f->out.data + before, f->out.len - before, "\"skipped\":", 10);
@@ -112,7 +107,7 @@ static void test_backlog_skips(void **state) {
   print_message("skipped %ld of the ~12 due in 600 ms\n", skipped);
   assert_true(skipped >= 8); /* 12 fell due; a loaded machine only adds to it */
   assert_non_null(memmem(f->out.data + before, f->out.len - before, "{\"seq\":1,", 9));
-  session_free(&s);
+  drive_close(&s);
 }
 
 static int status_of_last(const buf_t *b) {
@@ -125,40 +120,40 @@ static int status_of_last(const buf_t *b) {
 
 static void test_slot_given_back(void **state) {
   fixture_t *f = *state;
-  session_t a, b, c;
+  drive_t a, b, c;
   assert_int_equal(open_stream(f, &a, "/events"), SESSION_PLAN);
   assert_int_equal(status_of_last(&f->out), 200);
   /* monitor.max_event_streams = 1: the second is refused */
   open_stream(f, &b, "/events");
   assert_int_equal(status_of_last(&f->out), 503);
   assert_non_null(strstr(f->out.data, "Retry-After: 5\r\n"));
-  session_free(&b);
+  drive_close(&b);
   /* the first client leaves mid-stream: its connection frees the session */
-  session_free(&a);
+  drive_close(&a);
   buf_reset(&f->out);
   assert_int_equal(open_stream(f, &c, "/events?count=1"), SESSION_READ); /* one snapshot, done */
   assert_int_equal(status_of_last(&f->out), 200);
   assert_int_equal(count(&f->out, "data: "), 1);
-  session_free(&c);
+  drive_close(&c);
   /* count=1 ended by itself (finish), so its slot is back too */
   buf_reset(&f->out);
-  session_t d;
+  drive_t d;
   open_stream(f, &d, "/events?count=1");
   assert_int_equal(status_of_last(&f->out), 200);
-  session_free(&d);
+  drive_close(&d);
 }
 
 static void test_drain_ends(void **state) {
   fixture_t *f = *state;
-  session_t s;
+  drive_t s;
   assert_int_equal(open_stream(f, &s, "/events?interval_ms=60000"), SESSION_PLAN);
-  f->env.route.draining = true;
+  f->de.env.route.draining = true;
   session_next_t next = step(f, &s);
   assert_true(next == SESSION_CLOSE || next == SESSION_READ);
   assert_non_null(memmem(f->out.data, f->out.len, ": server shutting down\n", 23));
   assert_true(f->out.len >= 5 && memcmp(f->out.data + f->out.len - 5, "0\r\n\r\n", 5) == 0);
-  session_free(&s);
-  f->env.route.draining = false;
+  drive_close(&s);
+  f->de.env.route.draining = false;
 }
 
 int main(void) {

@@ -10,15 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "routes.h"
+#include "drive.h"
 #include "monitor.h"
-#include "session.h"
+#include "routes.h"
 #include "util.h"
 
 typedef struct fixture {
   config_t cfg;
-  session_env_t env;
-  session_t s;
+  drive_env_t de;
+  drive_t d;
   buf_t out;
 } fixture_t;
 
@@ -30,8 +30,8 @@ static int setup(void **state) {
   config_set(&f->cfg, "limits.max_header_bytes", "300", err, sizeof err);
   config_set(&f->cfg, "limits.max_body_bytes", "50", err, sizeof err);
   config_set(&f->cfg, "server.allowed_hosts", "loopback,a", err, sizeof err);
-  session_env_init(&f->env, &f->cfg, routes_table(), MODE_EVENT, NULL);
-  session_init(&f->s, &f->env, "10.0.0.1:1234", 1000);
+  drive_env_init(&f->de, &f->cfg, routes_table());
+  drive_open(&f->d, &f->de, "10.0.0.1:1234", 1000);
   buf_init(&f->out, 1 << 24);
   *state = f;
   return 0;
@@ -39,32 +39,22 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   fixture_t *f = *state;
-  session_free(&f->s);
-  session_env_free(&f->env);
+  drive_close(&f->d);
+  drive_env_free(&f->de);
   buf_free(&f->out);
   free(f);
   return 0;
 }
 
-/* Feeds everything, carrying out plans at once (as the fuzzer does).
- * Returns the last step; *plans counts the plans seen. */
+/* Feeds everything, carrying out plans at once (drive.h). Returns the last
+ * step; *plans counts the plans seen. */
 static session_next_t feed(fixture_t *f, const char *data, size_t len, int *plans) {
-  session_next_t next = SESSION_READ;
-  size_t used = 0;
-  for (int guard = 0; guard < 10000; guard++) {
-    used += session_feed(&f->s, &f->out, data + used, len - used, 1000, &next);
-    while (next == SESSION_PLAN) {
-      if (plans)
-        (*plans)++;
-      const plan_t *p = session_plan(&f->s);
-      if (p->kind == PLAN_JOB)
-        p->job(f->s.rc);
-      next = session_continue(&f->s, &f->out, 1000);
-    }
-    if (next == SESSION_CLOSE || (next == SESSION_READ && used == len))
-      return next;
-  }
-  fail_msg("feed did not finish");
+  int before = f->d.plans;
+  session_next_t next = drive_feed(&f->d, data, len, &f->out);
+  if (f->d.stuck)
+    fail_msg("feed did not finish");
+  if (plans)
+    *plans += f->d.plans - before;
   return next;
 }
 
@@ -105,7 +95,7 @@ static void test_pipeline_order(void **state) {
   assert_int_equal(st[1], 202);
   assert_int_equal(st[2], 404);
   assert_int_equal(st[3], 200);
-  assert_int_equal(f->s.requests, 4);
+  assert_int_equal(f->d.s.requests, 4);
   assert_memory_equal(f->out.data + f->out.len - 2, "hi", 2);
 }
 
@@ -113,18 +103,18 @@ static void test_plan_pauses_parser(void **state) {
   fixture_t *f = *state;
   const char *two = "GET /echo?delay_ms=50 HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
   session_next_t next;
-  size_t used = session_feed(&f->s, &f->out, two, strlen(two), 1000, &next);
+  size_t used = session_feed(&f->d.s, &f->out, two, strlen(two), 1000, &next);
   assert_int_equal(next, SESSION_PLAN);
-  assert_int_equal(session_plan(&f->s)->kind, PLAN_DELAY);
-  assert_int_equal(session_plan(&f->s)->delay_ms, 50);
+  assert_int_equal(session_plan(&f->d.s)->kind, PLAN_DELAY);
+  assert_int_equal(session_plan(&f->d.s)->delay_ms, 50);
   assert_true(used < strlen(two)); /* the second request waits, unparsed */
   assert_int_equal(f->out.len, 0);
-  assert_int_equal(session_deadline(&f->s), UINT64_MAX); /* no read timeout while busy */
-  next = session_continue(&f->s, &f->out, 1050);
+  assert_int_equal(session_deadline(&f->d.s), UINT64_MAX); /* no read timeout while busy */
+  next = session_continue(&f->d.s, &f->out, 1050);
   assert_int_equal(next, SESSION_READ);
   assert_int_equal(only_status(f), 200);
   next = SESSION_READ;
-  used += session_feed(&f->s, &f->out, two + used, strlen(two) - used, 1050, &next);
+  used += session_feed(&f->d.s, &f->out, two + used, strlen(two) - used, 1050, &next);
   assert_int_equal(used, strlen(two));
   int st[4];
   assert_int_equal(statuses(f, st, 4), 2);
@@ -195,16 +185,16 @@ static void test_timeouts(void **state) {
   fixture_t *f = *state;
   const config_t *c = &f->cfg;
   /* idle from the start */
-  assert_int_equal(session_deadline(&f->s), 1000 + (uint64_t)c->limits.idle_timeout_ms);
+  assert_int_equal(session_deadline(&f->d.s), 1000 + (uint64_t)c->limits.idle_timeout_ms);
   session_next_t next;
-  session_feed(&f->s, &f->out, "GET / HT", 8, 2000, &next);
-  assert_int_equal(session_deadline(&f->s), 2000 + (uint64_t)c->limits.header_timeout_ms);
+  session_feed(&f->d.s, &f->out, "GET / HT", 8, 2000, &next);
+  assert_int_equal(session_deadline(&f->d.s), 2000 + (uint64_t)c->limits.header_timeout_ms);
   /* more header bytes do not move the header deadline */
-  session_feed(&f->s, &f->out, "TP/1.1\r\n", 8, 3000, &next);
-  assert_int_equal(session_deadline(&f->s), 2000 + (uint64_t)c->limits.header_timeout_ms);
-  assert_int_equal(session_timeout(&f->s, &f->out, 2500), SESSION_READ);
+  session_feed(&f->d.s, &f->out, "TP/1.1\r\n", 8, 3000, &next);
+  assert_int_equal(session_deadline(&f->d.s), 2000 + (uint64_t)c->limits.header_timeout_ms);
+  assert_int_equal(session_timeout(&f->d.s, &f->out, 2500), SESSION_READ);
   assert_int_equal(f->out.len, 0);
-  assert_int_equal(session_timeout(&f->s, &f->out, 2000 + (uint64_t)c->limits.header_timeout_ms),
+  assert_int_equal(session_timeout(&f->d.s, &f->out, 2000 + (uint64_t)c->limits.header_timeout_ms),
                    SESSION_CLOSE);
   assert_int_equal(only_status(f), 408);
   assert_non_null(memmem(f->out.data, f->out.len, "Connection: close", 17));
@@ -215,17 +205,17 @@ static void test_body_timeout_moves(void **state) {
   const config_t *c = &f->cfg;
   session_next_t next;
   const char *h = "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nab";
-  session_feed(&f->s, &f->out, h, strlen(h), 5000, &next);
-  assert_int_equal(session_deadline(&f->s), 5000 + (uint64_t)c->limits.body_timeout_ms);
-  session_feed(&f->s, &f->out, "cd", 2, 7000, &next);
-  assert_int_equal(session_deadline(&f->s), 7000 + (uint64_t)c->limits.body_timeout_ms);
+  session_feed(&f->d.s, &f->out, h, strlen(h), 5000, &next);
+  assert_int_equal(session_deadline(&f->d.s), 5000 + (uint64_t)c->limits.body_timeout_ms);
+  session_feed(&f->d.s, &f->out, "cd", 2, 7000, &next);
+  assert_int_equal(session_deadline(&f->d.s), 7000 + (uint64_t)c->limits.body_timeout_ms);
 }
 
 static void test_expect_continue_order(void **state) {
   fixture_t *f = *state;
   const char *h = "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
   session_next_t next;
-  session_feed(&f->s, &f->out, h, strlen(h), 1000, &next);
+  session_feed(&f->d.s, &f->out, h, strlen(h), 1000, &next);
   assert_int_equal(next, SESSION_READ);
   /* 100 Continue at once; the 200 is held until the body has arrived */
   const char cont[] = "HTTP/1.1 100 Continue\r\nServer: loopd\r\nDate: ";
@@ -233,16 +223,16 @@ static void test_expect_continue_order(void **state) {
   size_t cont_len = sizeof cont - 1 + DATE_LEN + 4; /* the Date, CRLF CRLF */
   assert_int_equal(f->out.len, cont_len);
   assert_memory_equal(f->out.data, cont, sizeof cont - 1);
-  session_feed(&f->s, &f->out, "ok", 2, 1000, &next);
+  session_feed(&f->d.s, &f->out, "ok", 2, 1000, &next);
   assert_true(f->out.len > cont_len);
   assert_memory_equal(f->out.data + cont_len - 4, ok, sizeof ok - 1);
   /* a delayed echo asks for the body only once its delay is over */
   buf_reset(&f->out);
   h = "POST /echo?delay_ms=5 HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
-  session_feed(&f->s, &f->out, h, strlen(h), 1000, &next);
+  session_feed(&f->d.s, &f->out, h, strlen(h), 1000, &next);
   assert_int_equal(next, SESSION_PLAN);
   assert_int_equal(f->out.len, 0);
-  assert_int_equal(session_continue(&f->s, &f->out, 1005), SESSION_READ);
+  assert_int_equal(session_continue(&f->d.s, &f->out, 1005), SESSION_READ);
   assert_int_equal(f->out.len, cont_len);
   assert_memory_equal(f->out.data, cont, sizeof cont - 1);
 }
@@ -258,17 +248,17 @@ static void test_http10_stream_until_close(void **state) {
   uint64_t t0 = clock_ns();
   mon_src_begin(src, t0, MON_NO_IDLE);
   mon_view_t view = {.hub = hub, .self = 0};
-  f->env.route.mon = &view;
+  f->de.env.route.mon = &view;
   const char *req = "GET /heartbeat?stream=1&count=2 HTTP/1.0\r\n\r\n";
   session_next_t next;
-  assert_int_equal(session_feed(&f->s, &f->out, req, strlen(req), 1000, &next), strlen(req));
+  assert_int_equal(session_feed(&f->d.s, &f->out, req, strlen(req), 1000, &next), strlen(req));
   /* each step finds no new beat and waits for one: the test beats */
   for (uint64_t beat = 1; next == SESSION_PLAN && beat <= 2; beat++) {
-    assert_int_equal(session_plan(&f->s)->kind, PLAN_DELAY);
+    assert_int_equal(session_plan(&f->d.s)->kind, PLAN_DELAY);
     mon_beat(src, t0 + beat * 100 * UINT64_C(1000000));
-    next = session_continue(&f->s, &f->out, 1000 + beat * 100);
+    next = session_continue(&f->d.s, &f->out, 1000 + beat * 100);
   }
-  f->env.route.mon = NULL;
+  f->de.env.route.mon = NULL;
   mon_hub_free(hub);
   assert_int_equal(next, SESSION_CLOSE);
   const char *end = memmem(f->out.data, f->out.len, "\r\n\r\n", 4);
@@ -313,15 +303,15 @@ static void test_head_has_no_body(void **state) {
 
 static void test_idle_and_trim(void **state) {
   fixture_t *f = *state;
-  assert_true(session_idle(&f->s));
+  assert_true(session_idle(&f->d.s));
   session_next_t next;
-  session_feed(&f->s, &f->out, "GE", 2, 1000, &next);
-  assert_false(session_idle(&f->s));
-  assert_non_null(f->s.hp.store);
-  session_feed(&f->s, &f->out, "T / HTTP/1.1\r\nHost: a\r\n\r\n", 25, 1000, &next);
-  assert_true(session_idle(&f->s));
-  assert_null(f->s.hp.store); /* the storage went back to the pool */
-  assert_int_equal(f->env.pool.nfree, 1);
+  session_feed(&f->d.s, &f->out, "GE", 2, 1000, &next);
+  assert_false(session_idle(&f->d.s));
+  assert_non_null(f->d.s.hp.store);
+  session_feed(&f->d.s, &f->out, "T / HTTP/1.1\r\nHost: a\r\n\r\n", 25, 1000, &next);
+  assert_true(session_idle(&f->d.s));
+  assert_null(f->d.s.hp.store); /* the storage went back to the pool */
+  assert_int_equal(f->de.env.pool.nfree, 1);
 }
 
 /* Feeds req step bytes at a time, each read from a scratch buffer that is
@@ -335,10 +325,10 @@ static void feed_scrubbed(fixture_t *f, const char *req, size_t step) {
     size_t n = len - pos < step ? len - pos : step;
     memcpy(scratch, req + pos, n);
     session_next_t next;
-    pos += session_feed(&f->s, &f->out, scratch, n, 1000, &next);
+    pos += session_feed(&f->d.s, &f->out, scratch, n, 1000, &next);
     memset(scratch, 'Z', sizeof scratch);
     while (next == SESSION_PLAN)
-      next = session_continue(&f->s, &f->out, 1000);
+      next = session_continue(&f->d.s, &f->out, 1000);
     assert_int_not_equal(next, SESSION_CLOSE);
   }
   assert_int_equal(pos, len);
@@ -369,33 +359,49 @@ static void test_head_outlives_its_reads(void **state) {
  * request and goes back after), and keeps a long IPv6 peer whole. */
 static void test_idle_holds_no_route_state(void **state) {
   fixture_t *f = *state;
-  assert_null(f->s.rc);
-  session_free(&f->s);
+  assert_null(f->d.s.rc);
+  drive_close(&f->d);
   const char *v6 = "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535";
-  session_init(&f->s, &f->env, v6, 1000);
-  assert_string_equal(f->s.peer, v6);
+  drive_open(&f->d, &f->de, v6, 1000);
+  assert_string_equal(f->d.s.peer, v6);
   assert_int_equal(feeds(f, "GET /echo HTTP/1.1\r\nHost: a\r\n\r\nGET /echo HTTP/1.1\r\nHost: a\r\n\r\n"),
                    SESSION_READ);
-  assert_null(f->s.rc);
-  assert_int_equal(f->env.rc_pool.n, 1); /* one state served both requests */
+  assert_null(f->d.s.rc);
+  assert_int_equal(f->de.env.rc_pool.n, 1); /* one state served both requests */
   assert_non_null(memmem(f->out.data, f->out.len, v6, strlen(v6)));
   /* a plan holds it until it is over */
   f->out.len = 0;
   session_next_t next;
   const char *req = "GET /echo?delay_ms=5 HTTP/1.1\r\nHost: a\r\n\r\n";
-  assert_int_equal(session_feed(&f->s, &f->out, req, strlen(req), 1000, &next), strlen(req));
+  assert_int_equal(session_feed(&f->d.s, &f->out, req, strlen(req), 1000, &next), strlen(req));
   assert_int_equal(next, SESSION_PLAN);
-  assert_non_null(f->s.rc);
-  assert_int_equal(f->env.rc_pool.n, 0);
-  assert_int_equal(session_continue(&f->s, &f->out, 1010), SESSION_READ);
-  assert_null(f->s.rc);
+  assert_non_null(f->d.s.rc);
+  assert_int_equal(f->de.env.rc_pool.n, 0);
+  assert_int_equal(session_continue(&f->d.s, &f->out, 1010), SESSION_READ);
+  assert_null(f->d.s.rc);
   assert_int_equal(only_status(f), 200);
+}
+
+/* A job runs on a copy of the request's route state and its result merges
+ * back: each of /slow's two 20 ms jobs ran, inline, for its full time. */
+static void test_job_runs_inline(void **state) {
+  fixture_t *f = *state;
+  int plans = 0;
+  assert_int_equal(feed(f, "GET /slow?ms=20&jobs=2 HTTP/1.1\r\nHost: a\r\n\r\n",
+                        strlen("GET /slow?ms=20&jobs=2 HTTP/1.1\r\nHost: a\r\n\r\n"), &plans),
+                   SESSION_READ);
+  assert_true(plans >= 1);
+  const char *ran = strstr(f->out.data, "\"ran_ms\":");
+  assert_non_null(ran);
+  assert_true(atof(ran + 9) >= 19.0);
+  assert_non_null(strstr(f->out.data, "\"jobs\":2"));
 }
 
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
   const struct CMUnitTest tests[] = {
-      T(test_pipeline_order),    T(test_plan_pauses_parser), T(test_byte_by_byte),
+      T(test_pipeline_order),
+      T(test_job_runs_inline),    T(test_plan_pauses_parser), T(test_byte_by_byte),
       T(test_request_line_limit), T(test_header_limit),       T(test_body_limit_chunked),
       T(test_timeouts),          T(test_body_timeout_moves), T(test_expect_continue_order),
       T(test_http10_stream_until_close), T(test_head_has_no_body), T(test_idle_and_trim),

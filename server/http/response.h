@@ -1,7 +1,7 @@
-/* resp.h: writing HTTP/1.1 responses into a buffer: status line, the headers
+/* response.h: writing HTTP/1.1 responses into a buffer: status line, the headers
  * every response carries (Server, Date, framing, Connection), chunk framing. */
-#ifndef LOOPD_RESP_H
-#define LOOPD_RESP_H
+#ifndef LOOPD_RESPONSE_H
+#define LOOPD_RESPONSE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -22,8 +22,6 @@ typedef struct resp_head {
   const char *extra;        /* more header lines, each ending in CRLF, or NULL */
 } resp_head_t;
 
-/* The reason phrase for a status ("Not Found"); "Unknown" for others. */
-const char *resp_reason(int status);
 /* Appends the status line and headers, up to and including the blank line. */
 int resp_write_head(buf_t *out, const resp_head_t *h, const char *date);
 /* Appends one chunk (nothing for n == 0) or the last chunk. */
@@ -32,6 +30,9 @@ int resp_write_last_chunk(buf_t *out);
 /* Appends the whole 503 sent to a connection over server.max_connections
  * (both modes); needs no session. */
 int resp_write_refused(buf_t *out, const char *date);
+/* The text/plain body of an error answer, "reason\n", into buf (cap >= 2;
+ * a longer reason is cut, the newline kept). Returns its length. */
+size_t resp_error_body(char *buf, size_t cap, const char *reason);
 /* "HTTP/1.1 100 Continue", with Server and Date like every response. */
 int resp_write_continue(buf_t *out, const char *date);
 

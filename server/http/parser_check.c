@@ -1,8 +1,9 @@
-/* http_check.c: the strictness checks llhttp does not make (Host, the one
+/* parser_check.c: the strictness checks llhttp does not make (Host, the one
  * reading of Transfer-Encoding, request-target forms, the rules over the whole
- * head) and the status every llhttp error answers with (SPEC section 5). */
-#include "http_check.h"
+ * head) and the status every llhttp error answers with. */
+#include "parser_int.h"
 
+#include <errno.h>
 #include <string.h>
 #include <strings.h>
 
@@ -28,7 +29,7 @@ static bool ipv6_byte(char c) {
 #define METHOD_NAMES 64
 static const char *method_names[METHOD_NAMES];
 
-void http_check_init(void) {
+void parser_check_init(void) {
   host_table_init();
 #define XX(num, name, string)                                                                     \
   if ((num) < METHOD_NAMES)                                                                        \
@@ -43,7 +44,7 @@ static const char *method_name(uint8_t m) {
   return llhttp_method_name((llhttp_method_t)m);
 }
 
-bool http_check_host(const char *v, size_t n) {
+bool parser_check_host(const char *v, size_t n) {
   size_t i = 0;
   if (n == 0)
     return false; /* an http URI always has a host (RFC 9110 4.2.1) */
@@ -79,7 +80,7 @@ bool http_check_host(const char *v, size_t n) {
 /* Transfer-Encoding: a comma list; only "chunked", once, is understood. A
  * list with no coding at all is malformed: beside a Content-Length it would
  * be read as "no Transfer-Encoding" here and as framing elsewhere. */
-int http_check_te(http_parser_t *hp, const char *v, size_t n) {
+int parser_check_te(parser_t *hp, const char *v, size_t n) {
   size_t i = 0;
   bool any = false;
   while (i < n) {
@@ -91,9 +92,9 @@ int http_check_te(http_parser_t *hp, const char *v, size_t n) {
     if (i == start)
       break;
     any = true;
-    if (HTTP_TOKEN_EQ(v + start, i - start, "chunked")) {
+    if (PARSER_TOKEN_EQ(v + start, i - start, "chunked")) {
       if (hp->te_chunked)
-        return http_fail(hp, 400, "chunked transfer coding applied twice");
+        return parser_fail(hp, 400, "chunked transfer coding applied twice");
       hp->te_chunked = true;
       /* llhttp reads "chunked" only when spaces alone follow it up to a
        * comma or the end; parameters or a tab make it another coding
@@ -101,7 +102,7 @@ int http_check_te(http_parser_t *hp, const char *v, size_t n) {
       while (i < n && v[i] == ' ')
         i++;
       if (i < n && v[i] != ',')
-        return http_fail(hp, 400, "invalid Transfer-Encoding: chunked takes no parameters");
+        return parser_fail(hp, 400, "invalid Transfer-Encoding: chunked takes no parameters");
     } else {
       hp->te_other = true;
     }
@@ -109,11 +110,11 @@ int http_check_te(http_parser_t *hp, const char *v, size_t n) {
       i++; /* transfer parameters */
   }
   if (!any)
-    return http_fail(hp, 400, "empty Transfer-Encoding");
+    return parser_fail(hp, 400, "empty Transfer-Encoding");
   return 0;
 }
 
-int http_status_of(const http_parser_t *hp, llhttp_errno_t err, const char **reason) {
+int parser_status_of(const parser_t *hp, llhttp_errno_t err, const char **reason) {
   /* Our callbacks set the status; llhttp reports errors from its *_complete
    * callbacks as HPE_CB_* rather than HPE_USER, so look at ours first. */
   if (hp->error_status != 0) {
@@ -133,7 +134,7 @@ int http_status_of(const http_parser_t *hp, llhttp_errno_t err, const char **rea
      * malformed, not another version. */
     const char *pos = llhttp_get_error_pos(&hp->p);
     if (hp->version_digit != 0 && pos != NULL && pos >= hp->exec_start && pos < hp->exec_end &&
-        *pos == '\r' && http_byte_before(hp, pos, 2) == '.') {
+        *pos == '\r' && parser_byte_before(hp, pos, 2) == '.') {
       *reason = "only HTTP/1.0 and HTTP/1.1 are supported";
       return 505;
     }
@@ -173,9 +174,9 @@ int http_status_of(const http_parser_t *hp, llhttp_errno_t err, const char **rea
 }
 
 /* Splits the target into path and query; origin-form or absolute-form only. */
-static int split_target(http_parser_t *hp) {
+static int split_target(parser_t *hp) {
   http_req_t *r = &hp->store->req;
-  const char *t = http_store_base(hp->store) + hp->store->target;
+  const char *t = req_store_base(hp->store) + hp->store->target;
   size_t n = r->target_len;
   r->target = t;
   const char *path = t;
@@ -193,7 +194,7 @@ static int split_target(http_parser_t *hp) {
     else if (n > 8 && strncasecmp(t, "https://", 8) == 0)
       skip = 8;
     else
-      return http_fail(hp, 400, "request target must be a path or an absolute URI");
+      return parser_fail(hp, 400, "request target must be a path or an absolute URI");
     hp->store->host_verdict = 0; /* the authority here, not Host, is checked (guard.h) */
     path = memchr(t + skip, '/', n - skip);
     if (path == NULL) {
@@ -205,13 +206,13 @@ static int split_target(http_parser_t *hp) {
       return 0;
     }
   } else if (n == 0) {
-    return http_fail(hp, 400, "empty request target");
+    return parser_fail(hp, 400, "empty request target");
   }
   size_t rest = n - (size_t)(path - t);
   const char *q = NULL;
   for (size_t i = 0; i < rest; i++) { /* one pass: most targets are short */
     if (path[i] == '#')
-      return http_fail(hp, 400, "fragment in request target");
+      return parser_fail(hp, 400, "fragment in request target");
     if (path[i] == '?' && q == NULL)
       q = path + i;
   }
@@ -224,17 +225,17 @@ static int split_target(http_parser_t *hp) {
 
 /* The rules over the head's framing and expectations, in the order their
  * errors take precedence. */
-static int check_framing(http_parser_t *hp, http_req_t *r, unsigned flags) {
+static int check_framing(parser_t *hp, http_req_t *r, unsigned flags) {
   if ((flags & F_TRANSFER_ENCODING) && r->minor == 0)
-    return http_fail(hp, 400, "Transfer-Encoding in an HTTP/1.0 request"), -1;
+    return parser_fail(hp, 400, "Transfer-Encoding in an HTTP/1.0 request"), -EPROTO;
   if (hp->te_other)
-    return http_fail(hp, 501, "only the chunked transfer coding is supported"), -1;
+    return parser_fail(hp, 501, "only the chunked transfer coding is supported"), -EPROTO;
   if (hp->te_chunked != ((flags & F_CHUNKED) != 0)) /* one reading of the header, not two */
-    return http_fail(hp, 400, "invalid Transfer-Encoding"), -1;
+    return parser_fail(hp, 400, "invalid Transfer-Encoding"), -EPROTO;
   if (r->content_length > hp->cfg->limits.max_body_bytes)
-    return http_fail(hp, 413, "request body too large"), -1;
+    return parser_fail(hp, 413, "request body too large"), -EPROTO;
   if (hp->expect_other)
-    return http_fail(hp, 417, "only Expect: 100-continue is supported"), -1;
+    return parser_fail(hp, 417, "only Expect: 100-continue is supported"), -EPROTO;
   if (r->minor == 0)
     r->expect_continue = false; /* 1.0 clients cannot expect it (RFC 9110 10.1.1) */
   if (!r->has_body)
@@ -242,14 +243,14 @@ static int check_framing(http_parser_t *hp, http_req_t *r, unsigned flags) {
   return 0;
 }
 
-int http_finish_head(http_parser_t *hp) {
+int parser_finish_head(parser_t *hp) {
   llhttp_t *p = &hp->p;
   http_req_t *r = &hp->store->req;
   if (!hp->line_done) {
     /* llhttp reads "GET /" alone as HTTP/0.9, and skips the version callback for "HTTP/0.9" */
     if (hp->version_digit != 0)
-      return http_fail(hp, 505, "only HTTP/1.0 and HTTP/1.1 are supported"), -1;
-    return http_fail(hp, 400, "request line has no HTTP version"), -1;
+      return parser_fail(hp, 505, "only HTTP/1.0 and HTTP/1.1 are supported"), -EPROTO;
+    return parser_fail(hp, 400, "request line has no HTTP version"), -EPROTO;
   }
   unsigned flags = p->flags;
   r->method_id = p->method;
@@ -267,9 +268,9 @@ int http_finish_head(http_parser_t *hp) {
   r->keep_alive = r->minor > 0 ? !(flags & F_CONNECTION_CLOSE)
                                : (flags & F_CONNECTION_KEEP_ALIVE) != 0;
   if (split_target(hp) != 0)
-    return -1;
+    return -EPROTO;
   if (hp->host_count == 0 && r->minor == 1)
-    return http_fail(hp, 400, "missing Host header"), -1;
+    return parser_fail(hp, 400, "missing Host header"), -EPROTO;
   /* most heads: no body, no Transfer-Encoding, no Expect: nothing to check */
   if (!(flags & (F_TRANSFER_ENCODING | F_CHUNKED | F_CONTENT_LENGTH)) && !hp->te_other &&
       !hp->te_chunked && !hp->expect_other) {

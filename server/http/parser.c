@@ -1,12 +1,12 @@
-/* http.c: llhttp glue with loopd's own strictness and limits. */
-#include "http.h"
+/* parser.c: llhttp glue with loopd's own strictness and limits. */
+#include "parser.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <strings.h>
 
-#include "http_check.h"
-#include "http_store.h"
+#include "parser_int.h"
 #include "util.h"
 
 #define MAX_EXTENSION_BYTES 4096
@@ -17,28 +17,27 @@ enum { CB_NONE, CB_FIELD, CB_VALUE };
 enum { PENDING_NONE = 0, PENDING_HEAD = 1, PENDING_DONE = 2 };
 enum { HK_OTHER, HK_HOST, HK_TE, HK_EXPECT };
 
-static http_parser_t *from(llhttp_t *p) { return p->data; }
+static parser_t *from(llhttp_t *p) { return p->data; }
 
 /* Two sets of callbacks: the head's, and (from the end of the head on) the
  * same with the trailer section's field callbacks. */
 static llhttp_settings_t settings, trailer_settings;
 
-#define fail http_fail
 
 /* Adds a span to one of the store's pieces; 431 when the store is full. */
-static int piece(http_parser_t *hp, uint32_t *off, uint32_t *len, const char *at, size_t n) {
-  if (http_store_piece(hp->store, off, len, at, n) != 0)
-    return fail(hp, 431, "request header fields too large");
+static int piece(parser_t *hp, uint32_t *off, uint32_t *len, const char *at, size_t n) {
+  if (req_store_piece(hp->store, off, len, at, n) != 0)
+    return parser_fail(hp, 431, "request header fields too large");
   return 0;
 }
 
 /* ---- llhttp callbacks ---- */
 
 static int on_message_begin(llhttp_t *p) {
-  http_parser_t *hp = from(p);
-  if (hp->store == NULL && (hp->store = http_store_get(hp)) == NULL)
-    return fail(hp, 503, "out of memory");
-  http_store_begin(hp->store, hp->feed_data);
+  parser_t *hp = from(p);
+  if (hp->store == NULL && (hp->store = req_store_get(hp->pool, hp->cfg)) == NULL)
+    return parser_fail(hp, 503, "out of memory");
+  req_store_begin(hp->store, hp->feed_data);
   hp->line_bytes = 0;
   hp->body_bytes = 0;
   hp->extra_bytes = 0;
@@ -51,7 +50,7 @@ static int on_message_begin(llhttp_t *p) {
   hp->te_chunked = false;
   hp->te_other = false;
   hp->expect_other = false;
-  /* http_finish_head sets the rest; these are read before it (a pin) or
+  /* parser_finish_head sets the rest; these are read before it (a pin) or
    * set only by a header (Expect) */
   http_req_t *r = &hp->store->req;
   r->target = r->path = r->query = NULL;
@@ -67,31 +66,31 @@ static int on_method(llhttp_t *p, const char *at, size_t len) {
 }
 
 static int on_url(llhttp_t *p, const char *at, size_t len) {
-  http_parser_t *hp = from(p);
+  parser_t *hp = from(p);
   /* llhttp takes several spaces between method and target; the grammar has one. */
-  if (hp->store->target_len == 0 && http_byte_before(hp, at, 2) == ' ')
-    return fail(hp, 400, "malformed request line");
+  if (hp->store->target_len == 0 && parser_byte_before(hp, at, 2) == ' ')
+    return parser_fail(hp, 400, "malformed request line");
   hp->line_bytes += len;
   /* The byte that ends the span ends the target (a span cut by the end of a
    * read goes on, maybe empty, in the next one). CR or LF there is an
    * HTTP/0.9-style line, which llhttp takes and then waits for headers that
    * never come: answer it now. */
   if (at + len < hp->exec_end && (at[len] == '\r' || at[len] == '\n'))
-    return fail(hp, 400, "request line has no HTTP version");
+    return parser_fail(hp, 400, "request line has no HTTP version");
   /* method SP target SP HTTP/x.y: line_bytes + 10 once the version arrives */
   if (hp->line_bytes + 10 > (uint64_t)hp->cfg->limits.max_request_line_bytes)
-    return fail(hp, 414, "request line too long");
+    return parser_fail(hp, 414, "request line too long");
   return piece(hp, &hp->store->target, &hp->store->target_len, at, len);
 }
 
 static int on_url_complete(llhttp_t *p) {
-  http_parser_t *hp = from(p);
+  parser_t *hp = from(p);
   hp->store->req.target_len = hp->store->target_len;
   return 0;
 }
 
 static int on_version(llhttp_t *p, const char *at, size_t len) {
-  http_parser_t *hp = from(p);
+  parser_t *hp = from(p);
   if (hp->version_digit == 0 && len > 0 && at[0] >= '0' && at[0] <= '9')
     hp->version_digit = (uint8_t)at[0];
   hp->line_bytes += len;
@@ -100,28 +99,28 @@ static int on_version(llhttp_t *p, const char *at, size_t len) {
 }
 
 static int on_version_complete(llhttp_t *p) {
-  http_parser_t *hp = from(p);
+  parser_t *hp = from(p);
   /* llhttp accepts a bare LF after the request line; RFC 9112 only allows it
    * as a leniency, and lenient parsers disagreeing is how smuggling starts. */
   if (hp->version_end == NULL)
     hp->need_cr = true; /* the next byte comes with the next read */
   else if (*hp->version_end != '\r')
-    return fail(hp, 400, "request line must end with CRLF");
+    return parser_fail(hp, 400, "request line must end with CRLF");
   if (p->http_major != 1 || p->http_minor > 1)
-    return fail(hp, 505, "only HTTP/1.0 and HTTP/1.1 are supported");
+    return parser_fail(hp, 505, "only HTTP/1.0 and HTTP/1.1 are supported");
   hp->line_done = true;
   return 0;
 }
 
-static int count_extra(http_parser_t *hp, size_t len) {
+static int count_extra(parser_t *hp, size_t len) {
   hp->extra_bytes += len;
   if (hp->extra_bytes > (uint64_t)hp->cfg->limits.max_header_bytes)
-    return fail(hp, 431, "trailer section too large");
+    return parser_fail(hp, 431, "trailer section too large");
   return 0;
 }
 
 /* A new header field begins: a slot for it in the store. */
-static int new_field(http_parser_t *hp) {
+static int new_field(parser_t *hp) {
   http_store_t *s = hp->store;
   hp->last_cb = CB_FIELD;
   hp->value_started = false;
@@ -129,10 +128,10 @@ static int new_field(http_parser_t *hp) {
     uint32_t cap = s->hdr_cap ? s->hdr_cap * 2 : 16;
     uint32_t most = (uint32_t)(hp->cfg->limits.max_header_bytes / 3 + 1);
     if (s->hdr_cap >= most)
-      return fail(hp, 431, "too many header fields");
+      return parser_fail(hp, 431, "too many header fields");
     http_hdr_t *h = realloc(s->hdr, cap * sizeof *h);
     if (h == NULL)
-      return fail(hp, 503, "out of memory");
+      return parser_fail(hp, 503, "out of memory");
     s->hdr = h;
     s->hdr_cap = cap;
   }
@@ -142,7 +141,7 @@ static int new_field(http_parser_t *hp) {
 }
 
 static int on_header_field(llhttp_t *p, const char *at, size_t len) {
-  http_parser_t *hp = from(p);
+  parser_t *hp = from(p);
   if (hp->last_cb != CB_FIELD && new_field(hp) != 0)
     return HPE_USER;
   http_hdr_t *h = hp->cur_hdr;
@@ -150,24 +149,24 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
 }
 
 static int on_header_field_complete(llhttp_t *p) {
-  http_parser_t *hp = from(p);
+  parser_t *hp = from(p);
   const http_hdr_t *h = hp->cur_hdr;
   if (h->name_len == 0)
-    return fail(hp, 400, "empty header name");
+    return parser_fail(hp, 400, "empty header name");
   hp->value_end = NULL;
-  const char *name = http_store_base(hp->store) + h->name;
+  const char *name = req_store_base(hp->store) + h->name;
   hp->cur_kind = HK_OTHER;
   switch (h->name_len) { /* the length first: most names are none of these */
   case 4:
-    if (HTTP_TOKEN_EQ(name, 4, "host"))
+    if (PARSER_TOKEN_EQ(name, 4, "host"))
       hp->cur_kind = HK_HOST;
     break;
   case 6:
-    if (HTTP_TOKEN_EQ(name, 6, "expect"))
+    if (PARSER_TOKEN_EQ(name, 6, "expect"))
       hp->cur_kind = HK_EXPECT;
     break;
   case 17:
-    if (HTTP_TOKEN_EQ(name, 17, "transfer-encoding"))
+    if (PARSER_TOKEN_EQ(name, 17, "transfer-encoding"))
       hp->cur_kind = HK_TE;
     break;
   default:
@@ -179,9 +178,9 @@ static int on_header_field_complete(llhttp_t *p) {
 /* llhttp hands an obs-fold continuation over as a second span of the same
  * value. A second span is legitimate only when the first one stopped at the
  * end of the previous read and this one starts the next. */
-static int value_span(http_parser_t *hp, const char *at, size_t len) {
+static int value_span(parser_t *hp, const char *at, size_t len) {
   if (hp->value_started && !(hp->value_end == NULL && at == hp->exec_start))
-    return fail(hp, 400, "obsolete header line folding");
+    return parser_fail(hp, 400, "obsolete header line folding");
   hp->value_started = true;
   hp->value_end = (at + len == hp->exec_end) ? NULL : at + len;
   hp->last_cb = CB_VALUE;
@@ -189,7 +188,7 @@ static int value_span(http_parser_t *hp, const char *at, size_t len) {
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len) {
-  http_parser_t *hp = from(p);
+  parser_t *hp = from(p);
   if (value_span(hp, at, len) != 0)
     return HPE_USER;
   http_hdr_t *h = hp->cur_hdr;
@@ -199,7 +198,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len) {
 /* ---- trailers (after a chunked body): counted and checked, not stored ---- */
 
 static int on_trailer_field(llhttp_t *p, const char *at, size_t len) {
-  http_parser_t *hp = from(p);
+  parser_t *hp = from(p);
   if (hp->last_cb != CB_FIELD) {
     hp->last_cb = CB_FIELD;
     hp->field_bytes = false;
@@ -211,15 +210,15 @@ static int on_trailer_field(llhttp_t *p, const char *at, size_t len) {
 }
 
 static int on_trailer_field_complete(llhttp_t *p) {
-  http_parser_t *hp = from(p);
+  parser_t *hp = from(p);
   if (!hp->field_bytes)
-    return fail(hp, 400, "empty header name");
+    return parser_fail(hp, 400, "empty header name");
   hp->value_end = NULL;
   return 0;
 }
 
 static int on_trailer_value(llhttp_t *p, const char *at, size_t len) {
-  http_parser_t *hp = from(p);
+  parser_t *hp = from(p);
   if (value_span(hp, at, len) != 0)
     return HPE_USER;
   return count_extra(hp, len);
@@ -235,7 +234,7 @@ static int on_trailer_value_complete(llhttp_t *p) {
 static bool host_valid(http_store_t *s, const char *v, uint32_t n) {
   if (n != 0 && n == s->host_ok_len && memcmp(v, s->host_ok, n) == 0)
     return true;
-  if (!http_check_host(v, n))
+  if (!parser_check_host(v, n))
     return false;
   s->host_ok_len = 0;
   s->host_verdict = 0;
@@ -247,24 +246,24 @@ static bool host_valid(http_store_t *s, const char *v, uint32_t n) {
 }
 
 static int on_header_value_complete(llhttp_t *p) {
-  http_parser_t *hp = from(p);
+  parser_t *hp = from(p);
   hp->last_cb = CB_VALUE;
   http_store_t *s = hp->store;
   const http_hdr_t *h = hp->cur_hdr;
-  const char *v = http_store_base(s) + h->value;
+  const char *v = req_store_base(s) + h->value;
   switch (hp->cur_kind) {
   case HK_HOST:
     if (++hp->host_count > 1)
-      return fail(hp, 400, "repeated Host header");
+      return parser_fail(hp, 400, "repeated Host header");
     if (!host_valid(s, v, h->value_len))
-      return fail(hp, 400, h->value_len == 0 ? "empty Host header" : "invalid Host header");
+      return parser_fail(hp, 400, h->value_len == 0 ? "empty Host header" : "invalid Host header");
     break;
   case HK_TE:
-    if (http_check_te(hp, v, h->value_len) != 0)
+    if (parser_check_te(hp, v, h->value_len) != 0)
       return HPE_USER;
     break;
   case HK_EXPECT:
-    if (HTTP_TOKEN_EQ(v, h->value_len, "100-continue"))
+    if (PARSER_TOKEN_EQ(v, h->value_len, "100-continue"))
       hp->store->req.expect_continue = true;
     else
       hp->expect_other = true;
@@ -288,35 +287,35 @@ static bool completes_with_head(const llhttp_t *p) {
 }
 
 static int on_headers_complete(llhttp_t *p) {
-  http_parser_t *hp = from(p);
+  parser_t *hp = from(p);
   hp->pending = PENDING_HEAD;
   p->settings = &trailer_settings; /* any later field is a trailer */
   return completes_with_head(p) ? 0 : HPE_PAUSED;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len) {
-  http_parser_t *hp = from(p);
+  parser_t *hp = from(p);
   hp->body_bytes += len;
   if (hp->body_bytes > (uint64_t)hp->cfg->limits.max_body_bytes)
-    return fail(hp, 413, "request body too large");
+    return parser_fail(hp, 413, "request body too large");
   hp->ev->on_body(hp->owner, at, len);
   return 0;
 }
 
 /* A chunk announces its size: refuse it before its bytes arrive. */
 static int on_chunk_header(llhttp_t *p) {
-  http_parser_t *hp = from(p);
+  parser_t *hp = from(p);
   if (p->content_length > (uint64_t)hp->cfg->limits.max_body_bytes - hp->body_bytes)
-    return fail(hp, 413, "request body too large");
+    return parser_fail(hp, 413, "request body too large");
   return 0;
 }
 
 static int on_chunk_extension(llhttp_t *p, const char *at, size_t len) {
-  http_parser_t *hp = from(p);
+  parser_t *hp = from(p);
   (void)at;
   hp->extra_bytes += len;
   if (hp->extra_bytes > MAX_EXTENSION_BYTES)
-    return fail(hp, 400, "chunk extensions too long");
+    return parser_fail(hp, 400, "chunk extensions too long");
   return 0;
 }
 
@@ -326,7 +325,7 @@ static int on_message_complete(llhttp_t *p) {
 }
 
 static void settings_init(void) {
-  http_check_init();
+  parser_check_init();
   llhttp_settings_init(&settings);
   settings.on_message_begin = on_message_begin;
   settings.on_method = on_method;
@@ -351,8 +350,8 @@ static void settings_init(void) {
   trailer_settings.on_header_value_complete = on_trailer_value_complete;
 }
 
-void http_parser_init(http_parser_t *hp, const config_t *cfg, http_store_pool_t *pool,
-                      const http_events_t *ev, void *owner) {
+void parser_init(parser_t *hp, const config_t *cfg, http_store_pool_t *pool,
+                      const parser_events_t *ev, void *owner) {
   static pthread_once_t once = PTHREAD_ONCE_INIT;
   pthread_once(&once, settings_init);
   memset(hp, 0, sizeof *hp);
@@ -367,7 +366,7 @@ void http_parser_init(http_parser_t *hp, const config_t *cfg, http_store_pool_t 
 
 /* At a pause for the end of the head (or of a chunked message's trailers),
  * the bytes just consumed must be CRLF: llhttp also takes a bare LF there. */
-static bool ends_with_crlf(const http_parser_t *hp, const char *pos) {
+static bool ends_with_crlf(const parser_t *hp, const char *pos) {
   if (!(hp->pending & PENDING_HEAD) && !(hp->p.flags & F_CHUNKED))
     return true; /* ends with its body, or with its head (checked at the head) */
   if (pos <= hp->exec_start)
@@ -378,22 +377,22 @@ static bool ends_with_crlf(const http_parser_t *hp, const char *pos) {
 }
 
 /* Bytes the head may use: the request line (once known) plus the header section. */
-static uint64_t head_limit(const http_parser_t *hp) {
+static uint64_t head_limit(const parser_t *hp) {
   const config_t *c = hp->cfg;
   uint64_t line = hp->line_done ? hp->line_bytes + 9 /* spaces, "HTTP/", CRLF */
                                  : (uint64_t)c->limits.max_request_line_bytes + 2;
   return line + (uint64_t)c->limits.max_header_bytes + 2;
 }
 
-static int head_overflow(http_parser_t *hp) {
+static int head_overflow(parser_t *hp) {
   if (!hp->line_done)
-    return fail(hp, 414, "request line too long");
-  return fail(hp, 431, "request header fields too large");
+    return parser_fail(hp, 414, "request line too long");
+  return parser_fail(hp, 431, "request header fields too large");
 }
 
 /* One llhttp_execute over what the head may still use of [p, end).
  * Returns 1 when an event is pending, 0 to go on, -1 on an error. */
-static int execute(http_parser_t *hp, const char **pp, const char *end) {
+static int execute(parser_t *hp, const char **pp, const char *end) {
   const char *p = *pp;
   size_t n = (size_t)(end - p);
   if (hp->in_head) {
@@ -405,7 +404,7 @@ static int execute(http_parser_t *hp, const char **pp, const char *end) {
   if (hp->need_cr && n > 0) {
     hp->need_cr = false;
     if (*p != '\r')
-      return fail(hp, 400, "request line must end with CRLF"), -1;
+      return parser_fail(hp, 400, "request line must end with CRLF"), -EPROTO;
   }
   hp->exec_start = p;
   hp->exec_end = p + n;
@@ -413,7 +412,7 @@ static int execute(http_parser_t *hp, const char **pp, const char *end) {
   size_t used = err == HPE_OK ? n : (size_t)(hp->p.error_pos - p); /* llhttp_get_error_pos */
   if ((err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) && hp->pending != PENDING_NONE &&
       !ends_with_crlf(hp, p + used))
-    return fail(hp, 400, "header section must end with CRLF"), -1;
+    return parser_fail(hp, 400, "header section must end with CRLF"), -EPROTO;
   if (used > 0) {
     hp->last_byte2 = used > 1 ? p[used - 2] : hp->last_byte;
     hp->last_byte = p[used - 1];
@@ -428,39 +427,39 @@ static int execute(http_parser_t *hp, const char **pp, const char *end) {
   }
   if (err == HPE_OK) {
     if (hp->in_head && hp->head_used > head_limit(hp))
-      return head_overflow(hp), -1;
+      return head_overflow(hp), -EPROTO;
     return 0;
   }
   if (err != HPE_PAUSED) {
-    hp->error_status = http_status_of(hp, llhttp_get_errno(&hp->p), &hp->error_reason);
-    return -1;
+    hp->error_status = parser_status_of(hp, llhttp_get_errno(&hp->p), &hp->error_reason);
+    return -EPROTO;
   }
   hp->p.error = HPE_OK; /* llhttp_resume, which is what HPE_PAUSED needs */
   return 1;
 }
 
 /* Tells the owner about the pending event(s). rest: bytes of this feed after
- * them. Returns HTTP_EV_OK or HTTP_EV_PAUSE, or -1 on an error. A paused head
+ * them. Returns PARSER_EV_OK or PARSER_EV_PAUSE, or -EPROTO (-ENOMEM) on an error. A paused head
  * keeps its message's end pending for the next feed. */
-static int deliver(http_parser_t *hp, size_t rest) {
+static int deliver(parser_t *hp, size_t rest) {
   int ev = hp->pending;
-  int r = HTTP_EV_OK;
+  int r = PARSER_EV_OK;
   if (ev == PENDING_NONE)
-    return HTTP_EV_OK; /* a pause that was not ours */
+    return PARSER_EV_OK; /* a pause that was not ours */
   hp->pending = PENDING_NONE;
   hp->rest = rest;
   if (ev & PENDING_HEAD) {
     hp->in_head = false;
     if (hp->head_used > head_limit(hp))
-      return head_overflow(hp), -1;
-    if (http_finish_head(hp) != 0)
-      return -1;
+      return head_overflow(hp), -EPROTO;
+    if (parser_finish_head(hp) != 0)
+      return -EPROTO;
     if (ev & PENDING_DONE)
       hp->pending = PENDING_DONE;
     else
       hp->kick = true; /* llhttp goes on with the body */
     r = hp->ev->on_head(hp->owner, &hp->store->req);
-    if (r == HTTP_EV_PAUSE || !(ev & PENDING_DONE)) {
+    if (r == PARSER_EV_PAUSE || !(ev & PENDING_DONE)) {
       hp->rest = 0;
       return r;
     }
@@ -477,19 +476,19 @@ static int deliver(http_parser_t *hp, size_t rest) {
 /* The feed ends: a message that goes on past it (a head cut by the end of
  * the bytes, a body to come, an owner that paused) keeps its head as a copy,
  * since the mode may reuse these bytes. 0, or -1 out of memory. */
-static int keep_store(http_parser_t *hp, bool paused) {
+static int keep_store(parser_t *hp, bool paused) {
   http_store_t *st = hp->store;
-  if (st == NULL || st->copied || (!paused && http_parser_idle(hp)))
+  if (st == NULL || st->copied || (!paused && parser_idle(hp)))
     return 0;
-  if (http_store_pin(st) != 0)
-    return fail(hp, 503, "out of memory"), -1;
+  if (req_store_pin(st) != 0)
+    return parser_fail(hp, 503, "out of memory"), -ENOMEM;
   return 0;
 }
 
-size_t http_parser_feed(http_parser_t *hp, const char *data, size_t len, http_result_t *result) {
+size_t parser_feed(parser_t *hp, const char *data, size_t len, parser_result_t *result) {
   const char *p = data;
   const char *end = data + len;
-  *result = HTTP_OK;
+  *result = PARSER_OK;
   hp->feed_data = data;
   /* After headers complete, llhttp needs one more call (even with no bytes)
    * to go on with the message: "kick" asks for it. */
@@ -505,10 +504,10 @@ size_t http_parser_feed(http_parser_t *hp, const char *data, size_t len, http_re
     int r = deliver(hp, (size_t)(end - p));
     if (r < 0)
       goto error;
-    if (r == HTTP_EV_PAUSE) {
+    if (r == PARSER_EV_PAUSE) {
       if (keep_store(hp, true) != 0)
         goto error;
-      *result = HTTP_PAUSED;
+      *result = PARSER_PAUSED;
       return (size_t)(p - data);
     }
   }
@@ -517,33 +516,42 @@ size_t http_parser_feed(http_parser_t *hp, const char *data, size_t len, http_re
   return len;
 
 error:
-  *result = HTTP_ERROR;
+  *result = PARSER_ERROR;
   return (size_t)(p - data);
 }
 
-bool http_parser_idle(const http_parser_t *hp) { return hp->in_head && hp->head_used == 0; }
+bool parser_idle(const parser_t *hp) { return hp->in_head && hp->head_used == 0; }
 
-void http_parser_release(http_parser_t *hp) {
-  if (hp->store != NULL && http_parser_idle(hp)) {
-    http_store_put(hp, hp->store);
+void parser_release(parser_t *hp) {
+  if (hp->store != NULL && parser_idle(hp)) {
+    req_store_put(hp->pool, hp->store);
     hp->store = NULL;
   }
 }
 
-const char *http_parser_target(const http_parser_t *hp, size_t *len) {
+const char *parser_target(const parser_t *hp, size_t *len) {
   *len = hp->store->req.target_len;
-  return http_store_base(hp->store) + hp->store->target;
+  return req_store_base(hp->store) + hp->store->target;
 }
 
-void http_parser_free(http_parser_t *hp) {
+void parser_free(parser_t *hp) {
   if (hp->store != NULL) {
-    http_store_put(hp, hp->store);
+    req_store_put(hp->pool, hp->store);
     hp->store = NULL;
   }
 }
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
-const char *http_parser_version(void) {
+const char *parser_version(void) {
   return STR(LLHTTP_VERSION_MAJOR) "." STR(LLHTTP_VERSION_MINOR) "." STR(LLHTTP_VERSION_PATCH);
+}
+
+bool parser_line(const parser_t *hp, const char **method, int *major, int *minor) {
+  if (hp->store == NULL || !hp->line_done)
+    return false;
+  *method = llhttp_method_name((llhttp_method_t)hp->p.method);
+  *major = hp->p.http_major;
+  *minor = hp->p.http_minor;
+  return true;
 }

@@ -1,16 +1,17 @@
-/* http_store.c: request head storage. Pieces (the target, each header name
+/* request.c: request head storage. Pieces (the target, each header name
  * and value) are slices of the feed that read them while they can be; the
  * bytes are copied only when the head spans feeds or the request outlives
  * its feed. */
-#include "http_store.h"
+#include "request.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <strings.h>
 
 #define POOL_KEEP 64          /* idle stores kept per pool */
 #define STORE_KEEP_BYTES 8192 /* stores that grew past this are freed, not pooled */
 
-void http_store_pool_init(http_store_pool_t *pool) {
+void req_pool_init(http_store_pool_t *pool) {
   pool->free = NULL;
   pool->nfree = 0;
 }
@@ -21,7 +22,7 @@ static void store_free(http_store_t *s) {
   free(s);
 }
 
-void http_store_pool_free(http_store_pool_t *pool) {
+void req_pool_free(http_store_pool_t *pool) {
   while (pool->free != NULL) {
     http_store_t *s = pool->free;
     pool->free = s->next;
@@ -30,31 +31,30 @@ void http_store_pool_free(http_store_pool_t *pool) {
   pool->nfree = 0;
 }
 
-http_store_t *http_store_get(http_parser_t *hp) {
+http_store_t *req_store_get(http_store_pool_t *pool, const config_t *c) {
   http_store_t *s;
-  if (hp->pool != NULL && hp->pool->free != NULL) {
-    s = hp->pool->free; /* keeps its buffers: that is the point of the pool */
-    hp->pool->free = s->next;
-    hp->pool->nfree--;
+  if (pool != NULL && pool->free != NULL) {
+    s = pool->free; /* keeps its buffers: that is the point of the pool */
+    pool->free = s->next;
+    pool->nfree--;
   } else {
     s = calloc(1, sizeof *s);
     if (s == NULL)
       return NULL;
     buf_init(&s->bytes, 0);
   }
-  const config_t *c = hp->cfg;
   /* Room for the request line and the header section, copied. */
   s->bytes.max = (size_t)(c->limits.max_request_line_bytes + 2 * c->limits.max_header_bytes + 64);
-  http_store_begin(s, NULL);
+  req_store_begin(s, NULL);
   s->next = NULL;
   return s;
 }
 
-void http_store_put(http_parser_t *hp, http_store_t *s) {
-  if (hp->pool != NULL && hp->pool->nfree < POOL_KEEP && s->bytes.cap <= STORE_KEEP_BYTES) {
-    s->next = hp->pool->free;
-    hp->pool->free = s;
-    hp->pool->nfree++;
+void req_store_put(http_store_pool_t *pool, http_store_t *s) {
+  if (pool != NULL && pool->nfree < POOL_KEEP && s->bytes.cap <= STORE_KEEP_BYTES) {
+    s->next = pool->free;
+    pool->free = s;
+    pool->nfree++;
   } else {
     store_free(s);
   }
@@ -76,15 +76,16 @@ static const char *moved(const char *p, const char *from, uint32_t len, const ch
   return to + (p - from);
 }
 
-int http_store_pin(http_store_t *s) {
+int req_store_pin(http_store_t *s) {
   if (s->copied)
     return 0;
   size_t total = s->target_len;
   for (uint32_t i = 0; i < s->nhdr; i++)
     total += (size_t)s->hdr[i].name_len + s->hdr[i].value_len;
   s->bytes.len = 0;
-  if (buf_reserve(&s->bytes, total + 1) != 0)
-    return -1;
+  int err = buf_reserve(&s->bytes, total + 1);
+  if (err != 0)
+    return err;
   const char *old_target = s->slice_base + s->target;
   copy_piece(s, &s->target, s->target_len);
   for (uint32_t i = 0; i < s->nhdr; i++) {
@@ -101,24 +102,27 @@ int http_store_pin(http_store_t *s) {
   return 0;
 }
 
-/* The slow path of http_store_piece: the pieces are (or now become) copies,
+/* The slow path of req_store_piece: the pieces are (or now become) copies,
  * and this one is the last, so it grows at the end of bytes. */
-int http_store_copy_in(http_store_t *s, uint32_t *off, uint32_t *len, const char *at, size_t n) {
-  if (http_store_pin(s) != 0)
-    return -1;
+int req_store_copy_in(http_store_t *s, uint32_t *off, uint32_t *len, const char *at, size_t n) {
+  int r = req_store_pin(s);
+  if (r != 0)
+    return r;
   if (*len == 0)
     *off = (uint32_t)s->bytes.len;
-  if (n > UINT32_MAX - *len || buf_append(&s->bytes, at, n) != 0)
-    return -1;
+  if (n > UINT32_MAX - *len)
+    return -ENOSPC;
+  if ((r = buf_append(&s->bytes, at, n)) != 0)
+    return r;
   *len += (uint32_t)n;
   return 0;
 }
 
 /* ---- request accessors ---- */
 
-const char *http_req_header(const http_req_t *r, const char *name, size_t *len) {
+const char *req_header(const http_req_t *r, const char *name, size_t *len) {
   const http_store_t *s = r->store;
-  const char *base = http_store_base(s);
+  const char *base = req_store_base(s);
   size_t n = strlen(name);
   for (uint32_t i = 0; i < s->nhdr; i++) {
     const http_hdr_t *h = &s->hdr[i];
@@ -131,10 +135,10 @@ const char *http_req_header(const http_req_t *r, const char *name, size_t *len) 
   return NULL;
 }
 
-void http_req_header_at(const http_req_t *r, uint32_t i, const char **name, size_t *nlen,
+void req_header_at(const http_req_t *r, uint32_t i, const char **name, size_t *nlen,
                         const char **value, size_t *vlen) {
   const http_hdr_t *h = &r->store->hdr[i];
-  const char *base = http_store_base(r->store);
+  const char *base = req_store_base(r->store);
   *name = base + h->name;
   *nlen = h->name_len;
   *value = base + h->value;

@@ -1,14 +1,14 @@
-/* http_check.h: the strictness checks of http.c that need no llhttp callback
+/* parser_int.h: the strictness checks of the parser that need no llhttp callback
  * state of their own: Host and Transfer-Encoding values, the request target,
  * the complete head, and the status each llhttp error answers with. Private
- * to http/ (http.c and http_check.c). */
-#ifndef LOOPD_HTTP_CHECK_H
-#define LOOPD_HTTP_CHECK_H
+ * to the parser (parser.c and parser_check.c). */
+#ifndef LOOPD_PARSER_INT_H
+#define LOOPD_PARSER_INT_H
 
-#include "http.h"
+#include "parser.h"
 
 /* Records the rejection; returns HPE_USER for llhttp callbacks. */
-static inline int http_fail(http_parser_t *hp, int status, const char *reason) {
+static inline int parser_fail(parser_t *hp, int status, const char *reason) {
   hp->error_status = status;
   hp->error_reason = reason;
   return HPE_USER;
@@ -16,7 +16,7 @@ static inline int http_fail(http_parser_t *hp, int status, const char *reason) {
 
 /* The byte k (1 or 2) places before at, looking back into the previous
  * read if needed. */
-static inline char http_byte_before(const http_parser_t *hp, const char *at, size_t k) {
+static inline char parser_byte_before(const parser_t *hp, const char *at, size_t k) {
   if (at - (ptrdiff_t)k >= hp->exec_start)
     return at[-(ptrdiff_t)k];
   size_t back = k - (size_t)(at - hp->exec_start); /* 1 or 2 into the previous read */
@@ -24,7 +24,7 @@ static inline char http_byte_before(const http_parser_t *hp, const char *at, siz
 }
 
 /* ASCII case-insensitive s[0..n) == lit (lit lower case). */
-static inline bool http_token_eq(const char *s, size_t n, const char *lit, size_t lit_len) {
+static inline bool parser_token_eq(const char *s, size_t n, const char *lit, size_t lit_len) {
   if (n != lit_len)
     return false;
   for (size_t i = 0; i < n; i++) {
@@ -36,18 +36,18 @@ static inline bool http_token_eq(const char *s, size_t n, const char *lit, size_
   }
   return true;
 }
-#define HTTP_TOKEN_EQ(s, n, lit) http_token_eq((s), (n), (lit), sizeof(lit) - 1)
+#define PARSER_TOKEN_EQ(s, n, lit) parser_token_eq((s), (n), (lit), sizeof(lit) - 1)
 
-/* Builds the tables below; once, before any parser runs (http.c's settings_init). */
-void http_check_init(void);
+/* Builds the tables below; once, before any parser runs (parser.c: settings_init). */
+void parser_check_init(void);
 /* Host: reg-name, IPv4 or [IPv6], then an optional :port. */
-bool http_check_host(const char *v, size_t n);
+bool parser_check_host(const char *v, size_t n);
 /* Transfer-Encoding: sets te_chunked / te_other; 0 or HPE_USER. */
-int http_check_te(http_parser_t *hp, const char *v, size_t n);
+int parser_check_te(parser_t *hp, const char *v, size_t n);
 /* Fills hp->req from llhttp's state once the head is complete and applies
- * the rules that need the whole head. 0, or -1 with the error recorded. */
-int http_finish_head(http_parser_t *hp);
+ * the rules that need the whole head. 0, or -EPROTO with the error recorded. */
+int parser_finish_head(parser_t *hp);
 /* The status (and reason) an llhttp error answers with. */
-int http_status_of(const http_parser_t *hp, llhttp_errno_t err, const char **reason);
+int parser_status_of(const parser_t *hp, llhttp_errno_t err, const char **reason);
 
 #endif

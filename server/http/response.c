@@ -1,5 +1,5 @@
-/* resp.c: response heads and chunk framing. */
-#include "resp.h"
+/* response.c: response heads and chunk framing. */
+#include "response.h"
 
 #include "date.h"
 
@@ -52,17 +52,6 @@
   X(503, "Service Unavailable") \
   X(504, "Gateway Timeout") \
   X(505, "HTTP Version Not Supported")
-
-const char *resp_reason(int status) {
-  switch (status) {
-#define X(code, reason) \
-  case code:            \
-    return reason;
-    STATUSES
-#undef X
-  default: return "Unknown";
-  }
-}
 
 /* The head's fixed start for a status, "HTTP/1.1 200 OK\r\nServer: loopd\r\nDate: ",
  * in a slot of fixed size so it is copied with one constant-size memcpy. */
@@ -129,8 +118,9 @@ int resp_write_head(buf_t *out, const resp_head_t *h, const char *date) {
   size_t ctlen = h->content_type ? strlen(h->content_type) : 0;
   size_t xlen = h->extra ? strlen(h->extra) : 0;
   /* One reservation, then plain copies: this runs for every response. */
-  if (buf_reserve(out, START_SLOT + 128 + ctlen + xlen) != 0)
-    return -1;
+  int r = buf_reserve(out, START_SLOT + 128 + ctlen + xlen);
+  if (r != 0)
+    return r;
   char *p = out->data + out->len;
   memcpy(p, st->text, START_SLOT); /* constant size: no call; the slack is overwritten */
   if (st == &starts[I_UNKNOWN]) {
@@ -168,8 +158,9 @@ int resp_write_chunk(buf_t *out, const void *data, size_t n) {
   size[--i] = '\r';
   for (size_t v = n; v; v >>= 4)
     size[--i] = hex[v & 15];
-  if (buf_reserve(out, sizeof size - i + n + 2) != 0)
-    return -1;
+  int r = buf_reserve(out, sizeof size - i + n + 2);
+  if (r != 0)
+    return r;
   buf_append(out, size + i, sizeof size - i);
   buf_append(out, data, n);
   return LIT(out, "\r\n");
@@ -189,7 +180,18 @@ int resp_write_refused(buf_t *out, const char *date) {
   resp_head_t h = {.status = 503, .content_type = "text/plain",
                    .content_length = (int64_t)(sizeof body - 1), .connection = RESP_CONN_CLOSE,
                    .extra = "Retry-After: 1\r\n"};
-  if (resp_write_head(out, &h, date) != 0)
-    return -1;
+  int r = resp_write_head(out, &h, date);
+  if (r != 0)
+    return r;
   return buf_append(out, body, sizeof body - 1);
+}
+
+size_t resp_error_body(char *buf, size_t cap, const char *reason) {
+  size_t n = strlen(reason);
+  if (n > cap - 2)
+    n = cap - 2;
+  memcpy(buf, reason, n);
+  buf[n] = '\n';
+  buf[n + 1] = '\0';
+  return n + 1;
 }

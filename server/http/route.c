@@ -1,10 +1,10 @@
-/* router.c: matching a request to a row of a route table the session was
+/* route.c: matching a request to a row of a route table the session was
  * given (the table itself lives in routes/, above this layer), and the Allow
  * lists that rows' method masks make. */
 #include <stdio.h>
 #include <string.h>
 
-#include "reply.h"
+#include "route.h"
 
 /* Walks the row's path and the request's together: most rows differ from
  * the path within a byte or two, so no strlen or memcmp per row. */
