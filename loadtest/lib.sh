@@ -248,7 +248,10 @@ pinning() {
 start_loopd() {
   local log=$1
   shift
-  "${SRV_PIN[@]}" "$(loopd_bin)" --listen 127.0.0.1:0 --set log.access=off "$@" 2>"$log" &
+  # Emptied here, not by the background redirection: a log reused from an
+  # earlier run would otherwise show that run's port to wait_listen_line.
+  : >"$log"
+  "${SRV_PIN[@]}" "$(loopd_bin)" --listen 127.0.0.1:0 --set log.access=off "$@" 2>>"$log" &
   SRV_PID=$!
   PIDS+=("$SRV_PID")
   wait_listen_line "$log" loopd
@@ -263,7 +266,8 @@ start_asyncio() {
   shift 2
   local extra=()
   [ "$kind" = uvloop ] && extra=(--uvloop)
-  "${SRV_PIN[@]}" "$PEER_PY" "$LT_DIR/peers/asyncio_server.py" --port 0 "${extra[@]}" "$@" 2>"$log" &
+  : >"$log" # see start_loopd
+  "${SRV_PIN[@]}" "$PEER_PY" "$LT_DIR/peers/asyncio_server.py" --port 0 "${extra[@]}" "$@" 2>>"$log" &
   SRV_PID=$!
   PIDS+=("$SRV_PID")
   wait_listen_line "$log" "$kind peer"
@@ -329,7 +333,8 @@ start_peer() {
       STAT_PID=$SRV_PID
       return 0 ;;
     uvmin|floor) # the project's own: port 0, the port read from their listen line
-      "${SRV_PIN[@]}" "$(tool_bin "loadtest/peers/$p")" 0 2>"$log" &
+      : >"$log" # see start_loopd
+      "${SRV_PIN[@]}" "$(tool_bin "loadtest/peers/$p")" 0 2>>"$log" &
       SRV_PID=$!
       PIDS+=("$SRV_PID")
       wait_listen_line "$log" "$p"

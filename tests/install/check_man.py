@@ -71,10 +71,13 @@ def main():
             need(any(pat.match(l) for l in body), f"key {section}.{key} (default {default})")
     need(nkeys > 20, f"--print-config listed only {nkeys} keys")
 
-    # Routes: "Routes: / /echo ..." in --help; each an item "GET /x" or "ANY /x".
-    routes = re.search(r"^Routes: (.*)$", usage, re.M)
-    need(routes is not None, "a Routes: line in loopd --help")
-    for r in (routes.group(1).split() if routes else []):
+    # Routes: a "Routes:" block in --help, one "  /x  description" line each;
+    # each route an item "GET /x" or "ANY /x" in the man page.
+    routes = re.search(r"^Routes:\n((?:  /.*\n?)+)", usage, re.M)
+    need(routes is not None, "a Routes: block in loopd --help")
+    listed = re.findall(r"^  (/\S*)", routes.group(1), re.M) if routes else []
+    need(len(listed) > 10, f"loopd --help lists only {len(listed)} routes")
+    for r in listed:
         pat = re.compile(rf"^[A-Z]+ {re.escape(r)}(\[|\?|$)")
         need(any(pat.match(l) for l in sh.get("ROUTES", [])), f"route {r}")
 
