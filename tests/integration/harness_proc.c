@@ -123,27 +123,31 @@ static int spawn(srv_t *s, const char *const *argv, const char *const *env) {
   return s->port > 0 ? 0 : -1;
 }
 
-int srv_start_env(srv_t *s, const char *const *args, const char *const *env) {
-  const char *argv[64];
+#define ARGV_MAX 64
+
+/* Fills argv with the binary, the n0 words of pre, then args (NULL-ended;
+ * what does not fit is dropped), and a NULL. */
+static void build_argv(const char *argv[ARGV_MAX], const char *const *pre, size_t n0,
+                       const char *const *args) {
   size_t n = 0;
   argv[n++] = loopd_bin();
-  argv[n++] = "--listen";
-  argv[n++] = "127.0.0.1:0";
-  argv[n++] = "--mode";
-  argv[n++] = test_mode();
-  for (size_t i = 0; args != NULL && args[i] != NULL && n < 62; i++)
+  for (size_t i = 0; i < n0; i++)
+    argv[n++] = pre[i];
+  for (size_t i = 0; args != NULL && args[i] != NULL && n < ARGV_MAX - 1; i++)
     argv[n++] = args[i];
   argv[n] = NULL;
+}
+
+int srv_start_env(srv_t *s, const char *const *args, const char *const *env) {
+  const char *pre[] = {"--listen", "127.0.0.1:0", "--mode", test_mode()};
+  const char *argv[ARGV_MAX];
+  build_argv(argv, pre, 4, args);
   return spawn(s, argv, env);
 }
 
 int srv_start_bare(srv_t *s, const char *const *args, const char *const *env) {
-  const char *argv[64];
-  size_t n = 0;
-  argv[n++] = loopd_bin();
-  for (size_t i = 0; args != NULL && args[i] != NULL && n < 62; i++)
-    argv[n++] = args[i];
-  argv[n] = NULL;
+  const char *argv[ARGV_MAX];
+  build_argv(argv, NULL, 0, args);
   return spawn(s, argv, env);
 }
 
@@ -249,12 +253,8 @@ static void read_all(int fd, char *buf, size_t len, size_t *got) {
 
 int srv_run_once(const char *const *args, char *out, size_t outlen, char *err, size_t errlen,
               const char *const *env) {
-  const char *argv[64];
-  size_t n = 0;
-  argv[n++] = loopd_bin();
-  for (size_t i = 0; args != NULL && args[i] != NULL && n < 63; i++)
-    argv[n++] = args[i];
-  argv[n] = NULL;
+  const char *argv[ARGV_MAX];
+  build_argv(argv, NULL, 0, args);
   char tmpl_o[] = "/tmp/loopd-test-outXXXXXX", tmpl_e[] = "/tmp/loopd-test-errXXXXXX";
   int fo = mkstemp(tmpl_o), fe = mkstemp(tmpl_e);
   unlink(tmpl_o);
