@@ -71,17 +71,19 @@ static int on_message_begin(llhttp_t *p) {
   return 0;
 }
 
-static int on_method(llhttp_t *p, const char *at, size_t len) {
-  (void)at;
-  from(p)->line_bytes += len;
-  return 0;
-}
-
+/* The method's bytes are counted here, by its name's length (llhttp's
+ * method span is exactly the name): one callback fewer per request. The
+ * target's length reaches the request in parser_finish_head (no
+ * on_url_complete either). */
 static int on_url(llhttp_t *p, const char *at, size_t len) {
   parser_t *hp = from(p);
-  /* llhttp takes several spaces between method and target; the grammar has one. */
-  if (hp->store->target_len == 0 && parser_byte_before(hp, at, 2) == ' ')
-    return parser_fail(hp, 400, "malformed request line");
+  if (hp->store->target_len == 0) {
+    /* llhttp takes several spaces between method and target; the grammar has one. */
+    if (parser_byte_before(hp, at, 2) == ' ')
+      return parser_fail(hp, 400, "malformed request line");
+    if (hp->line_bytes == 0)
+      hp->line_bytes = parser_method_len(p->method);
+  }
   hp->line_bytes += len;
   /* The byte that ends the span ends the target (a span cut by the end of a
    * read goes on, maybe empty, in the next one). CR or LF there is an
@@ -93,12 +95,6 @@ static int on_url(llhttp_t *p, const char *at, size_t len) {
   if (hp->line_bytes + 10 > (uint64_t)hp->cfg->limits.max_request_line_bytes)
     return parser_fail(hp, 414, "request line too long");
   return piece(hp, &hp->store->target, &hp->store->target_len, at, len);
-}
-
-static int on_url_complete(llhttp_t *p) {
-  parser_t *hp = from(p);
-  hp->store->req.target_len = hp->store->target_len;
-  return 0;
 }
 
 static int on_version(llhttp_t *p, const char *at, size_t len) {
@@ -147,7 +143,11 @@ __attribute__((noinline)) static int grow_fields(parser_t *hp, const char *at, s
   return on_header_field(&hp->p, at, len);
 }
 
-/* A name span: the first of a field takes a slot in the store. */
+/* A name span: the first of a field takes a slot in the store. A span that
+ * ends before the bytes do ended at the colon (a span cut by the end of a
+ * read goes on in the next), so an empty name is refused there, where
+ * llhttp would call on_header_field_complete: one callback fewer per
+ * header. What the name is, is looked at with its value (header_kind). */
 static int on_header_field(llhttp_t *p, const char *at, size_t len) {
   parser_t *hp = from(p);
   if (hp->last_cb != CB_FIELD) {
@@ -160,16 +160,9 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
     *hp->cur_hdr = (http_hdr_t){0, 0, 0, 0};
   }
   http_hdr_t *h = hp->cur_hdr;
-  return piece(hp, &h->name, &h->name_len, at, len);
-}
-
-/* What the name is is looked at with its value (header_kind). */
-static int on_header_field_complete(llhttp_t *p) {
-  parser_t *hp = from(p);
-  if (hp->cur_hdr->name_len == 0)
+  if (len == 0 && h->name_len == 0 && at < hp->exec_end)
     return parser_fail(hp, 400, "empty header name");
-  hp->value_end = NULL;
-  return 0;
+  return piece(hp, &h->name, &h->name_len, at, len);
 }
 
 /* llhttp hands an obs-fold continuation over as a second span of the same
@@ -364,13 +357,10 @@ static void settings_init(void) {
   parser_check_init();
   llhttp_settings_init(&settings);
   settings.on_message_begin = on_message_begin;
-  settings.on_method = on_method;
   settings.on_url = on_url;
-  settings.on_url_complete = on_url_complete;
   settings.on_version = on_version;
   settings.on_version_complete = on_version_complete;
   settings.on_header_field = on_header_field;
-  settings.on_header_field_complete = on_header_field_complete;
   settings.on_header_value = on_header_value;
   settings.on_header_value_complete = on_header_value_complete;
   settings.on_headers_complete = on_headers_complete;
@@ -566,7 +556,7 @@ void parser_release(parser_t *hp) {
 }
 
 const char *parser_target(const parser_t *hp, size_t *len) {
-  *len = hp->store->req.target_len;
+  *len = hp->store->target_len;
   return req_store_base(hp->store) + hp->store->target;
 }
 
