@@ -95,6 +95,7 @@ void session_env_init(session_env_t *env, const config_t *cfg, const route_table
   env->route.draining = false;
   env->route.mode = mode;
   date_cache_init(&env->date);
+  resp_cache_init(&env->head);
   req_pool_init(&env->pool);
   env->access_log = al;
   env->route.mon = NULL;
@@ -233,7 +234,7 @@ static void write_head(session_t *s, int status, const char *ctype, int64_t leng
                    .connection = !keep ? RESP_CONN_CLOSE
                                  : r->minor == 0 ? RESP_CONN_KEEP_ALIVE : RESP_CONN_DEFAULT,
                    .extra = extra};
-  if (resp_write_head(dst(s), &h, date_cache_get(&s->env->date)) != 0)
+  if (resp_write_head_cached(dst(s), &s->env->head, &h, &s->env->date) != 0)
     s->broken = true;
   s->resp = SRESP_STARTED;
   s->resp_status = (int16_t)status;

@@ -13,6 +13,7 @@
 #include "parser.h"
 #include "log.h"
 #include "plan.h"
+#include "response.h"
 #include "route.h"
 
 struct mon_http;
@@ -23,6 +24,7 @@ struct rc_slot;
 typedef struct session_env {
   route_env_t route;
   date_cache_t date;
+  resp_cache_t head; /* the last response head, whole (response.h) */
   http_store_pool_t pool;
   access_log_t *access_log;
   struct mon_http *http;    /* request counters, or NULL; set by the mode */
