@@ -307,12 +307,32 @@ void session_write_end(route_ctx_t *rc) {
   release_hold(s);
 }
 
+/* Once the request is read (every bodiless route) no hold, no 100-continue
+ * and no earlier response can apply: the head and the body go straight to
+ * the output. Before that, the three primitives run as they would. */
+void session_write_whole(route_ctx_t *rc, int status, const char *ctype, const char *extra,
+                         const void *body, size_t len) {
+  session_t *s = rc_owner(rc);
+  assert(s->req != SREQ_NONE && s->rc == rc);
+  if (s->req != SREQ_READ || s->resp != SRESP_NONE) {
+    session_write_head(rc, status, ctype, (int64_t)len, extra);
+    session_write_body(rc, body, len);
+    session_write_end(rc);
+    return;
+  }
+  write_head(s, status, ctype, (int64_t)len, extra);
+  if (!s->head_only && len > 0) {
+    if (buf_append(s->out, body, len) != 0)
+      s->broken = true;
+    s->resp_bytes += len;
+  }
+  s->resp = SRESP_DONE;
+}
+
 /* The session's own complete answers (shed, refusals, errors, misses), on
- * the same three primitives reply.c gives the handlers. */
+ * the same primitives reply.c gives the handlers. */
 static void answer(session_t *s, int status, const char *extra, const char *body, size_t len) {
-  session_write_head(s->rc, status, "text/plain", (int64_t)len, extra);
-  session_write_body(s->rc, body, len);
-  session_write_end(s->rc);
+  session_write_whole(s->rc, status, "text/plain", extra, body, len);
 }
 
 static void answer_error(session_t *s, int status, const char *reason) {

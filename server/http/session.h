@@ -213,6 +213,10 @@ void session_write_head(route_ctx_t *rc, int status, const char *ctype, int64_t 
                         const char *extra);
 void session_write_body(route_ctx_t *rc, const void *data, size_t len);
 void session_write_end(route_ctx_t *rc);
+/* The three in one, for a complete answer (reply_with): once the request is
+ * read nothing is held back or asked for, so one set of checks. */
+void session_write_whole(route_ctx_t *rc, int status, const char *ctype, const char *extra,
+                         const void *body, size_t len);
 
 /* Output could not be written (out of memory): drop it and close. */
 static inline bool session_broken(const session_t *s) { return s->broken; }
