@@ -56,10 +56,8 @@ size_t session_shed(session_t *s, char *body, size_t len) {
   return n > 0 && (size_t)n < len ? (size_t)n : 0;
 }
 
-void session_log(session_t *s, int status) {
+void session_log_write(session_t *s, int status) {
   access_log_t *al = s->env->access_log;
-  if (al == NULL)
-    return;
   access_entry_t e = {.remote = s->peer, .method = "-", .target = "-", .target_len = 1,
                       .http_major = 1, .http_minor = 1, .status = status,
                       .bytes = s->resp_bytes, .referer = "", .user_agent = ""};
