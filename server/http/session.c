@@ -430,7 +430,7 @@ static int ev_head(void *owner, const http_req_t *req) {
   s->head_only = req->method_id == HTTP_HEAD;
   s->resp_bytes = 0;
   s->resp_status = 0;
-  s->start_ns = clock_ns();
+  s->start_ns = s->counted_ns != 0 ? s->counted_ns : clock_ns();
   s->keep_alive = req->keep_alive && (c->limits.max_requests_per_connection == 0 ||
                                       s->requests < (uint64_t)c->limits.max_requests_per_connection);
   s->rc->req = req;
@@ -515,6 +515,7 @@ static size_t feed(session_t *s, buf_t *out, const char *data, size_t len, uint6
   if (s->phase == PHASE_BODY && len > 0)
     s->phase_ms = now_ms;
   s->next = SESSION_READ;
+  s->counted_ns = 0; /* a reading from an earlier feed is no request's start */
   parser_result_t r;
   size_t used = parser_feed(&s->hp, data, len, &r);
   if (r == PARSER_ERROR) {

@@ -94,6 +94,10 @@ typedef struct session {
   uint64_t now_ms;
   uint64_t phase_ms;
   uint64_t start_ns;
+  /* When this feed's last answered request was counted (0: none yet): a
+   * pipelined request's head comes next in the same feed, after only its
+   * own parsing, so that reading is its start (one clock read fewer). */
+  uint64_t counted_ns;
   uint64_t resp_bytes;
   size_t held_in; /* input the mode holds beyond what it feeds (session_input_held) */
   uint32_t requests;

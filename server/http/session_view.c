@@ -15,6 +15,7 @@ void session_count(session_t *s, int status) {
     return;
   int route = s->route != NULL && s->req != SREQ_NONE ? route_index(env->route.routes, s->route) : ROUTE_NONE;
   uint64_t now = clock_ns();
+  s->counted_ns = now;
   uint64_t d = s->req != SREQ_NONE ? now - s->start_ns : MON_NO_DURATION;
   uint64_t loop = env->carry_ns + (env->acct_ns != 0 && now > env->acct_ns ? now - env->acct_ns : 0);
   env->carry_ns = 0;
