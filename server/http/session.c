@@ -322,7 +322,7 @@ void session_write_whole(route_ctx_t *rc, int status, const char *ctype, const c
   }
   write_head(s, status, ctype, (int64_t)len, extra);
   if (!s->head_only && len > 0) {
-    if (buf_append(s->out, body, len) != 0)
+    if (buf_append_short(s->out, body, len) != 0)
       s->broken = true;
     s->resp_bytes += len;
   }

@@ -557,6 +557,25 @@ static void test_buf(void **state) {
   assert_memory_equal(d, "18446744073709551615", 20);
   assert_int_equal(fmt_u64(d, 0), 1);
   buf_free(&b);
+  /* buf_append_short: every length, after an odd offset, the same bytes as
+   * buf_append and nothing written past them */
+  char src[100];
+  for (int i = 0; i < 100; i++)
+    src[i] = (char)('!' + i % 90);
+  for (size_t n = 0; n <= 80; n++) {
+    buf_init(&b, 1 << 20);
+    buf_reserve(&b, 256);
+    memset(b.data, '.', 256);
+    buf_append(&b, "abc", 3);
+    assert_int_equal(buf_append_short(&b, src, n), 0);
+    assert_int_equal(b.len, 3 + n);
+    assert_memory_equal(b.data + 3, src, n);
+    assert_int_equal(b.data[3 + n], '.');
+    buf_free(&b);
+  }
+  buf_init(&b, 4);
+  assert_int_equal(buf_append_short(&b, src, 5), -ENOSPC); /* the cap holds */
+  buf_free(&b);
 }
 
 int main(void) {
