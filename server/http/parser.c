@@ -24,14 +24,26 @@ static parser_t *from(llhttp_t *p) { return p->data; }
 static llhttp_settings_t settings, trailer_settings;
 
 
-/* Adds a span to one of the store's pieces; 431 when the store is full. */
-static int piece(parser_t *hp, uint32_t *off, uint32_t *len, const char *at, size_t n) {
-  if (req_store_piece(hp->store, off, len, at, n) != 0)
+/* A piece the feed cannot slice: copied, or 431 when the store is full. */
+__attribute__((noinline)) static int piece_copy(parser_t *hp, uint32_t *off, uint32_t *len,
+                                                const char *at, size_t n) {
+  if (req_store_copy_in(hp->store, off, len, at, n) != 0)
     return parser_fail(hp, 431, "request header fields too large");
   return 0;
 }
 
+/* Adds a span to one of the store's pieces. The slice is the case of every
+ * callback of every request: inline, and the copy a tail call, so the
+ * callbacks need no frame. */
+static inline int piece(parser_t *hp, uint32_t *off, uint32_t *len, const char *at, size_t n) {
+  if (req_store_slice(hp->store, off, len, at, n))
+    return 0;
+  return piece_copy(hp, off, len, at, n);
+}
+
 /* ---- llhttp callbacks ---- */
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len);
 
 static int on_message_begin(llhttp_t *p) {
   parser_t *hp = from(p);
@@ -59,17 +71,19 @@ static int on_message_begin(llhttp_t *p) {
   return 0;
 }
 
-static int on_method(llhttp_t *p, const char *at, size_t len) {
-  (void)at;
-  from(p)->line_bytes += len;
-  return 0;
-}
-
+/* The method's bytes are counted here, by its name's length (llhttp's
+ * method span is exactly the name): one callback fewer per request. The
+ * target's length reaches the request in parser_finish_head (no
+ * on_url_complete either). */
 static int on_url(llhttp_t *p, const char *at, size_t len) {
   parser_t *hp = from(p);
-  /* llhttp takes several spaces between method and target; the grammar has one. */
-  if (hp->store->target_len == 0 && parser_byte_before(hp, at, 2) == ' ')
-    return parser_fail(hp, 400, "malformed request line");
+  if (hp->store->target_len == 0) {
+    /* llhttp takes several spaces between method and target; the grammar has one. */
+    if (parser_byte_before(hp, at, 2) == ' ')
+      return parser_fail(hp, 400, "malformed request line");
+    if (hp->line_bytes == 0)
+      hp->line_bytes = parser_method_len(p->method);
+  }
   hp->line_bytes += len;
   /* The byte that ends the span ends the target (a span cut by the end of a
    * read goes on, maybe empty, in the next one). CR or LF there is an
@@ -81,12 +95,6 @@ static int on_url(llhttp_t *p, const char *at, size_t len) {
   if (hp->line_bytes + 10 > (uint64_t)hp->cfg->limits.max_request_line_bytes)
     return parser_fail(hp, 414, "request line too long");
   return piece(hp, &hp->store->target, &hp->store->target_len, at, len);
-}
-
-static int on_url_complete(llhttp_t *p) {
-  parser_t *hp = from(p);
-  hp->store->req.target_len = hp->store->target_len;
-  return 0;
 }
 
 static int on_version(llhttp_t *p, const char *at, size_t len) {
@@ -119,60 +127,42 @@ static int count_extra(parser_t *hp, size_t len) {
   return 0;
 }
 
-/* A new header field begins: a slot for it in the store. */
-static int new_field(parser_t *hp) {
+/* The header table is full: it grows, up to what max_header_bytes allows,
+ * and the span is taken again. Out of line: the common path stays a leaf. */
+__attribute__((noinline)) static int grow_fields(parser_t *hp, const char *at, size_t len) {
   http_store_t *s = hp->store;
-  hp->last_cb = CB_FIELD;
-  hp->value_started = false;
-  if (s->nhdr == s->hdr_cap) {
-    uint32_t cap = s->hdr_cap ? s->hdr_cap * 2 : 16;
-    uint32_t most = (uint32_t)(hp->cfg->limits.max_header_bytes / 3 + 1);
-    if (s->hdr_cap >= most)
-      return parser_fail(hp, 431, "too many header fields");
-    http_hdr_t *h = realloc(s->hdr, cap * sizeof *h);
-    if (h == NULL)
-      return parser_fail(hp, 503, "out of memory");
-    s->hdr = h;
-    s->hdr_cap = cap;
-  }
-  hp->cur_hdr = &s->hdr[s->nhdr++];
-  *hp->cur_hdr = (http_hdr_t){0, 0, 0, 0};
-  return 0;
+  uint32_t cap = s->hdr_cap ? s->hdr_cap * 2 : 16;
+  uint32_t most = (uint32_t)(hp->cfg->limits.max_header_bytes / 3 + 1);
+  if (s->hdr_cap >= most)
+    return parser_fail(hp, 431, "too many header fields");
+  http_hdr_t *h = realloc(s->hdr, cap * sizeof *h);
+  if (h == NULL)
+    return parser_fail(hp, 503, "out of memory");
+  s->hdr = h;
+  s->hdr_cap = cap;
+  return on_header_field(&hp->p, at, len);
 }
 
+/* A name span: the first of a field takes a slot in the store. A span that
+ * ends before the bytes do ended at the colon (a span cut by the end of a
+ * read goes on in the next), so an empty name is refused there, where
+ * llhttp would call on_header_field_complete: one callback fewer per
+ * header. What the name is, is looked at with its value (header_kind). */
 static int on_header_field(llhttp_t *p, const char *at, size_t len) {
   parser_t *hp = from(p);
-  if (hp->last_cb != CB_FIELD && new_field(hp) != 0)
-    return HPE_USER;
-  http_hdr_t *h = hp->cur_hdr;
-  return piece(hp, &h->name, &h->name_len, at, len);
-}
-
-static int on_header_field_complete(llhttp_t *p) {
-  parser_t *hp = from(p);
-  const http_hdr_t *h = hp->cur_hdr;
-  if (h->name_len == 0)
-    return parser_fail(hp, 400, "empty header name");
-  hp->value_end = NULL;
-  const char *name = req_store_base(hp->store) + h->name;
-  hp->cur_kind = HK_OTHER;
-  switch (h->name_len) { /* the length first: most names are none of these */
-  case 4:
-    if (PARSER_TOKEN_EQ(name, 4, "host"))
-      hp->cur_kind = HK_HOST;
-    break;
-  case 6:
-    if (PARSER_TOKEN_EQ(name, 6, "expect"))
-      hp->cur_kind = HK_EXPECT;
-    break;
-  case 17:
-    if (PARSER_TOKEN_EQ(name, 17, "transfer-encoding"))
-      hp->cur_kind = HK_TE;
-    break;
-  default:
-    break;
+  if (hp->last_cb != CB_FIELD) {
+    http_store_t *s = hp->store;
+    if (s->nhdr == s->hdr_cap)
+      return grow_fields(hp, at, len);
+    hp->last_cb = CB_FIELD;
+    hp->value_started = false;
+    hp->cur_hdr = &s->hdr[s->nhdr++];
+    *hp->cur_hdr = (http_hdr_t){0, 0, 0, 0};
   }
-  return 0;
+  http_hdr_t *h = hp->cur_hdr;
+  if (len == 0 && h->name_len == 0 && at < hp->exec_end)
+    return parser_fail(hp, 400, "empty header name");
+  return piece(hp, &h->name, &h->name_len, at, len);
 }
 
 /* llhttp hands an obs-fold continuation over as a second span of the same
@@ -229,10 +219,42 @@ static int on_trailer_value_complete(llhttp_t *p) {
   return 0;
 }
 
+static inline uint16_t ld16(const char *p) {
+  uint16_t v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline uint32_t ld32(const char *p) {
+  uint32_t v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline uint64_t ld64(const char *p) {
+  uint64_t v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+/* a[0..n) == b[0..n) for n <= 47 (a Host), by words: overlapping loads
+ * cover the tail, so nothing past either end is read and no call is made. */
+static bool same_host(const char *a, const char *b, size_t n) {
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 <= n; i += 8)
+      if (ld64(a + i) != ld64(b + i))
+        return false;
+    return ld64(a + n - 8) == ld64(b + n - 8);
+  }
+  if (n >= 4)
+    return ld32(a) == ld32(b) && ld32(a + n - 4) == ld32(b + n - 4);
+  if (n >= 2)
+    return ld16(a) == ld16(b) && ld16(a + n - 2) == ld16(b + n - 2);
+  return n == 0 || a[0] == b[0];
+}
+
 /* After a true here, host_ok is this request's Host or empty (guard.h
  * relies on it). */
 static bool host_valid(http_store_t *s, const char *v, uint32_t n) {
-  if (n != 0 && n == s->host_ok_len && memcmp(v, s->host_ok, n) == 0)
+  if (n != 0 && n == s->host_ok_len && same_host(v, s->host_ok, n))
     return true;
   if (!parser_check_host(v, n))
     return false;
@@ -245,13 +267,36 @@ static bool host_valid(http_store_t *s, const char *v, uint32_t n) {
   return true;
 }
 
+/* Which of the names loopd checks this is, by length and then whole words:
+ * OR-ing 0x20 into a byte folds exactly the case of a letter ('-', whose
+ * bit is set already, gets a zero mask), which is PARSER_TOKEN_EQ. */
+static int header_kind(const char *name, uint32_t n) {
+  switch (n) {
+  case 4:
+    return (ld32(name) | 0x20202020u) == ld32("host") ? HK_HOST : HK_OTHER;
+  case 6:
+    return (ld32(name) | 0x20202020u) == ld32("expe") && (ld16(name + 4) | 0x2020u) == ld16("ct")
+               ? HK_EXPECT
+               : HK_OTHER;
+  case 17:
+    return (ld64(name) | 0x2020202020202020u) == ld64("transfer") &&
+                   (ld64(name + 8) | 0x2020202020202000u) == ld64("-encodin") &&
+                   (name[16] | 0x20) == 'g'
+               ? HK_TE
+               : HK_OTHER;
+  default:
+    return HK_OTHER;
+  }
+}
+
 static int on_header_value_complete(llhttp_t *p) {
   parser_t *hp = from(p);
   hp->last_cb = CB_VALUE;
   http_store_t *s = hp->store;
   const http_hdr_t *h = hp->cur_hdr;
-  const char *v = req_store_base(s) + h->value;
-  switch (hp->cur_kind) {
+  const char *base = req_store_base(s);
+  const char *v = base + h->value;
+  switch (header_kind(base + h->name, h->name_len)) {
   case HK_HOST:
     if (++hp->host_count > 1)
       return parser_fail(hp, 400, "repeated Host header");
@@ -328,13 +373,10 @@ static void settings_init(void) {
   parser_check_init();
   llhttp_settings_init(&settings);
   settings.on_message_begin = on_message_begin;
-  settings.on_method = on_method;
   settings.on_url = on_url;
-  settings.on_url_complete = on_url_complete;
   settings.on_version = on_version;
   settings.on_version_complete = on_version_complete;
   settings.on_header_field = on_header_field;
-  settings.on_header_field_complete = on_header_field_complete;
   settings.on_header_value = on_header_value;
   settings.on_header_value_complete = on_header_value_complete;
   settings.on_headers_complete = on_headers_complete;
@@ -530,7 +572,7 @@ void parser_release(parser_t *hp) {
 }
 
 const char *parser_target(const parser_t *hp, size_t *len) {
-  *len = hp->store->req.target_len;
+  *len = hp->store->target_len;
   return req_store_base(hp->store) + hp->store->target;
 }
 

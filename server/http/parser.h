@@ -49,7 +49,6 @@ typedef struct parser {
   int error_status;
   const char *error_reason;
   uint8_t pending;     /* event held until llhttp returns (PENDING_*) */
-  uint8_t cur_kind;    /* header being parsed (HK_*) */
   char last_byte;  /* the last two bytes consumed by earlier llhttp_execute calls */
   char last_byte2;
   bool in_head;        /* between messages or before headers complete */

@@ -29,9 +29,14 @@ static bool ipv6_byte(char c) {
 #define METHOD_NAMES 64
 static const char *method_names[METHOD_NAMES];
 
+static uint8_t method_lens[256]; /* every uint8_t: one load */
+
+size_t parser_method_len(uint8_t m) { return method_lens[m]; }
+
 void parser_check_init(void) {
   host_table_init();
 #define XX(num, name, string)                                                                     \
+  method_lens[(uint8_t)(num)] = sizeof #string - 1;                                                \
   if ((num) < METHOD_NAMES)                                                                        \
     method_names[num] = #string;
   HTTP_METHOD_MAP(XX)
@@ -258,6 +263,7 @@ int parser_finish_head(parser_t *hp) {
   r->major = p->http_major;
   r->minor = p->http_minor;
   r->store = hp->store;
+  r->target_len = hp->store->target_len;
   r->chunked = (flags & F_CHUNKED) != 0;
   r->content_length = -1;
   if (flags & F_CONTENT_LENGTH)

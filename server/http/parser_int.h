@@ -40,6 +40,8 @@ static inline bool parser_token_eq(const char *s, size_t n, const char *lit, siz
 
 /* Builds the tables below; once, before any parser runs (parser.c: settings_init). */
 void parser_check_init(void);
+/* The length of a method's name (llhttp_method_t). */
+size_t parser_method_len(uint8_t m);
 /* Host: reg-name, IPv4 or [IPv6], then an optional :port. */
 bool parser_check_host(const char *v, size_t n);
 /* Transfer-Encoding: sets te_chunked / te_other; 0 or HPE_USER. */

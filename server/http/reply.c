@@ -1,6 +1,7 @@
-/* reply.c: the handlers' answers, built on the session's three primitives
- * (session_write_head, _body, _end). The session never calls back into this
- * file, so reply depends on session and not the other way round. */
+/* reply.c: the handlers' answers, built on the session's primitives
+ * (session_write_head, _body, _end, and _whole for a complete answer). The
+ * session never calls back into this file, so reply depends on session and
+ * not the other way round. */
 #include "reply.h"
 
 #include <stdio.h>
@@ -9,9 +10,7 @@
 
 void reply_with(route_ctx_t *rc, int status, const char *ctype, const char *extra,
                 const void *body, size_t len) {
-  session_write_head(rc, status, ctype, (int64_t)len, extra);
-  session_write_body(rc, body, len);
-  session_write_end(rc);
+  session_write_whole(rc, status, ctype, extra, body, len);
 }
 
 void reply_head(route_ctx_t *rc, int status, const char *ctype, int64_t length, const char *extra) {

@@ -102,7 +102,7 @@ int req_store_pin(http_store_t *s) {
   return 0;
 }
 
-/* The slow path of req_store_piece: the pieces are (or now become) copies,
+/* The slow path of req_store_slice: the pieces are (or now become) copies,
  * and this one is the last, so it grows at the end of bytes. */
 int req_store_copy_in(http_store_t *s, uint32_t *off, uint32_t *len, const char *at, size_t n) {
   int r = req_store_pin(s);

@@ -94,25 +94,28 @@ static inline void req_store_begin(http_store_t *s, const char *feed) {
   s->copied = false;
   s->slice_base = feed;
 }
-int req_store_copy_in(http_store_t *s, uint32_t *off, uint32_t *len, const char *at, size_t n);
-/* Adds n bytes at `at` to the piece (off, len). 0, or a negative errno when the store is full. */
-static inline int req_store_piece(http_store_t *s, uint32_t *off, uint32_t *len, const char *at,
+/* Adds n bytes at `at` to the piece (off, len) as a slice of the feed:
+ * true, or false when it cannot be one (the pieces are copies, or this
+ * span does not continue the piece's bytes), and req_store_copy_in must. */
+static inline bool req_store_slice(http_store_t *s, uint32_t *off, uint32_t *len, const char *at,
                                    size_t n) {
-  if (!s->copied) {
-    /* a piece continued in the same feed is contiguous with itself */
-    size_t o = (size_t)(at - s->slice_base);
-    if (*len == 0 && o <= UINT32_MAX - n) {
-      *off = (uint32_t)o;
-      *len = (uint32_t)n;
-      return 0;
-    }
-    if (*len > 0 && o == (size_t)*off + *len && n <= UINT32_MAX - o) {
-      *len += (uint32_t)n;
-      return 0;
-    }
+  if (s->copied)
+    return false;
+  /* a piece continued in the same feed is contiguous with itself */
+  size_t o = (size_t)(at - s->slice_base);
+  if (*len == 0 && o <= UINT32_MAX - n) {
+    *off = (uint32_t)o;
+    *len = (uint32_t)n;
+    return true;
   }
-  return req_store_copy_in(s, off, len, at, n);
+  if (*len > 0 && o == (size_t)*off + *len && n <= UINT32_MAX - o) {
+    *len += (uint32_t)n;
+    return true;
+  }
+  return false;
 }
+/* The same by copying into bytes. 0, or a negative errno when the store is full. */
+int req_store_copy_in(http_store_t *s, uint32_t *off, uint32_t *len, const char *at, size_t n);
 /* Copies a sliced store's pieces into its bytes (the feed is ending and the
  * message goes on); the request's pointers follow. 0, or -ENOMEM (-ENOSPC past the store cap). */
 int req_store_pin(http_store_t *s);

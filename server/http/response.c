@@ -1,6 +1,8 @@
 /* response.c: response heads and chunk framing. */
 #include "response.h"
 
+#include <stdbool.h>
+
 #include "date.h"
 
 /* The statuses loopd knows, with their reason phrases. */
@@ -145,6 +147,50 @@ int resp_write_head(buf_t *out, const resp_head_t *h, const char *date) {
   memcpy(p, "\r\n", 2);
   p += 2;
   out->len = (size_t)(p - out->data);
+  return 0;
+}
+
+/* Content types a cached head may carry: literals, so their address names
+ * their bytes for good (identical literals are merged at link time, so the
+ * routes' "text/plain" is this one; where they are not, nothing is cached). */
+static bool cacheable_type(const char *ct) {
+  return ct == NULL || ct == (const char *)"text/plain" || ct == (const char *)"application/json";
+}
+
+static bool cache_holds(const resp_cache_t *c, const resp_head_t *h) {
+  return h->status == c->status && h->content_length == c->content_length &&
+         h->content_type == c->content_type && h->connection == c->connection && h->extra == NULL;
+}
+
+int resp_write_head_cached(buf_t *out, resp_cache_t *c, const resp_head_t *h, date_cache_t *dc) {
+  const char *date = date_cache_get(dc);
+  if (cache_holds(c, h)) {
+    if (c->sec != dc->sec) {
+      memcpy(c->text + c->date_at, date, DATE_LEN);
+      c->sec = dc->sec;
+    }
+    int r = buf_reserve(out, RESP_CACHE_BYTES);
+    if (r != 0)
+      return r;
+    memcpy(out->data + out->len, c->text, RESP_CACHE_BYTES); /* constant size: no call */
+    out->len += c->len;
+    return 0;
+  }
+  size_t at = out->len;
+  int r = resp_write_head(out, h, date);
+  if (r != 0)
+    return r;
+  size_t n = out->len - at;
+  if (h->extra != NULL || !cacheable_type(h->content_type) || n > RESP_CACHE_BYTES)
+    return 0;
+  memcpy(c->text, out->data + at, n);
+  c->len = (uint32_t)n;
+  c->date_at = (uint32_t)head_start(h->status)->len;
+  c->sec = dc->sec;
+  c->status = h->status;
+  c->content_length = h->content_length;
+  c->content_type = h->content_type;
+  c->connection = h->connection;
   return 0;
 }
 

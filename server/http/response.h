@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "date.h"
 
 #define RESP_CHUNKED (-1) /* Transfer-Encoding: chunked */
 #define RESP_NO_BODY (-2) /* 204/304: neither length nor body */
@@ -24,6 +25,29 @@ typedef struct resp_head {
 
 /* Appends the status line and headers, up to and including the blank line. */
 int resp_write_head(buf_t *out, const resp_head_t *h, const char *date);
+
+/* The last head a session env wrote, whole, with its Date: a pipelined or
+ * keep-alive run of one route writes the same head every time, and copying
+ * it is one memcpy. Kept only for heads without extra lines whose
+ * Content-Type is none or one of the literals response.c knows (compared by
+ * address: the bytes behind a literal never change, those behind a
+ * caller's buffer may). */
+#define RESP_CACHE_BYTES 192
+typedef struct resp_cache {
+  time_t sec; /* the Date second text holds */
+  int64_t content_length;
+  const char *content_type;
+  int status; /* 0: nothing cached */
+  int connection;
+  uint32_t len;
+  uint32_t date_at; /* where the Date value starts in text */
+  char text[RESP_CACHE_BYTES];
+} resp_cache_t;
+
+static inline void resp_cache_init(resp_cache_t *c) { c->status = 0; }
+/* resp_write_head with the Date from dc, through the cache (copied when it
+ * holds this very head, else written and kept when it may be). */
+int resp_write_head_cached(buf_t *out, resp_cache_t *c, const resp_head_t *h, date_cache_t *dc);
 /* Appends one chunk (nothing for n == 0) or the last chunk. */
 int resp_write_chunk(buf_t *out, const void *data, size_t n);
 int resp_write_last_chunk(buf_t *out);

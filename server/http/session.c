@@ -95,6 +95,7 @@ void session_env_init(session_env_t *env, const config_t *cfg, const route_table
   env->route.draining = false;
   env->route.mode = mode;
   date_cache_init(&env->date);
+  resp_cache_init(&env->head);
   req_pool_init(&env->pool);
   env->access_log = al;
   env->route.mon = NULL;
@@ -233,7 +234,7 @@ static void write_head(session_t *s, int status, const char *ctype, int64_t leng
                    .connection = !keep ? RESP_CONN_CLOSE
                                  : r->minor == 0 ? RESP_CONN_KEEP_ALIVE : RESP_CONN_DEFAULT,
                    .extra = extra};
-  if (resp_write_head(dst(s), &h, date_cache_get(&s->env->date)) != 0)
+  if (resp_write_head_cached(dst(s), &s->env->head, &h, &s->env->date) != 0)
     s->broken = true;
   s->resp = SRESP_STARTED;
   s->resp_status = (int16_t)status;
@@ -306,12 +307,32 @@ void session_write_end(route_ctx_t *rc) {
   release_hold(s);
 }
 
+/* Once the request is read (every bodiless route) no hold, no 100-continue
+ * and no earlier response can apply: the head and the body go straight to
+ * the output. Before that, the three primitives run as they would. */
+void session_write_whole(route_ctx_t *rc, int status, const char *ctype, const char *extra,
+                         const void *body, size_t len) {
+  session_t *s = rc_owner(rc);
+  assert(s->req != SREQ_NONE && s->rc == rc);
+  if (s->req != SREQ_READ || s->resp != SRESP_NONE) {
+    session_write_head(rc, status, ctype, (int64_t)len, extra);
+    session_write_body(rc, body, len);
+    session_write_end(rc);
+    return;
+  }
+  write_head(s, status, ctype, (int64_t)len, extra);
+  if (!s->head_only && len > 0) {
+    if (buf_append_short(s->out, body, len) != 0)
+      s->broken = true;
+    s->resp_bytes += len;
+  }
+  s->resp = SRESP_DONE;
+}
+
 /* The session's own complete answers (shed, refusals, errors, misses), on
- * the same three primitives reply.c gives the handlers. */
+ * the same primitives reply.c gives the handlers. */
 static void answer(session_t *s, int status, const char *extra, const char *body, size_t len) {
-  session_write_head(s->rc, status, "text/plain", (int64_t)len, extra);
-  session_write_body(s->rc, body, len);
-  session_write_end(s->rc);
+  session_write_whole(s->rc, status, "text/plain", extra, body, len);
 }
 
 static void answer_error(session_t *s, int status, const char *reason) {
@@ -409,7 +430,7 @@ static int ev_head(void *owner, const http_req_t *req) {
   s->head_only = req->method_id == HTTP_HEAD;
   s->resp_bytes = 0;
   s->resp_status = 0;
-  s->start_ns = clock_ns();
+  s->start_ns = s->counted_ns != 0 ? s->counted_ns : clock_ns();
   s->keep_alive = req->keep_alive && (c->limits.max_requests_per_connection == 0 ||
                                       s->requests < (uint64_t)c->limits.max_requests_per_connection);
   s->rc->req = req;
@@ -494,6 +515,7 @@ static size_t feed(session_t *s, buf_t *out, const char *data, size_t len, uint6
   if (s->phase == PHASE_BODY && len > 0)
     s->phase_ms = now_ms;
   s->next = SESSION_READ;
+  s->counted_ns = 0; /* a reading from an earlier feed is no request's start */
   parser_result_t r;
   size_t used = parser_feed(&s->hp, data, len, &r);
   if (r == PARSER_ERROR) {

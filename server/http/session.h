@@ -13,6 +13,7 @@
 #include "parser.h"
 #include "log.h"
 #include "plan.h"
+#include "response.h"
 #include "route.h"
 
 struct mon_http;
@@ -23,6 +24,7 @@ struct rc_slot;
 typedef struct session_env {
   route_env_t route;
   date_cache_t date;
+  resp_cache_t head; /* the last response head, whole (response.h) */
   http_store_pool_t pool;
   access_log_t *access_log;
   struct mon_http *http;    /* request counters, or NULL; set by the mode */
@@ -92,6 +94,10 @@ typedef struct session {
   uint64_t now_ms;
   uint64_t phase_ms;
   uint64_t start_ns;
+  /* When this feed's last answered request was counted (0: none yet): a
+   * pipelined request's head comes next in the same feed, after only its
+   * own parsing, so that reading is its start (one clock read fewer). */
+  uint64_t counted_ns;
   uint64_t resp_bytes;
   size_t held_in; /* input the mode holds beyond what it feeds (session_input_held) */
   uint32_t requests;
@@ -211,6 +217,10 @@ void session_write_head(route_ctx_t *rc, int status, const char *ctype, int64_t 
                         const char *extra);
 void session_write_body(route_ctx_t *rc, const void *data, size_t len);
 void session_write_end(route_ctx_t *rc);
+/* The three in one, for a complete answer (reply_with): once the request is
+ * read nothing is held back or asked for, so one set of checks. */
+void session_write_whole(route_ctx_t *rc, int status, const char *ctype, const char *extra,
+                         const void *body, size_t len);
 
 /* Output could not be written (out of memory): drop it and close. */
 static inline bool session_broken(const session_t *s) { return s->broken; }

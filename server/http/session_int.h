@@ -12,8 +12,13 @@
  * it took (session_share_begin). */
 void session_count(session_t *s, int status);
 /* The access log line of the request (or of a head refused before it was
- * complete: what was read of it). */
-void session_log(session_t *s, int status);
+ * complete: what was read of it), built out of line (session_view.c); with
+ * log.access = off (the default) only the check runs. */
+void session_log_write(session_t *s, int status);
+static inline void session_log(session_t *s, int status) {
+  if (s->env->access_log != NULL)
+    session_log_write(s, status);
+}
 /* A handler of the current request is about to run: if it stalls the loop,
  * the watchdog names this request. */
 static inline void session_running(session_t *s) {

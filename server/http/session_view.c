@@ -15,6 +15,7 @@ void session_count(session_t *s, int status) {
     return;
   int route = s->route != NULL && s->req != SREQ_NONE ? route_index(env->route.routes, s->route) : ROUTE_NONE;
   uint64_t now = clock_ns();
+  s->counted_ns = now;
   uint64_t d = s->req != SREQ_NONE ? now - s->start_ns : MON_NO_DURATION;
   uint64_t loop = env->carry_ns + (env->acct_ns != 0 && now > env->acct_ns ? now - env->acct_ns : 0);
   env->carry_ns = 0;
@@ -56,10 +57,8 @@ size_t session_shed(session_t *s, char *body, size_t len) {
   return n > 0 && (size_t)n < len ? (size_t)n : 0;
 }
 
-void session_log(session_t *s, int status) {
+void session_log_write(session_t *s, int status) {
   access_log_t *al = s->env->access_log;
-  if (al == NULL)
-    return;
   access_entry_t e = {.remote = s->peer, .method = "-", .target = "-", .target_len = 1,
                       .http_major = 1, .http_minor = 1, .status = status,
                       .bytes = s->resp_bytes, .referer = "", .user_agent = ""};
