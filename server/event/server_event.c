@@ -15,7 +15,7 @@
 
 #include "conn.h"
 #include "err.h"
-#include "loop.h"
+#include "evloop.h"
 #include "net.h"
 #include "reload.h"
 #include "routes.h"
@@ -32,9 +32,9 @@ typedef struct evserver {
   const cli_t *cli;
   evloop_t *loops;
   int nloops;
-  int nstarted; /* loops running (loop.h: running); the first nstarted */
+  int nstarted; /* loops running (evloop.h: running); the first nstarted */
   mon_hub_t *mon;
-  evloops_t all; /* what the monitor reads of every loop (loop.h) */
+  evloops_t all; /* what the monitor reads of every loop (evloop.h) */
   proc_stats_t stats;
   work_pool_t work;
   int port;
@@ -198,6 +198,7 @@ static void loop_fill(evserver_t *s, evloop_t *l, int i, int fd) {
   l->ready = &s->ready;
   l->done = &s->loop_done;
   session_env_init(&l->env, l->cfg, routes_table(), MODE_EVENT, l->gen->al);
+  l->ops = &conn_ops;
   l->mon.src = mon_hub_src(s->mon, i);
   l->view = (mon_view_t){.hub = s->mon, .self = i};
   l->env.route.mon = &l->view;
@@ -283,7 +284,7 @@ static int prepare(evserver_t *s) {
       return -ENOMEM;
     }
   s->all = (evloops_t){.loops = s->loops, .n = s->nloops, .hub = s->mon};
-  mon_hub_set_conn_source(s->mon, (mon_conn_source_t){loopmon_states, loopmon_visit, &s->all});
+  mon_hub_set_conn_source(s->mon, (mon_conn_source_t){evloop_states, evloop_visit, &s->all});
   if ((r = uv_sem_init(&s->ready, 0)) != 0) {
     log_msg("cannot start: uv_sem_init failed");
     return r;

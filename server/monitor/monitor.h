@@ -31,6 +31,8 @@
 #define MON_GAP_WINDOW_S 60 /* the heartbeat's max gap covers this much */
 #define MON_ROUTES_MAX 16   /* route table rows, plus one for requests with no route */
 #define MON_CODE_SLOTS 8    /* distinct statuses counted per route; more go to "other" */
+/* idle_ns of a sample taken when it is not time to read the idle time
+ * (thread mode: tmon.c); event mode always has it (evloop.c). */
 #define MON_NO_IDLE UINT64_MAX
 #define MON_NO_DURATION UINT64_MAX
 /* The latest stalls of each source kept (each with its requests), so a

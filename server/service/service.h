@@ -6,6 +6,8 @@
 #ifndef LOOPD_SERVICE_H
 #define LOOPD_SERVICE_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <sys/socket.h>
 
 #include "config.h"
@@ -17,6 +19,14 @@
 #define LINGER_MS 2000            /* after our FIN, how long we drain the client's bytes */
 #define OUT_MAX (32u << 20)       /* responses produced by one read, at most (event mode:
                                      per loop; thread mode: per connection) */
+/* Refused connections (over server.max_connections) lingering at once
+ * after their 503, at most; more are closed at once after it. */
+#define LINGER_REFUSED_MAX 1024
+
+/* Whether one more refused connection may linger, with lingering already. */
+static inline bool service_linger_refused(size_t lingering) {
+  return lingering < LINGER_REFUSED_MAX;
+}
 
 typedef struct service {
   const config_t *cfg;

@@ -28,7 +28,6 @@
 #include "tmon.h"
 #include "util.h"
 
-#define REFUSED_MAX 1024 /* refused connections lingering at once; beyond: closed at once */
 #define ACCEPT_BATCH 64
 
 typedef struct refused {
@@ -54,9 +53,9 @@ typedef struct tserver {
   bool attr_ok;
   bool bad_setting; /* start-up failed on a setting: exit status 2 */
   size_t nrefused;
-  refused_t refused[REFUSED_MAX];
+  refused_t refused[LINGER_REFUSED_MAX];
   date_cache_t date; /* for the refusals' Date header */
-  struct pollfd pfd[3 + REFUSED_MAX];
+  struct pollfd pfd[3 + LINGER_REFUSED_MAX];
 } tserver_t;
 
 /* ---- signals ---- */
@@ -154,7 +153,7 @@ static void refuse(tserver_t *t, int fd) {
   buf_free(&r);
   /* Linger like event mode so the client's request bytes, unread, do not
    * turn our close into a reset that destroys the 503. */
-  if (w < 0 || (size_t)w != len || t->nrefused >= REFUSED_MAX || shutdown(fd, SHUT_WR) != 0) {
+  if (w < 0 || (size_t)w != len || !service_linger_refused(t->nrefused) || shutdown(fd, SHUT_WR) != 0) {
     close(fd);
     return;
   }
