@@ -8,6 +8,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "monitor_stall.h"
 #include "notify.h"
 #include "service.h"
 #include "util.h"
@@ -195,7 +196,7 @@ fail:
 
 static void on_sample(uv_timer_t *t) {
   evloop_t *l = t->data;
-  loopmon_t *m = &l->mon;
+  evloop_mon_t *m = &l->mon;
   uint64_t now = clock_ns();
   uint64_t d = now - m->last_sample_ns;
   /* The timer is due one interval after it last ran; anything beyond is lag
@@ -209,7 +210,7 @@ static void on_sample(uv_timer_t *t) {
  * while every loop has beaten recently, so one stalled loop (or loop 0
  * itself) stops the pings and systemd restarts loopd after WatchdogSec. */
 static void feed_watchdog(evloop_t *l, uint64_t now_ms) {
-  loopmon_t *m = &l->mon;
+  evloop_mon_t *m = &l->mon;
   if (now_ms - m->watchdog_last_ms < m->watchdog_ms)
     return;
   for (int i = 0; i < l->nall; i++) {
@@ -251,7 +252,7 @@ static void on_turn_end(uv_prepare_t *p) {
 /* Starts the monitor's handles on l (after uv_loop_init; l->mon.src set);
  * what was made is closed by mon_close. */
 static int mon_start(evloop_t *l) {
-  loopmon_t *m = &l->mon;
+  evloop_mon_t *m = &l->mon;
   const config_t *c = l->cfg;
   m->stall = mon_src_stall(m->src);
   m->sample_ns = (uint64_t)c->monitor.sample_ms * 1000000u;
@@ -292,7 +293,7 @@ static int mon_start(evloop_t *l) {
 
 /* Closes them (before the loop's last run). */
 static void mon_close(evloop_t *l) {
-  loopmon_t *m = &l->mon;
+  evloop_mon_t *m = &l->mon;
   evloop_close_handle((uv_handle_t *)&m->sample);
   evloop_close_handle((uv_handle_t *)&m->beat);
   evloop_close_handle((uv_handle_t *)&m->turn);

@@ -42,7 +42,7 @@ typedef struct evloop_ops {
 /* The loop's side of the monitor (evloop.c): a sampling timer for lag
  * and utilization, a heartbeat timer, and a prepare handle that marks the
  * end of each turn for the stall watchdog. */
-typedef struct loopmon {
+typedef struct evloop_mon {
   uv_timer_t sample;
   uv_timer_t beat;
   uv_prepare_t turn;
@@ -53,7 +53,7 @@ typedef struct loopmon {
   _Atomic uint64_t last_beat_ms; /* read by loop 0 for the systemd watchdog */
   uint64_t watchdog_ms;          /* loop 0: ping at most this often; 0 = no watchdog */
   uint64_t watchdog_last_ms;
-} loopmon_t;
+} evloop_mon_t;
 
 typedef struct evloop {
   uv_loop_t uv;
@@ -69,7 +69,7 @@ typedef struct evloop {
   uv_timer_t drain_timer; /* shutdown deadline */
   timeq_t tq;             /* every connection's deadline, one timer (timeq.h) */
   session_env_t env;
-  loopmon_t mon;
+  evloop_mon_t mon;
   mon_view_t view; /* what this loop's handlers read */
   buf_t out;              /* responses produced in one callback, flushed at its end */
   const evloop_ops_t *ops;

@@ -16,6 +16,7 @@
 #include "conn.h"
 #include "err.h"
 #include "evloop.h"
+#include "monitor_stall.h"
 #include "net.h"
 #include "reload.h"
 #include "routes.h"

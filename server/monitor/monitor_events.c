@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "monitor_int.h"
+#include "monitor_events.h"
 #include "util.h"
 
 uint64_t mon_requests_total(mon_hub_t *h) {

@@ -1,6 +1,7 @@
 /* monitor_metrics.c: the /metrics page: loop lag, utilization, heartbeat and
  * stalls per source, HTTP counters summed over loops, work and connection
  * counts, and the standard process_* metrics read from /proc. */
+#include <errno.h>
 #include <dirent.h>
 #include <stddef.h>
 #include <math.h>
@@ -14,6 +15,7 @@
 #include "build.h"
 #include "log.h"
 #include "monitor_int.h"
+#include "monitor_metrics.h"
 #include "refusal.h"
 #include "util.h"
 
@@ -333,7 +335,7 @@ static int render_http(mon_hub_t *h, const char *const *names, int nroutes, buf_
   buf_t lab;
   buf_init(&lab, 4096);
   if (codes == NULL)
-    return -1;
+    return -ENOMEM;
   r |= prom_family(b, "loopd_http_requests_total", "counter", "HTTP responses by route and status.");
   for (int route = 0; route < MON_ROUTES_MAX; route++) {
     bool other = route >= nroutes;
@@ -493,5 +495,5 @@ int mon_metrics_render(mon_hub_t *h, const char *const *route_names, int nroutes
   r |= render_logs(out);
   r |= render_refused(out);
   r |= render_process(out);
-  return r != 0 ? -1 : 0;
+  return r != 0 ? -ENOMEM : 0; /* a buffer could not grow */
 }

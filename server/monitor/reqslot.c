@@ -1,6 +1,7 @@
 /* reqslot.c: request slots, their seqlock, and a loop's table of them (reqslot.h). */
 #include "reqslot.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,7 +114,7 @@ int rq_table_init(rq_table_t *t) {
   t->free = malloc(RQ_TABLE_SLOTS * sizeof *t->free);
   if (t->slot == NULL || t->free == NULL) {
     rq_table_free(t);
-    return -1;
+    return -ENOMEM;
   }
   for (uint32_t i = 0; i < RQ_TABLE_SLOTS; i++) /* the lowest first: few pages in use */
     t->free[i] = (uint16_t)(RQ_TABLE_SLOTS - 1 - i);

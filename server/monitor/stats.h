@@ -3,6 +3,7 @@
 #ifndef LOOPD_STATS_H
 #define LOOPD_STATS_H
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -17,13 +18,13 @@ typedef struct proc_stats {
   _Atomic int64_t threads_live;
 } proc_stats_t;
 
-/* Takes a connection slot unless max are in use; 0 or -1. */
+/* Takes a connection slot unless max are in use; 0 or -EAGAIN. */
 static inline int stats_conn_take(proc_stats_t *st, int64_t max) {
   int64_t n = atomic_fetch_add_explicit(&st->conn_active, 1, memory_order_relaxed);
   if (n >= max) {
     atomic_fetch_sub_explicit(&st->conn_active, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&st->conn_refused, 1, memory_order_relaxed);
-    return -1;
+    return -EAGAIN;
   }
   atomic_fetch_add_explicit(&st->conn_handled, 1, memory_order_relaxed);
   return 0;

@@ -9,6 +9,7 @@
  * snapshots until it does (rc->out_backlog): they are counted as skipped, so
  * memory stays at one snapshot per stream. The stream wakes at least every
  * EV_TICK_MS, so it ends promptly at shutdown whatever its interval. */
+#include <errno.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,6 +17,9 @@
 
 #include "json.h"
 #include "monitor.h"
+#include "monitor_events.h"
+#include "monitor_metrics.h"
+#include "monitor_stall.h"
 #include "query.h"
 #include "refusal.h"
 #include "routes.h"
@@ -250,7 +254,7 @@ static int ev_snapshot(route_ctx_t *rc, ev_state_t *st, double now) {
   st->last_req = req;
   st->last_t = now;
   if (jw_error(&w) != 0)
-    return -1;
+    return -ENOMEM;
   mon_snap_put(h, now, b->data + 6, b->len - 6); /* the object, for later streams' backlog */
   return buf_append(b, "\n\n", 2) != 0 ? -1 : 0;
 }
@@ -321,7 +325,7 @@ static int ev_params(route_ctx_t *rc, int64_t *interval, int64_t *count, int64_t
       query_int(r->query, r->query_len, "backlog", 0, 0, EV_BACKLOG_MAX, backlog, reason,
                 sizeof reason) != 0) {
     reply_error(rc, 400, reason);
-    return -1;
+    return -EINVAL;
   }
   return 0;
 }

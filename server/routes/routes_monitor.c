@@ -2,6 +2,7 @@
  * snapshots as JSON, text, live streams and Prometheus text. They read the
  * monitor through rc->env->mon only, so either mode can serve them; where
  * there is no monitor (the fuzzer) they answer 503. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +10,9 @@
 #include "build.h"
 #include "json.h"
 #include "monitor.h"
+#include "monitor_events.h"
+#include "monitor_metrics.h"
+#include "monitor_stall.h"
 #include "query.h"
 #include "refusal.h"
 #include "routes.h"
@@ -31,7 +35,7 @@ static const mon_view_t *view_or_503(route_ctx_t *rc) {
   return v;
 }
 
-/* Reads stream=1 and count=N; answers 400 and returns -1 when they are bad. */
+/* Reads stream=1 and count=N; answers 400 and returns -EINVAL when they are bad. */
 static int stream_params(route_ctx_t *rc, bool *stream, int64_t *count) {
   const http_req_t *r = rc->req;
   char reason[160];
@@ -39,7 +43,7 @@ static int stream_params(route_ctx_t *rc, bool *stream, int64_t *count) {
       query_int(r->query, r->query_len, "count", 0, 0, INT64_C(1000000000), count, reason,
                 sizeof reason) != 0) {
     reply_error(rc, 400, reason);
-    return -1;
+    return -EINVAL;
   }
   if (*count == 0)
     *count = INT64_MAX; /* until the client leaves */

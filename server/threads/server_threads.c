@@ -1,4 +1,4 @@
-/* server_threads.c: thread-per-connection mode (SPEC section 4), the model
+/* server_threads.c: thread-per-connection mode, the model
  * the event loop replaced. The main thread accepts and gives each connection
  * its own thread (tconn.c); it also refuses connections beyond
  * server.max_connections with the short 503 (no thread), watches for
@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "monitor_stall.h"
 #include "net.h"
 #include "reload.h"
 #include "response.h"
@@ -360,6 +361,9 @@ static void on_signal_byte(tserver_t *t) {
 
 /* ---- the main thread's loop ---- */
 
+#define POLL_FOREVER (-1) /* poll()'s timeout for none */
+
+/* poll()'s timeout: ms to the next deadline, or POLL_FOREVER. */
 static int poll_timeout(const tserver_t *t) {
   uint64_t due = t->collect_due != 0 ? t->collect_due : UINT64_MAX;
   for (size_t i = 0; i < t->nrefused; i++)
@@ -369,7 +373,7 @@ static int poll_timeout(const tserver_t *t) {
     due = t->forced ? (t->exit_due < due ? t->exit_due : due)
                     : (t->drain_due < due ? t->drain_due : due);
   if (due == UINT64_MAX)
-    return -1;
+    return POLL_FOREVER;
   uint64_t now = clock_ms();
   return due <= now ? 0 : due - now > INT_MAX ? INT_MAX : (int)(due - now);
 }

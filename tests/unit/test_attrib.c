@@ -18,6 +18,7 @@
 #include "attrib.h"
 #include "conn.h"
 #include "monitor.h"
+#include "monitor_stall.h"
 #include "routes.h"
 
 #define MS UINT64_C(1000000)
