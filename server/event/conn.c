@@ -81,14 +81,16 @@ static void track_state(conn_t *c) {
   int st = lasting_state(c);
   if (st == c->rq_state && (st != RQ_IDLE || c->rq_slot == 0))
     return;
+  if (c->rq_slot == 0)
+    c->rq_mark = 0; /* a slot taken now holds another connection's text */
   char text[STALL_WHAT_MAX];
-  size_t len = st == RQ_IDLE ? 0 : session_describe(&c->session, text);
-  uint64_t start = session_started_ms(&c->session);
-  if (start == 0 && st == RQ_HEAD)
-    start = session_phase_since(&c->session);
+  uint64_t start;
+  size_t len = session_slot_text(&c->session, st, &c->rq_mark, text, &start);
   uint32_t jobs = st == RQ_QUEUED ? session_plan(&c->session)->jobs : 0;
   rq_table_move(&c->loop->rq, &c->rq_slot, c->rq_state, st, now_ms(c), start, &c->session, text,
                 len, jobs > 0 ? jobs : 1);
+  if (c->rq_slot == 0)
+    c->rq_mark = 0; /* given back, or the table was full */
   c->rq_state = (uint8_t)st;
 }
 

@@ -39,6 +39,7 @@ typedef struct conn {
   uint64_t plan_due;
   uint64_t write_ms; /* last write progress */
   uint32_t loop_us; /* loop time carried to its next answered request (session.h: shares) */
+  uint32_t rq_mark; /* which request its slot's text describes (session_slot_text) */
   uint16_t rq_slot; /* its slot in the loop's request table + 1; 0: none */
   uint8_t rq_state; /* its lasting state as last counted (reqslot.h) */
   uint8_t life;     /* enum conn_life */

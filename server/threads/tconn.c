@@ -79,10 +79,8 @@ static void track(tconn_t *c, int st) {
   if (st == atomic_load_explicit(&c->rq_state, memory_order_relaxed))
     return;
   char text[STALL_WHAT_MAX];
-  size_t len = st == RQ_IDLE ? 0 : session_describe(&c->session, text);
-  uint64_t start = session_started_ms(&c->session);
-  if (start == 0 && st == RQ_HEAD)
-    start = session_phase_since(&c->session);
+  uint64_t start;
+  size_t len = session_slot_text(&c->session, st, &c->rq_mark, text, &start);
   rq_slot_write(&c->rq, st, clock_ms(), start, &c->session, text, len, 1);
   atomic_store_explicit(&c->rq_state, (uint8_t)st, memory_order_relaxed);
 }

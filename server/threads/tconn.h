@@ -58,6 +58,7 @@ struct tconn {
   rq_slot_t rq;
   stall_slot_t running;
   _Atomic uint8_t rq_state;
+  uint32_t rq_mark; /* which request rq's text describes (session_slot_text) */
   uint64_t carry_ns; /* handler time not given to a request yet (session.h: shares) */
   buf_t out;
   char *rbuf;
