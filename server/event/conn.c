@@ -217,7 +217,7 @@ static void conn_close(conn_t *c) {
   } else {
     assert(l->nconns > 0);
     l->nconns--;
-    stats_conn_give(l->stats);
+    stats_release(&l->stats->conns, 1);
     untrack(c);
   }
   timeq_remove(&l->tq, &c->tq);
@@ -712,7 +712,7 @@ static void conn_accept(evloop_t *l) {
   if (l->conns != NULL)
     l->conns->prev = c;
   l->conns = c;
-  if (stats_conn_take(l->stats, l->cfg->server.max_connections) != 0) {
+  if (stats_admit(&l->stats->conns, 1, l->cfg->server.max_connections) != 0) {
     refuse(l, c);
     return;
   }

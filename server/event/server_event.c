@@ -130,14 +130,6 @@ static void on_sigusr1(uv_signal_t *h, int signum) {
   reload_reopen_logs(s->live);
 }
 
-/* What /lag and /metrics show of the work pool. */
-static void report_work(void *arg, mon_work_t *out) {
-  work_counts_t w;
-  work_counts(arg, &w);
-  *out = (mon_work_t){.threads = w.threads, .running = w.running, .queued = w.queued,
-                      .completed = w.completed, .rejected = w.rejected, .cancelled = w.cancelled};
-}
-
 static void on_loop_done(uv_async_t *a) {
   evserver_t *s = a->data;
   say_if_moved(s);
@@ -201,7 +193,7 @@ static void loop_fill(evserver_t *s, evloop_t *l, int i, int fd) {
   session_env_init(&l->env, l->cfg, routes_table(), MODE_EVENT, l->gen->al);
   l->ops = &conn_ops;
   l->mon.src = mon_hub_src(s->mon, i);
-  l->view = (mon_view_t){.hub = s->mon, .self = i};
+  l->view = (mon_view_t){.hub = s->mon, .self = i, .stats = &s->stats};
   l->env.route.mon = &l->view;
   l->env.http = mon_hub_http(s->mon, i);
   l->env.stall = mon_src_stall(l->mon.src);
@@ -256,7 +248,7 @@ static int prepare(evserver_t *s) {
   int r;
   if ((r = service_need_fds(&s->svc, FD_LIBUV_FIRST, "free")) != 0)
     return r;
-  if ((r = work_pool_init(&s->work, (int)cfg->work.threads)) != 0) {
+  if ((r = work_pool_init(&s->work, (int)cfg->work.threads, &s->stats)) != 0) {
     log_msg("work.threads: could not set UV_THREADPOOL_SIZE");
     return r;
   }
@@ -277,7 +269,6 @@ static int prepare(evserver_t *s) {
     log_msg("cannot start: out of memory");
     return -ENOMEM;
   }
-  mon_hub_set_work(s->mon, report_work, &s->work);
   mon_hub_set_stats(s->mon, &s->stats);
   for (int i = 0; i < s->nloops; i++) /* before any loop runs: other loops read them */
     if (rq_table_init(&s->loops[i].rq) != 0) {

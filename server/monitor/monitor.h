@@ -94,14 +94,13 @@ typedef struct mon_work {
   int64_t running, queued;
   uint64_t completed, rejected, cancelled;
 } mon_work_t;
-typedef void (*mon_work_fn)(void *arg, mon_work_t *out);
 
 /* nsrc timer sources, nhttp counter blocks. mode: MODE_EVENT or MODE_THREADS. */
 mon_hub_t *mon_hub_new(const config_t *cfg, int mode, int nsrc, int nhttp);
 /* Stops the watchdog if running (the only way to stop it); tolerates NULL. */
 void mon_hub_free(mon_hub_t *h);
-/* Where /lag and /metrics get work-pool and connection counts (optional). */
-void mon_hub_set_work(mon_hub_t *h, mon_work_fn fn, void *arg);
+/* Where /lag and /metrics get the connection, job and stream counts
+ * (optional: without, they read 0). */
 void mon_hub_set_stats(mon_hub_t *h, const proc_stats_t *st);
 mon_src_t *mon_hub_src(mon_hub_t *h, int i);
 mon_http_t *mon_hub_http(mon_hub_t *h, int i);
@@ -132,10 +131,12 @@ void mon_beat(mon_src_t *s, uint64_t now_ns);
 
 /* ---- reading: any thread ---- */
 
-/* What a handler holds: the hub, and which source is its own. */
+/* What a handler holds: the hub, which source is its own, and the
+ * process's counters (the /events stream gate; NULL: none is kept). */
 typedef struct mon_view {
   mon_hub_t *hub;
   int self;
+  proc_stats_t *stats;
 } mon_view_t;
 
 typedef struct mon_lag {

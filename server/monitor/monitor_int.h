@@ -70,8 +70,6 @@ struct mon_hub {
   _Atomic uint64_t stall_ms; /* monitor.stall_ms: SIGHUP changes it (mon_hub_set_stall_ms) */
   mon_src_t *src;
   mon_http_t *http;
-  mon_work_fn work_fn;
-  void *work_arg;
   const proc_stats_t *stats;
   mon_conn_source_t conns;
   pthread_t wd_thread;

@@ -417,6 +417,9 @@ static int render_counts(mon_hub_t *h, buf_t *b) {
                 w.rejected);
   r |= counter1(b, "loopd_work_cancelled_total",
                 "Queued jobs cancelled because their client left.", w.cancelled);
+  r |= family1(b, "loopd_event_streams_open", "gauge",
+               "/events streams open now (at most monitor.max_event_streams).",
+               h->stats != NULL ? (double)stats_active(&h->stats->streams) : 0);
   if (h->mode == MODE_THREADS)
     r |= family1(b, "loopd_threads_live", "gauge",
                  "Connection threads alive (thread mode: one per open connection).",

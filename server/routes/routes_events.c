@@ -39,9 +39,6 @@
 #define EV_STALLS_MAX 64
 #define EV_BACKLOG_MAX 300 /* MON_SNAP_RING: five minutes of snapshots at one a second */
 
-/* Streams open now, in every loop or thread. */
-static _Atomic int64_t ev_open;
-
 typedef struct ev_state {
   uint64_t seq;      /* snapshots sent */
   uint64_t skipped;  /* due but not sent: the reader (or the loop) was behind */
@@ -54,14 +51,14 @@ typedef struct ev_state {
   uint64_t last_stalls;   /* stalls counted (every loop) at the previous snapshot */
   uint64_t stall_pass_ns; /* when it read them (mon_stalls_since); 0 before the first */
   uint32_t interval_ms, keepalive_ms;
-  bool slot; /* holds one of ev_open */
+  bool slot; /* holds one of proc_stats_t.streams (rc->env->mon->stats) */
 } ev_state_t;
 ROUTE_STATE_FITS(ev_state_t);
 
 static void ev_release(route_ctx_t *rc) {
   ev_state_t *st = ROUTE_STATE(rc, ev_state_t);
   if (st->slot)
-    atomic_fetch_sub_explicit(&ev_open, 1, memory_order_relaxed);
+    stats_release(&rc->env->mon->stats->streams, 1);
   st->slot = false;
 }
 
@@ -249,7 +246,8 @@ static int ev_snapshot(route_ctx_t *rc, ev_state_t *st, double now) {
   jw_obj_end(&w);
   route_diag_json(&w, rc, h, worst.max_ms >= (double)mon_stall_ms(h));
   json_process(&w, st, now);
-  jw_int(&w, "streams", atomic_load_explicit(&ev_open, memory_order_relaxed));
+  const proc_stats_t *ps = rc->env->mon->stats;
+  jw_int(&w, "streams", ps != NULL ? stats_active(&ps->streams) : 0);
   jw_obj_end(&w);
   st->last_req = req;
   st->last_t = now;
@@ -333,8 +331,8 @@ static int ev_params(route_ctx_t *rc, int64_t *interval, int64_t *count, int64_t
 /* Takes a stream slot; false (answered 503) when all are in use. */
 static bool ev_take_slot(route_ctx_t *rc) {
   int64_t max = rc->env->cfg->monitor.max_event_streams;
-  if (atomic_fetch_add_explicit(&ev_open, 1, memory_order_relaxed) >= max) {
-    atomic_fetch_sub_explicit(&ev_open, 1, memory_order_relaxed);
+  proc_stats_t *ps = rc->env->mon->stats;
+  if (ps != NULL && stats_admit(&ps->streams, 1, max) != 0) {
     char body[160];
     int n = snprintf(body, sizeof body,
                      "too many event streams (monitor.max_event_streams = %lld); retry later\n",
@@ -371,7 +369,7 @@ void route_events(route_ctx_t *rc) {
                      .last_cpu_s = 0,
                      .interval_ms = (uint32_t)interval,
                      .keepalive_ms = (uint32_t)keepalive,
-                     .slot = true};
+                     .slot = v->stats != NULL};
   rc->on_finish = ev_release;
   reply_head(rc, 200, EV_CTYPE, RESP_CHUNKED, EV_EXTRA);
   char hello[160];

@@ -189,13 +189,13 @@ static void refused_service(tserver_t *t, const struct pollfd *p, size_t np) {
 
 static void admit(tserver_t *t, int fd, const struct sockaddr_storage *ss) {
   tshared_t *sh = &t->sh;
-  if (stats_conn_take(&sh->stats, t->svc.cfg->server.max_connections) != 0) {
+  if (stats_admit(&sh->stats.conns, 1, t->svc.cfg->server.max_connections) != 0) {
     refuse(t, fd);
     return;
   }
   tconn_t *c = calloc(1, sizeof *c);
   if (c == NULL) {
-    stats_conn_unadmit(&sh->stats);
+    stats_unadmit(&sh->stats.conns, 1);
     refuse(t, fd);
     return;
   }
@@ -226,7 +226,7 @@ static void admit(tserver_t *t, int fd, const struct sockaddr_storage *ss) {
       log_msg("cannot start a connection thread (refusing with 503): %s", loopd_strerror(-r));
     }
     free(c);
-    stats_conn_unadmit(&sh->stats);
+    stats_unadmit(&sh->stats.conns, 1);
     refuse(t, fd);
   }
 }
@@ -415,17 +415,6 @@ static void serve(tserver_t *t) {
 
 /* ---- the monitor ---- */
 
-/* What /lag and /metrics show under "work". Jobs run inline on connection
- * threads: no pool (threads 0), nothing ever queued or cancelled before it
- * started; running, completed and rejected (work.queue_limit running) are real. */
-static void report_work(void *arg, mon_work_t *out) {
-  const tshared_t *sh = arg;
-  *out = (mon_work_t){
-      .running = atomic_load_explicit(&sh->jobs_running, memory_order_relaxed),
-      .completed = atomic_load_explicit(&sh->jobs_done, memory_order_relaxed),
-      .rejected = atomic_load_explicit(&sh->jobs_rejected, memory_order_relaxed)};
-}
-
 /* One timer source (the heartbeat thread, tmon.c) and one counter block
  * that every connection thread writes (shared: atomic increments). No stall
  * watchdog: with no shared loop, a handler that blocks holds only its own
@@ -439,7 +428,6 @@ static int monitor_start(tserver_t *t) {
     return -ENOMEM;
   }
   mon_hub_set_stats(t->mon, &sh->stats);
-  mon_hub_set_work(t->mon, report_work, sh);
   mon_hub_set_conn_source(t->mon, (mon_conn_source_t){tconn_states, tconn_visit, sh});
   sh->http = mon_hub_http(t->mon, 0);
   sh->http->shared = true;
@@ -448,7 +436,7 @@ static int monitor_start(tserver_t *t) {
     log_msg("cannot start the heartbeat thread: %s", loopd_strerror(r));
     return r;
   }
-  sh->mon = (mon_view_t){.hub = t->mon, .self = 0};
+  sh->mon = (mon_view_t){.hub = t->mon, .self = 0, .stats = &sh->stats};
   return 0;
 }
 

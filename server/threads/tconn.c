@@ -204,7 +204,8 @@ static int wait_input(tconn_t *c) {
  * pool to run them side by side), each on its own copy of the state. */
 static void run_jobs(tconn_t *c, const plan_t *p) {
   session_run_plan_inline(&c->session);
-  atomic_fetch_add_explicit(&c->sh->jobs_done, p->jobs > 0 ? p->jobs : 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&c->sh->stats.jobs_completed, p->jobs > 0 ? p->jobs : 1,
+                            memory_order_relaxed);
 }
 
 /* Carries a plan out on this thread, then runs its continuation. */
@@ -215,19 +216,18 @@ static int run_plan(tconn_t *c) {
     /* Inline, on the connection's own thread (queued_ms ~ 0). There is no
      * queue to wait in, so work.queue_limit caps the jobs running at once,
      * as it caps queued + running in event mode: beyond it, 503 at once. */
-    if (atomic_fetch_add_explicit(&c->sh->jobs_running, 1, memory_order_relaxed) >=
-        c->env.route.cfg->work.queue_limit) {
-      atomic_fetch_sub_explicit(&c->sh->jobs_running, 1, memory_order_relaxed);
-      atomic_fetch_add_explicit(&c->sh->jobs_rejected, 1, memory_order_relaxed);
+    if (stats_admit(&c->sh->stats.jobs, 1, c->env.route.cfg->work.queue_limit) != 0) {
       sync_drain(c);
       return (int)session_refuse(&c->session, &c->out, clock_ms(), 503,
                                  "work queue full; retry later", "Retry-After: 1\r\n");
     }
     track(c, RQ_JOB);
+    atomic_fetch_add_explicit(&c->sh->stats.jobs_running, 1, memory_order_relaxed);
     offline(c); /* jobs touch only their route state (reply.h) */
     run_jobs(c, p);
     online(c);
-    atomic_fetch_sub_explicit(&c->sh->jobs_running, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&c->sh->stats.jobs_running, 1, memory_order_relaxed);
+    stats_release(&c->sh->stats.jobs, 1);
     break;
   case PLAN_DELAY:
     /* A sleep that the shutdown deadline cuts short. */
@@ -306,7 +306,7 @@ static void release(tconn_t *c) {
   c->fd = -1;
   c->next = sh->finished;
   sh->finished = c;
-  stats_conn_give(&sh->stats);
+  stats_release(&sh->stats.conns, 1);
   atomic_fetch_sub_explicit(&sh->stats.threads_live, 1, memory_order_relaxed);
   pthread_mutex_unlock(&sh->mu);
   eventfd_write(sh->done_fd, 1);
