@@ -159,6 +159,19 @@ void mon_work_get(mon_hub_t *h, mon_work_t *out) {
   out->cancelled = atomic_load_explicit(&st->jobs_cancelled, memory_order_relaxed);
 }
 
+void mon_work_json(jw_t *w, mon_hub_t *h) {
+  mon_work_t wk;
+  mon_work_get(h, &wk);
+  jw_obj(w, "work");
+  jw_int(w, "threads", wk.threads);
+  jw_int(w, "running", wk.running);
+  jw_int(w, "queued", wk.queued);
+  jw_int(w, "completed", (int64_t)wk.completed);
+  jw_int(w, "rejected", (int64_t)wk.rejected);
+  jw_int(w, "cancelled", (int64_t)wk.cancelled);
+  jw_obj_end(w);
+}
+
 void mon_hub_set_conn_source(mon_hub_t *h, mon_conn_source_t src) { h->conns = src; }
 
 void mon_conns_full(mon_hub_t *h, mon_conns_t *out) {
@@ -359,6 +372,30 @@ double mon_lag_now_ms(mon_hub_t *h, int src) {
 
 double mon_util_1s(mon_hub_t *h, int src) {
   return (double)atomic_load_explicit(&h->src[src].util_1s_ppm, memory_order_relaxed) / 1e6;
+}
+
+int mon_lag_worst(mon_hub_t *h, mon_lag_t *worst, mon_lag_t *each, int max) {
+  int n = h->nsrc < max ? h->nsrc : max;
+  *worst = (mon_lag_t){.utilization = NAN};
+  for (int i = 0; i < n; i++) {
+    mon_lag_t *l = &each[i];
+    mon_lag_get(h, i, l);
+    mon_lag_t *w = worst;
+    w->now_ms = fmax(w->now_ms, l->now_ms);
+    w->p50_ms = fmax(w->p50_ms, l->p50_ms);
+    w->p90_ms = fmax(w->p90_ms, l->p90_ms);
+    w->p99_ms = fmax(w->p99_ms, l->p99_ms);
+    w->max_ms = fmax(w->max_ms, l->max_ms);
+    w->min_ms = fmax(w->min_ms, l->min_ms);
+    w->mean_ms = fmax(w->mean_ms, l->mean_ms);
+    w->stddev_ms = fmax(w->stddev_ms, l->stddev_ms);
+    w->busy_ms = fmax(w->busy_ms, l->busy_ms);
+    w->samples += l->samples;
+    w->stalls += l->stalls;
+    if (!isnan(l->utilization))
+      w->utilization = isnan(w->utilization) ? l->utilization : fmax(w->utilization, l->utilization);
+  }
+  return n;
 }
 
 double mon_health_lag_ms(mon_hub_t *h, int *worst_src) {

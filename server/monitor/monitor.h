@@ -155,6 +155,10 @@ double mon_lag_now_ms(mon_hub_t *h, int src);
  * a second's end, so a loop that just ran 1.5 s of CPU reads 1, not 0,
  * lock-free: monitor.shed_utilization's signal. */
 double mon_util_1s(mon_hub_t *h, int src);
+/* Each source's figures (the first max) into each[], and the worst of each
+ * figure across them into *worst (stalls and samples: their sums); returns
+ * how many sources were read. */
+int mon_lag_worst(mon_hub_t *h, mon_lag_t *worst, mon_lag_t *each, int max);
 /* The worst over all sources of the latest sample and of the current turn's
  * length (a loop stuck right now is lagging by that much). */
 double mon_health_lag_ms(mon_hub_t *h, int *worst_src);
@@ -203,6 +207,9 @@ int mon_mode(const mon_hub_t *h);
 double mon_uptime_s(const mon_hub_t *h);
 double mon_window_s(const mon_hub_t *h);
 void mon_work_get(mon_hub_t *h, mon_work_t *out);
+/* "work": {threads, running, queued, completed, rejected, cancelled}, as
+ * /lag and /events show it. */
+void mon_work_json(jw_t *w, mon_hub_t *h);
 /* ---- connections, nginx stub_status style, and what is in flight ---- */
 
 typedef struct mon_conns {

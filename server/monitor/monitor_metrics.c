@@ -208,18 +208,6 @@ static int render_loop_family(const struct loop_family *f, bool threads, const l
   return r;
 }
 
-/* Every response counted in one loop's block. */
-static uint64_t http_block_total(const mon_http_t *b) {
-  uint64_t n = 0;
-  for (int route = 0; route < MON_ROUTES_MAX; route++) {
-    const mon_http_route_t *r = &b->route[route];
-    for (int i = 0; i < MON_CODE_SLOTS; i++)
-      n += atomic_load_explicit(&r->count[i], memory_order_relaxed);
-    n += atomic_load_explicit(&r->other, memory_order_relaxed);
-  }
-  return n;
-}
-
 /* Thread mode keeps the names and the loop="0" label (dashboards work for
  * both), but its one source is the heartbeat thread, and the help says what
  * each figure means there. */
@@ -242,7 +230,7 @@ static int render_loops(mon_hub_t *h, buf_t *b) {
   for (int i = 0; i < n; i++) {
     mon_lag_brief(h, i, &v[i].lag);
     mon_heartbeat_get(h, i, &v[i].hb);
-    v[i].requests = i < h->nhttp ? http_block_total(&h->http[i]) : 0;
+    v[i].requests = i < h->nhttp ? mon_block_total(&h->http[i]) : 0;
   }
   for (size_t f = 0; f < ARRAY_SIZE(loop_families); f++)
     r |= render_loop_family(&loop_families[f], threads, v, n, b);

@@ -118,29 +118,17 @@ static void json_running(jw_t *w, mon_hub_t *h, int src, double busy_ms) {
 }
 
 static void json_loops(jw_t *w, mon_hub_t *h, double since, mon_lag_t *worst) {
-  int n = mon_hub_nsrc(h) < EV_LOOPS_MAX ? mon_hub_nsrc(h) : EV_LOOPS_MAX;
-  *worst = (mon_lag_t){.utilization = NAN};
+  mon_lag_t each[EV_LOOPS_MAX];
+  int n = mon_lag_worst(h, worst, each, EV_LOOPS_MAX);
   jw_arr(w, "loops");
   for (int i = 0; i < n; i++) {
-    mon_lag_t l;
-    mon_lag_get(h, i, &l);
-    worst->now_ms = fmax(worst->now_ms, l.now_ms);
-    worst->p50_ms = fmax(worst->p50_ms, l.p50_ms);
-    worst->p99_ms = fmax(worst->p99_ms, l.p99_ms);
-    worst->max_ms = fmax(worst->max_ms, l.max_ms);
-    worst->min_ms = fmax(worst->min_ms, l.min_ms);
-    worst->mean_ms = fmax(worst->mean_ms, l.mean_ms);
-    worst->stddev_ms = fmax(worst->stddev_ms, l.stddev_ms);
-    worst->stalls += l.stalls;
-    if (!isnan(l.utilization))
-      worst->utilization = isnan(worst->utilization) ? l.utilization
-                                                     : fmax(worst->utilization, l.utilization);
+    const mon_lag_t *l = &each[i];
     jw_obj(w, NULL);
     jw_int(w, "loop", i);
-    json_lag(w, &l);
-    jw_num(w, "busy_ms", l.busy_ms, 0);
-    json_running(w, h, i, l.busy_ms);
-    jw_int(w, "stalls", (int64_t)l.stalls);
+    json_lag(w, l);
+    jw_num(w, "busy_ms", l->busy_ms, 0);
+    json_running(w, h, i, l->busy_ms);
+    jw_int(w, "stalls", (int64_t)l->stalls);
     json_heartbeat(w, h, i, since);
     jw_obj_end(w);
   }
@@ -181,16 +169,7 @@ static void json_stalls(jw_t *w, mon_hub_t *h, ev_state_t *st, double now) {
 }
 
 static void json_counts(jw_t *w, mon_hub_t *h) {
-  mon_work_t wk;
-  mon_work_get(h, &wk);
-  jw_obj(w, "work");
-  jw_int(w, "threads", wk.threads);
-  jw_int(w, "queued", wk.queued);
-  jw_int(w, "running", wk.running);
-  jw_int(w, "completed", (int64_t)wk.completed);
-  jw_int(w, "rejected", (int64_t)wk.rejected);
-  jw_int(w, "cancelled", (int64_t)wk.cancelled);
-  jw_obj_end(w);
+  mon_work_json(w, h);
   mon_conns_json(w, h);
 }
 
