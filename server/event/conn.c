@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 
 #include "log.h"
 #include "net.h"
@@ -266,20 +265,12 @@ static void conn_finish(conn_t *c) {
   conn_track(c);
 }
 
-/* Whether the kernel holds bytes from the client that loopd has not read:
- * closing then would send a reset, which destroys answers still unread on
- * the client's side. */
-static bool unread_input(conn_t *c) {
-  uv_os_fd_t fd;
-  int n = 0;
-  return uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, FIONREAD, &n) == 0 && n > 0;
-}
-
-/* Draining and nothing left to answer: a request the kernel already holds
- * is read and answered (with Connection: close); otherwise FIN and the
- * lingering read, never a bare close. Returns whether the connection ends. */
+/* Draining and nothing left to answer: service_drain_close decides (a
+ * request the kernel already holds is read and answered first); then FIN
+ * and the lingering read, never a bare close. Returns whether it ends. */
 static bool drain_idle(conn_t *c) {
-  if (unread_input(c))
+  uv_os_fd_t fd;
+  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || !service_drain_close(true, fd))
     return false;
   conn_finish(c);
   return true;

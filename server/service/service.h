@@ -63,6 +63,13 @@ __attribute__((noreturn)) void service_second_signal(int signum);
 /* The drain's deadline and grace passed with who ("loops", "threads") still
  * busy: said, the logs get FORCED_FLUSH_MS, and the process ends with 0. */
 __attribute__((noreturn)) void service_forced_exit(const service_t *s, const char *who);
+/* Draining, a connection with nothing left to answer (idle: between
+ * requests, nothing buffered, no output waiting) on socket fd ends now, with
+ * FIN and the lingering read, unless the kernel holds bytes from the client
+ * that loopd has not read: that request is read and answered (with
+ * Connection: close) first, since a close with unread input sends a reset
+ * that destroys answers the client has not read yet. Both modes decide so. */
+bool service_drain_close(bool idle, int fd);
 /* The last line of a clean exit. */
 void service_stopped(void);
 

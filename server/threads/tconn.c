@@ -13,7 +13,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -155,12 +154,6 @@ static int feed(tconn_t *c) {
   return (int)next;
 }
 
-/* Whether the kernel holds bytes from the client not read yet. */
-static bool unread_input(int fd) {
-  int n = 0;
-  return ioctl(fd, FIONREAD, &n) == 0 && n > 0;
-}
-
 /* Flushes, then blocks until input, a timeout or the start of a drain. */
 static int wait_input(tconn_t *c) {
   if (c->out.len > 0 && flush_out(c) != 0)
@@ -169,10 +162,9 @@ static int wait_input(tconn_t *c) {
     buf_free(&c->env.route.scratch); /* a big JSON body's room is not kept per thread */
   for (;;) {
     sync_drain(c);
-    /* Idle at shutdown: a request the kernel already holds is read and
-     * answered; otherwise FIN and the lingering read (finish), since a bare
-     * close with unread input sends a reset that destroys unread answers. */
-    if (c->draining && session_idle(&c->session) && !unread_input(c->fd))
+    /* Idle at shutdown: FIN and the lingering read (finish), or first the
+     * request the kernel already holds (service_drain_close). */
+    if (c->draining && service_drain_close(session_idle(&c->session), c->fd))
       return (int)SESSION_CLOSE;
     /* Once draining, the wake fd stays readable: stop watching it. */
     track(c, input_state(&c->session));
