@@ -26,7 +26,7 @@ typedef struct config {
     int64_t backlog;
     int64_t max_connections;
     int64_t shutdown_timeout_ms;
-    int64_t turn_budgets; /* 0 or 1: event mode's per-turn budgets (conn_internal.h) */
+    int64_t turn_budgets; /* 0 or 1: event mode's per-turn budgets (event/sched.h) */
   } server;
   struct {
     int64_t max_request_line_bytes;

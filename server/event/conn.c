@@ -1,36 +1,183 @@
-/* conn.c: event-mode connections: read, feed the session, carry out plans,
- * write with uv_try_write first, close gracefully. */
-#include "conn_internal.h"
+/* conn.c: event-mode connections: accept, read, feed the session, carry out
+ * plans, write with uv_try_write first, close gracefully; each one's share
+ * of the loop's turns (evsched.h) and its lasting state for /requests
+ * (monitor/reqslot.h). */
+#include "conn.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 
 #include "log.h"
+#include "net.h"
+#include "response.h"
+#include "service.h" /* LINGER_MS, LINGER_REFUSED_MAX: shared with thread mode */
 #include "util.h"
 
+#define INBUF_MAX (64 * 1024)     /* stop reading once this much waits */
 static void conn_step(conn_t *c, session_next_t next);
 static void conn_after(conn_t *c);
 static void conn_resume(conn_t *c);
+static void conn_close(conn_t *c);
+static void conn_set_reading(conn_t *c, bool on);
+static void conn_arm(conn_t *c);
+static void on_write(uv_write_t *req, int status);
 
-/* ---- budgets ---- */
+static inline uint64_t now_ms(const conn_t *c) { return uv_now(&c->loop->uv); }
+
+/* Every callback that may run a handler starts here: the stall watchdog
+ * times the turn from its first such callback (one load, and a store once
+ * per turn; the loop's prepare handle ends the turn). */
+static inline void turn_begins(evloop_t *l) { stall_enter(l->mon.stall, uv_now(&l->uv)); }
+
+static inline conn_t *conn_of(sched_node_t *n) { return container_of(n, conn_t, sn); }
+
+static inline bool closing(const conn_t *c) { return c->life == CONN_CLOSING; }
+static inline bool lingering(const conn_t *c) {
+  return c->life == CONN_LINGERING || c->life == CONN_REFUSED_LINGERING;
+}
+static inline bool refused(const conn_t *c) {
+  return c->life == CONN_REFUSED || c->life == CONN_REFUSED_LINGERING;
+}
+static inline bool paused(const conn_t *c) { return sched_on_again(&c->sn); }
+
+/* ---- the lasting state, for /requests and the connection-state gauges ----
+ * Worked out at the end of each callback (conn_after) and written to the
+ * loop's table only when it changed: an idle keep-alive or pipelining
+ * client, which ends every callback idle, costs a few compares. */
+
+/* Where the connection waits now (reqslot.h: enum rq_state). */
+static int lasting_state(const conn_t *c) {
+  const session_t *s = &c->session;
+  if (lingering(c))
+    return RQ_LINGERING;
+  if (c->wait == WAIT_PLAN) {
+    const plan_t *p = session_plan(s);
+    if (p->kind == PLAN_JOB)
+      return RQ_QUEUED; /* a reader sees it running from the slot's pool word */
+    if (p->kind == PLAN_YIELD || (p->kind == PLAN_DELAY && p->delay_ms == 0))
+      return RQ_SLICED;
+    if (p->kind == PLAN_DELAY)
+      return session_streaming(s) ? RQ_STREAMING : RQ_DELAY;
+  }
+  if (c->writing)
+    return RQ_WRITING;
+  switch (session_phase(s)) {
+  case PHASE_HEAD:
+    return RQ_HEAD;
+  case PHASE_BODY:
+    return RQ_BODY;
+  case PHASE_BUSY:
+    return session_req_read(s) ? RQ_HANDLER : RQ_BODY;
+  default:
+    return RQ_IDLE;
+  }
+}
+
+static void track_state(conn_t *c) {
+  if (c->life != CONN_OPEN && c->life != CONN_LINGERING)
+    return; /* not counted as open (refused), or already given back */
+  int st = lasting_state(c);
+  if (st == c->rq_state && (st != RQ_IDLE || c->rq_slot == 0))
+    return;
+  if (c->rq_slot == 0)
+    c->rq_mark = 0; /* a slot taken now holds another connection's text */
+  char text[STALL_WHAT_MAX];
+  uint64_t start;
+  size_t len = session_slot_text(&c->session, st, &c->rq_mark, text, &start);
+  uint32_t jobs = st == RQ_QUEUED ? session_plan(&c->session)->jobs : 0;
+  rq_table_move(&c->loop->rq, &c->rq_slot, c->rq_state, st, now_ms(c), start, &c->session, text,
+                len, jobs > 0 ? jobs : 1);
+  if (c->rq_slot == 0)
+    c->rq_mark = 0; /* given back, or the table was full */
+  c->rq_state = (uint8_t)st;
+}
+
+/* After each callback; the common case inline: idle, and it was idle. */
+static inline void conn_track(conn_t *c) {
+  if (c->rq_state == RQ_IDLE && c->rq_slot == 0 && c->wait == WAIT_NONE && !c->writing &&
+      c->life == CONN_OPEN && session_phase(&c->session) == PHASE_IDLE)
+    return;
+  track_state(c);
+}
+
+/* The connection is gone (conn_close): out of the counts and the table. */
+static void untrack(conn_t *c) {
+  rq_table_move(&c->loop->rq, &c->rq_slot, c->rq_state, RQ_IDLE, now_ms(c), 0, NULL, "", 0, 0);
+  rq_table_add(&c->loop->rq, RQ_IDLE, -1);
+  c->rq_state = RQ_IDLE;
+}
+
+/* Before a pool submission: where its jobs say they have started. */
+static job_seen_t track_pool(conn_t *c) {
+  job_seen_t seen = {NULL, 0};
+  seen.word = rq_table_pool(&c->loop->rq, &c->rq_slot, &seen.token);
+  return seen;
+}
+
+/* ---- budgets: what the connection spent in this loop turn (evsched.h) ---- */
 
 static void on_idle(uv_idle_t *h);
-static void run_yields(evloop_t *l);
+
+void conn_budget_start(conn_t *c) {
+  evloop_t *l = c->loop;
+  uint64_t t0 = uv_hrtime(); /* CLOCK_MONOTONIC, as clock_ns() */
+  sched_budget_start(&l->sched, &c->sn, l->turns, session_requests(&c->session), t0);
+  session_share_begin(&l->env, t0, (uint64_t)c->loop_us * 1000);
+}
+
+/* A share long enough to name in a stall line: what the connection ran.
+ * The loop's "now running" record holds the text of the last request whose
+ * handler ran, already built; when that was another connection's, the
+ * connection's current request (or just its peer) is described here. */
+static void budget_attrib(conn_t *c) {
+  evloop_t *l = c->loop;
+  attrib_ent_t *e = attrib_note(&l->sched.attr, c, c->sn.b_ns);
+  const session_t *s = &c->session;
+  if (l->mon.stall->text_key == s)
+    stall_own_text(l->mon.stall, e->what);
+  else if (e->what[0] == '\0') /* (a later share of the same connection keeps its request) */
+    session_describe(s, e->what);
+}
+
+void conn_budget_stop(conn_t *c) {
+  if (c->sn.b_t0 == 0)
+    return;
+  uint64_t t1 = uv_hrtime();
+  uint64_t carry = session_share_end(&c->loop->env, t1) / 1000;
+  c->loop_us = carry < UINT32_MAX ? (uint32_t)carry : UINT32_MAX;
+  if (unlikely(sched_budget_stop(&c->loop->sched, &c->sn, t1)))
+    budget_attrib(c);
+}
+
+/* server.turn_budgets = off: no share is ever used up, as in asyncio. */
+static bool budget_spent(const conn_t *c) {
+  const evloop_t *l = c->loop;
+  return l->cfg->server.turn_budgets &&
+         sched_conn_spent(&l->sched, &c->sn, session_requests(&c->session), l->out.len);
+}
+
+static bool loop_spent(const evloop_t *l) {
+  return l->cfg->server.turn_budgets && sched_loop_spent(&l->sched, l->turns, TURN_LOOP_NS);
+}
+
+static void idle_start(evloop_t *l) {
+  if (!uv_is_active((uv_handle_t *)&l->idle))
+    uv_idle_start(&l->idle, on_idle);
+}
 
 /* Its share of this turn is used: no more input until the next one. A
  * connection that was idle between requests (a new request on a quiet
  * keep-alive connection, a probe) waits ahead of those that were busy, so
  * it waits a turn, not a round of every busy connection. */
 static void budget_pause(conn_t *c) {
-  evloop_t *l = c->loop;
-  if (c->paused || c->closing)
+  if (paused(c) || closing(c))
     return;
-  c->paused = true;
   conn_set_reading(c, false);
-  again_push(c, c->deferred && session_idle(&c->session) && c->inbuf.len == 0 && !c->writing);
-  if (!uv_is_active((uv_handle_t *)&l->idle))
-    uv_idle_start(&l->idle, on_idle);
+  sched_again_push(&c->loop->sched, &c->sn,
+                   sched_unread(&c->sn) && session_idle(&c->session) && c->inbuf.len == 0 &&
+                       !c->writing);
+  idle_start(c->loop);
 }
 
 /* ---- closing ---- */
@@ -39,50 +186,50 @@ static void on_close(uv_handle_t *h) {
   conn_t *c = h->data;
   session_free(&c->session);
   buf_free(&c->inbuf);
-  wstate_give(c);
+  write_give(&c->w, &c->loop->wpool);
   free(c);
 }
 
-void conn_close(conn_t *c) {
-  if (c->closing)
+static void conn_close(conn_t *c) {
+  if (closing(c))
     return;
-  c->closing = true;
+  assert(!uv_is_closing((uv_handle_t *)&c->tcp));
   evloop_t *l = c->loop;
+  bool was_refused = refused(c), was_lingering = lingering(c);
+  c->life = CONN_CLOSING;
   if (c->job != NULL) {
     work_cancel(c->job); /* the client left before its answer */
     c->job = NULL;
   }
-  if (c->in_yield)
-    yield_remove(c);
-  if (c->paused)
-    again_remove(c);
+  if (c->sn.in_yield)
+    sched_yield_remove(&l->sched, &c->sn);
+  if (paused(c))
+    sched_again_remove(&l->sched, &c->sn);
   if (c->prev != NULL)
     c->prev->next = c->next;
   else if (l->conns == c)
     l->conns = c->next;
   if (c->next != NULL)
     c->next->prev = c->prev;
-  if (c->refused) {
-    l->nlingering_refused -= c->lingering ? 1 : 0;
+  if (was_refused) {
+    l->nlingering_refused -= was_lingering ? 1 : 0;
   } else {
+    assert(l->nconns > 0);
     l->nconns--;
-    stats_conn_give(l->stats);
-    conn_untrack(c);
+    stats_release(&l->stats->conns, 1);
+    untrack(c);
   }
   timeq_remove(&l->tq, &c->tq);
-  if (close_allowed(l)) {
+  if (sched_close_allowed(&l->sched, l->turns)) {
     uv_close((uv_handle_t *)&c->tcp, on_close);
   } else {
-    close_defer(c); /* a burst of closes: spread over turns (TURN_CLOSES) */
+    /* a burst of closes: spread over turns (TURN_CLOSES) */
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+    sched_close_defer(&l->sched, &c->sn);
     uv_idle_start(&l->idle, on_idle);
   }
 }
-
-void conn_closes_flush(evloop_t *l) {
-  for (conn_t *c; (c = close_pop(l, false)) != NULL;)
-    uv_close((uv_handle_t *)&c->tcp, on_close);
-}
-
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
   conn_t *c = req->data;
@@ -93,8 +240,8 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 
 /* After the last byte: send FIN, then read and drop what the client still
  * sends, so our final response is not destroyed by a reset. */
-void conn_finish(conn_t *c) {
-  if (c->closing || c->lingering)
+static void conn_finish(conn_t *c) {
+  if (closing(c) || lingering(c))
     return;
   if (c->read_eof) {
     conn_close(c);
@@ -107,104 +254,63 @@ void conn_finish(conn_t *c) {
     return;
   }
   req->data = c;
-  c->lingering = true;
-  if (c->refused)
+  if (refused(c)) {
+    c->life = CONN_REFUSED_LINGERING;
     c->loop->nlingering_refused++;
+  } else {
+    c->life = CONN_LINGERING;
+  }
   c->plan_due = now_ms(c) + LINGER_MS;
   conn_arm(c);
   conn_track(c);
 }
 
-/* Whether the kernel holds bytes from the client that loopd has not read:
- * closing then would send a reset, which destroys answers still unread on
- * the client's side. */
-static bool unread_input(conn_t *c) {
-  uv_os_fd_t fd;
-  int n = 0;
-  return uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, FIONREAD, &n) == 0 && n > 0;
-}
-
-/* Draining and nothing left to answer: a request the kernel already holds
- * is read and answered (with Connection: close); otherwise FIN and the
- * lingering read, never a bare close. Returns whether the connection ends. */
+/* Draining and nothing left to answer: service_drain_close decides (a
+ * request the kernel already holds is read and answered first); then FIN
+ * and the lingering read, never a bare close. Returns whether it ends. */
 static bool drain_idle(conn_t *c) {
-  if (unread_input(c))
+  uv_os_fd_t fd;
+  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || !service_drain_close(true, fd))
     return false;
   conn_finish(c);
   return true;
 }
 
-/* ---- writing: uv_try_write first, a write state (conn_write.c) only for what waits ---- */
-
-static void on_write(uv_write_t *req, int status);
-
-/* libuv runs the callback (ECANCELED at the latest) before the handle's
- * close, so the state outlives its request. */
-static int start_write(conn_t *c) {
-  uv_buf_t b = uv_buf_init(c->w->buf.data, (unsigned)c->w->buf.len);
-  if (uv_write(&c->w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0)
-    return -1;
-  c->writing = true;
-  return 0;
-}
-
-/* What the socket did not take waits for a write of its own. */
-static int queue_rest(conn_t *c, const char *data, size_t len) {
-  wstate_t *w = wstate_take(c);
-  if (w == NULL || buf_append(&w->buf, data, len) != 0)
-    return -1;
-  return start_write(c);
-}
+/* ---- writing: uv_try_write first, a write state (write.h) only for what waits ---- */
 
 /* Writes what the session produced in this callback. */
 static void conn_flush(conn_t *c) {
-  buf_t *out = &c->loop->out;
+  evloop_t *l = c->loop;
+  buf_t *out = &l->out;
   if (out->len == 0)
     return;
-  c->b_out += out->len;
-  if (c->closing || session_broken(&c->session)) {
-    out->len = 0;
-    conn_close(c);
-    return;
-  }
-  if (c->writing) {
-    buf_t *next = &c->w->next;
-    if (next->len + out->len > WRITE_QUEUE_MAX || buf_append(next, out->data, out->len) != 0)
-      conn_close(c);
-    out->len = 0;
-    return;
-  }
-  uv_buf_t b = uv_buf_init(out->data, (unsigned)out->len);
-  int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-  if (n == UV_EAGAIN || n == UV_ENOSYS)
-    n = 0;
-  if (n < 0) {
-    out->len = 0;
-    conn_close(c);
-    return;
-  }
-  c->write_ms = now_ms(c);
-  if ((size_t)n < out->len && queue_rest(c, out->data + n, out->len - (size_t)n) != 0) {
-    out->len = 0;
-    conn_close(c);
-    return;
+  c->sn.b_out += out->len;
+  int r = 0;
+  if (closing(c) || session_broken(&c->session)) {
+    r = -EPIPE;
+  } else if (c->writing) {
+    r = write_hold(c->w, out->data, out->len);
+  } else {
+    assert(c->w == NULL); /* no write waits */
+    r = write_out(&c->w, &l->wpool, (uv_stream_t *)&c->tcp, out->data, out->len, on_write, c,
+                  &c->writing);
+    c->write_ms = now_ms(c);
   }
   out->len = 0;
+  if (r != 0)
+    conn_close(c);
 }
 
 static void on_write_done(conn_t *c) {
   c->write_ms = now_ms(c);
-  wstate_t *w = c->w;
-  buf_t t = w->buf;
-  w->buf = w->next;
-  w->next = t;
-  buf_reset(&w->next);
-  if (w->buf.len > 0) {
-    if (start_write(c) != 0)
+  int r = write_next(&c->w, &c->loop->wpool, (uv_stream_t *)&c->tcp, on_write);
+  if (r != 0) {
+    if (r > 0)
+      c->writing = true;
+    else
       conn_close(c);
     return;
   }
-  wstate_give(c); /* drained: idle connections hold none */
   if (c->wait == WAIT_WRITE) {
     c->wait = WAIT_NONE;
     conn_resume(c);
@@ -216,28 +322,28 @@ static void on_write(uv_write_t *req, int status) {
   conn_t *c = req->data;
   turn_begins(c->loop);
   c->writing = false;
-  if (c->closing)
-    return; /* the state goes with the connection (conn.c: on_close) */
+  if (closing(c))
+    return; /* the state goes with the connection (on_close) */
   if (status < 0) {
     conn_close(c);
     return;
   }
-  budget_start(c);
+  conn_budget_start(c);
   on_write_done(c);
-  budget_stop(c);
+  conn_budget_stop(c);
 }
 
 /* ---- plans ---- */
 
 static void plan_done(conn_t *c) {
-  budget_start(c);
+  conn_budget_start(c);
   c->wait = WAIT_NONE;
-  session_set_backlog(&c->session, c->w != NULL ? c->w->buf.len + c->w->next.len : 0);
+  session_set_backlog(&c->session, write_backlog(c->w));
   session_input_held(&c->session, c->inbuf.len);
   conn_step(c, session_continue(&c->session, &c->loop->out, now_ms(c)));
   conn_resume(c);
   conn_after(c);
-  budget_stop(c);
+  conn_budget_stop(c);
 }
 
 static void on_job_done(void *owner, const route_state_t *state, int status, bool last) {
@@ -265,16 +371,12 @@ static void start_plan(conn_t *c) {
     /* a zero delay is a yield */
     __attribute__((fallthrough));
   case PLAN_YIELD:
-    c->yield_next = NULL;
-    *l->yield_tail = c;
-    l->yield_tail = &c->yield_next;
-    c->in_yield = true;
-    if (!uv_is_active((uv_handle_t *)&l->idle))
-      uv_idle_start(&l->idle, on_idle);
+    sched_yield_push(&l->sched, &c->sn);
+    idle_start(l);
     break;
   case PLAN_JOB:
     c->job = work_submit(l->work, &l->uv, l->cfg->work.queue_limit, p->job,
-                         session_job_state(&c->session), p->jobs, on_job_done, c, conn_track_pool(c));
+                         session_job_state(&c->session), p->jobs, on_job_done, c, track_pool(c));
     if (c->job == NULL) {
       c->wait = WAIT_NONE;
       conn_step(c, session_refuse(&c->session, &l->out, now_ms(c), 503,
@@ -288,54 +390,19 @@ static void start_plan(conn_t *c) {
 }
 
 /* The connections whose budget ran out in the last turn go on, oldest first,
- * while this turn's again share lasts (at least one goes on every turn);
- * the rest keep their place at the head of the queue. A connection that was
- * deferred unread gets its read in this turn's poll, whatever the loop has
- * spent by then (on_alloc): what that read is expected to cost (what the
- * connection spent in its last turn) is charged to the share now, so 500
- * deferred connections do not all read, and echo, in one turn. */
+ * while this turn's again share lasts (sched_again_pop); the rest keep their
+ * place at the head of the queue. */
 static void run_again(evloop_t *l) {
-  conn_t *c = l->again_head;
-  conn_t *lane = l->again_lane; /* the front lane's last, while it is in the queue */
-  l->again_head = l->again_tail = l->again_lane = NULL;
-  l->again_reads_ns = 0;
-  bool first = true;
-  while (c != NULL &&
-         (first || loop_spent_ns(l) + l->again_reads_ns < TURN_LOOP_NS / 2)) {
-    conn_t *next = c->again_next;
-    c->paused = false;
-    first = false;
-    if (c->deferred)
-      l->again_reads_ns += c->b_ns > TURN_READ_EST_NS ? c->b_ns : TURN_READ_EST_NS;
-    budget_start(c);
+  sched_round_t r;
+  sched_again_begin(&l->sched, &r);
+  for (sched_node_t *n; (n = sched_again_pop(&l->sched, &r, l->turns)) != NULL;) {
+    conn_t *c = conn_of(n);
+    conn_budget_start(c);
     conn_resume(c);
     conn_after(c);
-    budget_stop(c);
-    if (c == lane)
-      lane = NULL;
-    c = next;
+    conn_budget_stop(c);
   }
-  if (c == NULL)
-    return;
-  conn_t *last = c;
-  while (last->again_next != NULL)
-    last = last->again_next;
-  last->again_next = l->again_head;
-  if (l->again_head == NULL)
-    l->again_tail = last;
-  l->again_head = c;
-  if (l->again_lane == NULL)
-    l->again_lane = lane; /* the front lane's rest is still ahead of new arrivals */
-}
-
-static void on_idle(uv_idle_t *h) {
-  evloop_t *l = h->data;
-  turn_begins(l);
-  for (conn_t *c; (c = close_pop(l, true)) != NULL;)
-    uv_close((uv_handle_t *)&c->tcp, on_close);
-  if (l->again_head != NULL)
-    run_again(l);
-  run_yields(l);
+  sched_again_end(&l->sched, &r);
 }
 
 /* One continuation per loop turn, round-robin: with many sliced jobs at
@@ -345,20 +412,25 @@ static void on_idle(uv_idle_t *h) {
  * reaches them runs, as asyncio runs its whole ready queue in one pass
  * (those that yield again wait for the next pass). */
 static void run_yields(evloop_t *l) {
-  conn_t *last = l->cfg->server.turn_budgets ? l->yield_head
-                 : l->yield_head != NULL ? container_of(l->yield_tail, conn_t, yield_next)
-                                         : NULL;
-  for (conn_t *c; (c = l->yield_head) != NULL;) {
-    l->yield_head = c->yield_next;
-    if (l->yield_head == NULL)
-      l->yield_tail = &l->yield_head;
-    c->in_yield = false;
-    plan_done(c); /* may yield again: back of the line */
-    if (c == last)
+  sched_node_t *last = l->cfg->server.turn_budgets ? l->sched.yield_head
+                                                   : sched_yield_last(&l->sched);
+  for (sched_node_t *n; (n = sched_yield_pop(&l->sched)) != NULL;) {
+    plan_done(conn_of(n)); /* may yield again: back of the line */
+    if (n == last)
       break;
   }
-  if (l->yield_head == NULL && l->again_head == NULL && l->close_head == NULL)
+  if (!sched_pending(&l->sched))
     uv_idle_stop(&l->idle);
+}
+
+static void on_idle(uv_idle_t *h) {
+  evloop_t *l = h->data;
+  turn_begins(l);
+  for (sched_node_t *n; (n = sched_close_pop(&l->sched, l->turns, true)) != NULL;)
+    uv_close((uv_handle_t *)&conn_of(n)->tcp, on_close);
+  if (l->sched.again_head != NULL)
+    run_again(l);
+  run_yields(l);
 }
 
 /* ---- reading and feeding ---- */
@@ -386,27 +458,27 @@ static void conn_step(conn_t *c, session_next_t next) {
 /* Feeds data until it is consumed or the session must wait; returns bytes used. */
 static size_t conn_run(conn_t *c, const char *data, size_t len) {
   size_t used = 0;
-  while (c->wait == WAIT_NONE && !c->closing && !c->paused) {
+  while (c->wait == WAIT_NONE && !closing(c) && !paused(c)) {
     session_next_t next;
     session_pause_after(&c->session, TURN_CHECK_EVERY);
     size_t n = session_feed(&c->session, &c->loop->out, data + used, len - used, now_ms(c), &next);
     used += n;
-    c->b_in += n;
+    c->sn.b_in += n;
     /* A pause for the budget check flushes only what is worth a write. */
     if (next != SESSION_FLUSH || c->loop->out.len >= SESSION_OUT_HIGH)
       conn_step(c, next);
     if (next == SESSION_READ)
       break;
-    if (c->wait == WAIT_NONE && !c->closing && budget_spent(c))
+    if (c->wait == WAIT_NONE && !closing(c) && budget_spent(c))
       budget_pause(c);
   }
-  if (c->wait == WAIT_NONE && !c->closing && budget_spent(c))
+  if (c->wait == WAIT_NONE && !closing(c) && budget_spent(c))
     budget_pause(c);
   return used;
 }
 
 static void conn_resume(conn_t *c) {
-  while (c->wait == WAIT_NONE && !c->closing && !c->paused && c->inbuf.len > 0) {
+  while (c->wait == WAIT_NONE && !closing(c) && !paused(c) && c->inbuf.len > 0) {
     size_t used = conn_run(c, c->inbuf.data, c->inbuf.len);
     buf_consume(&c->inbuf, used);
     if (used == 0)
@@ -422,11 +494,12 @@ static void conn_resume(conn_t *c) {
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
   conn_t *c = h->data;
   (void)hint;
-  if (c->wait == WAIT_NONE && !c->lingering && !c->deferred && loop_spent(c->loop, TURN_LOOP_NS)) {
+  if (c->wait == WAIT_NONE && !lingering(c) && !sched_unread(&c->sn) && loop_spent(c->loop)) {
     *b = uv_buf_init(NULL, 0);
     return;
   }
-  c->deferred = false; /* waits one turn at most: a preempted turn must not starve it */
+  /* waits one turn at most: a preempted turn must not starve it */
+  sched_mark_unread(&c->sn, false);
   *b = uv_buf_init(c->loop->rbuf, sizeof c->loop->rbuf);
 }
 
@@ -435,27 +508,27 @@ static void on_read_data(conn_t *c, const char *data, size_t n);
 static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   conn_t *c = st->data;
   turn_begins(c->loop);
-  if (n == 0 || c->closing)
+  if (n == 0 || closing(c))
     return;
   if (n == UV_ENOBUFS) {
-    c->deferred = true;
+    sched_mark_unread(&c->sn, true);
     budget_pause(c); /* see on_alloc */
     return;
   }
   if (n < 0) {
     c->read_eof = true;
     conn_set_reading(c, false);
-    if (n != UV_EOF || c->lingering || c->wait == WAIT_PLAN)
+    if (n != UV_EOF || lingering(c) || c->wait == WAIT_PLAN)
       conn_close(c); /* reset, done lingering, or the client left before its answer */
     else
       conn_after(c);
     return;
   }
-  if (c->lingering)
+  if (lingering(c))
     return; /* our answer is out; their bytes are dropped */
-  budget_start(c);
+  conn_budget_start(c);
   on_read_data(c, b->base, (size_t)n);
-  budget_stop(c);
+  conn_budget_stop(c);
 }
 
 static void on_read_data(conn_t *c, const char *data, size_t n) {
@@ -467,7 +540,7 @@ static void on_read_data(conn_t *c, const char *data, size_t n) {
     conn_resume(c);
   } else {
     size_t used = conn_run(c, data, n);
-    if (used < n && !c->closing && buf_append(&c->inbuf, data + used, n - used) != 0) {
+    if (used < n && !closing(c) && buf_append(&c->inbuf, data + used, n - used) != 0) {
       conn_close(c);
       return;
     }
@@ -475,8 +548,8 @@ static void on_read_data(conn_t *c, const char *data, size_t n) {
   conn_after(c);
 }
 
-void conn_set_reading(conn_t *c, bool on) {
-  if (on == c->reading || c->closing)
+static void conn_set_reading(conn_t *c, bool on) {
+  if (on == c->reading || closing(c))
     return;
   if (on) {
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
@@ -491,14 +564,14 @@ void conn_set_reading(conn_t *c, bool on) {
 
 /* ---- timers ---- */
 
-void conn_arm(conn_t *c) {
-  if (c->closing)
+static void conn_arm(conn_t *c) {
+  if (closing(c))
     return;
   uint64_t due = UINT64_MAX;
-  if (c->lingering) {
+  if (lingering(c)) {
     due = c->plan_due;
   } else {
-    if (c->wait == WAIT_PLAN && session_plan(&c->session)->kind == PLAN_DELAY && !c->in_yield)
+    if (c->wait == WAIT_PLAN && session_plan(&c->session)->kind == PLAN_DELAY && !c->sn.in_yield)
       due = c->plan_due;
     else if (c->wait == WAIT_NONE)
       due = session_deadline(&c->session);
@@ -518,13 +591,13 @@ void conn_arm(conn_t *c) {
     conn_close(c);
 }
 
-/* The loop's timer queue reached the connection's deadline (loop.c). */
-void conn_expire(tq_node_t *n, void *arg) {
+/* The loop's timer queue reached the connection's deadline. */
+static void conn_expire(timeq_node_t *n, void *arg) {
   conn_t *c = container_of(n, conn_t, tq);
   (void)arg;
   turn_begins(c->loop);
   uint64_t now = now_ms(c);
-  if (c->lingering) {
+  if (lingering(c)) {
     if (now >= c->plan_due)
       conn_close(c);
     else
@@ -535,7 +608,7 @@ void conn_expire(tq_node_t *n, void *arg) {
     conn_close(c); /* the client stopped reading */
     return;
   }
-  if (c->wait == WAIT_PLAN && !c->in_yield && session_plan(&c->session)->kind == PLAN_DELAY &&
+  if (c->wait == WAIT_PLAN && !c->sn.in_yield && session_plan(&c->session)->kind == PLAN_DELAY &&
       now >= c->plan_due) {
     plan_done(c);
     return;
@@ -548,10 +621,15 @@ void conn_expire(tq_node_t *n, void *arg) {
   conn_arm(c);
 }
 
+/* Shutdown began, or it ended its callback so: close it if it is idle. */
+static bool conn_idle(const conn_t *c) {
+  return c->wait == WAIT_NONE && !c->writing && session_idle(&c->session) && c->inbuf.len == 0;
+}
+
 /* End of every callback: write, then decide about reading, closing, timers. */
 static void conn_after_io(conn_t *c) {
   conn_flush(c);
-  if (c->closing)
+  if (closing(c))
     return;
   if (c->wait == WAIT_CLOSE) {
     if (!c->writing)
@@ -566,12 +644,11 @@ static void conn_after_io(conn_t *c) {
       conn_close(c);
       return;
     }
-  } else if (c->loop->draining && c->wait == WAIT_NONE && !c->writing &&
-             session_idle(&c->session) && c->inbuf.len == 0 && drain_idle(c)) {
+  } else if (c->loop->draining && conn_idle(c) && drain_idle(c)) {
     return;
   } else {
     /* Backpressure: no new input while output waits, or while input piles up. */
-    conn_set_reading(c, !c->writing && !c->paused && c->inbuf.len < INBUF_MAX);
+    conn_set_reading(c, !c->writing && !paused(c) && c->inbuf.len < INBUF_MAX);
   }
   conn_arm(c);
 }
@@ -581,9 +658,106 @@ static void conn_after(conn_t *c) {
   conn_track(c); /* what it waits on now, for /requests */
 }
 
-void conn_drain(conn_t *c) {
-  if (c->closing || c->lingering)
-    return;
-  if (c->wait == WAIT_NONE && !c->writing && session_idle(&c->session) && c->inbuf.len == 0)
-    drain_idle(c);
+/* ---- a new connection, or the short 503 and lingering close of one over
+ * server.max_connections ---- */
+
+static void format_peer(uv_tcp_t *tcp, char *out, size_t outlen) {
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  memset(&ss, 0, sizeof ss);
+  uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len);
+  net_peer_name(&ss, out, outlen);
 }
+
+/* Over the limit: a short 503 and a close, never a queue. */
+static void refuse(evloop_t *l, conn_t *c) {
+  c->life = CONN_REFUSED;
+  if (uv_accept((uv_stream_t *)&l->listener, (uv_stream_t *)&c->tcp) != 0) {
+    conn_close(c);
+    return;
+  }
+  if (resp_write_refused(&l->out, date_cache_get(&l->env.date)) == 0) {
+    uv_buf_t b = uv_buf_init(l->out.data, (unsigned)l->out.len);
+    uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+  }
+  l->out.len = 0;
+  if (!service_linger_refused(l->nlingering_refused)) {
+    conn_close(c);
+    return;
+  }
+  conn_set_reading(c, true);
+  conn_finish(c);
+}
+
+static void conn_accept(evloop_t *l) {
+  conn_t *c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    log_msg("out of memory accepting a connection");
+    return;
+  }
+  c->loop = l;
+  uv_tcp_init(&l->uv, &c->tcp);
+  c->tcp.data = c;
+  c->prev = NULL;
+  c->next = l->conns;
+  if (l->conns != NULL)
+    l->conns->prev = c;
+  l->conns = c;
+  if (stats_admit(&l->stats->conns, 1, l->cfg->server.max_connections) != 0) {
+    refuse(l, c);
+    return;
+  }
+  l->nconns++;
+  rq_table_add(&l->rq, RQ_IDLE, 1); /* conn_close takes it out of the counts */
+  if (uv_accept((uv_stream_t *)&l->listener, (uv_stream_t *)&c->tcp) != 0) {
+    conn_close(c);
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  char peer[64];
+  format_peer(&c->tcp, peer, sizeof peer);
+  session_init(&c->session, &l->env, peer, now_ms(c));
+  buf_init(&c->inbuf, INBUF_MAX + LOOP_READ_BUF);
+  conn_set_reading(c, true);
+  conn_arm(c);
+}
+
+/* ---- what the loop calls (evloop.h: evloop_ops_t) ---- */
+
+static void drain_all(evloop_t *l) {
+  for (conn_t *c = l->conns, *next; c != NULL; c = next) {
+    next = c->next;
+    if (!closing(c) && !lingering(c) && conn_idle(c))
+      drain_idle(c);
+  }
+}
+
+static void close_all(evloop_t *l) {
+  for (conn_t *c = l->conns, *next; c != NULL; c = next) {
+    next = c->next;
+    conn_close(c);
+  }
+}
+
+static void reconfigure_all(evloop_t *l) {
+  for (conn_t *c = l->conns; c != NULL; c = c->next)
+    if (c->session.env != NULL) /* a refused connection has no session */
+      session_config_changed(&c->session);
+}
+
+/* The loop is closing: the closes that waited for a later turn now, then
+ * what its connections pooled. */
+static void teardown(evloop_t *l) {
+  for (sched_node_t *n; (n = sched_close_pop(&l->sched, l->turns, false)) != NULL;)
+    uv_close((uv_handle_t *)&conn_of(n)->tcp, on_close);
+  pool_drain(&l->wpool);
+}
+
+const evloop_ops_t conn_ops = {
+    .accept = conn_accept,
+    .drain = drain_all,
+    .close_all = close_all,
+    .reconfigure = reconfigure_all,
+    .teardown = teardown,
+    .expire = conn_expire,
+};

@@ -15,7 +15,8 @@
 
 #include "conn.h"
 #include "err.h"
-#include "loop.h"
+#include "evloop.h"
+#include "monitor_stall.h"
 #include "net.h"
 #include "reload.h"
 #include "routes.h"
@@ -32,9 +33,9 @@ typedef struct evserver {
   const cli_t *cli;
   evloop_t *loops;
   int nloops;
-  int nstarted; /* loops running (loop.h: running); the first nstarted */
+  int nstarted; /* loops running (evloop.h: running); the first nstarted */
   mon_hub_t *mon;
-  evloops_t all; /* what the monitor reads of every loop (loop.h) */
+  evloops_t all; /* what the monitor reads of every loop (evloop.h) */
   proc_stats_t stats;
   work_pool_t work;
   int port;
@@ -129,14 +130,6 @@ static void on_sigusr1(uv_signal_t *h, int signum) {
   reload_reopen_logs(s->live);
 }
 
-/* What /lag and /metrics show of the work pool. */
-static void report_work(void *arg, mon_work_t *out) {
-  work_counts_t w;
-  work_counts(arg, &w);
-  *out = (mon_work_t){.threads = w.threads, .running = w.running, .queued = w.queued,
-                      .completed = w.completed, .rejected = w.rejected, .cancelled = w.cancelled};
-}
-
 static void on_loop_done(uv_async_t *a) {
   evserver_t *s = a->data;
   say_if_moved(s);
@@ -198,8 +191,9 @@ static void loop_fill(evserver_t *s, evloop_t *l, int i, int fd) {
   l->ready = &s->ready;
   l->done = &s->loop_done;
   session_env_init(&l->env, l->cfg, routes_table(), MODE_EVENT, l->gen->al);
+  l->ops = &conn_ops;
   l->mon.src = mon_hub_src(s->mon, i);
-  l->view = (mon_view_t){.hub = s->mon, .self = i};
+  l->view = (mon_view_t){.hub = s->mon, .self = i, .stats = &s->stats};
   l->env.route.mon = &l->view;
   l->env.http = mon_hub_http(s->mon, i);
   l->env.stall = mon_src_stall(l->mon.src);
@@ -254,7 +248,7 @@ static int prepare(evserver_t *s) {
   int r;
   if ((r = service_need_fds(&s->svc, FD_LIBUV_FIRST, "free")) != 0)
     return r;
-  if ((r = work_pool_init(&s->work, (int)cfg->work.threads)) != 0) {
+  if ((r = work_pool_init(&s->work, (int)cfg->work.threads, &s->stats)) != 0) {
     log_msg("work.threads: could not set UV_THREADPOOL_SIZE");
     return r;
   }
@@ -275,7 +269,6 @@ static int prepare(evserver_t *s) {
     log_msg("cannot start: out of memory");
     return -ENOMEM;
   }
-  mon_hub_set_work(s->mon, report_work, &s->work);
   mon_hub_set_stats(s->mon, &s->stats);
   for (int i = 0; i < s->nloops; i++) /* before any loop runs: other loops read them */
     if (rq_table_init(&s->loops[i].rq) != 0) {
@@ -283,7 +276,7 @@ static int prepare(evserver_t *s) {
       return -ENOMEM;
     }
   s->all = (evloops_t){.loops = s->loops, .n = s->nloops, .hub = s->mon};
-  mon_hub_set_conn_source(s->mon, (mon_conn_source_t){loopmon_states, loopmon_visit, &s->all});
+  mon_hub_set_conn_source(s->mon, (mon_conn_source_t){evloop_states, evloop_visit, &s->all});
   if ((r = uv_sem_init(&s->ready, 0)) != 0) {
     log_msg("cannot start: uv_sem_init failed");
     return r;

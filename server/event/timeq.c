@@ -4,17 +4,18 @@
 
 #include "handle.h"
 
+#include <errno.h>
 #include <stdlib.h>
 
 #define TIMEQ_MIN_CAP 64
 
-static void place(timeq_t *q, uint32_t i, tq_node_t *n) {
+static void place(timeq_t *q, uint32_t i, timeq_node_t *n) {
   q->heap[i] = n;
   n->pos = i + 1;
 }
 
 static void sift_up(timeq_t *q, uint32_t i) {
-  tq_node_t *n = q->heap[i];
+  timeq_node_t *n = q->heap[i];
   while (i > 0) {
     uint32_t p = (i - 1) / 2;
     if (q->heap[p]->due <= n->due)
@@ -26,7 +27,7 @@ static void sift_up(timeq_t *q, uint32_t i) {
 }
 
 static void sift_down(timeq_t *q, uint32_t i) {
-  tq_node_t *n = q->heap[i];
+  timeq_node_t *n = q->heap[i];
   for (;;) {
     uint32_t c = 2 * i + 1;
     if (c >= q->n)
@@ -90,7 +91,7 @@ static void on_timer(uv_timer_t *t) {
   arm(q);
 }
 
-int timeq_init(timeq_t *q, uv_loop_t *loop, tq_fire_fn fire, void *arg) {
+int timeq_init(timeq_t *q, uv_loop_t *loop, timeq_fire_fn fire, void *arg) {
   q->heap = NULL;
   q->n = q->cap = 0;
   q->armed = UINT64_MAX;
@@ -122,9 +123,9 @@ void timeq_free(timeq_t *q) {
 
 static int grow(timeq_t *q) {
   uint32_t cap = q->cap > 0 ? q->cap * 2 : TIMEQ_MIN_CAP;
-  tq_node_t **h = realloc(q->heap, cap * sizeof *h);
+  timeq_node_t **h = realloc(q->heap, cap * sizeof *h);
   if (h == NULL)
-    return -1;
+    return -ENOMEM;
   q->heap = h;
   q->cap = cap;
   return 0;
@@ -135,14 +136,14 @@ static int grow(timeq_t *q) {
 static void shrink(timeq_t *q) {
   if (q->cap <= TIMEQ_MIN_CAP || q->n >= q->cap / 4)
     return;
-  tq_node_t **h = realloc(q->heap, (q->cap / 2) * sizeof *h);
+  timeq_node_t **h = realloc(q->heap, (q->cap / 2) * sizeof *h);
   if (h == NULL)
     return;
   q->heap = h;
   q->cap /= 2;
 }
 
-int timeq_set(timeq_t *q, tq_node_t *n, uint64_t due) {
+int timeq_set(timeq_t *q, timeq_node_t *n, uint64_t due) {
   if (timeq_queued(n)) {
     uint64_t old = n->due;
     n->due = due;
@@ -152,7 +153,7 @@ int timeq_set(timeq_t *q, tq_node_t *n, uint64_t due) {
       sift_down(q, n->pos - 1);
   } else {
     if (q->n == q->cap && grow(q) != 0)
-      return -1;
+      return -ENOMEM;
     n->due = due;
     place(q, q->n, n);
     sift_up(q, q->n++);
@@ -161,12 +162,12 @@ int timeq_set(timeq_t *q, tq_node_t *n, uint64_t due) {
   return 0;
 }
 
-void timeq_remove(timeq_t *q, tq_node_t *n) {
+void timeq_remove(timeq_t *q, timeq_node_t *n) {
   if (!timeq_queued(n))
     return;
   uint32_t i = n->pos - 1;
   n->pos = 0;
-  tq_node_t *last = q->heap[--q->n];
+  timeq_node_t *last = q->heap[--q->n];
   if (i < q->n) {
     place(q, i, last);
     if (last->due < n->due)
@@ -180,7 +181,7 @@ void timeq_remove(timeq_t *q, tq_node_t *n) {
 unsigned timeq_expire(timeq_t *q, uint64_t now, unsigned max) {
   unsigned k = 0;
   while (k < max && q->n > 0 && q->heap[0]->due <= now) {
-    tq_node_t *n = q->heap[0];
+    timeq_node_t *n = q->heap[0];
     timeq_remove(q, n);
     k++;
     q->fire(n, q->arg);

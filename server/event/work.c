@@ -28,9 +28,9 @@ struct job {
   job_one_t one[];
 };
 
-int work_pool_init(work_pool_t *wp, int threads) {
-  memset(wp, 0, sizeof *wp);
-  wp->threads = threads;
+int work_pool_init(work_pool_t *wp, int threads, proc_stats_t *stats) {
+  *wp = (work_pool_t){.threads = threads, .stats = stats};
+  stats->pool_threads = threads;
   char want[16];
   snprintf(want, sizeof want, "%d", threads);
   /* libuv reads this once, when the pool first starts: it must be set before
@@ -108,22 +108,20 @@ out:
 static void work_cb(uv_work_t *req) {
   job_one_t *o = container_of(req, job_one_t, req);
   job_t *j = o->group;
-  atomic_fetch_add_explicit(&j->wp->running, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&j->wp->stats->jobs_running, 1, memory_order_relaxed);
   if (j->seen.word != NULL)
     rq_slot_job_started(j->seen.word, j->seen.token);
   j->fn(&o->state);
-  atomic_fetch_sub_explicit(&j->wp->running, 1, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&j->wp->stats->jobs_running, 1, memory_order_relaxed);
 }
 
 static void after_work_cb(uv_work_t *req, int status) {
   job_one_t *o = container_of(req, job_one_t, req);
   job_t *j = o->group;
-  work_pool_t *wp = j->wp;
-  atomic_fetch_sub_explicit(&wp->inflight, 1, memory_order_relaxed);
-  if (status == UV_ECANCELED)
-    atomic_fetch_add_explicit(&wp->cancelled, 1, memory_order_relaxed);
-  else
-    atomic_fetch_add_explicit(&wp->completed, 1, memory_order_relaxed);
+  proc_stats_t *st = j->wp->stats;
+  stats_release(&st->jobs, 1);
+  atomic_fetch_add_explicit(status == UV_ECANCELED ? &st->jobs_cancelled : &st->jobs_completed, 1,
+                            memory_order_relaxed);
   bool last = --j->left == 0;
   if (j->owner != NULL)
     j->done(j->owner, &o->state, status, last);
@@ -136,16 +134,11 @@ job_t *work_submit(work_pool_t *wp, uv_loop_t *loop, int64_t limit, job_fn fn,
                    job_seen_t seen) {
   if (n == 0)
     n = 1;
-  int64_t had = atomic_fetch_add_explicit(&wp->inflight, n, memory_order_relaxed);
-  if (had + n > limit) {
-    atomic_fetch_sub_explicit(&wp->inflight, n, memory_order_relaxed);
-    atomic_fetch_add_explicit(&wp->rejected, n, memory_order_relaxed);
+  if (stats_admit(&wp->stats->jobs, n, limit) != 0)
     return NULL;
-  }
   job_t *j = malloc(sizeof *j + n * sizeof j->one[0]);
   if (j == NULL) {
-    atomic_fetch_sub_explicit(&wp->inflight, n, memory_order_relaxed);
-    atomic_fetch_add_explicit(&wp->rejected, n, memory_order_relaxed);
+    stats_unadmit(&wp->stats->jobs, n);
     return NULL;
   }
   *j = (job_t){.fn = fn, .done = done, .owner = owner, .wp = wp, .seen = seen, .n = n, .left = n};
@@ -166,14 +159,4 @@ void work_cancel(job_t *j) {
   /* Fails with UV_EBUSY once a job runs (or ran): it completes and is dropped. */
   for (uint32_t i = 0; i < j->n; i++)
     uv_cancel((uv_req_t *)&j->one[i].req);
-}
-
-void work_counts(work_pool_t *wp, work_counts_t *out) {
-  out->threads = wp->threads;
-  out->running = atomic_load_explicit(&wp->running, memory_order_relaxed);
-  int64_t inflight = atomic_load_explicit(&wp->inflight, memory_order_relaxed);
-  out->queued = inflight > out->running ? inflight - out->running : 0;
-  out->completed = atomic_load_explicit(&wp->completed, memory_order_relaxed);
-  out->rejected = atomic_load_explicit(&wp->rejected, memory_order_relaxed);
-  out->cancelled = atomic_load_explicit(&wp->cancelled, memory_order_relaxed);
 }

@@ -11,19 +11,19 @@
 #include <uv.h>
 
 #include "plan.h"
+#include "stats.h"
 
+/* The pool: its size, and the process's counters its jobs are admitted
+ * against and counted in (stats.h: jobs). */
 typedef struct work_pool {
   int threads;
-  _Atomic int64_t inflight; /* queued + running */
-  _Atomic int64_t running;
-  _Atomic uint64_t completed;
-  _Atomic uint64_t rejected;
-  _Atomic uint64_t cancelled;
+  proc_stats_t *stats;
 } work_pool_t;
 
-/* Sets the pool size (UV_THREADPOOL_SIZE) before anything uses the pool.
- * Returns 0, or a negative errno (-EINVAL: the environment kept another size). */
-int work_pool_init(work_pool_t *wp, int threads);
+/* Sets the pool size (UV_THREADPOOL_SIZE) before anything uses the pool;
+ * its jobs are counted in stats. Returns 0, or a negative errno (-EINVAL:
+ * the environment kept another size). */
+int work_pool_init(work_pool_t *wp, int threads, proc_stats_t *stats);
 
 /* Checks that the pool really has wp->threads threads (libuv reads the size
  * once, and the environment may have fixed it first). Returns how many jobs
@@ -52,13 +52,5 @@ job_t *work_submit(work_pool_t *wp, uv_loop_t *loop, int64_t limit, job_fn fn,
                    job_seen_t seen);
 /* The owner is gone: cancel what has not started; running jobs finish unheard. */
 void work_cancel(job_t *j);
-
-/* Snapshot for reports. */
-typedef struct work_counts {
-  int threads;
-  int64_t running, queued;
-  uint64_t completed, rejected, cancelled;
-} work_counts_t;
-void work_counts(work_pool_t *wp, work_counts_t *out);
 
 #endif

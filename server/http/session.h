@@ -13,6 +13,7 @@
 #include "parser.h"
 #include "log.h"
 #include "plan.h"
+#include "reqslot.h"
 #include "response.h"
 #include "route.h"
 
@@ -201,6 +202,29 @@ static inline void session_run_plan_inline(session_t *s) { plan_run_inline(&s->r
 static inline void session_pause_after(session_t *s, uint32_t n) { s->pause_at = s->requests + n; }
 /* Requests this session has begun. */
 static inline uint32_t session_requests(const session_t *s) { return s->requests; }
+
+/* What a connection's /requests slot shows in lasting state st (reqslot.h),
+ * one helper for both modes: *start_ms, when its request (for RQ_HEAD: its
+ * head) began; the text into text (STALL_WHAT_MAX bytes) and its length, or
+ * RQ_TEXT_KEEP when the slot holds it already. *mark says which request the
+ * slot's text describes (0: none; the caller zeroes it when its slot may
+ * hold another's): a request is described once its head is complete (and
+ * once before, if it waits with its head half read), not at every change. */
+static inline size_t session_slot_text(const session_t *s, int st, uint32_t *mark, char *text,
+                                       uint64_t *start_ms) {
+  if (st == RQ_IDLE) {
+    *start_ms = 0;
+    *mark = 0;
+    return 0;
+  }
+  uint64_t start = session_started_ms(s);
+  *start_ms = start == 0 && st == RQ_HEAD ? s->phase_ms : start;
+  uint32_t m = (s->requests << 1 | (s->req != SREQ_NONE ? 1u : 0u)) + 1; /* never 0 */
+  if (m == *mark)
+    return RQ_TEXT_KEEP;
+  *mark = m;
+  return session_describe(s, text);
+}
 /* When its current phase began (the mode's clock, ms). */
 static inline uint64_t session_phase_since(const session_t *s) { return s->phase_ms; }
 static inline session_phase_t session_phase(const session_t *s) { return (session_phase_t)s->phase; }

@@ -2,8 +2,8 @@
  * connections whose share of the turn was longest (the top ATTRIB_TOP, each
  * with its time and a copy of its text), and how many connections worked in
  * the turn at all. The loop writes it as each connection's share ends
- * (event/conn_budget.c: budget_stop, which already times every share) and
- * reads it when the turn ends as a stall (loop_monitor.c); no other thread
+ * (event/conn.c: conn_budget_stop, which already times every share) and
+ * reads it when the turn ends as a stall (evloop.c); no other thread
  * touches it, so it needs no synchronisation. A share enters only when it
  * is longer than ATTRIB_MIN_NS and than the table's smallest entry: a turn
  * of short shares (a pipelined benchmark) never copies a byte. */

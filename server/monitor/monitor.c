@@ -134,11 +134,6 @@ void mon_hub_free(mon_hub_t *h) {
   free(h);
 }
 
-void mon_hub_set_work(mon_hub_t *h, mon_work_fn fn, void *arg) {
-  h->work_fn = fn;
-  h->work_arg = arg;
-}
-
 void mon_hub_set_stats(mon_hub_t *h, const proc_stats_t *st) { h->stats = st; }
 mon_src_t *mon_hub_src(mon_hub_t *h, int i) { return &h->src[i]; }
 mon_http_t *mon_hub_http(mon_hub_t *h, int i) { return &h->http[i]; }
@@ -148,10 +143,33 @@ int mon_mode(const mon_hub_t *h) { return h->mode; }
 double mon_uptime_s(const mon_hub_t *h) { return (double)(clock_ns() - h->start_ns) / 1e9; }
 double mon_window_s(const mon_hub_t *h) { return (double)MON_WINDOW_S; }
 
+/* Thread mode runs jobs inline on connection threads: no pool (threads 0),
+ * nothing ever queued or cancelled before it started. */
 void mon_work_get(mon_hub_t *h, mon_work_t *out) {
   memset(out, 0, sizeof *out);
-  if (h->work_fn != NULL)
-    h->work_fn(h->work_arg, out);
+  const proc_stats_t *st = h->stats;
+  if (st == NULL)
+    return;
+  out->threads = st->pool_threads;
+  out->running = atomic_load_explicit(&st->jobs_running, memory_order_relaxed);
+  int64_t admitted = stats_active(&st->jobs);
+  out->queued = admitted > out->running ? admitted - out->running : 0;
+  out->completed = atomic_load_explicit(&st->jobs_completed, memory_order_relaxed);
+  out->rejected = atomic_load_explicit(&st->jobs.refused, memory_order_relaxed);
+  out->cancelled = atomic_load_explicit(&st->jobs_cancelled, memory_order_relaxed);
+}
+
+void mon_work_json(jw_t *w, mon_hub_t *h) {
+  mon_work_t wk;
+  mon_work_get(h, &wk);
+  jw_obj(w, "work");
+  jw_int(w, "threads", wk.threads);
+  jw_int(w, "running", wk.running);
+  jw_int(w, "queued", wk.queued);
+  jw_int(w, "completed", (int64_t)wk.completed);
+  jw_int(w, "rejected", (int64_t)wk.rejected);
+  jw_int(w, "cancelled", (int64_t)wk.cancelled);
+  jw_obj_end(w);
 }
 
 void mon_hub_set_conn_source(mon_hub_t *h, mon_conn_source_t src) { h->conns = src; }
@@ -159,9 +177,9 @@ void mon_hub_set_conn_source(mon_hub_t *h, mon_conn_source_t src) { h->conns = s
 void mon_conns_full(mon_hub_t *h, mon_conns_t *out) {
   memset(out, 0, sizeof *out);
   if (h->stats != NULL) {
-    out->active = atomic_load_explicit(&h->stats->conn_active, memory_order_relaxed);
-    out->handled = atomic_load_explicit(&h->stats->conn_handled, memory_order_relaxed);
-    out->refused = atomic_load_explicit(&h->stats->conn_refused, memory_order_relaxed);
+    out->active = stats_active(&h->stats->conns);
+    out->handled = atomic_load_explicit(&h->stats->conns.admitted, memory_order_relaxed);
+    out->refused = atomic_load_explicit(&h->stats->conns.refused, memory_order_relaxed);
     out->accepted = out->handled + out->refused;
   }
   if (h->conns.states != NULL)
@@ -354,6 +372,30 @@ double mon_lag_now_ms(mon_hub_t *h, int src) {
 
 double mon_util_1s(mon_hub_t *h, int src) {
   return (double)atomic_load_explicit(&h->src[src].util_1s_ppm, memory_order_relaxed) / 1e6;
+}
+
+int mon_lag_worst(mon_hub_t *h, mon_lag_t *worst, mon_lag_t *each, int max) {
+  int n = h->nsrc < max ? h->nsrc : max;
+  *worst = (mon_lag_t){.utilization = NAN};
+  for (int i = 0; i < n; i++) {
+    mon_lag_t *l = &each[i];
+    mon_lag_get(h, i, l);
+    mon_lag_t *w = worst;
+    w->now_ms = fmax(w->now_ms, l->now_ms);
+    w->p50_ms = fmax(w->p50_ms, l->p50_ms);
+    w->p90_ms = fmax(w->p90_ms, l->p90_ms);
+    w->p99_ms = fmax(w->p99_ms, l->p99_ms);
+    w->max_ms = fmax(w->max_ms, l->max_ms);
+    w->min_ms = fmax(w->min_ms, l->min_ms);
+    w->mean_ms = fmax(w->mean_ms, l->mean_ms);
+    w->stddev_ms = fmax(w->stddev_ms, l->stddev_ms);
+    w->busy_ms = fmax(w->busy_ms, l->busy_ms);
+    w->samples += l->samples;
+    w->stalls += l->stalls;
+    if (!isnan(l->utilization))
+      w->utilization = isnan(w->utilization) ? l->utilization : fmax(w->utilization, l->utilization);
+  }
+  return n;
 }
 
 double mon_health_lag_ms(mon_hub_t *h, int *worst_src) {

@@ -6,7 +6,12 @@
  * it from its own timers (mon_sample, mon_beat, stall_*, mon_http_count);
  * routes read it through a mon_view_t with the snapshot functions below.
  *
- * Event mode: one source and one counter block per loop (loop_monitor.c).
+ * Its functions are declared by the header of the file that implements
+ * them: monitor.h (monitor.c: the hub, feeding, snapshots), monitor_stall.h
+ * (the watchdog and stalls), monitor_events.h (live streams) and
+ * monitor_metrics.h (the /metrics page).
+ *
+ * Event mode: one source and one counter block per loop (evloop.c).
  * Thread mode (tmon.c): one source fed by a heartbeat thread (sleeping to
  * absolute deadlines and passing how late it woke as the lag, and the
  * process's unused CPU capacity as idle time), one counter block with
@@ -31,6 +36,8 @@
 #define MON_GAP_WINDOW_S 60 /* the heartbeat's max gap covers this much */
 #define MON_ROUTES_MAX 16   /* route table rows, plus one for requests with no route */
 #define MON_CODE_SLOTS 8    /* distinct statuses counted per route; more go to "other" */
+/* idle_ns of a sample taken when it is not time to read the idle time
+ * (thread mode: tmon.c); event mode always has it (evloop.c). */
 #define MON_NO_IDLE UINT64_MAX
 #define MON_NO_DURATION UINT64_MAX
 /* The latest stalls of each source kept (each with its requests), so a
@@ -87,26 +94,17 @@ typedef struct mon_work {
   int64_t running, queued;
   uint64_t completed, rejected, cancelled;
 } mon_work_t;
-typedef void (*mon_work_fn)(void *arg, mon_work_t *out);
 
 /* nsrc timer sources, nhttp counter blocks. mode: MODE_EVENT or MODE_THREADS. */
 mon_hub_t *mon_hub_new(const config_t *cfg, int mode, int nsrc, int nhttp);
 /* Stops the watchdog if running (the only way to stop it); tolerates NULL. */
 void mon_hub_free(mon_hub_t *h);
-/* Where /lag and /metrics get work-pool and connection counts (optional). */
-void mon_hub_set_work(mon_hub_t *h, mon_work_fn fn, void *arg);
+/* Where /lag and /metrics get the connection, job and stream counts
+ * (optional: without, they read 0). */
 void mon_hub_set_stats(mon_hub_t *h, const proc_stats_t *st);
 mon_src_t *mon_hub_src(mon_hub_t *h, int i);
 mon_http_t *mon_hub_http(mon_hub_t *h, int i);
 int mon_hub_nsrc(const mon_hub_t *h);
-
-/* The watchdog thread: notices turns longer than monitor.stall_ms while they
- * still run, counts them and captures their culprit, so /lag (served by
- * another loop) shows a stall in progress, and logs "so far" lines at 2 s,
- * 4 s, ... for a turn that does not end. The line for a stall that ends is
- * logged by its loop (mon_stall_ended), which knows exactly when it ended.
- * 0 or a negative errno. */
-int mon_watch_start(mon_hub_t *h);
 
 /* ---- feeding: called by the source's own thread ---- */
 
@@ -124,36 +122,21 @@ typedef struct mon_culprits {
   int n;
   uint32_t more; /* other connections that worked in the turn */
 } mon_culprits_t;
-/* The culprits in a's table if it holds turn (else none), longest first. */
-void mon_culprits_of(const attrib_t *a, uint64_t turn, mon_culprits_t *out);
-/* "GET /a from P (200 ms), GET /b from Q (200 ms), +3 more" into out; its length. */
-size_t mon_culprits_text(const mon_culprits_t *c, char *out, size_t outlen);
-/* The JSON fields "requests": [{"request", "ms"}, ...] (ms null when not
- * known: a stall still running names the request running now) and "more". */
-void mon_culprits_json(jw_t *w, const mon_culprits_t *c);
 /* The source's timers start now (idle_ns: idle time so far, or MON_NO_IDLE):
  * the first beat's gap and the first utilization figure count from here. */
 void mon_src_begin(mon_src_t *s, uint64_t now_ns, uint64_t idle_ns);
-/* The turn that began at since_ms (the stall slot's clock) ended at now_ms,
- * longer than monitor.stall_ms: count it (unless the watchdog already did),
- * record it with the requests that took it (top: may have n = 0, then the
- * culprit the watchdog caught, or the last published, is named) and log its
- * one line. */
-void mon_stall_ended(mon_src_t *s, uint64_t since_ms, uint64_t now_ms, const mon_culprits_t *top);
-uint64_t mon_stall_ms(const mon_hub_t *h);
-/* SIGHUP changed monitor.stall_ms: the watchdog uses ms from now on. The
- * other values mon_hub_new read (sample_ms, heartbeat_ms) need a restart. */
-void mon_hub_set_stall_ms(mon_hub_t *h, uint64_t ms);
 /* A lag sample at now_ns; idle_ns: total time idle in the poll so far, or MON_NO_IDLE. */
 void mon_sample(mon_src_t *s, uint64_t now_ns, uint64_t lag_ns, uint64_t idle_ns);
 void mon_beat(mon_src_t *s, uint64_t now_ns);
 
 /* ---- reading: any thread ---- */
 
-/* What a handler holds: the hub, and which source is its own. */
+/* What a handler holds: the hub, which source is its own, and the
+ * process's counters (the /events stream gate; NULL: none is kept). */
 typedef struct mon_view {
   mon_hub_t *hub;
   int self;
+  proc_stats_t *stats;
 } mon_view_t;
 
 typedef struct mon_lag {
@@ -172,6 +155,10 @@ double mon_lag_now_ms(mon_hub_t *h, int src);
  * a second's end, so a loop that just ran 1.5 s of CPU reads 1, not 0,
  * lock-free: monitor.shed_utilization's signal. */
 double mon_util_1s(mon_hub_t *h, int src);
+/* Each source's figures (the first max) into each[], and the worst of each
+ * figure across them into *worst (stalls and samples: their sums); returns
+ * how many sources were read. */
+int mon_lag_worst(mon_hub_t *h, mon_lag_t *worst, mon_lag_t *each, int max);
 /* The worst over all sources of the latest sample and of the current turn's
  * length (a loop stuck right now is lagging by that much). */
 double mon_health_lag_ms(mon_hub_t *h, int *worst_src);
@@ -204,9 +191,6 @@ typedef struct mon_stall {
   char what[STALL_WHAT_MAX]; /* "" when no request was running; else the first of who */
   mon_culprits_t who;        /* ongoing: the one running now, with ms < 0 */
 } mon_stall_t;
-/* The most recent stall of any source; false when there was none. */
-bool mon_last_stall(mon_hub_t *h, mon_stall_t *out);
-uint64_t mon_stalls_total(mon_hub_t *h);
 
 /* Loop time by route over the window (thread mode: handler time), the
  * largest first (out: MON_ROUTES_MAX; route MON_ROUTES_MAX - 1 is "no
@@ -223,6 +207,9 @@ int mon_mode(const mon_hub_t *h);
 double mon_uptime_s(const mon_hub_t *h);
 double mon_window_s(const mon_hub_t *h);
 void mon_work_get(mon_hub_t *h, mon_work_t *out);
+/* "work": {threads, running, queued, completed, rejected, cancelled}, as
+ * /lag and /events show it. */
+void mon_work_json(jw_t *w, mon_hub_t *h);
 /* ---- connections, nginx stub_status style, and what is in flight ---- */
 
 typedef struct mon_conns {
@@ -252,48 +239,5 @@ void mon_hub_set_conn_source(mon_hub_t *h, mon_conn_source_t src);
 void mon_requests_visit(mon_hub_t *h, int self, mon_rq_fn fn, void *ctx);
 /* Thread mode: connection threads alive (proc_stats_t.threads_live); 0 in event mode. */
 int64_t mon_threads_live(mon_hub_t *h);
-
-/* ---- for live streams (monitor_events.c) ---- */
-
-/* Responses counted so far, every route and status of every counter block. */
-uint64_t mon_requests_total(mon_hub_t *h);
-
-typedef struct mon_stall_ev {
-  int src;
-  uint64_t n;    /* its number on its source: 1 for the first */
-  uint64_t turn; /* which turn stalled (the loop clock, ms): the same stall seen twice has the same */
-  double ms;     /* so far, while ongoing */
-  double at_s;   /* since the hub started: when it ended, or was seen running */
-  bool ongoing;
-  char what[STALL_WHAT_MAX];
-  mon_culprits_t who; /* as in mon_stall_t */
-} mon_stall_ev_t;
-/* The kept stalls (the latest MON_STALL_RING of each source) recorded, or
- * changed (ended, or seen running longer), since the previous look (*pass_ns:
- * its clock, 0 for none: then every kept one; set to this look's), each
- * source's oldest first; at most max. A stream that looks every interval
- * sees each stall at least once (twice when the watchdog saw it running),
- * every one of them while no source has more than MON_STALL_RING between
- * two looks. *total: the stalls counted so far, every source; *fresh: how
- * many of those listed were first recorded since the previous look (all on
- * the first), so total - the previous look's total - fresh is how many
- * stalls since then are not listed (overwritten, or beyond max). */
-size_t mon_stalls_since(mon_hub_t *h, uint64_t *pass_ns, mon_stall_ev_t *out, size_t max,
-                        uint64_t *total, uint64_t *fresh);
-
-/* A snapshot (its JSON object) a stream sent at hub time t: kept for later
- * streams' backlog, at most one a second, the last MON_SNAP_RING. */
-void mon_snap_put(mon_hub_t *h, double t, const char *json, size_t len);
-/* The last n kept, oldest first, each as a `data:` line marked
- * "backlog":true, appended to out; returns how many. */
-size_t mon_snap_backlog(mon_hub_t *h, size_t n, buf_t *out);
-
-/* The process's resident memory (bytes) and CPU time so far (s); NAN when unknown. */
-void mon_proc_get(double *rss_bytes, double *cpu_s);
-
-/* The whole /metrics page (Prometheus text 0.0.4). route_names[i] labels
- * route i (the caller knows the table; the monitor does not). 0, or -1 when
- * out of room. */
-int mon_metrics_render(mon_hub_t *h, const char *const *route_names, int nroutes, buf_t *out);
 
 #endif

@@ -6,17 +6,13 @@
 #include <string.h>
 
 #include "monitor_int.h"
+#include "monitor_events.h"
 #include "util.h"
 
 uint64_t mon_requests_total(mon_hub_t *h) {
   uint64_t n = 0;
   for (int k = 0; k < h->nhttp; k++)
-    for (int r = 0; r < MON_ROUTES_MAX; r++) {
-      const mon_http_route_t *rt = &h->http[k].route[r];
-      for (int i = 0; i < MON_CODE_SLOTS; i++)
-        n += atomic_load_explicit(&rt->count[i], memory_order_relaxed);
-      n += atomic_load_explicit(&rt->other, memory_order_relaxed);
-    }
+    n += mon_block_total(&h->http[k]);
   return n;
 }
 

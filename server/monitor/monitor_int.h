@@ -9,6 +9,19 @@
 #include "monitor.h"
 #include "util.h"
 
+/* Every response counted in one counter block (mon_requests_total sums
+ * them; /metrics shows each loop's). */
+static inline uint64_t mon_block_total(const mon_http_t *b) {
+  uint64_t n = 0;
+  for (int route = 0; route < MON_ROUTES_MAX; route++) {
+    const mon_http_route_t *r = &b->route[route];
+    for (int i = 0; i < MON_CODE_SLOTS; i++)
+      n += atomic_load_explicit(&r->count[i], memory_order_relaxed);
+    n += atomic_load_explicit(&r->other, memory_order_relaxed);
+  }
+  return n;
+}
+
 #define MON_BEAT_RING 64
 #define MON_SLOT_NS NS_PER_S /* window slots are one second */
 
@@ -70,8 +83,6 @@ struct mon_hub {
   _Atomic uint64_t stall_ms; /* monitor.stall_ms: SIGHUP changes it (mon_hub_set_stall_ms) */
   mon_src_t *src;
   mon_http_t *http;
-  mon_work_fn work_fn;
-  void *work_arg;
   const proc_stats_t *stats;
   mon_conn_source_t conns;
   pthread_t wd_thread;

@@ -1,6 +1,7 @@
 /* monitor_metrics.c: the /metrics page: loop lag, utilization, heartbeat and
  * stalls per source, HTTP counters summed over loops, work and connection
  * counts, and the standard process_* metrics read from /proc. */
+#include <errno.h>
 #include <dirent.h>
 #include <stddef.h>
 #include <math.h>
@@ -14,6 +15,7 @@
 #include "build.h"
 #include "log.h"
 #include "monitor_int.h"
+#include "monitor_metrics.h"
 #include "refusal.h"
 #include "util.h"
 
@@ -206,18 +208,6 @@ static int render_loop_family(const struct loop_family *f, bool threads, const l
   return r;
 }
 
-/* Every response counted in one loop's block. */
-static uint64_t http_block_total(const mon_http_t *b) {
-  uint64_t n = 0;
-  for (int route = 0; route < MON_ROUTES_MAX; route++) {
-    const mon_http_route_t *r = &b->route[route];
-    for (int i = 0; i < MON_CODE_SLOTS; i++)
-      n += atomic_load_explicit(&r->count[i], memory_order_relaxed);
-    n += atomic_load_explicit(&r->other, memory_order_relaxed);
-  }
-  return n;
-}
-
 /* Thread mode keeps the names and the loop="0" label (dashboards work for
  * both), but its one source is the heartbeat thread, and the help says what
  * each figure means there. */
@@ -240,7 +230,7 @@ static int render_loops(mon_hub_t *h, buf_t *b) {
   for (int i = 0; i < n; i++) {
     mon_lag_brief(h, i, &v[i].lag);
     mon_heartbeat_get(h, i, &v[i].hb);
-    v[i].requests = i < h->nhttp ? http_block_total(&h->http[i]) : 0;
+    v[i].requests = i < h->nhttp ? mon_block_total(&h->http[i]) : 0;
   }
   for (size_t f = 0; f < ARRAY_SIZE(loop_families); f++)
     r |= render_loop_family(&loop_families[f], threads, v, n, b);
@@ -333,7 +323,7 @@ static int render_http(mon_hub_t *h, const char *const *names, int nroutes, buf_
   buf_t lab;
   buf_init(&lab, 4096);
   if (codes == NULL)
-    return -1;
+    return -ENOMEM;
   r |= prom_family(b, "loopd_http_requests_total", "counter", "HTTP responses by route and status.");
   for (int route = 0; route < MON_ROUTES_MAX; route++) {
     bool other = route >= nroutes;
@@ -415,6 +405,9 @@ static int render_counts(mon_hub_t *h, buf_t *b) {
                 w.rejected);
   r |= counter1(b, "loopd_work_cancelled_total",
                 "Queued jobs cancelled because their client left.", w.cancelled);
+  r |= family1(b, "loopd_event_streams_open", "gauge",
+               "/events streams open now (at most monitor.max_event_streams).",
+               h->stats != NULL ? (double)stats_active(&h->stats->streams) : 0);
   if (h->mode == MODE_THREADS)
     r |= family1(b, "loopd_threads_live", "gauge",
                  "Connection threads alive (thread mode: one per open connection).",
@@ -493,5 +486,5 @@ int mon_metrics_render(mon_hub_t *h, const char *const *route_names, int nroutes
   r |= render_logs(out);
   r |= render_refused(out);
   r |= render_process(out);
-  return r != 0 ? -1 : 0;
+  return r != 0 ? -ENOMEM : 0; /* a buffer could not grow */
 }

@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "monitor_int.h"
+#include "monitor_stall.h"
 #include "util.h"
 
 #define NOTE_FIRST_MS 2000 /* a stall still running this long is reported before it ends */
@@ -36,16 +37,6 @@ bool mon_last_stall(mon_hub_t *h, mon_stall_t *out) {
     pthread_mutex_unlock(&s->mu);
   }
   return any;
-}
-
-uint64_t mon_stalls_total(mon_hub_t *h) {
-  uint64_t n = 0;
-  for (int i = 0; i < h->nsrc; i++) {
-    pthread_mutex_lock(&h->src[i].mu);
-    n += h->src[i].stalls;
-    pthread_mutex_unlock(&h->src[i].mu);
-  }
-  return n;
 }
 
 uint64_t mon_stall_ms(const mon_hub_t *h) {

@@ -1,6 +1,7 @@
 /* reqslot.c: request slots, their seqlock, and a loop's table of them (reqslot.h). */
 #include "reqslot.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,11 +36,14 @@ void rq_slot_write(rq_slot_t *s, int state, uint64_t now_ms, uint64_t start_ms, 
     char c[STALL_WHAT_MAX];
     uint64_t w[RQ_WORDS];
   } u;
+  bool keep = len == RQ_TEXT_KEEP;
   if (len >= STALL_WHAT_MAX)
     len = STALL_WHAT_MAX - 1;
-  size_t words = len / 8 + 1;
-  memset(u.w + words - 1, 0, 8);
-  memcpy(u.c, text, len);
+  size_t words = keep ? 0 : len / 8 + 1;
+  if (!keep) {
+    memset(u.w + words - 1, 0, 8);
+    memcpy(u.c, text, len);
+  }
   uint32_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
   atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
   atomic_thread_fence(memory_order_release);
@@ -48,7 +52,8 @@ void rq_slot_write(rq_slot_t *s, int state, uint64_t now_ms, uint64_t start_ms, 
   atomic_store_explicit(&s->start_ms, start_ms, memory_order_relaxed);
   atomic_store_explicit(&s->key, (uint64_t)(uintptr_t)key, memory_order_relaxed);
   atomic_store_explicit(&s->jobs, jobs, memory_order_relaxed);
-  atomic_store_explicit(&s->len, (uint32_t)len, memory_order_relaxed);
+  if (!keep)
+    atomic_store_explicit(&s->len, (uint32_t)len, memory_order_relaxed);
   for (size_t i = 0; i < words; i++)
     atomic_store_explicit(&s->text[i], u.w[i], memory_order_relaxed);
   atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
@@ -113,7 +118,7 @@ int rq_table_init(rq_table_t *t) {
   t->free = malloc(RQ_TABLE_SLOTS * sizeof *t->free);
   if (t->slot == NULL || t->free == NULL) {
     rq_table_free(t);
-    return -1;
+    return -ENOMEM;
   }
   for (uint32_t i = 0; i < RQ_TABLE_SLOTS; i++) /* the lowest first: few pages in use */
     t->free[i] = (uint16_t)(RQ_TABLE_SLOTS - 1 - i);

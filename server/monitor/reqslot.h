@@ -63,7 +63,12 @@ typedef struct rq_slot {
   _Atomic uint64_t text[RQ_WORDS];
 } rq_slot_t;
 
-/* The writer: a new lasting state, with the request's text (len bytes). */
+/* len for a write that keeps the slot's text: the request it describes did
+ * not change (session.h: session_slot_text). */
+#define RQ_TEXT_KEEP SIZE_MAX
+
+/* The writer: a new lasting state, with the request's text (len bytes, or
+ * RQ_TEXT_KEEP). */
 void rq_slot_write(rq_slot_t *s, int state, uint64_t now_ms, uint64_t start_ms, const void *key,
                    const char *text, size_t len, uint32_t jobs);
 /* A pool thread: one more job of token has started (a stale token: nothing). */

@@ -9,6 +9,7 @@
  * snapshots until it does (rc->out_backlog): they are counted as skipped, so
  * memory stays at one snapshot per stream. The stream wakes at least every
  * EV_TICK_MS, so it ends promptly at shutdown whatever its interval. */
+#include <errno.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,6 +17,9 @@
 
 #include "json.h"
 #include "monitor.h"
+#include "monitor_events.h"
+#include "monitor_metrics.h"
+#include "monitor_stall.h"
 #include "query.h"
 #include "refusal.h"
 #include "routes.h"
@@ -35,9 +39,6 @@
 #define EV_STALLS_MAX 64
 #define EV_BACKLOG_MAX 300 /* MON_SNAP_RING: five minutes of snapshots at one a second */
 
-/* Streams open now, in every loop or thread. */
-static _Atomic int64_t ev_open;
-
 typedef struct ev_state {
   uint64_t seq;      /* snapshots sent */
   uint64_t skipped;  /* due but not sent: the reader (or the loop) was behind */
@@ -50,14 +51,14 @@ typedef struct ev_state {
   uint64_t last_stalls;   /* stalls counted (every loop) at the previous snapshot */
   uint64_t stall_pass_ns; /* when it read them (mon_stalls_since); 0 before the first */
   uint32_t interval_ms, keepalive_ms;
-  bool slot; /* holds one of ev_open */
+  bool slot; /* holds one of proc_stats_t.streams (rc->env->mon->stats) */
 } ev_state_t;
 ROUTE_STATE_FITS(ev_state_t);
 
 static void ev_release(route_ctx_t *rc) {
   ev_state_t *st = ROUTE_STATE(rc, ev_state_t);
   if (st->slot)
-    atomic_fetch_sub_explicit(&ev_open, 1, memory_order_relaxed);
+    stats_release(&rc->env->mon->stats->streams, 1);
   st->slot = false;
 }
 
@@ -117,29 +118,17 @@ static void json_running(jw_t *w, mon_hub_t *h, int src, double busy_ms) {
 }
 
 static void json_loops(jw_t *w, mon_hub_t *h, double since, mon_lag_t *worst) {
-  int n = mon_hub_nsrc(h) < EV_LOOPS_MAX ? mon_hub_nsrc(h) : EV_LOOPS_MAX;
-  *worst = (mon_lag_t){.utilization = NAN};
+  mon_lag_t each[EV_LOOPS_MAX];
+  int n = mon_lag_worst(h, worst, each, EV_LOOPS_MAX);
   jw_arr(w, "loops");
   for (int i = 0; i < n; i++) {
-    mon_lag_t l;
-    mon_lag_get(h, i, &l);
-    worst->now_ms = fmax(worst->now_ms, l.now_ms);
-    worst->p50_ms = fmax(worst->p50_ms, l.p50_ms);
-    worst->p99_ms = fmax(worst->p99_ms, l.p99_ms);
-    worst->max_ms = fmax(worst->max_ms, l.max_ms);
-    worst->min_ms = fmax(worst->min_ms, l.min_ms);
-    worst->mean_ms = fmax(worst->mean_ms, l.mean_ms);
-    worst->stddev_ms = fmax(worst->stddev_ms, l.stddev_ms);
-    worst->stalls += l.stalls;
-    if (!isnan(l.utilization))
-      worst->utilization = isnan(worst->utilization) ? l.utilization
-                                                     : fmax(worst->utilization, l.utilization);
+    const mon_lag_t *l = &each[i];
     jw_obj(w, NULL);
     jw_int(w, "loop", i);
-    json_lag(w, &l);
-    jw_num(w, "busy_ms", l.busy_ms, 0);
-    json_running(w, h, i, l.busy_ms);
-    jw_int(w, "stalls", (int64_t)l.stalls);
+    json_lag(w, l);
+    jw_num(w, "busy_ms", l->busy_ms, 0);
+    json_running(w, h, i, l->busy_ms);
+    jw_int(w, "stalls", (int64_t)l->stalls);
     json_heartbeat(w, h, i, since);
     jw_obj_end(w);
   }
@@ -180,16 +169,7 @@ static void json_stalls(jw_t *w, mon_hub_t *h, ev_state_t *st, double now) {
 }
 
 static void json_counts(jw_t *w, mon_hub_t *h) {
-  mon_work_t wk;
-  mon_work_get(h, &wk);
-  jw_obj(w, "work");
-  jw_int(w, "threads", wk.threads);
-  jw_int(w, "queued", wk.queued);
-  jw_int(w, "running", wk.running);
-  jw_int(w, "completed", (int64_t)wk.completed);
-  jw_int(w, "rejected", (int64_t)wk.rejected);
-  jw_int(w, "cancelled", (int64_t)wk.cancelled);
-  jw_obj_end(w);
+  mon_work_json(w, h);
   mon_conns_json(w, h);
 }
 
@@ -245,12 +225,13 @@ static int ev_snapshot(route_ctx_t *rc, ev_state_t *st, double now) {
   jw_obj_end(&w);
   route_diag_json(&w, rc, h, worst.max_ms >= (double)mon_stall_ms(h));
   json_process(&w, st, now);
-  jw_int(&w, "streams", atomic_load_explicit(&ev_open, memory_order_relaxed));
+  const proc_stats_t *ps = rc->env->mon->stats;
+  jw_int(&w, "streams", ps != NULL ? stats_active(&ps->streams) : 0);
   jw_obj_end(&w);
   st->last_req = req;
   st->last_t = now;
   if (jw_error(&w) != 0)
-    return -1;
+    return -ENOMEM;
   mon_snap_put(h, now, b->data + 6, b->len - 6); /* the object, for later streams' backlog */
   return buf_append(b, "\n\n", 2) != 0 ? -1 : 0;
 }
@@ -321,7 +302,7 @@ static int ev_params(route_ctx_t *rc, int64_t *interval, int64_t *count, int64_t
       query_int(r->query, r->query_len, "backlog", 0, 0, EV_BACKLOG_MAX, backlog, reason,
                 sizeof reason) != 0) {
     reply_error(rc, 400, reason);
-    return -1;
+    return -EINVAL;
   }
   return 0;
 }
@@ -329,8 +310,8 @@ static int ev_params(route_ctx_t *rc, int64_t *interval, int64_t *count, int64_t
 /* Takes a stream slot; false (answered 503) when all are in use. */
 static bool ev_take_slot(route_ctx_t *rc) {
   int64_t max = rc->env->cfg->monitor.max_event_streams;
-  if (atomic_fetch_add_explicit(&ev_open, 1, memory_order_relaxed) >= max) {
-    atomic_fetch_sub_explicit(&ev_open, 1, memory_order_relaxed);
+  proc_stats_t *ps = rc->env->mon->stats;
+  if (ps != NULL && stats_admit(&ps->streams, 1, max) != 0) {
     char body[160];
     int n = snprintf(body, sizeof body,
                      "too many event streams (monitor.max_event_streams = %lld); retry later\n",
@@ -367,7 +348,7 @@ void route_events(route_ctx_t *rc) {
                      .last_cpu_s = 0,
                      .interval_ms = (uint32_t)interval,
                      .keepalive_ms = (uint32_t)keepalive,
-                     .slot = true};
+                     .slot = v->stats != NULL};
   rc->on_finish = ev_release;
   reply_head(rc, 200, EV_CTYPE, RESP_CHUNKED, EV_EXTRA);
   char hello[160];

@@ -2,6 +2,7 @@
  * snapshots as JSON, text, live streams and Prometheus text. They read the
  * monitor through rc->env->mon only, so either mode can serve them; where
  * there is no monitor (the fuzzer) they answer 503. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +10,9 @@
 #include "build.h"
 #include "json.h"
 #include "monitor.h"
+#include "monitor_events.h"
+#include "monitor_metrics.h"
+#include "monitor_stall.h"
 #include "query.h"
 #include "refusal.h"
 #include "routes.h"
@@ -31,7 +35,7 @@ static const mon_view_t *view_or_503(route_ctx_t *rc) {
   return v;
 }
 
-/* Reads stream=1 and count=N; answers 400 and returns -1 when they are bad. */
+/* Reads stream=1 and count=N; answers 400 and returns -EINVAL when they are bad. */
 static int stream_params(route_ctx_t *rc, bool *stream, int64_t *count) {
   const http_req_t *r = rc->req;
   char reason[160];
@@ -39,7 +43,7 @@ static int stream_params(route_ctx_t *rc, bool *stream, int64_t *count) {
       query_int(r->query, r->query_len, "count", 0, 0, INT64_C(1000000000), count, reason,
                 sizeof reason) != 0) {
     reply_error(rc, 400, reason);
-    return -1;
+    return -EINVAL;
   }
   if (*count == 0)
     *count = INT64_MAX; /* until the client leaves */
@@ -131,27 +135,7 @@ typedef struct lag_all {
 } lag_all_t;
 
 static void lag_collect(mon_hub_t *h, lag_all_t *a) {
-  a->n = mon_hub_nsrc(h) < 64 ? mon_hub_nsrc(h) : 64;
-  memset(&a->worst, 0, sizeof a->worst);
-  a->worst.utilization = NAN;
-  for (int i = 0; i < a->n; i++) {
-    mon_lag_t *l = &a->loop[i];
-    mon_lag_get(h, i, l);
-    mon_lag_t *w = &a->worst;
-    w->now_ms = fmax(w->now_ms, l->now_ms);
-    w->p50_ms = fmax(w->p50_ms, l->p50_ms);
-    w->p90_ms = fmax(w->p90_ms, l->p90_ms);
-    w->p99_ms = fmax(w->p99_ms, l->p99_ms);
-    w->max_ms = fmax(w->max_ms, l->max_ms);
-    w->min_ms = fmax(w->min_ms, l->min_ms);
-    w->mean_ms = fmax(w->mean_ms, l->mean_ms);
-    w->stddev_ms = fmax(w->stddev_ms, l->stddev_ms);
-    w->busy_ms = fmax(w->busy_ms, l->busy_ms);
-    w->samples += l->samples;
-    w->stalls += l->stalls;
-    if (!isnan(l->utilization))
-      w->utilization = isnan(w->utilization) ? l->utilization : fmax(w->utilization, l->utilization);
-  }
+  a->n = mon_lag_worst(h, &a->worst, a->loop, 64);
 }
 
 static void json_lag_ms(jw_t *w, const mon_lag_t *l, double window_s) {
@@ -217,8 +201,6 @@ static void json_requests_build(jw_t *w, route_ctx_t *rc, mon_hub_t *h) {
 }
 
 static void lag_json(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
-  mon_work_t wk;
-  mon_work_get(h, &wk);
   jw_t w = reply_json_begin(rc);
   jw_str(&w, "mode", mon_mode(h) == MODE_THREADS ? "threads" : "event");
   jw_num(&w, "uptime_s", mon_uptime_s(h), 3);
@@ -239,14 +221,7 @@ static void lag_json(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
     jw_obj_end(&w);
   }
   jw_arr_end(&w);
-  jw_obj(&w, "work");
-  jw_int(&w, "threads", wk.threads);
-  jw_int(&w, "running", wk.running);
-  jw_int(&w, "queued", wk.queued);
-  jw_int(&w, "completed", (int64_t)wk.completed);
-  jw_int(&w, "rejected", (int64_t)wk.rejected);
-  jw_int(&w, "cancelled", (int64_t)wk.cancelled);
-  jw_obj_end(&w);
+  mon_work_json(&w, h);
   mon_conns_json(&w, h);
   json_requests_build(&w, rc, h);
   if (mon_mode(h) == MODE_THREADS) {

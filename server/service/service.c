@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -115,3 +116,8 @@ void service_forced_exit(const service_t *s, const char *who) {
 }
 
 void service_stopped(void) { log_msg("stopped"); }
+
+bool service_drain_close(bool idle, int fd) {
+  int n = 0;
+  return idle && !(ioctl(fd, FIONREAD, &n) == 0 && n > 0);
+}

@@ -6,6 +6,8 @@
 #ifndef LOOPD_SERVICE_H
 #define LOOPD_SERVICE_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <sys/socket.h>
 
 #include "config.h"
@@ -17,6 +19,14 @@
 #define LINGER_MS 2000            /* after our FIN, how long we drain the client's bytes */
 #define OUT_MAX (32u << 20)       /* responses produced by one read, at most (event mode:
                                      per loop; thread mode: per connection) */
+/* Refused connections (over server.max_connections) lingering at once
+ * after their 503, at most; more are closed at once after it. */
+#define LINGER_REFUSED_MAX 1024
+
+/* Whether one more refused connection may linger, with lingering already. */
+static inline bool service_linger_refused(size_t lingering) {
+  return lingering < LINGER_REFUSED_MAX;
+}
 
 typedef struct service {
   const config_t *cfg;
@@ -53,6 +63,13 @@ __attribute__((noreturn)) void service_second_signal(int signum);
 /* The drain's deadline and grace passed with who ("loops", "threads") still
  * busy: said, the logs get FORCED_FLUSH_MS, and the process ends with 0. */
 __attribute__((noreturn)) void service_forced_exit(const service_t *s, const char *who);
+/* Draining, a connection with nothing left to answer (idle: between
+ * requests, nothing buffered, no output waiting) on socket fd ends now, with
+ * FIN and the lingering read, unless the kernel holds bytes from the client
+ * that loopd has not read: that request is read and answered (with
+ * Connection: close) first, since a close with unread input sends a reset
+ * that destroys answers the client has not read yet. Both modes decide so. */
+bool service_drain_close(bool idle, int fd);
 /* The last line of a clean exit. */
 void service_stopped(void);
 

@@ -1,4 +1,4 @@
-/* server_threads.c: thread-per-connection mode (SPEC section 4), the model
+/* server_threads.c: thread-per-connection mode, the model
  * the event loop replaced. The main thread accepts and gives each connection
  * its own thread (tconn.c); it also refuses connections beyond
  * server.max_connections with the short 503 (no thread), watches for
@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "monitor_stall.h"
 #include "net.h"
 #include "reload.h"
 #include "response.h"
@@ -28,7 +29,6 @@
 #include "tmon.h"
 #include "util.h"
 
-#define REFUSED_MAX 1024 /* refused connections lingering at once; beyond: closed at once */
 #define ACCEPT_BATCH 64
 
 typedef struct refused {
@@ -54,9 +54,9 @@ typedef struct tserver {
   bool attr_ok;
   bool bad_setting; /* start-up failed on a setting: exit status 2 */
   size_t nrefused;
-  refused_t refused[REFUSED_MAX];
+  refused_t refused[LINGER_REFUSED_MAX];
   date_cache_t date; /* for the refusals' Date header */
-  struct pollfd pfd[3 + REFUSED_MAX];
+  struct pollfd pfd[3 + LINGER_REFUSED_MAX];
 } tserver_t;
 
 /* ---- signals ---- */
@@ -154,7 +154,7 @@ static void refuse(tserver_t *t, int fd) {
   buf_free(&r);
   /* Linger like event mode so the client's request bytes, unread, do not
    * turn our close into a reset that destroys the 503. */
-  if (w < 0 || (size_t)w != len || t->nrefused >= REFUSED_MAX || shutdown(fd, SHUT_WR) != 0) {
+  if (w < 0 || (size_t)w != len || !service_linger_refused(t->nrefused) || shutdown(fd, SHUT_WR) != 0) {
     close(fd);
     return;
   }
@@ -189,13 +189,13 @@ static void refused_service(tserver_t *t, const struct pollfd *p, size_t np) {
 
 static void admit(tserver_t *t, int fd, const struct sockaddr_storage *ss) {
   tshared_t *sh = &t->sh;
-  if (stats_conn_take(&sh->stats, t->svc.cfg->server.max_connections) != 0) {
+  if (stats_admit(&sh->stats.conns, 1, t->svc.cfg->server.max_connections) != 0) {
     refuse(t, fd);
     return;
   }
   tconn_t *c = calloc(1, sizeof *c);
   if (c == NULL) {
-    stats_conn_unadmit(&sh->stats);
+    stats_unadmit(&sh->stats.conns, 1);
     refuse(t, fd);
     return;
   }
@@ -226,7 +226,7 @@ static void admit(tserver_t *t, int fd, const struct sockaddr_storage *ss) {
       log_msg("cannot start a connection thread (refusing with 503): %s", loopd_strerror(-r));
     }
     free(c);
-    stats_conn_unadmit(&sh->stats);
+    stats_unadmit(&sh->stats.conns, 1);
     refuse(t, fd);
   }
 }
@@ -361,6 +361,9 @@ static void on_signal_byte(tserver_t *t) {
 
 /* ---- the main thread's loop ---- */
 
+#define POLL_FOREVER (-1) /* poll()'s timeout for none */
+
+/* poll()'s timeout: ms to the next deadline, or POLL_FOREVER. */
 static int poll_timeout(const tserver_t *t) {
   uint64_t due = t->collect_due != 0 ? t->collect_due : UINT64_MAX;
   for (size_t i = 0; i < t->nrefused; i++)
@@ -370,7 +373,7 @@ static int poll_timeout(const tserver_t *t) {
     due = t->forced ? (t->exit_due < due ? t->exit_due : due)
                     : (t->drain_due < due ? t->drain_due : due);
   if (due == UINT64_MAX)
-    return -1;
+    return POLL_FOREVER;
   uint64_t now = clock_ms();
   return due <= now ? 0 : due - now > INT_MAX ? INT_MAX : (int)(due - now);
 }
@@ -412,17 +415,6 @@ static void serve(tserver_t *t) {
 
 /* ---- the monitor ---- */
 
-/* What /lag and /metrics show under "work". Jobs run inline on connection
- * threads: no pool (threads 0), nothing ever queued or cancelled before it
- * started; running, completed and rejected (work.queue_limit running) are real. */
-static void report_work(void *arg, mon_work_t *out) {
-  const tshared_t *sh = arg;
-  *out = (mon_work_t){
-      .running = atomic_load_explicit(&sh->jobs_running, memory_order_relaxed),
-      .completed = atomic_load_explicit(&sh->jobs_done, memory_order_relaxed),
-      .rejected = atomic_load_explicit(&sh->jobs_rejected, memory_order_relaxed)};
-}
-
 /* One timer source (the heartbeat thread, tmon.c) and one counter block
  * that every connection thread writes (shared: atomic increments). No stall
  * watchdog: with no shared loop, a handler that blocks holds only its own
@@ -436,7 +428,6 @@ static int monitor_start(tserver_t *t) {
     return -ENOMEM;
   }
   mon_hub_set_stats(t->mon, &sh->stats);
-  mon_hub_set_work(t->mon, report_work, sh);
   mon_hub_set_conn_source(t->mon, (mon_conn_source_t){tconn_states, tconn_visit, sh});
   sh->http = mon_hub_http(t->mon, 0);
   sh->http->shared = true;
@@ -445,7 +436,7 @@ static int monitor_start(tserver_t *t) {
     log_msg("cannot start the heartbeat thread: %s", loopd_strerror(r));
     return r;
   }
-  sh->mon = (mon_view_t){.hub = t->mon, .self = 0};
+  sh->mon = (mon_view_t){.hub = t->mon, .self = 0, .stats = &sh->stats};
   return 0;
 }
 

@@ -13,7 +13,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -79,10 +78,8 @@ static void track(tconn_t *c, int st) {
   if (st == atomic_load_explicit(&c->rq_state, memory_order_relaxed))
     return;
   char text[STALL_WHAT_MAX];
-  size_t len = st == RQ_IDLE ? 0 : session_describe(&c->session, text);
-  uint64_t start = session_started_ms(&c->session);
-  if (start == 0 && st == RQ_HEAD)
-    start = session_phase_since(&c->session);
+  uint64_t start;
+  size_t len = session_slot_text(&c->session, st, &c->rq_mark, text, &start);
   rq_slot_write(&c->rq, st, clock_ms(), start, &c->session, text, len, 1);
   atomic_store_explicit(&c->rq_state, (uint8_t)st, memory_order_relaxed);
 }
@@ -157,12 +154,6 @@ static int feed(tconn_t *c) {
   return (int)next;
 }
 
-/* Whether the kernel holds bytes from the client not read yet. */
-static bool unread_input(int fd) {
-  int n = 0;
-  return ioctl(fd, FIONREAD, &n) == 0 && n > 0;
-}
-
 /* Flushes, then blocks until input, a timeout or the start of a drain. */
 static int wait_input(tconn_t *c) {
   if (c->out.len > 0 && flush_out(c) != 0)
@@ -171,10 +162,9 @@ static int wait_input(tconn_t *c) {
     buf_free(&c->env.route.scratch); /* a big JSON body's room is not kept per thread */
   for (;;) {
     sync_drain(c);
-    /* Idle at shutdown: a request the kernel already holds is read and
-     * answered; otherwise FIN and the lingering read (finish), since a bare
-     * close with unread input sends a reset that destroys unread answers. */
-    if (c->draining && session_idle(&c->session) && !unread_input(c->fd))
+    /* Idle at shutdown: FIN and the lingering read (finish), or first the
+     * request the kernel already holds (service_drain_close). */
+    if (c->draining && service_drain_close(session_idle(&c->session), c->fd))
       return (int)SESSION_CLOSE;
     /* Once draining, the wake fd stays readable: stop watching it. */
     track(c, input_state(&c->session));
@@ -206,7 +196,8 @@ static int wait_input(tconn_t *c) {
  * pool to run them side by side), each on its own copy of the state. */
 static void run_jobs(tconn_t *c, const plan_t *p) {
   session_run_plan_inline(&c->session);
-  atomic_fetch_add_explicit(&c->sh->jobs_done, p->jobs > 0 ? p->jobs : 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&c->sh->stats.jobs_completed, p->jobs > 0 ? p->jobs : 1,
+                            memory_order_relaxed);
 }
 
 /* Carries a plan out on this thread, then runs its continuation. */
@@ -217,19 +208,18 @@ static int run_plan(tconn_t *c) {
     /* Inline, on the connection's own thread (queued_ms ~ 0). There is no
      * queue to wait in, so work.queue_limit caps the jobs running at once,
      * as it caps queued + running in event mode: beyond it, 503 at once. */
-    if (atomic_fetch_add_explicit(&c->sh->jobs_running, 1, memory_order_relaxed) >=
-        c->env.route.cfg->work.queue_limit) {
-      atomic_fetch_sub_explicit(&c->sh->jobs_running, 1, memory_order_relaxed);
-      atomic_fetch_add_explicit(&c->sh->jobs_rejected, 1, memory_order_relaxed);
+    if (stats_admit(&c->sh->stats.jobs, 1, c->env.route.cfg->work.queue_limit) != 0) {
       sync_drain(c);
       return (int)session_refuse(&c->session, &c->out, clock_ms(), 503,
                                  "work queue full; retry later", "Retry-After: 1\r\n");
     }
     track(c, RQ_JOB);
+    atomic_fetch_add_explicit(&c->sh->stats.jobs_running, 1, memory_order_relaxed);
     offline(c); /* jobs touch only their route state (reply.h) */
     run_jobs(c, p);
     online(c);
-    atomic_fetch_sub_explicit(&c->sh->jobs_running, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&c->sh->stats.jobs_running, 1, memory_order_relaxed);
+    stats_release(&c->sh->stats.jobs, 1);
     break;
   case PLAN_DELAY:
     /* A sleep that the shutdown deadline cuts short. */
@@ -308,7 +298,7 @@ static void release(tconn_t *c) {
   c->fd = -1;
   c->next = sh->finished;
   sh->finished = c;
-  stats_conn_give(&sh->stats);
+  stats_release(&sh->stats.conns, 1);
   atomic_fetch_sub_explicit(&sh->stats.threads_live, 1, memory_order_relaxed);
   pthread_mutex_unlock(&sh->mu);
   eventfd_write(sh->done_fd, 1);

@@ -22,16 +22,11 @@ typedef struct tshared {
   /* The configuration: each thread holds a generation of its own (tconn_t:
    * gen), taken when it starts and again after each blocking wait. */
   live_t *gens;
-  proc_stats_t stats;
+  proc_stats_t stats; /* connections, and jobs (/slow: inline on connection threads, no queue) */
   /* The monitor (NULL mon.hub: none): every thread reads the same view and
    * counts into the same block (shared = true). */
   mon_view_t mon;
   mon_http_t *http;
-  /* Jobs (/slow) run inline on connection threads: how many run right now,
-   * how many have finished or were refused. There is no queue to wait in. */
-  _Atomic int64_t jobs_running; /* at most work.queue_limit */
-  _Atomic uint64_t jobs_done;
-  _Atomic uint64_t jobs_rejected; /* refused with 503: work.queue_limit were running */
   _Atomic bool draining; /* shutdown began: responses close, idle connections end */
   int wake_fd;  /* eventfd, readable once draining: wakes threads idle in poll() */
   int force_fd; /* eventfd, readable once the shutdown deadline passed: ends delays */
@@ -58,6 +53,7 @@ struct tconn {
   rq_slot_t rq;
   stall_slot_t running;
   _Atomic uint8_t rq_state;
+  uint32_t rq_mark; /* which request rq's text describes (session_slot_text) */
   uint64_t carry_ns; /* handler time not given to a request yet (session.h: shares) */
   buf_t out;
   char *rbuf;

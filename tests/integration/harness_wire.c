@@ -17,6 +17,7 @@
 #include <linux/sockios.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -186,12 +187,15 @@ static int body_append(wire_resp_t *r, size_t *cap, const char *p, size_t n) {
 }
 
 /* Bytes the reader holds but the response did not use go back to the socket
- * owner through a per-fd stash, so pipelined responses can be read one by one. */
+ * owner through a per-fd stash, so pipelined responses can be read one by one.
+ * stash_mu: client threads close and open sockets at once, so one thread's
+ * raw_close and another's read of the same (reused) fd number may meet. */
 #define STASH_FDS 1024
 static struct {
   char *data;
   size_t len;
 } stash[STASH_FDS];
+static pthread_mutex_t stash_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* The status line and headers, past any 1xx interim response. 0 or -1. */
 static int read_head(rd_t *d, wire_resp_t *r) {
@@ -259,16 +263,19 @@ static int read_until_close(rd_t *d, wire_resp_t *r, size_t *cap) {
 /* The bytes read ahead on fd by an earlier response go first. */
 static void stash_take(rd_t *d) {
   int fd = d->fd;
+  pthread_mutex_lock(&stash_mu);
   if (fd >= 0 && fd < STASH_FDS && stash[fd].len > 0) {
     memcpy(d->buf, stash[fd].data, stash[fd].len);
     d->len = stash[fd].len;
     stash[fd].len = 0;
   }
+  pthread_mutex_unlock(&stash_mu);
 }
 
 /* What this response did not use is kept for the next one on fd. */
 static void stash_keep(const rd_t *d) {
   int fd = d->fd;
+  pthread_mutex_lock(&stash_mu);
   if (fd >= 0 && fd < STASH_FDS && d->pos < d->len) {
     free(stash[fd].data);
     stash[fd].data = malloc(d->len - d->pos);
@@ -277,6 +284,7 @@ static void stash_keep(const rd_t *d) {
       stash[fd].len = d->len - d->pos;
     }
   }
+  pthread_mutex_unlock(&stash_mu);
 }
 
 int wire_read(int fd, wire_resp_t *r, int timeout_ms, bool head_request) {
@@ -341,8 +349,10 @@ void wire_free(wire_resp_t *r) {
 }
 
 void raw_close(int fd) {
+  pthread_mutex_lock(&stash_mu);
   if (fd >= 0 && fd < STASH_FDS)
     stash[fd].len = 0;
+  pthread_mutex_unlock(&stash_mu);
   if (fd >= 0)
     close(fd);
 }

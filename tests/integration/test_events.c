@@ -259,6 +259,8 @@ static void test_stream_limit(void **state) {
   assert_non_null(wire_header(&r, "retry-after"));
   assert_non_null(strstr(r.body, "max_event_streams"));
   wire_free(&r);
+  /* /metrics counts the two open (the refused one never held a slot) */
+  assert_true(metric_value(s.port, "loopd_event_streams_open") == 2);
   /* other monitor routes still answer */
   assert_int_equal(raw_get(s.port, "/lag", &r, T), 0);
   assert_int_equal(r.status, 200);

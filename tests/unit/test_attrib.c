@@ -1,7 +1,7 @@
 /* test_attrib.c: stall attribution. The per-turn table of the longest
  * shares (monitor/attrib.c) on its own, then event mode's real path without
  * a loop running: several connections' sessions run /block handlers in one
- * turn between budget_start and budget_stop (event/conn_budget.c), the
+ * turn between conn_budget_start and conn_budget_stop (event/conn.c), the
  * handlers publish themselves to the loop's "now running" record as they
  * do in loopd, and the turn's culprits, their stall line and the stall
  * record are checked. */
@@ -16,8 +16,9 @@
 #include <string.h>
 
 #include "attrib.h"
-#include "conn_internal.h"
+#include "conn.h"
 #include "monitor.h"
+#include "monitor_stall.h"
 #include "routes.h"
 
 #define MS UINT64_C(1000000)
@@ -116,10 +117,10 @@ static int teardown(void **state) {
 static void share(fix_t *f, conn_t *c, const char *target) {
   char req[128];
   int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n", target);
-  budget_start(c);
+  conn_budget_start(c);
   session_next_t next;
   session_feed(&c->session, &f->out, req, (size_t)n, 0, &next);
-  budget_stop(c);
+  conn_budget_stop(c);
   assert_int_equal(next, SESSION_READ);
   assert_non_null(strstr(f->out.data, "HTTP/1.1 200 "));
   f->out.len = 0;
@@ -136,7 +137,7 @@ static void test_turn_of_several_handlers(void **state) {
   share(f, &f->c[3], "/block?ms=30");
   share(f, &f->c[1], "/block?ms=1");  /* the same connection again: one entry */
   mon_culprits_t who;
-  mon_culprits_of(&l->attr, 41, &who);
+  mon_culprits_of(&l->sched.attr, 41, &who);
   assert_int_equal(who.n, 3);
   assert_int_equal(who.more, 1);
   /* longest first, each with its connection's share of the turn; the
@@ -159,7 +160,7 @@ static void test_turn_of_several_handlers(void **state) {
   /* the next turn starts a fresh table */
   l->turns = 42;
   share(f, &f->c[2], "/block?ms=0&cpu=1");
-  mon_culprits_of(&l->attr, 42, &who);
+  mon_culprits_of(&l->sched.attr, 42, &who);
   assert_int_equal(who.n, 0);
   assert_int_equal(who.more, 1);
 }

@@ -25,6 +25,7 @@ typedef struct fixture {
   config_t cfg;
   mon_hub_t *hub;
   mon_view_t view;
+  proc_stats_t stats;
   drive_env_t de;
   buf_t out;
 } fixture_t;
@@ -37,7 +38,7 @@ static int setup(void **state) {
   config_set(&f->cfg, "server.allowed_hosts", "x", err, sizeof err);
   f->hub = mon_hub_new(&f->cfg, MODE_EVENT, 1, 1);
   assert_non_null(f->hub);
-  f->view = (mon_view_t){.hub = f->hub, .self = 0};
+  f->view = (mon_view_t){.hub = f->hub, .self = 0, .stats = &f->stats};
   drive_env_init(&f->de, &f->cfg, routes_table());
   f->de.env.route.mon = &f->view;
   f->de.env.http = mon_hub_http(f->hub, 0);

@@ -17,13 +17,13 @@
 typedef struct fixture {
   uv_loop_t loop;
   timeq_t q;
-  tq_node_t nodes[N];
+  timeq_node_t nodes[N];
   uint64_t fired_due[N];
   unsigned nfired;
   unsigned requeue; /* fire: queue the node again at now this many times */
 } fixture_t;
 
-static void on_fire(tq_node_t *n, void *arg) {
+static void on_fire(timeq_node_t *n, void *arg) {
   fixture_t *f = arg;
   assert_false(timeq_queued(n));
   if (f->nfired < N)

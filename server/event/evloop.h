@@ -1,9 +1,9 @@
-/* loop.h: one event loop and everything it owns: its thread, its
+/* evloop.h: one event loop and everything it owns: its thread, its
  * SO_REUSEPORT listener, its connections, its shared read and write buffers,
  * its Date cache and request-storage pool. Nothing here is shared between
  * loops except the process-wide counters. */
-#ifndef LOOPD_LOOP_H
-#define LOOPD_LOOP_H
+#ifndef LOOPD_EVLOOP_H
+#define LOOPD_EVLOOP_H
 
 #include <stdbool.h>
 #include <uv.h>
@@ -14,6 +14,7 @@
 #include "monitor.h"
 #include "pool.h"
 #include "reqslot.h"
+#include "evsched.h"
 #include "session.h"
 #include "stats.h"
 #include "timeq.h"
@@ -25,11 +26,23 @@
 #define LOOP_READ_BUF (64 * 1024)
 
 struct conn;
+struct evloop;
 
-/* The loop's side of the monitor (loop_monitor.c): a sampling timer for lag
+/* What the loop asks of its connections, which it holds as an opaque list
+ * (conn.c: conn_ops; the loop calls no conn_ function). */
+typedef struct evloop_ops {
+  void (*accept)(struct evloop *l);      /* the listener has a connection */
+  void (*drain)(struct evloop *l);       /* shutdown began: close the idle ones */
+  void (*close_all)(struct evloop *l);   /* the drain deadline passed */
+  void (*reconfigure)(struct evloop *l); /* every one reads l->cfg from now on */
+  void (*teardown)(struct evloop *l);    /* the loop is closing: closes due, pools */
+  timeq_fire_fn expire;                  /* a connection's deadline */
+} evloop_ops_t;
+
+/* The loop's side of the monitor (evloop.c): a sampling timer for lag
  * and utilization, a heartbeat timer, and a prepare handle that marks the
  * end of each turn for the stall watchdog. */
-typedef struct loopmon {
+typedef struct evloop_mon {
   uv_timer_t sample;
   uv_timer_t beat;
   uv_prepare_t turn;
@@ -40,12 +53,12 @@ typedef struct loopmon {
   _Atomic uint64_t last_beat_ms; /* read by loop 0 for the systemd watchdog */
   uint64_t watchdog_ms;          /* loop 0: ping at most this often; 0 = no watchdog */
   uint64_t watchdog_last_ms;
-} loopmon_t;
+} evloop_mon_t;
 
 typedef struct evloop {
   uv_loop_t uv;
   uv_tcp_t listener;
-  /* At most TURN_ACCEPTS new connections a turn (loop.c); the rest wait in
+  /* At most TURN_ACCEPTS new connections a turn (evloop.c); the rest wait in
    * the kernel's backlog, the listener unwatched until accept_idle runs. */
   uv_idle_t accept_idle;
   uint64_t accept_turn;
@@ -56,32 +69,17 @@ typedef struct evloop {
   uv_timer_t drain_timer; /* shutdown deadline */
   timeq_t tq;             /* every connection's deadline, one timer (timeq.h) */
   session_env_t env;
-  loopmon_t mon;
+  evloop_mon_t mon;
   mon_view_t view; /* what this loop's handlers read */
   buf_t out;              /* responses produced in one callback, flushed at its end */
-  struct conn *conns;     /* every open connection */
-  struct conn *yield_head;
-  struct conn **yield_tail;
-  /* Per-turn budgets (conn.c): turns counts loop turns (the monitor's prepare
-   * handle ends each); budget_ns is the connection work done in budget_turn;
-   * again_* queues the connections whose share of a turn ran out;
-   * again_reads_ns is what the reads the again queue granted this turn are
-   * expected to cost (conn.c: run_again). */
+  const evloop_ops_t *ops;
+  struct conn *conns;     /* every open connection (conn.c) */
+  /* turns counts loop turns (the monitor's prepare handle ends each); the
+   * connections' shares of them (evsched.h) */
   uint64_t turns;
-  uint64_t budget_turn;
-  uint64_t budget_ns;
-  attrib_t attr; /* this turn's longest shares, for a stall's line (conn_budget.c) */
-  rq_table_t rq; /* what each connection waits on, for /requests (conn_track.c) */
-  uint64_t again_reads_ns;
-  struct conn *again_head;
-  struct conn *again_tail;
-  struct conn *again_lane; /* the last of those queued at the front, or NULL */
-  /* Handle closes beyond TURN_CLOSES in a turn wait here (conn_budget.c). */
-  struct conn *close_head;
-  struct conn *close_tail;
-  uint64_t close_turn;
-  unsigned ncloses;
-  pool_t wpool; /* write states for the next writes that wait (conn_write.c), at most LOOP_WSTATES_KEPT */
+  sched_t sched;
+  rq_table_t rq; /* what each connection waits on, for /requests (conn.c) */
+  pool_t wpool; /* write states for the next writes that wait (conn.c), at most LOOP_WSTATES_KEPT */
   size_t nconns;
   size_t nlingering_refused;
   /* The configuration this loop runs (l->cfg, env's, every session's) is
@@ -115,20 +113,15 @@ typedef struct evloop {
 
 
 /* Every loop of the process, for the monitor's reads of their request
- * tables (loop_monitor.c); the tables are made before any loop starts. */
+ * tables (evloop.c); the tables are made before any loop starts. */
 typedef struct evloops {
   evloop_t *loops;
   int n;
   mon_hub_t *hub;
 } evloops_t;
 /* mon_conn_source_t's two reads (arg: an evloops_t). */
-void loopmon_states(void *arg, int64_t *state);
-void loopmon_visit(void *arg, int self, mon_rq_fn fn, void *ctx);
-
-/* Starts the monitor's handles on l (after uv_loop_init; l->mon.src set). */
-int loopmon_start(evloop_t *l);
-/* Closes them (before the loop's last run). */
-void loopmon_close(evloop_t *l);
+void evloop_states(void *arg, int64_t *state);
+void evloop_visit(void *arg, int self, mon_rq_fn fn, void *ctx);
 
 /* Builds the loop and runs it on the calling thread until it has drained.
  * Posts l->ready once running, or (start_error set) once a failed start has
