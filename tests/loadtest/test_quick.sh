@@ -31,7 +31,7 @@ grep -q "event/threads" "$out/summary.md" || fail "no ratio table"
 for f in summary.md timeline.png timeline.csv; do
   [ -s "$out/lag/$f" ] || fail "lag-demo wrote no $f"
 done
-for phase in baseline block slow cpu; do
+for phase in baseline block block_budgets_off slow cpu; do
   grep -q "| $phase |" "$out/lag/summary.md" || fail "lag-demo table lacks $phase"
   # every phase has its beats (3 s at one per 20 ms: about 150)
   beats=$(awk -F, -v P="$phase" '$3==P {n++} END {print n+0}' "$out/lag/timeline.csv")
@@ -42,6 +42,12 @@ awk -F, '$3=="block" && $2+0 >= 140 {hit=1} END {exit !hit}' "$out/lag/timeline.
   fail "lag-demo timeline shows no /block stall in the block phase"
 awk -F, '$3=="baseline" && $2+0 >= 140 {hit=1} END {exit hit}' "$out/lag/timeline.csv" ||
   fail "lag-demo timeline puts a stall in the baseline"
+# with server.turn_budgets = off the four 150 ms jobs run in one turn: one
+# gap of about 600 ms, where the budgets give four of about 150
+awk -F, '$3=="block_budgets_off" && $2+0 >= 400 {hit=1} END {exit !hit}' "$out/lag/timeline.csv" ||
+  fail "lag-demo: no long freeze with server.turn_budgets = off"
+awk -F, '$3=="block" && $2+0 >= 400 {hit=1} END {exit hit}' "$out/lag/timeline.csv" ||
+  fail "lag-demo: a freeze of 400+ ms with the turn budgets on"
 "$src/loadtest/run" monitor-cost --quick --out "$out/cost" || fail "monitor-cost exited $?"
 [ "$(grep -c '^o[nf]*,1,[0-9]' "$out/cost/results.csv")" = 2 ] || fail "monitor-cost: expected an on and an off run"
 grep -q '^Medians: on [0-9]* req/s, off [0-9]* req/s' "$out/cost/summary.md" || fail "monitor-cost summary"
