@@ -145,7 +145,7 @@ double mon_window_s(const mon_hub_t *h) { return (double)MON_WINDOW_S; }
 
 /* Thread mode runs jobs inline on connection threads: no pool (threads 0),
  * nothing ever queued or cancelled before it started. */
-void mon_work_get(mon_hub_t *h, mon_work_t *out) {
+static void work_get(mon_hub_t *h, mon_work_t *out) {
   memset(out, 0, sizeof *out);
   const proc_stats_t *st = h->stats;
   if (st == NULL)
@@ -159,16 +159,14 @@ void mon_work_get(mon_hub_t *h, mon_work_t *out) {
   out->cancelled = atomic_load_explicit(&st->jobs_cancelled, memory_order_relaxed);
 }
 
-void mon_work_json(jw_t *w, mon_hub_t *h) {
-  mon_work_t wk;
-  mon_work_get(h, &wk);
+void mon_work_json(jw_t *w, const mon_work_t *wk) {
   jw_obj(w, "work");
-  jw_int(w, "threads", wk.threads);
-  jw_int(w, "running", wk.running);
-  jw_int(w, "queued", wk.queued);
-  jw_int(w, "completed", (int64_t)wk.completed);
-  jw_int(w, "rejected", (int64_t)wk.rejected);
-  jw_int(w, "cancelled", (int64_t)wk.cancelled);
+  jw_int(w, "threads", wk->threads);
+  jw_int(w, "running", wk->running);
+  jw_int(w, "queued", wk->queued);
+  jw_int(w, "completed", (int64_t)wk->completed);
+  jw_int(w, "rejected", (int64_t)wk->rejected);
+  jw_int(w, "cancelled", (int64_t)wk->cancelled);
   jw_obj_end(w);
 }
 
@@ -186,20 +184,19 @@ void mon_conns_full(mon_hub_t *h, mon_conns_t *out) {
     h->conns.states(h->conns.arg, out->state);
   for (int i = 0; i < RQ_NSTATES; i++)
     out->gauge[rq_gauge_of(i)] += out->state[i] > 0 ? out->state[i] : 0;
+  out->threads_live = h->mode == MODE_THREADS ? mon_threads_live(h) : -1;
 }
 
-void mon_conns_json(jw_t *w, mon_hub_t *h) {
-  mon_conns_t cn;
-  mon_conns_full(h, &cn);
+void mon_conns_json(jw_t *w, const mon_conns_t *cn) {
   jw_obj(w, "connections");
-  jw_int(w, "active", cn.active);
-  jw_int(w, "accepted", (int64_t)cn.accepted); /* nginx's accepts: handled + refused */
-  jw_int(w, "handled", (int64_t)cn.handled);
-  jw_int(w, "refused", (int64_t)cn.refused);   /* the short 503 at server.max_connections */
-  for (int g = 0; g < RQ_NGAUGES; g++)          /* open ones by state; they sum to active */
-    jw_int(w, rq_gauge_id(g), cn.gauge[g]);
-  if (h->mode == MODE_THREADS)
-    jw_int(w, "threads_live", mon_threads_live(h));
+  jw_int(w, "active", cn->active);
+  jw_int(w, "accepted", (int64_t)cn->accepted); /* nginx's accepts: handled + refused */
+  jw_int(w, "handled", (int64_t)cn->handled);
+  jw_int(w, "refused", (int64_t)cn->refused);   /* the short 503 at server.max_connections */
+  for (int g = 0; g < RQ_NGAUGES; g++)           /* open ones by state; they sum to active */
+    jw_int(w, rq_gauge_id(g), cn->gauge[g]);
+  if (cn->threads_live >= 0)
+    jw_int(w, "threads_live", cn->threads_live);
   jw_obj_end(w);
 }
 
@@ -374,7 +371,10 @@ double mon_util_1s(mon_hub_t *h, int src) {
   return (double)atomic_load_explicit(&h->src[src].util_1s_ppm, memory_order_relaxed) / 1e6;
 }
 
-int mon_lag_worst(mon_hub_t *h, mon_lag_t *worst, mon_lag_t *each, int max) {
+/* Each source's figures (the first max) into each[], and the worst of each
+ * figure across them into *worst (stalls and samples: their sums); returns
+ * how many sources were read. */
+static int lag_worst(mon_hub_t *h, mon_lag_t *worst, mon_lag_t *each, int max) {
   int n = h->nsrc < max ? h->nsrc : max;
   *worst = (mon_lag_t){.utilization = NAN};
   for (int i = 0; i < n; i++) {
@@ -396,6 +396,20 @@ int mon_lag_worst(mon_hub_t *h, mon_lag_t *worst, mon_lag_t *each, int max) {
       w->utilization = isnan(w->utilization) ? l->utilization : fmax(w->utilization, l->utilization);
   }
   return n;
+}
+
+uint64_t mon_requests_total(mon_hub_t *h) {
+  uint64_t n = 0;
+  for (int k = 0; k < h->nhttp; k++)
+    n += mon_block_total(&h->http[k]);
+  return n;
+}
+
+void mon_snapshot(mon_hub_t *h, mon_snapshot_t *out) {
+  out->nloops = lag_worst(h, &out->worst, out->loop, MON_SNAP_LOOPS);
+  work_get(h, &out->work);
+  mon_conns_full(h, &out->conns);
+  out->requests = mon_requests_total(h);
 }
 
 double mon_health_lag_ms(mon_hub_t *h, int *worst_src) {

@@ -155,10 +155,6 @@ double mon_lag_now_ms(mon_hub_t *h, int src);
  * a second's end, so a loop that just ran 1.5 s of CPU reads 1, not 0,
  * lock-free: monitor.shed_utilization's signal. */
 double mon_util_1s(mon_hub_t *h, int src);
-/* Each source's figures (the first max) into each[], and the worst of each
- * figure across them into *worst (stalls and samples: their sums); returns
- * how many sources were read. */
-int mon_lag_worst(mon_hub_t *h, mon_lag_t *worst, mon_lag_t *each, int max);
 /* The worst over all sources of the latest sample and of the current turn's
  * length (a loop stuck right now is lagging by that much). */
 double mon_health_lag_ms(mon_hub_t *h, int *worst_src);
@@ -206,10 +202,9 @@ size_t mon_route_times(mon_hub_t *h, mon_route_time_t *out, double *busy_ms, dou
 int mon_mode(const mon_hub_t *h);
 double mon_uptime_s(const mon_hub_t *h);
 double mon_window_s(const mon_hub_t *h);
-void mon_work_get(mon_hub_t *h, mon_work_t *out);
 /* "work": {threads, running, queued, completed, rejected, cancelled}, as
  * /lag and /events show it. */
-void mon_work_json(jw_t *w, mon_hub_t *h);
+void mon_work_json(jw_t *w, const mon_work_t *wk);
 /* ---- connections, nginx stub_status style, and what is in flight ---- */
 
 typedef struct mon_conns {
@@ -217,11 +212,29 @@ typedef struct mon_conns {
   uint64_t accepted, handled, refused; /* accepted = handled + refused (server.max_connections) */
   int64_t state[RQ_NSTATES];          /* open connections by lasting state (reqslot.h) */
   int64_t gauge[RQ_NGAUGES];          /* the same in stub_status's buckets */
+  int64_t threads_live;               /* thread mode: connection threads alive; event mode: -1 */
 } mon_conns_t;
 void mon_conns_full(mon_hub_t *h, mon_conns_t *out);
 /* "connections": {active, accepted, handled, refused, reading, handler,
  * writing, idle, closing, threads_live (thread mode)}, as /lag and /events show it. */
-void mon_conns_json(jw_t *w, mon_hub_t *h);
+void mon_conns_json(jw_t *w, const mon_conns_t *cn);
+
+/* Responses counted so far, every route and status of every counter block. */
+uint64_t mon_requests_total(mon_hub_t *h);
+
+/* What /lag, /events and /metrics all show, read in one place: every
+ * source's lag figures and the worst of each across them (stalls and
+ * samples: their sums), the pool, the connections, the responses so far. */
+#define MON_SNAP_LOOPS 64
+typedef struct mon_snapshot {
+  mon_lag_t worst;
+  mon_lag_t loop[MON_SNAP_LOOPS];
+  int nloops; /* sources read into loop[] */
+  mon_work_t work;
+  mon_conns_t conns;
+  uint64_t requests;
+} mon_snapshot_t;
+void mon_snapshot(mon_hub_t *h, mon_snapshot_t *out);
 
 /* What a mode tells about its connections (event: the loops' request
  * tables; threads: each connection thread's slot). */

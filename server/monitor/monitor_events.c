@@ -1,6 +1,5 @@
 /* monitor_events.c: the few reads a live stream (/events) needs beyond the
- * snapshots /lag uses: a total request count for requests per second, the
- * stalls recorded since the previous snapshot, and the ring of recent
+ * monitor's snapshot (monitor.c): the stalls recorded since the previous snapshot, and the ring of recent
  * snapshots a new stream can start with (?backlog=N). */
 #include <stdio.h>
 #include <string.h>
@@ -8,13 +7,6 @@
 #include "monitor_int.h"
 #include "monitor_events.h"
 #include "util.h"
-
-uint64_t mon_requests_total(mon_hub_t *h) {
-  uint64_t n = 0;
-  for (int k = 0; k < h->nhttp; k++)
-    n += mon_block_total(&h->http[k]);
-  return n;
-}
 
 size_t mon_stalls_since(mon_hub_t *h, uint64_t *pass_ns, mon_stall_ev_t *out, size_t max,
                         uint64_t *total, uint64_t *fresh) {

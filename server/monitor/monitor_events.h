@@ -1,13 +1,10 @@
-/* monitor_events.h: what live streams (/events) read of the monitor: the
- * request total, the stalls since a stream's previous look, and the kept
+/* monitor_events.h: what live streams (/events) read of the monitor beyond
+ * its snapshot (monitor.h): the stalls since a stream's previous look, and the kept
  * snapshots for a new stream's backlog (monitor_events.c). */
 #ifndef LOOPD_MONITOR_EVENTS_H
 #define LOOPD_MONITOR_EVENTS_H
 
 #include "monitor.h"
-
-/* Responses counted so far, every route and status of every counter block. */
-uint64_t mon_requests_total(mon_hub_t *h);
 
 typedef struct mon_stall_ev {
   int src;

@@ -370,8 +370,9 @@ static int counter1(buf_t *b, const char *name, const char *help, uint64_t v) {
 
 static int render_counts(mon_hub_t *h, buf_t *b) {
   int r = 0;
-  mon_conns_t cn;
-  mon_conns_full(h, &cn);
+  mon_snapshot_t *snap = &(mon_snapshot_t){.nloops = 0};
+  mon_snapshot(h, snap);
+  const mon_conns_t cn = snap->conns;
   r |= family1(b, "loopd_connections_active", "gauge", "Open client connections.",
                (double)cn.active);
   r |= counter1(b, "loopd_connections_accepted_total",
@@ -390,8 +391,7 @@ static int render_counts(mon_hub_t *h, buf_t *b) {
     snprintf(lab, sizeof lab, "state=\"%s\"", rq_gauge_id(g));
     r |= prom_sample(b, "loopd_connections_state", lab, (double)cn.gauge[g]);
   }
-  mon_work_t w;
-  mon_work_get(h, &w);
+  const mon_work_t w = snap->work;
   r |= family1(b, "loopd_work_threads", "gauge", "Thread-pool size for /slow.", w.threads);
   r |= family1(b, "loopd_work_queued", "gauge", "Jobs waiting for a pool thread.",
                (double)w.queued);
@@ -408,10 +408,10 @@ static int render_counts(mon_hub_t *h, buf_t *b) {
   r |= family1(b, "loopd_event_streams_open", "gauge",
                "/events streams open now (at most monitor.max_event_streams).",
                h->stats != NULL ? (double)stats_active(&h->stats->streams) : 0);
-  if (h->mode == MODE_THREADS)
+  if (cn.threads_live >= 0)
     r |= family1(b, "loopd_threads_live", "gauge",
                  "Connection threads alive (thread mode: one per open connection).",
-                 (double)mon_threads_live(h));
+                 (double)cn.threads_live);
   return r;
 }
 

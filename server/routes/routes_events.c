@@ -35,7 +35,6 @@
 #define EV_KEEPALIVE_MS 15000 /* below the usual 30-60 s proxy idle timeouts */
 #define EV_TICK_MS 250        /* the longest sleep: shutdown is seen this fast */
 #define EV_RETRY_MS 2000      /* EventSource reconnects after this */
-#define EV_LOOPS_MAX 64
 #define EV_STALLS_MAX 64
 #define EV_BACKLOG_MAX 300 /* MON_SNAP_RING: five minutes of snapshots at one a second */
 
@@ -117,12 +116,10 @@ static void json_running(jw_t *w, mon_hub_t *h, int src, double busy_ms) {
   jw_obj_end(w);
 }
 
-static void json_loops(jw_t *w, mon_hub_t *h, double since, mon_lag_t *worst) {
-  mon_lag_t each[EV_LOOPS_MAX];
-  int n = mon_lag_worst(h, worst, each, EV_LOOPS_MAX);
+static void json_loops(jw_t *w, mon_hub_t *h, double since, const mon_snapshot_t *snap) {
   jw_arr(w, "loops");
-  for (int i = 0; i < n; i++) {
-    const mon_lag_t *l = &each[i];
+  for (int i = 0; i < snap->nloops; i++) {
+    const mon_lag_t *l = &snap->loop[i];
     jw_obj(w, NULL);
     jw_int(w, "loop", i);
     json_lag(w, l);
@@ -168,11 +165,6 @@ static void json_stalls(jw_t *w, mon_hub_t *h, ev_state_t *st, double now) {
   jw_arr_end(w);
 }
 
-static void json_counts(jw_t *w, mon_hub_t *h) {
-  mon_work_json(w, h);
-  mon_conns_json(w, h);
-}
-
 /* "process": resident memory, CPU seconds so far, and CPU seconds per
  * second since this stream's previous snapshot (1.0 = one core; null on
  * the first). */
@@ -188,7 +180,7 @@ static void json_process(jw_t *w, ev_state_t *st, double now) {
   st->last_cpu_s = cpu;
 }
 
-/* The snapshot as one `data:` line in the scratch buffer; -1 when too large. */
+/* The snapshot as one `data:` line in the scratch buffer; -ENOMEM when too large. */
 static int ev_snapshot(route_ctx_t *rc, ev_state_t *st, double now) {
   mon_hub_t *h = rc->env->mon->hub;
   buf_t *b = &rc->env->scratch;
@@ -206,13 +198,15 @@ static int ev_snapshot(route_ctx_t *rc, ev_state_t *st, double now) {
   jw_int(&w, "stall_ms", (int64_t)mon_stall_ms(h));
   if (mon_mode(h) == MODE_EVENT)
     jw_bool(&w, "turn_budgets", rc->env->cfg->server.turn_budgets != 0);
-  mon_lag_t worst;
-  json_loops(&w, h, st->last_t, &worst);
-  json_lag(&w, &worst);
-  jw_int(&w, "stalls_total", (int64_t)worst.stalls);
+  mon_snapshot_t *snap = &(mon_snapshot_t){.nloops = 0};
+  mon_snapshot(h, snap);
+  json_loops(&w, h, st->last_t, snap);
+  json_lag(&w, &snap->worst);
+  jw_int(&w, "stalls_total", (int64_t)snap->worst.stalls);
   json_stalls(&w, h, st, now);
-  json_counts(&w, h);
-  uint64_t req = mon_requests_total(h);
+  mon_work_json(&w, &snap->work);
+  mon_conns_json(&w, &snap->conns);
+  uint64_t req = snap->requests;
   double dt = now - st->last_t;
   jw_obj(&w, "requests");
   jw_int(&w, "total", (int64_t)req);
@@ -223,7 +217,7 @@ static int ev_snapshot(route_ctx_t *rc, ev_state_t *st, double now) {
   jw_obj_end(&w);
   refusal_json(&w); /* Host or cross-site refusals (421, 403), as in /metrics */
   jw_obj_end(&w);
-  route_diag_json(&w, rc, h, worst.max_ms >= (double)mon_stall_ms(h));
+  route_diag_json(&w, rc, h, snap->worst.max_ms >= (double)mon_stall_ms(h));
   json_process(&w, st, now);
   const proc_stats_t *ps = rc->env->mon->stats;
   jw_int(&w, "streams", ps != NULL ? stats_active(&ps->streams) : 0);
@@ -233,7 +227,7 @@ static int ev_snapshot(route_ctx_t *rc, ev_state_t *st, double now) {
   if (jw_error(&w) != 0)
     return -ENOMEM;
   mon_snap_put(h, now, b->data + 6, b->len - 6); /* the object, for later streams' backlog */
-  return buf_append(b, "\n\n", 2) != 0 ? -1 : 0;
+  return buf_append(b, "\n\n", 2) != 0 ? -ENOMEM : 0;
 }
 
 static void ev_step(route_ctx_t *rc);

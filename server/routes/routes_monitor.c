@@ -10,7 +10,6 @@
 #include "build.h"
 #include "json.h"
 #include "monitor.h"
-#include "monitor_events.h"
 #include "monitor_metrics.h"
 #include "monitor_stall.h"
 #include "query.h"
@@ -127,17 +126,6 @@ void route_heartbeat(route_ctx_t *rc) {
 
 /* ---- /lag ---- */
 
-/* Every loop's figures, and the worst of each across loops. */
-typedef struct lag_all {
-  mon_lag_t worst;
-  mon_lag_t loop[64];
-  int n;
-} lag_all_t;
-
-static void lag_collect(mon_hub_t *h, lag_all_t *a) {
-  a->n = mon_lag_worst(h, &a->worst, a->loop, 64);
-}
-
 static void json_lag_ms(jw_t *w, const mon_lag_t *l, double window_s) {
   jw_obj(w, "lag_ms");
   jw_num(w, "now", l->now_ms, 3);
@@ -183,9 +171,9 @@ static void json_last_stall(jw_t *w, mon_hub_t *h) {
 }
 
 /* "requests" (answered, shed by reason), turn_budgets and "build". */
-static void json_requests_build(jw_t *w, route_ctx_t *rc, mon_hub_t *h) {
+static void json_requests_build(jw_t *w, route_ctx_t *rc, mon_hub_t *h, uint64_t total) {
   jw_obj(w, "requests");
-  jw_int(w, "total", (int64_t)mon_requests_total(h));
+  jw_int(w, "total", (int64_t)total);
   jw_obj(w, "shed"); /* answered 503 by monitor.shed_lag_ms and monitor.shed_utilization */
   jw_int(w, "lag", (int64_t)mon_shed_total(h, MON_SHED_LAG));
   jw_int(w, "utilization", (int64_t)mon_shed_total(h, MON_SHED_UTILIZATION));
@@ -200,7 +188,7 @@ static void json_requests_build(jw_t *w, route_ctx_t *rc, mon_hub_t *h) {
   jw_obj_end(w);
 }
 
-static void lag_json(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
+static void lag_json(route_ctx_t *rc, mon_hub_t *h, const mon_snapshot_t *a) {
   jw_t w = reply_json_begin(rc);
   jw_str(&w, "mode", mon_mode(h) == MODE_THREADS ? "threads" : "event");
   jw_num(&w, "uptime_s", mon_uptime_s(h), 3);
@@ -210,7 +198,7 @@ static void lag_json(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
   jw_int(&w, "stalls", (int64_t)a->worst.stalls);
   route_diag_json(&w, rc, h, a->worst.max_ms >= (double)mon_stall_ms(h));
   jw_arr(&w, "loops");
-  for (int i = 0; i < a->n; i++) {
+  for (int i = 0; i < a->nloops; i++) {
     jw_obj(&w, NULL);
     jw_int(&w, "loop", i);
     json_lag_ms(&w, &a->loop[i], 0);
@@ -221,9 +209,9 @@ static void lag_json(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
     jw_obj_end(&w);
   }
   jw_arr_end(&w);
-  mon_work_json(&w, h);
-  mon_conns_json(&w, h);
-  json_requests_build(&w, rc, h);
+  mon_work_json(&w, &a->work);
+  mon_conns_json(&w, &a->conns);
+  json_requests_build(&w, rc, h, a->requests);
   if (mon_mode(h) == MODE_THREADS) {
     jw_obj(&w, "threads");
     jw_int(&w, "live", mon_threads_live(h));
@@ -258,29 +246,27 @@ static int text_last_stall(buf_t *b, mon_hub_t *h, uint64_t stalls) {
 }
 
 /* A few lines for a person. */
-static void lag_text(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
+static void lag_text(route_ctx_t *rc, mon_hub_t *h, const mon_snapshot_t *a) {
   buf_t *b = &rc->env->scratch;
   buf_reset(b);
-  mon_work_t wk;
-  mon_work_get(h, &wk);
-  mon_conns_t cn;
-  mon_conns_full(h, &cn);
+  const mon_work_t *wk = &a->work;
+  const mon_conns_t *cn = &a->conns;
   const mon_lag_t *l = &a->worst;
   char u[16];
   fmt_util(u, sizeof u, l->utilization);
   int err = 0;
   bool threads = mon_mode(h) == MODE_THREADS;
   err |= buf_printf(b, "loopd, %s mode, up %.1f s, %d %s\n", threads ? "threads" : "event",
-                    mon_uptime_s(h), a->n,
-                    threads ? "heartbeat thread" : a->n == 1 ? "loop" : "loops");
+                    mon_uptime_s(h), a->nloops,
+                    threads ? "heartbeat thread" : a->nloops == 1 ? "loop" : "loops");
   err |= buf_printf(b, "lag over the last %.0f s: now %.2f ms, p50 %.2f, p90 %.2f, p99 %.2f, max %.2f ms\n",
                     mon_window_s(h), l->now_ms, l->p50_ms, l->p90_ms, l->p99_ms, l->max_ms);
   err |= buf_printf(b, "  min %.2f ms, mean %.2f ms, stddev %.2f ms\n", l->min_ms, l->mean_ms,
                     l->stddev_ms);
   err |= buf_printf(b, "utilization: %s (%s)\n", u,
                     threads ? "process CPU over the cores it may run on" : "time outside the poll");
-  if (a->n > 1)
-    for (int i = 0; i < a->n; i++) {
+  if (a->nloops > 1)
+    for (int i = 0; i < a->nloops; i++) {
       fmt_util(u, sizeof u, a->loop[i].utilization);
       err |= buf_printf(b, "  loop %d: now %.2f ms, p99 %.2f ms, max %.2f ms, utilization %s, %llu stall%s\n",
                         i, a->loop[i].now_ms, a->loop[i].p99_ms, a->loop[i].max_ms, u,
@@ -288,22 +274,22 @@ static void lag_text(route_ctx_t *rc, mon_hub_t *h, const lag_all_t *a) {
     }
   err |= text_last_stall(b, h, l->stalls);
   err |= buf_printf(b, "work: %d threads, %lld running, %lld queued; %llu completed, %llu rejected, %llu cancelled\n",
-                    wk.threads, (long long)wk.running, (long long)wk.queued,
-                    (unsigned long long)wk.completed, (unsigned long long)wk.rejected,
-                    (unsigned long long)wk.cancelled);
+                    wk->threads, (long long)wk->running, (long long)wk->queued,
+                    (unsigned long long)wk->completed, (unsigned long long)wk->rejected,
+                    (unsigned long long)wk->cancelled);
   err |= buf_printf(b, "connections: %lld active (%lld reading, %lld in a handler, %lld writing, "
                        "%lld idle, %lld closing); %llu accepted, %llu handled, %llu refused\n",
-                    (long long)cn.active, (long long)cn.gauge[RQ_G_READING],
-                    (long long)cn.gauge[RQ_G_HANDLER], (long long)cn.gauge[RQ_G_WRITING],
-                    (long long)cn.gauge[RQ_G_IDLE], (long long)cn.gauge[RQ_G_CLOSING],
-                    (unsigned long long)cn.accepted, (unsigned long long)cn.handled,
-                    (unsigned long long)cn.refused);
+                    (long long)cn->active, (long long)cn->gauge[RQ_G_READING],
+                    (long long)cn->gauge[RQ_G_HANDLER], (long long)cn->gauge[RQ_G_WRITING],
+                    (long long)cn->gauge[RQ_G_IDLE], (long long)cn->gauge[RQ_G_CLOSING],
+                    (unsigned long long)cn->accepted, (unsigned long long)cn->handled,
+                    (unsigned long long)cn->refused);
   if (threads)
     err |= buf_printf(b, "connection threads: %lld live\n", (long long)mon_threads_live(h));
   err |= buf_printf(b,
                     "requests: %llu answered, %llu shed for lag, %llu shed for utilization, "
                     "%llu refused for Host, %llu refused cross-site\n",
-                    (unsigned long long)mon_requests_total(h),
+                    (unsigned long long)a->requests,
                     (unsigned long long)mon_shed_total(h, MON_SHED_LAG),
                     (unsigned long long)mon_shed_total(h, MON_SHED_UTILIZATION),
                     (unsigned long long)refusal_count(REFUSAL_HOST),
@@ -319,8 +305,8 @@ static void lag_step(route_ctx_t *rc) {
     reply_end(rc);
     return;
   }
-  lag_all_t *a = &(lag_all_t){0};
-  lag_collect(v->hub, a);
+  mon_snapshot_t *a = &(mon_snapshot_t){.nloops = 0};
+  mon_snapshot(v->hub, a);
   char u[16], line[256];
   fmt_util(u, sizeof u, a->worst.utilization);
   int n = snprintf(line, sizeof line,
@@ -352,8 +338,8 @@ void route_lag(route_ctx_t *rc) {
       lag_step(rc);
     return;
   }
-  lag_all_t *a = &(lag_all_t){0};
-  lag_collect(v->hub, a);
+  mon_snapshot_t *a = &(mon_snapshot_t){.nloops = 0};
+  mon_snapshot(v->hub, a);
   if (text)
     lag_text(rc, v->hub, a);
   else
