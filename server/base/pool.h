@@ -6,6 +6,7 @@
 #ifndef LOOPD_POOL_H
 #define LOOPD_POOL_H
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +40,39 @@ static inline void pool_give(pool_t *p, void *o) {
   memcpy(o, &p->free, sizeof p->free);
   p->free = o;
   p->n++;
+}
+
+/* For objects that own memory and are built once (their buffers are what
+ * pooling keeps): a pooled one, or NULL when none is (the taker builds a new
+ * one itself). */
+static inline void *pool_take_kept(pool_t *p) {
+  void *o = p->free;
+  if (o != NULL) {
+    memcpy(&p->free, o, sizeof p->free);
+    p->n--;
+  }
+  return o;
+}
+
+/* Keeps o when the pool has room: true; else false, and the caller frees it
+ * its own way. */
+static inline bool pool_keep(pool_t *p, void *o) {
+  if (p->n >= p->max)
+    return false;
+  memcpy(o, &p->free, sizeof p->free);
+  p->free = o;
+  p->n++;
+  return true;
+}
+
+/* Hands every pooled object to fr (tear-down of objects that own memory). */
+static inline void pool_drain_with(pool_t *p, void (*fr)(void *)) {
+  while (p->free != NULL) {
+    void *o = p->free;
+    memcpy(&p->free, o, sizeof p->free);
+    fr(o);
+  }
+  p->n = 0;
 }
 
 /* Frees every pooled object (tear-down). */

@@ -392,7 +392,7 @@ static void settings_init(void) {
   trailer_settings.on_header_value_complete = on_trailer_value_complete;
 }
 
-void parser_init(parser_t *hp, const config_t *cfg, http_store_pool_t *pool,
+void parser_init(parser_t *hp, const config_t *cfg, pool_t *pool,
                       const parser_events_t *ev, void *owner) {
   static pthread_once_t once = PTHREAD_ONCE_INIT;
   pthread_once(&once, settings_init);

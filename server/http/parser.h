@@ -31,7 +31,7 @@ typedef enum parser_result {
 typedef struct parser {
   llhttp_t p;
   const config_t *cfg;
-  http_store_pool_t *pool;
+  pool_t *pool;
   http_store_t *store;
   const parser_events_t *ev;
   void *owner;
@@ -66,7 +66,7 @@ typedef struct parser {
   bool expect_other;
 } parser_t;
 
-void parser_init(parser_t *hp, const config_t *cfg, http_store_pool_t *pool,
+void parser_init(parser_t *hp, const config_t *cfg, pool_t *pool,
                       const parser_events_t *ev, void *owner);
 /* Feeds bytes; returns how many were consumed and sets *result. */
 size_t parser_feed(parser_t *hp, const char *data, size_t len, parser_result_t *result);

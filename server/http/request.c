@@ -11,33 +11,21 @@
 #define POOL_KEEP 64          /* idle stores kept per pool */
 #define STORE_KEEP_BYTES 8192 /* stores that grew past this are freed, not pooled */
 
-void req_pool_init(http_store_pool_t *pool) {
-  pool->free = NULL;
-  pool->nfree = 0;
-}
+void req_pool_init(pool_t *pool) { pool_init(pool, POOL_KEEP); }
 
-static void store_free(http_store_t *s) {
+static void store_free(void *o) {
+  http_store_t *s = o;
   buf_free(&s->bytes);
   free(s->hdr);
   free(s);
 }
 
-void req_pool_free(http_store_pool_t *pool) {
-  while (pool->free != NULL) {
-    http_store_t *s = pool->free;
-    pool->free = s->next;
-    store_free(s);
-  }
-  pool->nfree = 0;
-}
+void req_pool_free(pool_t *pool) { pool_drain_with(pool, store_free); }
 
-http_store_t *req_store_get(http_store_pool_t *pool, const config_t *c) {
-  http_store_t *s;
-  if (pool != NULL && pool->free != NULL) {
-    s = pool->free; /* keeps its buffers: that is the point of the pool */
-    pool->free = s->next;
-    pool->nfree--;
-  } else {
+http_store_t *req_store_get(pool_t *pool, const config_t *c) {
+  /* a pooled store keeps its buffers: that is the point of the pool */
+  http_store_t *s = pool != NULL ? pool_take_kept(pool) : NULL;
+  if (s == NULL) {
     s = calloc(1, sizeof *s);
     if (s == NULL)
       return NULL;
@@ -46,18 +34,12 @@ http_store_t *req_store_get(http_store_pool_t *pool, const config_t *c) {
   /* Room for the request line and the header section, copied. */
   s->bytes.max = (size_t)(c->limits.max_request_line_bytes + 2 * c->limits.max_header_bytes + 64);
   req_store_begin(s, NULL);
-  s->next = NULL;
   return s;
 }
 
-void req_store_put(http_store_pool_t *pool, http_store_t *s) {
-  if (pool != NULL && pool->nfree < POOL_KEEP && s->bytes.cap <= STORE_KEEP_BYTES) {
-    s->next = pool->free;
-    pool->free = s;
-    pool->nfree++;
-  } else {
+void req_store_put(pool_t *pool, http_store_t *s) {
+  if (pool == NULL || s->bytes.cap > STORE_KEEP_BYTES || !pool_keep(pool, s))
     store_free(s);
-  }
 }
 
 /* Moves one piece from the feed into bytes (room reserved). */

@@ -12,6 +12,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "pool.h"
 
 /* A parsed request head, as handlers see it. Valid from the head event until
  * the response is complete. */
@@ -44,14 +45,14 @@ typedef struct http_hdr {
  * Pooled per loop (or per thread) so idle connections hold none and busy
  * ones allocate nothing. */
 typedef struct http_store {
-  http_req_t req; /* here, not in the parser: idle connections hold no store */
+  void *pool_link; /* first: base/pool.h links pooled stores through it */
+  http_req_t req;  /* here, not in the parser: idle connections hold no store */
   buf_t bytes;
   const char *slice_base; /* the feed's bytes the pieces are offsets into */
   bool copied;            /* the pieces are offsets into bytes instead */
   uint32_t target, target_len; /* the request target piece */
   http_hdr_t *hdr;
   uint32_t nhdr, hdr_cap;
-  struct http_store *next;
   /* The last Host value found valid (a client sends the same one each
    * time): here, in the pooled store, not in every idle connection. */
   uint8_t host_ok_len; /* 0: none */
@@ -66,13 +67,10 @@ static inline const char *req_store_base(const http_store_t *s) {
   return s->copied ? s->bytes.data : s->slice_base;
 }
 
-typedef struct http_store_pool {
-  http_store_t *free;
-  unsigned nfree;
-} http_store_pool_t;
-
-void req_pool_init(http_store_pool_t *pool);
-void req_pool_free(http_store_pool_t *pool);
+/* The stores of one loop (or thread), on base/pool.h: a pooled store keeps
+ * its buffers. */
+void req_pool_init(pool_t *pool);
+void req_pool_free(pool_t *pool);
 
 /* Case-insensitive lookup of the first header with this name; NULL if none. */
 const char *req_header(const http_req_t *r, const char *name, size_t *len);
@@ -84,8 +82,8 @@ static inline uint32_t req_nheaders(const http_req_t *r) { return r->store->nhdr
 /* ---- the store, for the parser ---- */
 
 /* A store for a new message: pooled or new, empty; NULL when out of memory. */
-http_store_t *req_store_get(http_store_pool_t *pool, const config_t *cfg);
-void req_store_put(http_store_pool_t *pool, http_store_t *s);
+http_store_t *req_store_get(pool_t *pool, const config_t *cfg);
+void req_store_put(pool_t *pool, http_store_t *s);
 /* The first piece of a message starts here: its pieces slice this feed. */
 static inline void req_store_begin(http_store_t *s, const char *feed) {
   s->bytes.len = 0;

@@ -26,7 +26,7 @@ typedef struct session_env {
   route_env_t route;
   date_cache_t date;
   resp_cache_t head; /* the last response head, whole (response.h) */
-  http_store_pool_t pool;
+  pool_t pool;             /* request stores (request.h) */
   access_log_t *access_log;
   struct mon_http *http;    /* request counters, or NULL; set by the mode */
   struct stall_slot *stall; /* told which request runs, or NULL; set by the mode */

@@ -405,8 +405,11 @@ uint64_t mon_requests_total(mon_hub_t *h) {
   return n;
 }
 
-void mon_snapshot(mon_hub_t *h, mon_snapshot_t *out) {
-  out->nloops = lag_worst(h, &out->worst, out->loop, MON_SNAP_LOOPS);
+void mon_snapshot(mon_hub_t *h, mon_snapshot_t *out, bool with_lag) {
+  if (with_lag)
+    out->nloops = lag_worst(h, &out->worst, out->loop, MON_SNAP_LOOPS);
+  else
+    *out = (mon_snapshot_t){.worst = {.utilization = NAN}, .nloops = 0};
   work_get(h, &out->work);
   mon_conns_full(h, &out->conns);
   out->requests = mon_requests_total(h);

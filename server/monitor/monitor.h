@@ -224,7 +224,9 @@ uint64_t mon_requests_total(mon_hub_t *h);
 
 /* What /lag, /events and /metrics all show, read in one place: every
  * source's lag figures and the worst of each across them (stalls and
- * samples: their sums), the pool, the connections, the responses so far. */
+ * samples: their sums; only with_lag: /metrics renders the histograms
+ * themselves and skips the percentiles), the pool, the connections, the
+ * responses so far. */
 #define MON_SNAP_LOOPS 64
 typedef struct mon_snapshot {
   mon_lag_t worst;
@@ -234,7 +236,7 @@ typedef struct mon_snapshot {
   mon_conns_t conns;
   uint64_t requests;
 } mon_snapshot_t;
-void mon_snapshot(mon_hub_t *h, mon_snapshot_t *out);
+void mon_snapshot(mon_hub_t *h, mon_snapshot_t *out, bool with_lag);
 
 /* What a mode tells about its connections (event: the loops' request
  * tables; threads: each connection thread's slot). */

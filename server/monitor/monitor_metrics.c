@@ -371,7 +371,7 @@ static int counter1(buf_t *b, const char *name, const char *help, uint64_t v) {
 static int render_counts(mon_hub_t *h, buf_t *b) {
   int r = 0;
   mon_snapshot_t *snap = &(mon_snapshot_t){.nloops = 0};
-  mon_snapshot(h, snap);
+  mon_snapshot(h, snap, false);
   const mon_conns_t cn = snap->conns;
   r |= family1(b, "loopd_connections_active", "gauge", "Open client connections.",
                (double)cn.active);

@@ -199,7 +199,7 @@ static int ev_snapshot(route_ctx_t *rc, ev_state_t *st, double now) {
   if (mon_mode(h) == MODE_EVENT)
     jw_bool(&w, "turn_budgets", rc->env->cfg->server.turn_budgets != 0);
   mon_snapshot_t *snap = &(mon_snapshot_t){.nloops = 0};
-  mon_snapshot(h, snap);
+  mon_snapshot(h, snap, true);
   json_loops(&w, h, st->last_t, snap);
   json_lag(&w, &snap->worst);
   jw_int(&w, "stalls_total", (int64_t)snap->worst.stalls);

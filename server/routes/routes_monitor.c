@@ -306,7 +306,7 @@ static void lag_step(route_ctx_t *rc) {
     return;
   }
   mon_snapshot_t *a = &(mon_snapshot_t){.nloops = 0};
-  mon_snapshot(v->hub, a);
+  mon_snapshot(v->hub, a, true);
   char u[16], line[256];
   fmt_util(u, sizeof u, a->worst.utilization);
   int n = snprintf(line, sizeof line,
@@ -339,7 +339,7 @@ void route_lag(route_ctx_t *rc) {
     return;
   }
   mon_snapshot_t *a = &(mon_snapshot_t){.nloops = 0};
-  mon_snapshot(v->hub, a);
+  mon_snapshot(v->hub, a, true);
   if (text)
     lag_text(rc, v->hub, a);
   else

@@ -250,7 +250,7 @@ static void test_verdict_follows_the_list(void **state) {
   expect(f, req, 200, false);
   /* the store back in the pool remembers the verdict for this list */
   assert_non_null(f->env.pool.free);
-  assert_true(f->env.pool.free->host_verdict == f->cfg.server.allowed_hosts.id);
+  assert_true(((const http_store_t *)f->env.pool.free)->host_verdict == f->cfg.server.allowed_hosts.id);
   expect(f, req, 200, false);
   assert_int_equal(config_set(&f->cfg, "server.allowed_hosts", "other.lan", err, sizeof err), 0);
   expect(f, req, 421, true);

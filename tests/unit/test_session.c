@@ -311,7 +311,7 @@ static void test_idle_and_trim(void **state) {
   session_feed(&f->d.s, &f->out, "T / HTTP/1.1\r\nHost: a\r\n\r\n", 25, 1000, &next);
   assert_true(session_idle(&f->d.s));
   assert_null(f->d.s.hp.store); /* the storage went back to the pool */
-  assert_int_equal(f->de.env.pool.nfree, 1);
+  assert_int_equal(f->de.env.pool.n, 1);
 }
 
 /* Feeds req step bytes at a time, each read from a scratch buffer that is
