@@ -85,7 +85,7 @@ static const config_key_t keys[] = {
     {"log.format", CFG_ENUM, "text", 0, 0, OFF(log.format), format_names,
      "text (combined-log style) or json"},
     {"threads.stack_kb", CFG_INT, "0", 0, 1048576, OFF(threads.stack_kb), NULL,
-     "thread-mode stack size in KiB (0 = system default, else at least 16)"},
+     "thread-mode stack size in KiB (0 = system default, else at least 64)"},
 };
 
 const config_key_t *config_keys(size_t *n) {
@@ -252,9 +252,10 @@ static int set_int(const config_key_t *k, int64_t *field, const char *value, cha
                       k->type == CFG_SIZE       ? " (suffix k, m or g allowed)"
                       : k->type == CFG_INT_AUTO ? ", or auto"
                                                 : "");
-  if (k->offset == OFF(threads.stack_kb) && v != 0 && v < 16)
+  if (k->offset == OFF(threads.stack_kb) && v != 0 && v < THREADS_STACK_MIN_KB)
     return loopd_errf(-EINVAL, err, errlen,
-                      "%s = \"%s\": expected 0 (system default) or at least 16", k->name, value);
+                      "%s = \"%s\": expected 0 (system default) or at least %d", k->name, value,
+                      THREADS_STACK_MIN_KB);
   *field = v;
   return 0;
 }

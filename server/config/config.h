@@ -17,6 +17,11 @@
 
 enum { MODE_EVENT = 0, MODE_THREADS = 1 };
 
+/* The smallest threads.stack_kb: a connection thread runs every route on
+ * its own stack (the /events snapshot, /lag's per-loop figures and the
+ * /metrics rendering need some 20 KiB; 16 KiB crashed /metrics). */
+#define THREADS_STACK_MIN_KB 64
+
 typedef struct config {
   struct {
     char listen[CONFIG_STR_MAX];
@@ -59,7 +64,7 @@ typedef struct config {
     int64_t format;
   } log;
   struct {
-    int64_t stack_kb; /* 0 = system default */
+    int64_t stack_kb; /* 0 = system default, else at least THREADS_STACK_MIN_KB */
   } threads;
 } config_t;
 

@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "json.h"
@@ -139,8 +140,11 @@ static void json_loops(jw_t *w, mon_hub_t *h, double since, const mon_snapshot_t
  * stalls counted since the previous snapshot are not listed (a loop had
  * more than MON_STALL_RING of them between two snapshots, or the list was
  * full); the first snapshot: stalls no longer kept. */
-static void json_stalls(jw_t *w, mon_hub_t *h, ev_state_t *st, double now) {
-  mon_stall_ev_t ev[EV_STALLS_MAX];
+static int json_stalls(jw_t *w, mon_hub_t *h, ev_state_t *st, double now) {
+  /* ~45 KiB: on the heap, not on a connection thread's stack (threads.stack_kb) */
+  mon_stall_ev_t *ev = malloc(EV_STALLS_MAX * sizeof *ev);
+  if (ev == NULL)
+    return -ENOMEM;
   uint64_t total, fresh;
   size_t n = mon_stalls_since(h, &st->stall_pass_ns, ev, EV_STALLS_MAX, &total, &fresh);
   uint64_t counted = total > st->last_stalls ? total - st->last_stalls : 0;
@@ -163,6 +167,8 @@ static void json_stalls(jw_t *w, mon_hub_t *h, ev_state_t *st, double now) {
     jw_obj_end(w);
   }
   jw_arr_end(w);
+  free(ev);
+  return 0;
 }
 
 /* "process": resident memory, CPU seconds so far, and CPU seconds per
@@ -203,7 +209,8 @@ static int ev_snapshot(route_ctx_t *rc, ev_state_t *st, double now) {
   json_loops(&w, h, st->last_t, snap);
   json_lag(&w, &snap->worst);
   jw_int(&w, "stalls_total", (int64_t)snap->worst.stalls);
-  json_stalls(&w, h, st, now);
+  if (json_stalls(&w, h, st, now) != 0)
+    return -ENOMEM;
   mon_work_json(&w, &snap->work);
   mon_conns_json(&w, &snap->conns);
   uint64_t req = snap->requests;

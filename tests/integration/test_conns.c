@@ -299,8 +299,14 @@ static void test_small_stack_serves(void **state) {
       "GET /echo?delay_ms=1&status=201 HTTP/1.1\r\nHost: x\r\n\r\n",
       "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n",
       "GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n",
+      "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+      "GET /lag HTTP/1.1\r\nHost: x\r\n\r\n",
+      "GET /lag?format=text HTTP/1.1\r\nHost: x\r\n\r\n",
+      "GET /events?count=2&interval_ms=50 HTTP/1.1\r\nHost: x\r\n\r\n",
+      "GET /requests HTTP/1.1\r\nHost: x\r\n\r\n",
+      "GET /heartbeat HTTP/1.1\r\nHost: x\r\n\r\n",
   };
-  const int want[] = {200, 200, 200, 200, 200, 200, 201, 404, 400};
+  const int want[] = {200, 200, 200, 200, 200, 200, 201, 404, 400, 200, 200, 200, 200, 200, 200};
   for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
     wire_resp_t r;
     assert_int_equal(raw_exchange(s.port, reqs[i], &r, T), 0);

@@ -92,7 +92,8 @@ static void test_config_set_and_errors(void **state) {
   assert_int_equal(config_set(&c, "server.listen", "::1:80", err, sizeof err), -EINVAL);
   assert_int_equal(config_set(&c, "server.listen", "example.com:80", err, sizeof err), -EINVAL);
   assert_int_equal(config_set(&c, "log.access", "a\tb", err, sizeof err), -EINVAL);
-  assert_int_equal(config_set(&c, "threads.stack_kb", "15", err, sizeof err), -EINVAL);
+  assert_int_equal(config_set(&c, "threads.stack_kb", "63", err, sizeof err), -EINVAL);
+  assert_int_equal(config_set(&c, "threads.stack_kb", "64", err, sizeof err), 0);
   assert_int_equal(config_set(&c, "threads.stack_kb", "0", err, sizeof err), 0);
   assert_int_equal(config_set(&c, "nope", "1", err, sizeof err), -ENOENT);
   assert_non_null(strstr(err, "unknown key"));
