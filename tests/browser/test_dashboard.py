@@ -343,7 +343,17 @@ def check_pause_and_window(b):
     if b.eval("window.loopd.windowS") != 60:
         fail("the auto window does not start at one minute: %r" % b.eval("window.loopd.windowS"))
     click(b, "btn-pause")
-    time.sleep(0.3)
+    # a render already under way when the click landed may still finish (a
+    # slow sanitizer build): the frozen picture is the one that stops changing
+    lag_png = "document.getElementById('c-lag').toDataURL()"
+    deadline = time.monotonic() + STEP_TIMEOUT_S
+    before = b.eval(lag_png)
+    while True:
+        time.sleep(0.3)
+        now = b.eval(lag_png)
+        if now == before or time.monotonic() > deadline:
+            break
+        before = now
     frozen = b.eval("[document.getElementById('c-lag').toDataURL(), document.getElementById('n-rps').textContent]")
     n = b.eval(SNAPSHOTS)
     b.wait_for(SNAPSHOTS + " >= %d" % (n + 3), STEP_TIMEOUT_S, "snapshots while paused")
