@@ -455,8 +455,16 @@ static void conn_step(conn_t *c, session_next_t next) {
   }
 }
 
-/* Feeds data until it is consumed or the session must wait; returns bytes used. */
-static size_t conn_run(conn_t *c, const char *data, size_t len) {
+/* The connection's share may be used up: no more input this turn. */
+static void budget_check(conn_t *c) {
+  if (c->wait == WAIT_NONE && !closing(c) && !lingering(c) && budget_spent(c))
+    budget_pause(c);
+}
+
+/* Feeds data until it is consumed or the session must wait; returns bytes
+ * used. check_at_end: the budget check after the last feed is made here;
+ * without it the caller makes it once its share is charged (on_read). */
+static size_t conn_run(conn_t *c, const char *data, size_t len, bool check_at_end) {
   size_t used = 0;
   while (c->wait == WAIT_NONE && !closing(c) && !paused(c)) {
     session_next_t next;
@@ -472,14 +480,14 @@ static size_t conn_run(conn_t *c, const char *data, size_t len) {
     if (c->wait == WAIT_NONE && !closing(c) && budget_spent(c))
       budget_pause(c);
   }
-  if (c->wait == WAIT_NONE && !closing(c) && budget_spent(c))
-    budget_pause(c);
+  if (check_at_end)
+    budget_check(c);
   return used;
 }
 
 static void conn_resume(conn_t *c) {
   while (c->wait == WAIT_NONE && !closing(c) && !paused(c) && c->inbuf.len > 0) {
-    size_t used = conn_run(c, c->inbuf.data, c->inbuf.len);
+    size_t used = conn_run(c, c->inbuf.data, c->inbuf.len, true);
     buf_consume(&c->inbuf, used);
     if (used == 0)
       break;
@@ -503,7 +511,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
   *b = uv_buf_init(c->loop->rbuf, sizeof c->loop->rbuf);
 }
 
-static void on_read_data(conn_t *c, const char *data, size_t n);
+static bool on_read_data(conn_t *c, const char *data, size_t n);
 
 static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   conn_t *c = st->data;
@@ -527,25 +535,34 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   if (lingering(c))
     return; /* our answer is out; their bytes are dropped */
   conn_budget_start(c);
-  on_read_data(c, b->base, (size_t)n);
+  bool check = on_read_data(c, b->base, (size_t)n);
   conn_budget_stop(c);
+  /* The check after the last feed, made once the whole callback (its write
+   * included) is charged: the charge's clock read serves it, where a check
+   * inside conn_run would read the clock once more. */
+  if (check)
+    budget_check(c);
 }
 
-static void on_read_data(conn_t *c, const char *data, size_t n) {
+/* Returns whether the budget check after the last feed is still to make. */
+static bool on_read_data(conn_t *c, const char *data, size_t n) {
+  bool check = false;
   if (c->wait != WAIT_NONE || c->inbuf.len > 0) {
     if (buf_append(&c->inbuf, data, n) != 0) {
       conn_close(c);
-      return;
+      return false;
     }
     conn_resume(c);
   } else {
-    size_t used = conn_run(c, data, n);
+    size_t used = conn_run(c, data, n, false);
+    check = true;
     if (used < n && !closing(c) && buf_append(&c->inbuf, data + used, n - used) != 0) {
       conn_close(c);
-      return;
+      return false;
     }
   }
   conn_after(c);
+  return check;
 }
 
 static void conn_set_reading(conn_t *c, bool on) {
