@@ -430,7 +430,13 @@ static int ev_head(void *owner, const http_req_t *req) {
   s->head_only = req->method_id == HTTP_HEAD;
   s->resp_bytes = 0;
   s->resp_status = 0;
-  s->start_ns = s->counted_ns != 0 ? s->counted_ns : clock_ns();
+  /* From the clock its predecessor's count read in this feed, else the
+   * one the mode read when this share of the loop began (the callback that
+   * brought the head's last bytes): its parse time counts, and no clock is
+   * read here; outside a share (tests), now. */
+  s->start_ns = s->counted_ns != 0 ? s->counted_ns : s->env->acct_ns;
+  if (s->start_ns == 0)
+    s->start_ns = clock_ns();
   s->keep_alive = req->keep_alive && (c->limits.max_requests_per_connection == 0 ||
                                       s->requests < (uint64_t)c->limits.max_requests_per_connection);
   s->rc->req = req;
