@@ -37,11 +37,25 @@ void date_format(time_t t, char *out) {
 
 void date_cache_init(date_cache_t *dc) {
   dc->sec = (time_t)-1;
+  dc->until_ns = 0;
   dc->text[0] = '\0';
 }
 
 const char *date_cache_set(date_cache_t *dc, time_t now) {
   date_format(now, dc->text);
   dc->sec = now;
+  dc->until_ns = 0; /* (the coarse clock may step it back a second) */
+  return dc->text;
+}
+
+/* Once a second: the precise clock, so the second's end is not put later
+ * than it is (the coarse one lags by up to a tick). now_ns was read before
+ * this, so until_ns comes at or before the second's real end. */
+const char *date_cache_refresh(date_cache_t *dc, uint64_t now_ns) {
+  struct timespec ts;
+  if (now_ns == 0 || clock_gettime(CLOCK_REALTIME, &ts) != 0)
+    return date_cache_get(dc);
+  date_cache_at(dc, ts.tv_sec);
+  dc->until_ns = now_ns + (uint64_t)(1000000000L - ts.tv_nsec);
   return dc->text;
 }

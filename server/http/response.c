@@ -162,8 +162,9 @@ static bool cache_holds(const resp_cache_t *c, const resp_head_t *h) {
          h->content_type == c->content_type && h->connection == c->connection && h->extra == NULL;
 }
 
-int resp_write_head_cached(buf_t *out, resp_cache_t *c, const resp_head_t *h, date_cache_t *dc) {
-  const char *date = date_cache_get(dc);
+int resp_write_head_cached_at(buf_t *out, resp_cache_t *c, const resp_head_t *h, date_cache_t *dc,
+                              uint64_t now_ns) {
+  const char *date = date_cache_get_mono(dc, now_ns);
   if (cache_holds(c, h)) {
     if (c->sec != dc->sec) {
       memcpy(c->text + c->date_at, date, DATE_LEN);

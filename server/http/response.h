@@ -45,9 +45,16 @@ typedef struct resp_cache {
 } resp_cache_t;
 
 static inline void resp_cache_init(resp_cache_t *c) { c->status = 0; }
-/* resp_write_head with the Date from dc, through the cache (copied when it
+/* resp_write_head with the Date from dc (date_cache_get_mono with now_ns,
+ * a CLOCK_MONOTONIC reading the caller has), through the cache (copied when it
  * holds this very head, else written and kept when it may be). */
-int resp_write_head_cached(buf_t *out, resp_cache_t *c, const resp_head_t *h, date_cache_t *dc);
+int resp_write_head_cached_at(buf_t *out, resp_cache_t *c, const resp_head_t *h, date_cache_t *dc,
+                              uint64_t now_ns);
+/* The same with the Date read from the clock now (date_cache_get). */
+static inline int resp_write_head_cached(buf_t *out, resp_cache_t *c, const resp_head_t *h,
+                                         date_cache_t *dc) {
+  return resp_write_head_cached_at(out, c, h, dc, 0);
+}
 /* Appends one chunk (nothing for n == 0) or the last chunk. */
 int resp_write_chunk(buf_t *out, const void *data, size_t n);
 int resp_write_last_chunk(buf_t *out);

@@ -234,7 +234,8 @@ static void write_head(session_t *s, int status, const char *ctype, int64_t leng
                    .connection = !keep ? RESP_CONN_CLOSE
                                  : r->minor == 0 ? RESP_CONN_KEEP_ALIVE : RESP_CONN_DEFAULT,
                    .extra = extra};
-  if (resp_write_head_cached(dst(s), &s->env->head, &h, &s->env->date) != 0)
+  /* the Date from the clock this share or its last count read (acct_ns) */
+  if (resp_write_head_cached_at(dst(s), &s->env->head, &h, &s->env->date, s->env->acct_ns) != 0)
     s->broken = true;
   s->resp = SRESP_STARTED;
   s->resp_status = (int16_t)status;
