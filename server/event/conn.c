@@ -508,7 +508,8 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
   }
   /* waits one turn at most: a preempted turn must not starve it */
   sched_mark_unread(&c->sn, false);
-  *b = uv_buf_init(c->loop->rbuf, sizeof c->loop->rbuf);
+  /* (uv_buf_init is a call into libuv: a designated initializer is none) */
+  *b = (uv_buf_t){.base = c->loop->rbuf, .len = sizeof c->loop->rbuf};
 }
 
 static bool on_read_data(conn_t *c, const char *data, size_t n);

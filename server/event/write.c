@@ -25,7 +25,7 @@ static int start(write_state_t *w, uv_stream_t *st, uv_write_cb cb) {
 
 int write_out(write_state_t **slot, pool_t *pool, uv_stream_t *st, const char *data, size_t len,
               uv_write_cb cb, void *owner, bool *started) {
-  uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+  uv_buf_t b = {.base = (char *)data, .len = len}; /* (no call, as uv_buf_init is) */
   int n = uv_try_write(st, &b, 1);
   if (n == UV_EAGAIN || n == UV_ENOSYS)
     n = 0;
