@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "config.h"
 #include "date.h"
 #include "err.h"
@@ -365,6 +366,38 @@ static void test_date(void **state) {
   assert_int_equal(strlen(date_cache_get(&dc)), DATE_LEN);
 }
 
+/* The Date from a monotonic reading the caller has: no clock read while
+ * the cached second surely lasts, the real second after it; never late by
+ * more than the reading's age. */
+static void test_date_mono(void **state) {
+  (void)state;
+  date_cache_t dc;
+  date_cache_init(&dc);
+  uint64_t t = clock_ns();
+  time_t before = time(NULL);
+  char want[DATE_LEN + 1], got[DATE_LEN + 1];
+  strcpy(got, date_cache_get_mono(&dc, t));
+  time_t after = time(NULL);
+  date_format(before, want);
+  if (strcmp(got, want) != 0) { /* the second may have turned meanwhile */
+    date_format(after, want);
+    assert_string_equal(got, want);
+  }
+  /* the second's end: ahead of the reading, at most a second ahead */
+  assert_true(dc.until_ns > t && dc.until_ns - t <= UINT64_C(1000000000));
+  /* before it, the cached text (no reformat); at it, the clock again */
+  dc.text[0] = 'X';
+  assert_int_equal(date_cache_get_mono(&dc, dc.until_ns - 1)[0], 'X');
+  uint64_t end = dc.until_ns;
+  dc.sec = (time_t)-1; /* so that a clock read shows, as a reformat */
+  assert_int_not_equal(date_cache_get_mono(&dc, end)[0], 'X');
+  assert_true(dc.until_ns > end);
+  /* no reading (0): the clock, as date_cache_get */
+  dc.text[0] = 'X';
+  dc.sec = (time_t)-1;
+  assert_int_not_equal(date_cache_get_mono(&dc, 0)[0], 'X');
+}
+
 /* ---- routes ---- */
 
 static void test_route_match(void **state) {
@@ -592,6 +625,7 @@ int main(void) {
       cmocka_unit_test(test_resp_head_cache),
       cmocka_unit_test(test_resp_chunks),
       cmocka_unit_test(test_date),
+      cmocka_unit_test(test_date_mono),
       cmocka_unit_test(test_route_match),
       cmocka_unit_test(test_query),
       cmocka_unit_test(test_json),
