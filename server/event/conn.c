@@ -394,7 +394,7 @@ static void start_plan(conn_t *c) {
  * place at the head of the queue. */
 static void run_again(evloop_t *l) {
   sched_round_t r;
-  sched_again_begin(&l->sched, &r);
+  sched_again_begin(&l->sched, &r, l->turns);
   for (sched_node_t *n; (n = sched_again_pop(&l->sched, &r, l->turns)) != NULL;) {
     conn_t *c = conn_of(n);
     conn_budget_start(c);

@@ -34,8 +34,11 @@
 #define TURN_LOOP_NS (2u * 1000 * 1000)
 #define TURN_CHECK_EVERY 16
 /* What a granted read is expected to cost when its connection has no
- * measure of its own yet (a 64 KiB /echo read and write ~30 us, see above). */
+ * measure of its own yet (a 64 KiB /echo read and write ~30 us, see above);
+ * a measured one is charged what it spent in its last turn, at least
+ * TURN_READ_MIN_NS (a keep-alive GET / spends ~5 us). */
 #define TURN_READ_EST_NS (30u * 1000)
+#define TURN_READ_MIN_NS (5u * 1000)
 /* Handle closes a turn: a close (with the kernel's FIN and teardown) costs
  * 20-50 us, so 2,000 clients leaving at once made 6-14 ms turns and 4,000 a
  * 92 ms one (hostile_client hold, loopd on one core); the rest wait for the
@@ -61,7 +64,9 @@ typedef struct sched_node {
 typedef struct sched {
   uint64_t budget_turn; /* the turn budget_ns is for */
   uint64_t budget_ns;   /* connection work done in budget_turn */
+  uint64_t longest_ns;  /* the longest share in budget_turn */
   uint64_t again_reads_ns; /* what the reads the again queue granted this turn should cost */
+  uint64_t again_from_ns;  /* budget_ns when the again round began */
   sched_node_t *again_head, *again_tail;
   sched_node_t *again_lane; /* the last of those queued at the front, or NULL */
   sched_node_t *yield_head;
@@ -76,7 +81,9 @@ typedef struct sched {
 typedef struct sched_round {
   sched_node_t *next; /* the next to go on */
   sched_node_t *lane; /* the front lane's last, while it is in the round */
+  uint64_t from_ns;   /* the turn's connection work when the round began */
   bool first;
+  bool stalled; /* a share in this turn ran past TURN_CONN_NS */
 } sched_round_t;
 
 /* The per-turn reset, one copy: true (and *mark set) when turn is a new one. */
@@ -110,6 +117,7 @@ static inline void sched_budget_start(sched_t *s, sched_node_t *n, uint64_t turn
                                       uint32_t requests, uint64_t t0) {
   if (sched_turn_fresh(&s->budget_turn, turn)) {
     s->budget_ns = 0;
+    s->longest_ns = 0;
     attrib_reset(&s->attr, turn);
   }
   if (sched_turn_fresh(&n->b_turn, turn)) {
@@ -128,6 +136,8 @@ static inline bool sched_budget_stop(sched_t *s, sched_node_t *n, uint64_t t1) {
   uint64_t before = n->b_ns;
   n->b_ns += d;
   s->budget_ns += d;
+  if (n->b_ns > s->longest_ns)
+    s->longest_ns = n->b_ns;
   n->b_t0 = 0;
   if (before < ATTRIB_COUNT_NS && n->b_ns >= ATTRIB_COUNT_NS)
     attrib_count(&s->attr); /* it worked in this turn (not just a resume that found nothing) */
@@ -152,10 +162,13 @@ bool sched_conn_spent(const sched_t *s, const sched_node_t *n, uint32_t requests
  * of the nodes already waiting, behind the front lane. */
 void sched_again_push(sched_t *s, sched_node_t *n, bool front);
 void sched_again_remove(sched_t *s, sched_node_t *n);
-/* A round: every node queued so far, oldest first, while this turn's again
- * share lasts (at least one a round); those left keep their place at the
- * head of the queue at sched_again_end. */
-void sched_again_begin(sched_t *s, sched_round_t *r);
+/* A round: every node queued so far, oldest first, while the round's share
+ * lasts (half a turn: its resumes' work plus what the reads it grants are
+ * expected to cost), at least one a round and only one after a turn in
+ * which a share ran past its own budget (a handler that blocks: the turn is
+ * a stall already); those left keep their place at the head of the queue
+ * at sched_again_end. */
+void sched_again_begin(sched_t *s, sched_round_t *r, uint64_t turn);
 sched_node_t *sched_again_pop(sched_t *s, sched_round_t *r, uint64_t turn);
 void sched_again_end(sched_t *s, sched_round_t *r);
 

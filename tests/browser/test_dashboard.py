@@ -355,6 +355,12 @@ def check_pause_and_window(b):
             break
         before = now
     frozen = b.eval("[document.getElementById('c-lag').toDataURL(), document.getElementById('n-rps').textContent]")
+    # a stall while paused (a lag far above the frozen picture's scale, and a
+    # band) must not show until the resume
+    set_value(b, "in-block", 300)
+    click(b, "btn-block")
+    b.wait_for("window.loopd.stalls.some(s => s.ms >= 250 && !s.ongoing)", STEP_TIMEOUT_S,
+               "the stall made while paused")
     n = b.eval(SNAPSHOTS)
     b.wait_for(SNAPSHOTS + " >= %d" % (n + 3), STEP_TIMEOUT_S, "snapshots while paused")
     if b.eval("document.getElementById('c-lag').toDataURL()") != frozen[0]:

@@ -42,12 +42,14 @@ awk -F, '$3=="block" && $2+0 >= 140 {hit=1} END {exit !hit}' "$out/lag/timeline.
   fail "lag-demo timeline shows no /block stall in the block phase"
 awk -F, '$3=="baseline" && $2+0 >= 140 {hit=1} END {exit hit}' "$out/lag/timeline.csv" ||
   fail "lag-demo timeline puts a stall in the baseline"
-# with server.turn_budgets = off the four 150 ms jobs run in one turn: one
-# gap of about 600 ms, where the budgets give four of about 150
-awk -F, '$3=="block_budgets_off" && $2+0 >= 400 {hit=1} END {exit !hit}' "$out/lag/timeline.csv" ||
-  fail "lag-demo: no long freeze with server.turn_budgets = off"
-awk -F, '$3=="block" && $2+0 >= 400 {hit=1} END {exit hit}' "$out/lag/timeline.csv" ||
-  fail "lag-demo: a freeze of 400+ ms with the turn budgets on"
+# with server.turn_budgets = off the 150 ms jobs that are ready together run
+# in one turn (all four on a quiet machine: one gap of ~600 ms; on a loaded
+# one the four curls start up to ~200 ms apart, and two or three meet), where
+# the budgets run one a turn (gaps of ~150): 270 ms is two jobs back to back
+awk -F, '$3=="block_budgets_off" && $2+0 >= 270 {hit=1} END {exit !hit}' "$out/lag/timeline.csv" ||
+  fail "lag-demo: no two /block in one turn with server.turn_budgets = off"
+awk -F, '$3=="block" && $2+0 >= 270 {hit=1} END {exit hit}' "$out/lag/timeline.csv" ||
+  fail "lag-demo: two /block in one turn with the turn budgets on"
 "$src/loadtest/run" monitor-cost --quick --out "$out/cost" || fail "monitor-cost exited $?"
 [ "$(grep -c '^o[nf]*,1,[0-9]' "$out/cost/results.csv")" = 2 ] || fail "monitor-cost: expected an on and an off run"
 grep -q '^Medians: on [0-9]* req/s, off [0-9]* req/s' "$out/cost/summary.md" || fail "monitor-cost summary"
