@@ -161,8 +161,11 @@ static void test_turn_of_several_handlers(void **state) {
   l->turns = 42;
   share(f, &f->c[2], "/block?ms=0&cpu=1");
   mon_culprits_of(&l->sched.attr, 42, &who);
-  assert_int_equal(who.n, 0);
-  assert_int_equal(who.more, 1);
+  /* ~10 us, 55-110 us under TSan: named only if it really reached the
+   * threshold (the table's rule, checked on its own above) */
+  bool named = f->c[2].sn.b_ns >= ATTRIB_MIN_NS;
+  assert_int_equal(who.n, named ? 1 : 0);
+  assert_int_equal(who.more, named ? 0 : 1);
 }
 
 int main(void) {
