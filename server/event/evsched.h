@@ -33,12 +33,10 @@
 #define TURN_CONN_NS (500u * 1000)
 #define TURN_LOOP_NS (2u * 1000 * 1000)
 #define TURN_CHECK_EVERY 16
-/* What a granted read is expected to cost when its connection has no
- * measure of its own yet (a 64 KiB /echo read and write ~30 us, see above);
- * a measured one is charged what it spent in its last turn, at least
- * TURN_READ_MIN_NS (a keep-alive GET / spends ~5 us). */
+/* What a granted read is expected to cost at least (a 64 KiB /echo read
+ * and write ~30 us, see above); more when its connection spent more in its
+ * last turn. */
 #define TURN_READ_EST_NS (30u * 1000)
-#define TURN_READ_MIN_NS (5u * 1000)
 /* Handle closes a turn: a close (with the kernel's FIN and teardown) costs
  * 20-50 us, so 2,000 clients leaving at once made 6-14 ms turns and 4,000 a
  * 92 ms one (hostile_client hold, loopd on one core); the rest wait for the

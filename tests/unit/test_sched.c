@@ -58,8 +58,9 @@ static int round_from(fixture_t *f, uint64_t turn, int from) {
 static int round_pops(fixture_t *f, uint64_t turn) { return round_from(f, turn, 0); }
 
 /* 1,000 keep-alive connections: 400 of ~5 us used the poll's 2 ms, 600 were
- * refused (each measured at 5 us in an earlier turn). The round lets 200 of
- * them on (1 ms / 5 us); the rest wait at the head, in order. */
+ * refused (each measured at 5 us in an earlier turn, charged the 30 us
+ * floor). The round lets 1 ms / 30 us of them on, not one; the rest wait at
+ * the head, in order. */
 static void test_round_has_its_own_share(void **state) {
   (void)state;
   fixture_t *f = setup();
@@ -70,21 +71,22 @@ static void test_round_has_its_own_share(void **state) {
   assert_true(sched_loop_spent(&f->s, 5, TURN_LOOP_NS));
   refuse(f, N);
   int popped = round_pops(f, 5);
-  assert_int_equal(popped, TURN_LOOP_NS / 2 / (5 * US));
+  assert_int_equal(popped, (TURN_LOOP_NS / 2 + TURN_READ_EST_NS - 1) / TURN_READ_EST_NS);
   assert_ptr_equal(f->s.again_head, &f->nodes[popped]);
   assert_int_equal(f->nodes[0].queued, SQ_UNREAD); /* granted its next read */
   assert_int_equal(f->nodes[popped].queued, SQ_AGAIN_UNREAD);
   free(f);
 }
 
-/* A share measured below TURN_READ_MIN_NS is charged the minimum. */
-static void test_cheap_share_charged_minimum(void **state) {
+/* A connection that spent more than the floor is charged what it spent:
+ * 100 us each, so 1 ms lets 10 on. */
+static void test_costly_share_charged_its_measure(void **state) {
   (void)state;
   fixture_t *f = setup();
   for (int i = 0; i < N; i++)
-    work(&f->s, &f->nodes[i], 4, 1 * US);
+    work(&f->s, &f->nodes[i], 4, 100 * US);
   refuse(f, N);
-  assert_int_equal(round_pops(f, 5), TURN_LOOP_NS / 2 / TURN_READ_MIN_NS);
+  assert_int_equal(round_pops(f, 5), TURN_LOOP_NS / 2 / (100 * US));
   free(f);
 }
 
@@ -116,7 +118,7 @@ static void test_unmeasured_estimate(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_round_has_its_own_share),
-      cmocka_unit_test(test_cheap_share_charged_minimum),
+      cmocka_unit_test(test_costly_share_charged_its_measure),
       cmocka_unit_test(test_stalled_turn_lets_one),
       cmocka_unit_test(test_unmeasured_estimate),
   };
