@@ -38,4 +38,17 @@ done
 # the probe saw a baseline and the pipelining flood was served
 awk -F, '$1=="baseline" && $2=="loopd" && $4+0 >= 10 {ok=1} END {exit !ok}' "$csv" || fail "baseline probe"
 grep -q '^pipeline-root,loopd,.*answered=[1-9]' "$csv" || fail "the flood got no answers"
+# a second run of the same attack samples and checks as the first: the
+# sampler's stop file and haproxy's socket are the last run's no more
+"$src/loadtest/run" hostile --quick --repeat 2 --attacks baseline,smuggle --out "$out/again" \
+  >"$out/again.stdout" 2>"$out/again.stderr" || { tail -20 "$out/again.stderr"; fail "hostile --repeat 2 exited $?"; }
+for run in 1 2; do
+  row=$(awk -F, -v R="$run" '$1=="baseline" && $2=="loopd" && $16==R' "$out/again/results.csv")
+  echo "$row" | awk -F, '$9+0 > 0 && $11+0 > $10+0 {ok=1} END {exit !ok}' ||
+    fail "run $run: no RSS or fd peak sampled: $row"
+  if command -v haproxy >/dev/null; then
+    row=$(awk -F, -v R="$run" '$1=="smuggle" && $16==R' "$out/again/results.csv")
+    [ "$(echo "$row" | cut -d, -f3)" = ok ] || fail "run $run: smuggle: $row"
+  fi
+done
 echo "ok: $(($(wc -l <"$csv") - 1)) rows"
