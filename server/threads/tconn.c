@@ -41,8 +41,9 @@ static void offline(tconn_t *c) { live_leave(&c->gen_seen); }
 
 static void online(tconn_t *c) {
   live_gen_t *g = live_enter(c->sh->gens, &c->gen_seen);
-  if (g != c->gen) {
+  if (g->id != c->gen_id) { /* (not g != c->gen: see tconn.h) */
     c->gen = g;
+    c->gen_id = g->id;
     session_env_reconfigure(&c->env, &g->cfg, g->al);
     session_config_changed(&c->session);
   }
@@ -308,6 +309,7 @@ void *tconn_main(void *arg) {
   tconn_t *c = arg;
   const tshared_t *sh = c->sh;
   c->gen = live_enter(sh->gens, &c->gen_seen);
+  c->gen_id = c->gen->id;
   session_env_init(&c->env, &c->gen->cfg, routes_table(), MODE_THREADS, c->gen->al);
   if (sh->mon.hub != NULL) {
     /* No stall slot: a blocking handler holds only this thread (see tmon.h). */

@@ -44,6 +44,9 @@ struct tconn {
   char peer[64];
   /* the thread's own */
   live_gen_t *gen;           /* the configuration env and session read */
+  /* gen's id: while offline, gen may be freed and its memory given to a
+   * newer generation, so online() compares ids, never pointers */
+  uint64_t gen_id;
   _Atomic uint64_t gen_seen; /* its slot (live.h): LIVE_OFFLINE while blocked */
   session_env_t env; /* its Date cache, request-store pool and scratch */
   session_t session;
