@@ -71,7 +71,7 @@ void sched_again_begin(sched_t *s, sched_round_t *r, uint64_t turn) {
   r->lane = s->again_lane;
   r->from_ns = sched_loop_spent_ns(s, turn);
   r->first = true;
-  r->stalled = s->budget_turn == turn && s->longest_ns >= TURN_CONN_NS;
+  r->stalled = attrib_longest_ns(&s->attr, turn) >= TURN_CONN_NS; /* (the stall table's) */
   s->again_head = s->again_tail = s->again_lane = NULL;
   s->again_reads_ns = 0;
 }

@@ -62,7 +62,6 @@ typedef struct sched_node {
 typedef struct sched {
   uint64_t budget_turn; /* the turn budget_ns is for */
   uint64_t budget_ns;   /* connection work done in budget_turn */
-  uint64_t longest_ns;  /* the longest share in budget_turn */
   uint64_t again_reads_ns; /* what the reads the again queue granted this turn should cost */
   uint64_t again_from_ns;  /* budget_ns when the again round began */
   sched_node_t *again_head, *again_tail;
@@ -115,7 +114,6 @@ static inline void sched_budget_start(sched_t *s, sched_node_t *n, uint64_t turn
                                       uint32_t requests, uint64_t t0) {
   if (sched_turn_fresh(&s->budget_turn, turn)) {
     s->budget_ns = 0;
-    s->longest_ns = 0;
     attrib_reset(&s->attr, turn);
   }
   if (sched_turn_fresh(&n->b_turn, turn)) {
@@ -134,8 +132,6 @@ static inline bool sched_budget_stop(sched_t *s, sched_node_t *n, uint64_t t1) {
   uint64_t before = n->b_ns;
   n->b_ns += d;
   s->budget_ns += d;
-  if (n->b_ns > s->longest_ns)
-    s->longest_ns = n->b_ns;
   n->b_t0 = 0;
   if (before < ATTRIB_COUNT_NS && n->b_ns >= ATTRIB_COUNT_NS)
     attrib_count(&s->attr); /* it worked in this turn (not just a resume that found nothing) */

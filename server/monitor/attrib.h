@@ -43,6 +43,14 @@ static inline void attrib_reset(attrib_t *a, uint64_t turn) {
   a->floor_ns = ATTRIB_MIN_NS;
 }
 
+/* The longest share the table holds for turn (0: none, or another turn). */
+static inline uint64_t attrib_longest_ns(const attrib_t *a, uint64_t turn) {
+  uint64_t m = 0;
+  for (uint32_t i = 0; a->turn == turn && i < a->n; i++)
+    m = a->e[i].ns > m ? a->e[i].ns : m;
+  return m;
+}
+
 /* Another connection worked in this turn (its shares reached ATTRIB_COUNT_NS). */
 static inline void attrib_count(attrib_t *a) { a->nkeys++; }
 

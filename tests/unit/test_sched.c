@@ -33,7 +33,8 @@ static fixture_t *setup(void) {
 static void work(sched_t *s, sched_node_t *n, uint64_t turn, uint64_t ns) {
   uint64_t t0 = turn * 1000 * 1000 * US; /* any clock, never 0 */
   sched_budget_start(s, n, turn, 0, t0);
-  sched_budget_stop(s, n, t0 + ns);
+  if (sched_budget_stop(s, n, t0 + ns))
+    attrib_note(&s->attr, n, n->b_ns); /* as conn.c's budget_attrib */
 }
 
 /* count nodes refused their read in turn: onto the queue's front lane. */
