@@ -26,6 +26,11 @@ enum { GONE = -1 }; /* the connection is over: close without ceremony */
 
 /* Copies the process-wide drain flag into this thread's env, so handlers
  * and the session see it (route_env.draining) before each step. */
+/* The connection this thread serves: /requests, read from a handler, leaves
+ * the reader out of its listing and counts it by its lasting state, as event
+ * mode does (a connection's state is set after its handler has run). */
+static _Thread_local const tconn_t *tconn_self;
+
 static void sync_drain(tconn_t *c) {
   if (!c->draining && atomic_load(&c->sh->draining)) {
     c->draining = true;
@@ -308,6 +313,7 @@ static void release(tconn_t *c) {
 void *tconn_main(void *arg) {
   tconn_t *c = arg;
   const tshared_t *sh = c->sh;
+  tconn_self = c;
   c->gen = live_enter(sh->gens, &c->gen_seen);
   c->gen_id = c->gen->id;
   session_env_init(&c->env, &c->gen->cfg, routes_table(), MODE_THREADS, c->gen->al);
@@ -349,17 +355,20 @@ void tconn_states(void *arg, int64_t *state) {
   uint64_t now = clock_ms();
   pthread_mutex_lock(&sh->mu);
   for (tconn_t *c = sh->live; c != NULL; c = c->next)
-    state[seen_state(c, now)]++;
+    state[c != tconn_self ? seen_state(c, now)
+                          : atomic_load_explicit(&c->rq_state, memory_order_relaxed)]++;
   pthread_mutex_unlock(&sh->mu);
 }
 
 void tconn_visit(void *arg, int self, mon_rq_fn fn, void *ctx) {
   tshared_t *sh = arg;
-  (void)self; /* the caller's own thread is in its handler for microseconds: never seen */
+  (void)self; /* thread mode has no loops: the caller is tconn_self */
   uint64_t now = clock_ms();
   pthread_mutex_lock(&sh->mu);
   for (tconn_t *c = sh->live; c != NULL; c = c->next) {
     rq_view_t v;
+    if (c == tconn_self)
+      continue; /* in its handler for microseconds, or a millisecond edge */
     uint64_t since = atomic_load_explicit(&c->running.since_ms, memory_order_acquire);
     uint64_t busy = stall_busy_ms(&c->running, now);
     if (busy >= 1 && stall_read_key(&c->running, since, v.text, sizeof v.text, &v.key) > 0) {

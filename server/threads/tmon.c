@@ -110,11 +110,14 @@ int tmon_start(tmon_t *t, mon_src_t *src, const config_t *cfg) {
   t->running = false;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
-  /* As connection threads: the signal handler runs elsewhere, never here. */
+  /* As connection threads: the signal handler runs elsewhere, never here
+   * (all four that server_threads.c handles). */
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGUSR1);
   pthread_attr_setsigmask_np(&attr, &set);
   int r = pthread_create(&t->thread, &attr, tmon_main, t);
   pthread_attr_destroy(&attr);
