@@ -43,6 +43,7 @@ typedef struct tserver {
   mon_hub_t *mon;
   tmon_t tmon; /* the heartbeat thread feeding mon */
   pthread_attr_t attr;
+  sigset_t blocked; /* what every thread but the main one blocks: handled[] */
   size_t stack_bytes;
   int listen_fd;
   int spare_fd; /* given up to accept-and-close when out of file descriptors */
@@ -111,11 +112,10 @@ static int attr_init(tserver_t *t, const config_t *cfg) {
     }
   }
   pthread_attr_getstacksize(&t->attr, &t->stack_bytes);
-  sigset_t set;
-  sigemptyset(&set);
+  sigemptyset(&t->blocked);
   for (size_t i = 0; i < sizeof handled / sizeof handled[0]; i++)
-    sigaddset(&set, handled[i]);
-  pthread_attr_setsigmask_np(&t->attr, &set);
+    sigaddset(&t->blocked, handled[i]);
+  pthread_attr_setsigmask_np(&t->attr, &t->blocked);
   return 0;
 }
 
@@ -431,7 +431,7 @@ static int monitor_start(tserver_t *t) {
   mon_hub_set_conn_source(t->mon, (mon_conn_source_t){tconn_states, tconn_visit, sh});
   sh->http = mon_hub_http(t->mon, 0);
   sh->http->shared = true;
-  int r = tmon_start(&t->tmon, mon_hub_src(t->mon, 0), cfg);
+  int r = tmon_start(&t->tmon, mon_hub_src(t->mon, 0), cfg, &t->blocked);
   if (r != 0) {
     log_msg("cannot start the heartbeat thread: %s", loopd_strerror(r));
     return r;

@@ -24,13 +24,13 @@
 
 enum { GONE = -1 }; /* the connection is over: close without ceremony */
 
-/* Copies the process-wide drain flag into this thread's env, so handlers
- * and the session see it (route_env.draining) before each step. */
 /* The connection this thread serves: /requests, read from a handler, leaves
  * the reader out of its listing and counts it by its lasting state, as event
  * mode does (a connection's state is set after its handler has run). */
 static _Thread_local const tconn_t *tconn_self;
 
+/* Copies the process-wide drain flag into this thread's env, so handlers
+ * and the session see it (route_env.draining) before each step. */
 static void sync_drain(tconn_t *c) {
   if (!c->draining && atomic_load(&c->sh->draining)) {
     c->draining = true;

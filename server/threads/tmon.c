@@ -102,7 +102,7 @@ static void *tmon_main(void *arg) {
   return NULL;
 }
 
-int tmon_start(tmon_t *t, mon_src_t *src, const config_t *cfg) {
+int tmon_start(tmon_t *t, mon_src_t *src, const config_t *cfg, const sigset_t *blocked) {
   t->src = src;
   t->sample_ns = (uint64_t)cfg->monitor.sample_ms * NS_PER_MS;
   t->beat_ns = (uint64_t)cfg->monitor.heartbeat_ms * NS_PER_MS;
@@ -110,15 +110,8 @@ int tmon_start(tmon_t *t, mon_src_t *src, const config_t *cfg) {
   t->running = false;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
-  /* As connection threads: the signal handler runs elsewhere, never here
-   * (all four that server_threads.c handles). */
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  sigaddset(&set, SIGUSR1);
-  pthread_attr_setsigmask_np(&attr, &set);
+  if (blocked != NULL)
+    pthread_attr_setsigmask_np(&attr, blocked); /* the signal handler runs elsewhere */
   int r = pthread_create(&t->thread, &attr, tmon_main, t);
   pthread_attr_destroy(&attr);
   if (r != 0)

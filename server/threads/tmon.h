@@ -7,6 +7,7 @@
 #define LOOPD_TMON_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -23,9 +24,10 @@ typedef struct tmon {
   bool running;
 } tmon_t;
 
-/* Starts the heartbeat thread feeding src (caller-owned t). 0, or a
- * negative errno (nothing started). */
-int tmon_start(tmon_t *t, mon_src_t *src, const config_t *cfg);
+/* Starts the heartbeat thread feeding src (caller-owned t), with the
+ * signals in blocked (NULL: none) blocked, as the caller's other threads.
+ * 0, or a negative errno (nothing started). */
+int tmon_start(tmon_t *t, mon_src_t *src, const config_t *cfg, const sigset_t *blocked);
 /* Ends and joins the thread (within about TMON_STOP_MS); tolerates a
  * tmon_t that never started. */
 void tmon_stop(tmon_t *t);

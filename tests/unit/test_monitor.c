@@ -489,7 +489,7 @@ static void test_tmon_feeds(void **state) {
   config_t cfg;
   tmon_watch_t w = {.h = threads_hub(&cfg, 2, 10)};
   tmon_t t = {0};
-  assert_int_equal(tmon_start(&t, mon_hub_src(w.h, 0), &cfg), 0);
+  assert_int_equal(tmon_start(&t, mon_hub_src(w.h, 0), &cfg, NULL), 0);
   assert_true(wait_until(tmon_fed, &w, 10000));
   tmon_stop(&t);
   tmon_fed(&w); /* the last figures, read after the stop */
@@ -520,7 +520,7 @@ static void test_tmon_stops_promptly(void **state) {
   mon_hub_t *h = threads_hub(&cfg, 10000, 60000);
   tmon_t t = {0};
   tmon_stop(&t); /* never started: nothing to do */
-  assert_int_equal(tmon_start(&t, mon_hub_src(h, 0), &cfg), 0);
+  assert_int_equal(tmon_start(&t, mon_hub_src(h, 0), &cfg, NULL), 0);
   assert_true(wait_until(tmon_asleep, NULL, 10000)); /* in its far sleep */
   uint64_t t0 = clock_ms();
   tmon_stop(&t);
@@ -551,7 +551,7 @@ static void test_tmon_watchdog(void **state) {
   config_t cfg;
   mon_hub_t *h = threads_hub(&cfg, 10, 100);
   tmon_t t = {0};
-  assert_int_equal(tmon_start(&t, mon_hub_src(h, 0), &cfg), 0);
+  assert_int_equal(tmon_start(&t, mon_hub_src(h, 0), &cfg, NULL), 0);
   int pings = 0;
   uint64_t t0 = clock_ms();
   while (pings < 5 && clock_ms() - t0 < 5000) {
