@@ -237,11 +237,15 @@ static void test_running_handlers(void **state) {
   int blocker = send_req(s.port, "GET /block?ms=3000 HTTP/1.1\r\nHost: x\r\n\r\n");
   raw_local_name(blocker, peer, sizeof peer);
   assert_true(wait_consumed(s.port, &blocker, 1, T));
+  /* Each new connection lands on either loop (SO_REUSEPORT hashes its
+   * ports), so a look that waits 150 ms gives up on the blocked one: about
+   * 16 tries in the window, all on the blocked loop once in 65,000 (with
+   * 400 ms a try, 6 tries: once in 64, which CI met). */
   bool seen = false;
   double end = harness_now_ms() + 2500;
   for (int i = 0; !seen && harness_now_ms() < end; i++) {
     wire_resp_t r;
-    if (raw_get(s.port, "/requests", &r, 400) != 0)
+    if (raw_get(s.port, "/requests", &r, 150) != 0)
       continue; /* it landed on the blocked loop */
     char key[96];
     snprintf(key, sizeof key, "\"peer\":\"%s\"", peer);
