@@ -65,6 +65,9 @@ new=$(find "$src/loadtest/results" -mindepth 1 -maxdepth 1 -newer "$tmp/start" 2
 [ $? = 2 ] || fail "an unknown scenario should exit 2"
 grep -q 'no scenario no-such-scenario' "$tmp/nos.err" || fail "an unknown scenario is not said"
 "$run" expiry_burst --help >/dev/null || fail "expiry_burst (underscore) is not expiry-burst"
+"$run" compare --modes event,bogus >/dev/null 2>"$tmp/mode.err"
+[ $? = 2 ] || fail "compare --modes with an unknown mode should exit 2"
+grep -q 'unknown mode bogus' "$tmp/mode.err" || fail "compare: an unknown mode is not said"
 
 for t in openloop idle_rss expiry_burst probe_latency turn_probe cost_client c10k_hold hostile_client \
   peers/uvmin peers/floor; do
